@@ -1,0 +1,248 @@
+"""Managed database clients: engines, pools, tenant and service sessions, retries.
+
+One :class:`Database` per process, built from settings by the composition root.
+Nothing connects until a session is first asked for. Every tenant transaction
+starts with one round trip that switches to the application role and sets the
+clinic and the acting user with ``set_config(..., true)`` (transaction-local,
+so a pooled connection never carries a tenant into the next transaction).
+"""
+
+from __future__ import annotations
+
+import atexit
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import psycopg.errors
+import structlog
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from neonpro.adapters.db.security import Roles
+
+if TYPE_CHECKING:
+    from neonpro.adapters.db.embedded import EmbeddedPostgres
+    from neonpro.config import Settings
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+_SET_CONTEXT = text(
+    "SELECT set_config('role', :role, true), "
+    "set_config('app.clinic_id', :clinic_id, true), "
+    "set_config('app.actor_id', :actor_id, true), "
+    "set_config('app.actor_role', :actor_role, true)"
+)
+
+_TRANSIENT = (
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.AdminShutdown,
+    psycopg.errors.CannotConnectNow,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying the whole transaction for; never constraint errors."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig = exc.orig
+        if isinstance(orig, _TRANSIENT):
+            return True
+        return isinstance(exc, OperationalError) and isinstance(orig, psycopg.OperationalError)
+    return False
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    size: int
+    checked_in: int
+    checked_out: int
+    overflow: int
+
+
+class Database:
+    """Engines and session factories for one neonpro database."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        url: str | None = None,
+        embedded: EmbeddedPostgres | None = None,
+    ) -> None:
+        self.settings = settings
+        self.roles = Roles(settings.owner_role, settings.app_role, settings.service_role)
+        self._url = url
+        self._embedded = embedded
+        self._lock = threading.Lock()
+        self._engines: dict[str, Engine] = {}
+        self._closed = False
+        atexit.register(self.close)
+
+    # ------------------------------------------------------------------ urls
+    @property
+    def owner_url(self) -> str:
+        """The owner URL; starts the embedded server if that is the configured default."""
+        if self._url is None:
+            if self.settings.database_url is not None:
+                self._url = self.settings.database_url.get_secret_value()
+            else:
+                if self._embedded is None:
+                    from neonpro.adapters.db.embedded import EmbeddedPostgres  # noqa: PLC0415
+
+                    self._embedded = EmbeddedPostgres(
+                        self.settings.embedded_dir, os_user=self.settings.embedded_os_user
+                    )
+                self._url = self._embedded.start()
+        return normalise_url(self._url)
+
+    @property
+    def embedded(self) -> EmbeddedPostgres | None:
+        return self._embedded
+
+    def _url_for(self, kind: str) -> str:
+        explicit = {
+            "app": self.settings.app_database_url,
+            "service": self.settings.service_database_url,
+            "replica": self.settings.replica_database_url,
+        }.get(kind)
+        return normalise_url(explicit.get_secret_value()) if explicit else self.owner_url
+
+    # --------------------------------------------------------------- engines
+    def engine(self, kind: str = "owner") -> Engine:
+        """The pooled engine for ``owner``, ``app``, ``service`` or ``replica`` work.
+
+        Kinds that resolve to the same URL share one engine (one pool).
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("database is closed")
+            url = self.owner_url if kind == "owner" else self._url_for(kind)
+            engine = self._engines.get(url)
+            if engine is None:
+                engine = self._create_engine(url)
+                self._engines[url] = engine
+            return engine
+
+    def _create_engine(self, url: str) -> Engine:
+        s = self.settings
+        timeout_ms = s.pool_setting("statement_timeout_ms")
+        return create_engine(
+            url,
+            pool_size=s.pool_setting("pool_size"),
+            max_overflow=s.pool_setting("max_overflow"),
+            pool_timeout=s.pool_setting("pool_timeout_s"),
+            pool_recycle=s.pool_setting("pool_recycle_s"),
+            pool_pre_ping=True,
+            pool_reset_on_return="rollback",
+            connect_args={
+                "connect_timeout": s.connect_timeout_s,
+                "application_name": "neonpro",
+                # startup parameters, identical for every connection of the pool
+                "options": f"-c statement_timeout={timeout_ms} -c TimeZone=UTC",
+            },
+        )
+
+    # -------------------------------------------------------------- sessions
+    @contextmanager
+    def _session(self, kind: str, role: str, clinic_id: uuid.UUID | None,
+                 actor_id: uuid.UUID, actor_role: str, *, read_only: bool = False,
+                 ) -> Iterator[Session]:
+        factory = sessionmaker(self.engine(kind), expire_on_commit=False)
+        with factory() as session, session.begin():
+            if read_only:
+                session.execute(text("SET TRANSACTION READ ONLY"))
+            session.execute(
+                _SET_CONTEXT,
+                {
+                    "role": role,
+                    "clinic_id": str(clinic_id) if clinic_id else "",
+                    "actor_id": str(actor_id),
+                    "actor_role": actor_role,
+                },
+            )
+            session.info.update(
+                kind=kind, clinic_id=clinic_id, actor_id=actor_id, read_only=read_only
+            )
+            yield session
+
+    def tenant_session(
+        self, clinic_id: uuid.UUID, actor_id: uuid.UUID, actor_role: str = "system"
+    ) -> Any:
+        """One transaction in ``clinic_id`` as the application role (RLS applies).
+
+        Commits when the block ends normally, rolls back on an exception.
+        """
+        return self._session("app", self.roles.app, clinic_id, actor_id, actor_role)
+
+    def service_session(self, actor_id: uuid.UUID, actor_role: str = "system") -> Any:
+        """One cross-clinic transaction as the service role (BYPASSRLS), for audited admin work."""
+        return self._session("service", self.roles.service, None, actor_id, actor_role)
+
+    def read_only_session(
+        self, clinic_id: uuid.UUID, actor_id: uuid.UUID, actor_role: str = "system"
+    ) -> Any:
+        """A read-only tenant transaction on the replica (the primary if none is set).
+
+        For reports and lists that need no audit event. Reads that must be audited
+        (a patient's record, an export) use :meth:`tenant_session` on the primary:
+        an audit event cannot be written in a read-only transaction.
+        """
+        return self._session(
+            "replica", self.roles.app, clinic_id, actor_id, actor_role, read_only=True
+        )
+
+    def run(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (one whole transaction) with bounded retries on transient errors."""
+        attempts = self.settings.retry_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return work()
+            except DBAPIError as exc:
+                if attempt == attempts or not is_transient(exc):
+                    raise
+                delay = self.settings.retry_base_delay_s * (2 ** (attempt - 1))
+                delay *= 1 + random.random() / 2  # noqa: S311  (jitter, not crypto)
+                log.warning("db_retry", attempt=attempt, error=type(exc.orig).__name__)
+                time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------- lifecycle
+    def pool_stats(self) -> dict[str, PoolStats]:
+        """Pool usage per engine URL host/db (no credentials)."""
+        out: dict[str, PoolStats] = {}
+        for engine in list(self._engines.values()):
+            pool: Any = engine.pool
+            key = f"{engine.url.host}:{engine.url.port}/{engine.url.database}"
+            out[key] = PoolStats(pool.size(), pool.checkedin(), pool.checkedout(), pool.overflow())
+        return out
+
+    def close(self) -> None:
+        """Close every pool and stop the embedded server if this process started it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+        if self._embedded is not None:
+            self._embedded.stop()
+        atexit.unregister(self.close)
+
+
+def normalise_url(url: str) -> str:
+    """Use the psycopg 3 driver whatever scheme the URL was given with."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,35 @@
+"""Every table model, and ``Base`` whose metadata then holds the complete schema."""
+
+from neonpro.adapters.db.base import Base
+from neonpro.adapters.db.models.appointment import Appointment
+from neonpro.adapters.db.models.audit import SYSTEM_CLINIC_ID, AuditEvent
+from neonpro.adapters.db.models.clinic import Clinic
+from neonpro.adapters.db.models.consent import ConsentRecord
+from neonpro.adapters.db.models.lgpd import (
+    DataSubjectRequest,
+    Disclosure,
+    RetentionPolicy,
+    SecurityIncident,
+)
+from neonpro.adapters.db.models.patient import Patient
+from neonpro.adapters.db.models.professional import Professional
+from neonpro.adapters.db.models.service_type import ServiceType
+from neonpro.adapters.db.models.staff import ClinicMembership, StaffUser
+
+__all__ = [
+    "SYSTEM_CLINIC_ID",
+    "Appointment",
+    "AuditEvent",
+    "Base",
+    "Clinic",
+    "ClinicMembership",
+    "ConsentRecord",
+    "DataSubjectRequest",
+    "Disclosure",
+    "Patient",
+    "Professional",
+    "RetentionPolicy",
+    "SecurityIncident",
+    "ServiceType",
+    "StaffUser",
+]

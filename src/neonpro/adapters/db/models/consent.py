@@ -1,0 +1,89 @@
+"""The consent ledger: append-only proof of what a patient agreed to (LGPD Art. 8).
+
+One row per patient, purpose and state. History is never rewritten: a grant,
+a revocation, an expiry or a renewal is a *new* row whose ``supersedes_id``
+points at the row it changes, so the old state stays readable. The unique
+``(clinic_id, supersedes_id)`` makes the chain linear: two concurrent
+revocations of the same row cannot both commit. The current state of a
+(patient, purpose) is the row nobody supersedes. ``patients.data_consent_status``
+only summarises this table.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, Text, UniqueConstraint, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from neonpro.adapters.db.base import Base, TenantMixin, table_args, uuid_pk
+from neonpro.adapters.db.models._checks import (
+    SHA256_HEX,
+    ck_array_in,
+    ck_in,
+    ck_regex,
+)
+from neonpro.adapters.db.models._columns import actor_column, pii, tenant_fk
+from neonpro.domain.vocabulary import AnonymizationRule as Anon
+from neonpro.domain.vocabulary import (
+    CollectionMethod,
+    ConsentPurpose,
+    ConsentStatus,
+    DataCategory,
+    LegalBasis,
+)
+
+
+class ConsentRecord(TenantMixin, Base):
+    """One state of one consent (append-only; see the module docstring)."""
+
+    __tablename__ = "consent_records"
+    __table_args__ = table_args(
+        "tenant",
+        tenant_fk("patient_id", "patients", nullable=False),
+        tenant_fk("supersedes_id", "consent_records", nullable=True),
+        UniqueConstraint("clinic_id", "supersedes_id"),
+        Index(None, "clinic_id", "patient_id", "purpose", "created_at"),
+        ck_in("purpose", ConsentPurpose),
+        ck_in("legal_basis", LegalBasis),
+        ck_in("status", ConsentStatus),
+        ck_in("collection_method", CollectionMethod),
+        ck_array_in("data_categories", DataCategory),
+        ck_regex("terms_hash", SHA256_HEX),
+        CheckConstraint(
+            "status <> 'granted' OR given_at IS NOT NULL", name="granted_needs_given_at"
+        ),
+        CheckConstraint(
+            "status <> 'revoked' OR revoked_at IS NOT NULL", name="revoked_needs_revoked_at"
+        ),
+        CheckConstraint("revoked_at >= given_at", name="revoked_after_given"),
+        CheckConstraint("expires_at > given_at", name="expires_after_given"),
+        CheckConstraint("supersedes_id <> id", name="not_superseding_itself"),
+    )
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    patient_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    purpose: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    given_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    collection_method: Mapped[str | None] = mapped_column(Text)
+    terms_version: Mapped[str] = mapped_column(Text)
+    terms_hash: Mapped[str] = mapped_column(
+        Text, comment="SHA-256 (lowercase hex) of the exact terms text shown"
+    )
+    evidence: Mapped[dict[str, Any]] = mapped_column(
+        JSONB,
+        default=dict,
+        server_default=text("'{}'::jsonb"),
+        **pii(DataCategory.CONSENT, Anon.GENERALIZE, "keep channel and signature ref, drop ip"),
+    )
+    data_categories: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), default=list, server_default=text("'{}'")
+    )
+    collected_by: Mapped[uuid.UUID | None] = actor_column()
+    supersedes_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), sort_order=900)

@@ -1,0 +1,188 @@
+"""Database roles, row-level security, grants and guard triggers: the expected DDL.
+
+This module is the single statement of what the database must enforce beyond
+tables and columns. Migrations carry frozen copies of this SQL (a migration
+must not change meaning when this file changes); ``neonpro db check`` builds a
+scratch database from the models plus :func:`expected_ddl` and compares its
+catalog with a database built by the migrations, so a policy, trigger or grant
+changed here without a migration is reported as drift.
+
+Roles (cluster-wide, created idempotently, never dropped by a downgrade):
+
+* owner (``neonpro_owner``): owns every object; migrations run as it. Row-level
+  security is forced, so the owner sees no tenant rows.
+* application (``neonpro_app``): tenant work; no BYPASSRLS, owns nothing; every
+  row it reads or writes must match ``app.clinic_id`` of the transaction.
+* service (``neonpro_service``): BYPASSRLS, for audited cross-clinic work
+  (administration, backups, audit verification).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import MetaData, Table
+
+CURRENT_CLINIC = "NULLIF(current_setting('app.clinic_id', true), '')::uuid"
+CURRENT_ACTOR = "NULLIF(current_setting('app.actor_id', true), '')::uuid"
+
+# Tables whose rows the application role may never change once written.
+APPEND_ONLY_TABLES = ("audit_events",)
+# Columns of global tables the application role must never read.
+SECRET_COLUMNS = {"staff_users": ("password_hash",)}
+
+
+@dataclass(frozen=True)
+class Roles:
+    owner: str = "neonpro_owner"
+    app: str = "neonpro_app"
+    service: str = "neonpro_service"
+
+
+def bootstrap_roles_sql(roles: Roles) -> str:
+    """Idempotent, race-safe creation of the three roles, and membership for the caller.
+
+    Creating a BYPASSRLS role needs a superuser; when a DBA has created the roles
+    beforehand with the right attributes, a non-superuser migrator can run this too.
+    """
+    return f"""
+DO $bootstrap$
+DECLARE
+  spec record;
+BEGIN
+  FOR spec IN SELECT * FROM (VALUES
+      ('{roles.owner}', 'NOLOGIN NOBYPASSRLS'),
+      ('{roles.app}', 'NOLOGIN NOBYPASSRLS'),
+      ('{roles.service}', 'NOLOGIN BYPASSRLS')) AS t(name, attrs)
+  LOOP
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = spec.name) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I %s', spec.name, spec.attrs);
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;  -- another database of this cluster created it at the same moment
+      END;
+    END IF;
+    IF NOT pg_has_role(current_user, spec.name, 'MEMBER') THEN
+      EXECUTE format('GRANT %I TO %I', spec.name, current_user);
+    END IF;
+  END LOOP;
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roles.app}'
+             AND (rolsuper OR rolbypassrls)) THEN
+    RAISE EXCEPTION 'role {roles.app} must not be superuser or BYPASSRLS';
+  END IF;
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roles.service}' AND NOT rolbypassrls) THEN
+    ALTER ROLE {roles.service} BYPASSRLS;
+  END IF;
+END
+$bootstrap$;
+"""
+
+
+def schema_privileges_sql(roles: Roles) -> list[str]:
+    """What PostgreSQL 15+ needs on schema ``public``, run by the migrator before SET ROLE."""
+    return [
+        f"GRANT USAGE, CREATE ON SCHEMA public TO {roles.owner}",
+        f"GRANT USAGE ON SCHEMA public TO {roles.app}, {roles.service}",
+        "CREATE EXTENSION IF NOT EXISTS btree_gist",
+    ]
+
+
+def _scope(table: Table) -> str:
+    return str(table.info.get("scope", ""))
+
+
+def _functions_sql() -> list[str]:
+    return [
+        """CREATE FUNCTION neonpro_touch_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.updated_at := now();
+  RETURN NEW;
+END
+$$""",
+        """CREATE FUNCTION neonpro_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END
+$$""",
+    ]
+
+
+def _tenant_policies(name: str, roles: Roles, commands: tuple[str, ...]) -> list[str]:
+    key = "id" if name == "clinics" else "clinic_id"
+    match = f"{key} = {CURRENT_CLINIC}"
+    clauses = {
+        "SELECT": f"USING ({match})",
+        "INSERT": f"WITH CHECK ({match})",
+        "UPDATE": f"USING ({match}) WITH CHECK ({match})",
+        "DELETE": f"USING ({match})",
+    }
+    return [
+        f"CREATE POLICY {name}_tenant_{cmd.lower()} ON {name} "
+        f"AS PERMISSIVE FOR {cmd} TO {roles.app} {clauses[cmd]}"
+        for cmd in commands
+    ]
+
+
+def _table_sql(table: Table, roles: Roles) -> list[str]:
+    name = table.name
+    scope = _scope(table)
+    out = [
+        f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY",
+        f"REVOKE ALL ON {name} FROM PUBLIC",
+    ]
+    if name in APPEND_ONLY_TABLES:
+        out += _tenant_policies(name, roles, ("SELECT", "INSERT"))
+        out += [
+            f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
+            f"CREATE TRIGGER {name}_append_only BEFORE UPDATE OR DELETE ON {name} "
+            "FOR EACH ROW EXECUTE FUNCTION neonpro_refuse_change()",
+            f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION neonpro_refuse_change()",
+        ]
+    elif scope == "clinic":
+        out += _tenant_policies(name, roles, ("SELECT", "UPDATE"))
+        out += [
+            f"GRANT SELECT, UPDATE ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
+        ]
+    elif scope == "tenant":
+        out += _tenant_policies(name, roles, ("SELECT", "INSERT", "UPDATE", "DELETE"))
+        out += [
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
+        ]
+    else:  # global: staff accounts; the app sees itself and its clinic's members
+        hidden = set(SECRET_COLUMNS.get(name, ()))
+        visible = ", ".join(c.name for c in table.columns if c.name not in hidden)
+        out += [
+            f"CREATE POLICY {name}_member_select ON {name} AS PERMISSIVE FOR SELECT "
+            f"TO {roles.app} USING (id = {CURRENT_ACTOR} OR EXISTS ("
+            "SELECT 1 FROM clinic_memberships m WHERE m.user_id = "
+            f"{name}.id AND m.clinic_id = {CURRENT_CLINIC}))",
+            f"GRANT SELECT ({visible}) ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
+        ]
+    if "updated_at" in table.columns:
+        out.append(
+            f"CREATE TRIGGER {name}_touch_updated_at BEFORE UPDATE ON {name} "
+            "FOR EACH ROW EXECUTE FUNCTION neonpro_touch_updated_at()"
+        )
+    return out
+
+
+def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
+    """Functions, RLS, policies, grants and triggers for every table of ``metadata``."""
+    statements = _functions_sql()
+    for table in metadata.sorted_tables:
+        statements += _table_sql(table, roles)
+    return statements
+
+
+def tenant_tables(metadata: MetaData) -> list[str]:
+    """Names of the tables row-level security must guard (all but none)."""
+    return sorted(t.name for t in metadata.sorted_tables)

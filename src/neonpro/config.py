@@ -1,0 +1,117 @@
+"""One validated settings object, built lazily from the environment (prefix ``NEONPRO_``).
+
+Nothing here connects or reads a key at import time. ``get_settings()`` builds
+the object on first use and caches it; tests build their own ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class PoolProfile:
+    """Connection-pool defaults per environment (each can be overridden one by one)."""
+
+    DEFAULTS: dict[Environment, dict[str, int]] = {
+        Environment.DEVELOPMENT: {
+            "pool_size": 5,
+            "max_overflow": 5,
+            "pool_timeout_s": 10,
+            "pool_recycle_s": 1800,
+            "statement_timeout_ms": 30_000,
+        },
+        Environment.TEST: {
+            "pool_size": 4,
+            "max_overflow": 4,
+            "pool_timeout_s": 10,
+            "pool_recycle_s": 600,
+            "statement_timeout_ms": 60_000,
+        },
+        Environment.PRODUCTION: {
+            "pool_size": 20,
+            "max_overflow": 10,
+            "pool_timeout_s": 5,
+            "pool_recycle_s": 1800,
+            "statement_timeout_ms": 15_000,
+        },
+    }
+
+
+def _default_embedded_dir() -> Path:
+    if os.geteuid() == 0:
+        # root's home is not traversable by the unprivileged account that runs the server
+        return Path("/var/lib/neonpro/embedded")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "neonpro" / "embedded"
+
+
+class Settings(BaseSettings):
+    """Everything neonpro reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEONPRO_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+
+    # The owner URL runs migrations; tenant and service sessions switch role per transaction
+    # (SET LOCAL ROLE), so this single URL is enough. Production may give each its own login.
+    database_url: SecretStr | None = None
+    app_database_url: SecretStr | None = None
+    service_database_url: SecretStr | None = None
+    replica_database_url: SecretStr | None = None
+
+    owner_role: str = Field(default="neonpro_owner", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    app_role: str = Field(default="neonpro_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    service_role: str = Field(default="neonpro_service", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    pool_size: int | None = Field(default=None, ge=1, le=200)
+    max_overflow: int | None = Field(default=None, ge=0, le=200)
+    pool_timeout_s: int | None = Field(default=None, ge=1, le=300)
+    pool_recycle_s: int | None = Field(default=None, ge=30)
+    statement_timeout_ms: int | None = Field(default=None, ge=100)
+    connect_timeout_s: int = Field(default=5, ge=1, le=120)
+    retry_attempts: int = Field(default=3, ge=1, le=10)
+    retry_base_delay_s: float = Field(default=0.05, gt=0, le=5)
+
+    embedded_dir: Path = Field(default_factory=_default_embedded_dir)
+    embedded_os_user: str | None = None
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Self:
+        if self.environment is Environment.PRODUCTION and self.database_url is None:
+            msg = "production needs NEONPRO_DATABASE_URL: the embedded database is for development"
+            raise ValueError(msg)
+        roles = {self.owner_role, self.app_role, self.service_role}
+        if len(roles) != 3:  # noqa: PLR2004
+            msg = "owner, application and service roles must be three different roles"
+            raise ValueError(msg)
+        return self
+
+    def pool_setting(self, name: str) -> int:
+        """A pool setting: the explicit value, or the environment's default."""
+        explicit = getattr(self, name)
+        if explicit is not None:
+            return int(explicit)
+        return PoolProfile.DEFAULTS[self.environment][name]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use."""
+    return Settings()

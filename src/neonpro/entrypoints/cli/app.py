@@ -1,0 +1,16 @@
+"""Top-level Typer application: sub-commands are registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from neonpro.entrypoints.cli import db, serve
+
+app = typer.Typer(
+    name="neonpro",
+    help="neonpro: LGPD-compliant data management for Brazilian clinics.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+app.command("serve")(serve.serve)

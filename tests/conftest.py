@@ -1,0 +1,112 @@
+"""Test databases: a throwaway database per run on the configured server, else embedded.
+
+With ``NEONPRO_DATABASE_URL`` set (CI points it at the PostgreSQL on 127.0.0.1:5432),
+that server is used only to CREATE and DROP databases named ``neonpro_test_*``; the
+database in the URL itself is never touched. Without it, a private embedded
+PostgreSQL is started for the run and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
+
+from neonpro.adapters.db import migrate
+from neonpro.adapters.db.database import Database, normalise_url
+from neonpro.adapters.db.embedded import EmbeddedPostgres
+from neonpro.adapters.db.security import Roles
+from neonpro.config import Environment, Settings
+
+ROOT = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its directory: unit, integration or e2e."""
+    for item in items:
+        for kind in ("unit", "integration", "e2e"):
+            if (ROOT / kind) in Path(str(item.fspath)).parents:
+                item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> Iterator[str]:
+    """A URL with CREATEDB on the test server (never used to change its own database)."""
+    configured = os.environ.get("NEONPRO_DATABASE_URL")
+    if configured:
+        yield normalise_url(configured)
+        return
+    base = Path(tempfile.mkdtemp(prefix="neonpro-test-pg-"))
+    base.chmod(0o755)
+    server = EmbeddedPostgres(base)
+    try:
+        yield server.start()
+    finally:
+        server.destroy()
+
+
+def create_database(admin: str, label: str = "test") -> str:
+    name = f"neonpro_{label}_{os.getpid()}_{secrets.token_hex(3)}"
+    engine = create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(admin).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(admin: str, url: str) -> None:
+    name = make_url(url).database
+    engine = create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def roles() -> Roles:
+    return Roles()
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_url: str, roles: Roles) -> Iterator[str]:
+    """A database migrated to head, shared by the session's integration tests."""
+    url = create_database(admin_url)
+    try:
+        migrate.upgrade(url, roles)
+        yield url
+    finally:
+        drop_database(admin_url, url)
+
+
+@pytest.fixture
+def fresh_database_url(admin_url: str) -> Iterator[str]:
+    """An empty database for one test (migration round trips, health failures)."""
+    url = create_database(admin_url, "fresh")
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, url)
+
+
+def make_settings(url: str, **overrides: object) -> Settings:
+    return Settings(
+        environment=Environment.TEST,
+        database_url=url,
+        _env_file=None,  # type: ignore[call-arg]
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(make_settings(database_url))
+    try:
+        yield database
+    finally:
+        database.close()
