@@ -15,7 +15,9 @@ from neonpro.config import Settings, get_settings
 class Container:
     """Lazily wired application objects."""
 
-    def __init__(self, settings: Settings | None = None, *, database_url: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, database_url: str | None = None
+    ) -> None:
         self._settings = settings
         self._database_url = database_url
 

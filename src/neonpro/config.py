@@ -10,7 +10,7 @@ import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +25,7 @@ class Environment(StrEnum):
 class PoolProfile:
     """Connection-pool defaults per environment (each can be overridden one by one)."""
 
-    DEFAULTS: dict[Environment, dict[str, int]] = {
+    DEFAULTS: ClassVar[dict[Environment, dict[str, int]]] = {
         Environment.DEVELOPMENT: {
             "pool_size": 5,
             "max_overflow": 5,

@@ -27,3 +27,5 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Alembic announces every migration context at INFO; health checks open one each time.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

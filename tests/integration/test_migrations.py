@@ -83,7 +83,7 @@ def drifted_security(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return statements
 
     monkeypatch.setattr(schema_check, "expected_ddl", drifted)
-    yield
+    return
 
 
 @pytest.mark.usefixtures("drifted_security")

@@ -85,6 +85,7 @@ class Database:
         self._embedded = embedded
         self._lock = threading.Lock()
         self._engines: dict[str, Engine] = {}
+        self._factories: dict[Engine, sessionmaker[Session]] = {}
         self._closed = False
         atexit.register(self.close)
 
@@ -153,12 +154,19 @@ class Database:
         )
 
     # -------------------------------------------------------------- sessions
+    def _factory(self, kind: str) -> sessionmaker[Session]:
+        engine = self.engine(kind)
+        factory = self._factories.get(engine)
+        if factory is None:
+            factory = sessionmaker(engine, expire_on_commit=False)
+            self._factories[engine] = factory
+        return factory
+
     @contextmanager
     def _session(self, kind: str, role: str, clinic_id: uuid.UUID | None,
                  actor_id: uuid.UUID, actor_role: str, *, read_only: bool = False,
                  ) -> Iterator[Session]:
-        factory = sessionmaker(self.engine(kind), expire_on_commit=False)
-        with factory() as session, session.begin():
+        with self._factory(kind)() as session, session.begin():
             if read_only:
                 session.execute(text("SET TRANSACTION READ ONLY"))
             session.execute(
@@ -235,6 +243,7 @@ class Database:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+            self._factories.clear()
         if self._embedded is not None:
             self._embedded.stop()
         atexit.unregister(self.close)

@@ -118,7 +118,7 @@ class EmbeddedPostgres:
         kwargs: dict[str, object] = {}
         if not self._account.is_current:
             kwargs = {"user": self._account.uid, "group": self._account.gid, "extra_groups": []}
-        return subprocess.run(  # noqa: S603  (fixed binaries, no shell)
+        result: subprocess.CompletedProcess[str] = subprocess.run(  # noqa: S603  (no shell)
             args,
             check=False,
             capture_output=True,
@@ -128,6 +128,7 @@ class EmbeddedPostgres:
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "TZ": "UTC"},
             **kwargs,  # type: ignore[call-overload]
         )
+        return result
 
     @property
     def bin_dir(self) -> Path:

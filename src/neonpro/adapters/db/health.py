@@ -53,7 +53,7 @@ def check_health(db: Database) -> dict[str, Any]:
         start = time.perf_counter()
         with db.engine().connect() as conn:
             conn.execute(text("SELECT 1"))
-            version = conn.execute(text("SHOW server_version")).scalar_one()
+            version: str = conn.execute(text("SHOW server_version")).scalar_one()
         return {
             "ok": True,
             "latency_ms": round((time.perf_counter() - start) * 1000, 2),

@@ -1,0 +1,108 @@
+"""The CLI end to end, as a user runs it (a subprocess with NEONPRO_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from neonpro.adapters.db import migrate
+
+BIN = str(Path(sys.executable).parent / "neonpro")
+
+
+def run(url: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NEONPRO_DATABASE_URL": url, "NEONPRO_ENVIRONMENT": "test"}
+    return subprocess.run([BIN, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+
+
+def test_db_lifecycle(fresh_database_url: str) -> None:
+    url = fresh_database_url
+    current = run(url, "db", "current", "--json")
+    assert current.returncode == 0, current.stderr
+    assert json.loads(current.stdout)["current"] == []
+
+    unhealthy = run(url, "db", "health")
+    assert unhealthy.returncode == 1
+    assert json.loads(unhealthy.stdout)["checks"]["migrations"]["ok"] is False
+
+    up = run(url, "db", "upgrade")
+    assert up.returncode == 0, up.stderr
+    head = migrate.head_revision()
+    assert head is not None
+    assert f"at {head}" in up.stdout
+
+    healthy = run(url, "db", "health")
+    assert healthy.returncode == 0, healthy.stdout
+    assert json.loads(healthy.stdout)["ok"] is True
+
+    history = run(url, "db", "history")
+    assert head in history.stdout
+
+    down = run(url, "db", "downgrade", "base")
+    assert down.returncode == 0, down.stderr
+    assert "at base" in down.stdout
+
+
+def test_db_check_passes_at_head(admin_url: str) -> None:
+    result = run(admin_url, "db", "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no drift" in result.stdout
+
+
+def test_unreachable_database_is_a_clean_error() -> None:
+    result = run("postgresql://nobody@127.0.0.1:1/none", "db", "current")
+    assert result.returncode == 1
+    assert "database error" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_settings_are_a_clean_error(fresh_database_url: str) -> None:
+    env_bad = {"NEONPRO_POOL_SIZE": "zero"}
+    env = {**os.environ, "NEONPRO_DATABASE_URL": fresh_database_url, **env_bad}
+    result = subprocess.run([BIN, "db", "current"], capture_output=True, text=True, env=env,
+                            timeout=60, check=False)
+    assert result.returncode == 1
+    assert "invalid settings: pool_size" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_migrates_reports_healthy_and_stops_on_sigterm(fresh_database_url: str) -> None:
+    port = _free_port()
+    env = {**os.environ, "NEONPRO_DATABASE_URL": fresh_database_url, "NEONPRO_ENVIRONMENT": "test"}
+    proc = subprocess.Popen([BIN, "serve", "--port", str(port)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        body = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and body is None:
+            try:
+                ready = f"http://127.0.0.1:{port}/health/ready"
+                with urllib.request.urlopen(ready, timeout=5) as r:  # noqa: S310
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, "API never became ready"
+        assert body["ok"] is True
+        assert body["checks"]["migrations"]["current"] == [migrate.head_revision()]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        stdout, _stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "healthy" in stdout

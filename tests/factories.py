@@ -1,0 +1,83 @@
+"""Minimal valid rows for every table, so isolation tests can cover the whole schema."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+from neonpro.adapters.db.models import Base
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+ACTOR = uuid.UUID("00000000-0000-0000-0000-0000000000aa")
+
+
+def _t(name: str) -> Table:
+    return Base.metadata.tables[name]
+
+
+def _cnpj() -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(14))
+
+
+def _insert(session: Session, table: str, **values: Any) -> uuid.UUID:
+    values.setdefault("id", uuid.uuid4())
+    session.execute(insert(_t(table)).values(**values))
+    return values["id"]  # type: ignore[no-any-return]
+
+
+def seed_clinic(session: Session, name: str = "Clinic") -> uuid.UUID:
+    return _insert(session, "clinics", name=name, cnpj=_cnpj())
+
+
+def seed_world(session: Session, clinic_id: uuid.UUID) -> dict[str, uuid.UUID]:
+    """One row in every tenant table of ``clinic_id`` (plus a staff user); returns their ids."""
+    c = clinic_id
+    ids: dict[str, uuid.UUID] = {"clinics": c}
+    user = _insert(session, "staff_users", email=f"u{secrets.token_hex(4)}@example.test",
+                   display_name="Staff", password_hash="x")
+    ids["staff_users"] = user
+    session.execute(insert(_t("clinic_memberships")).values(
+        clinic_id=c, user_id=user, role="admin"))
+    ids["clinic_memberships"] = user
+    ids["professionals"] = prof = _insert(session, "professionals", clinic_id=c,
+                                          full_name="Dr. Test", user_id=user)
+    ids["service_types"] = svc = _insert(session, "service_types", clinic_id=c,
+                                         name="Consulta", duration_minutes=30)
+    ids["patients"] = patient = _insert(
+        session, "patients", clinic_id=c, medical_record_number=f"MRN-{secrets.token_hex(3)}",
+        full_name="Patient", cpf_blind_index=secrets.token_bytes(32),
+    )
+    ids["appointments"] = _insert(
+        session, "appointments", clinic_id=c, patient_id=patient, professional_id=prof,
+        service_type_id=svc, start_time=T0, end_time=T0 + timedelta(minutes=30), created_by=ACTOR,
+    )
+    ids["consent_records"] = consent = _insert(
+        session, "consent_records", clinic_id=c, patient_id=patient, purpose="marketing",
+        legal_basis="consent", status="granted", given_at=T0, terms_version="v1",
+        terms_hash="a" * 64,
+    )
+    ids["audit_events"] = _insert(session, "audit_events", clinic_id=c, seq=1, action="CREATE")
+    ids["data_subject_requests"] = _insert(
+        session, "data_subject_requests", clinic_id=c, patient_id=patient, kind="access",
+        received_at=T0, due_at=T0 + timedelta(days=15),
+    )
+    ids["retention_policies"] = _insert(
+        session, "retention_policies", clinic_id=c, data_category="marketing",
+        trigger="consent_revoked", period=timedelta(days=30), action="delete",
+        legal_reference="LGPD Art. 16",
+    )
+    ids["disclosures"] = _insert(
+        session, "disclosures", clinic_id=c, patient_id=patient, recipient_name="Lab",
+        data_description="exam results", purpose="diagnosis", legal_basis="health_protection",
+        consent_record_id=consent,
+    )
+    ids["security_incidents"] = _insert(
+        session, "security_incidents", clinic_id=c, detected_at=T0, learned_at=T0,
+        description="lost laptop",
+    )
+    return ids
