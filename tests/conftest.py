@@ -18,10 +18,12 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
+from neonpro.adapters.crypto import KeyRing
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.database import Database, normalise_url
 from neonpro.adapters.db.embedded import EmbeddedPostgres
 from neonpro.adapters.db.security import Roles
+from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
 
 ROOT = Path(__file__).parent
@@ -110,3 +112,18 @@ def db(database_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.close()
+
+
+def make_keyring() -> KeyRing:
+    """Fresh random keys for one test run (never the development key file)."""
+    return KeyRing(keys={"k1": os.urandom(32)}, active_id="k1", blind_index_key=os.urandom(32))
+
+
+@pytest.fixture(scope="session")
+def container(database_url: str) -> Iterator[Container]:
+    box = Container(make_settings(database_url), database_url=database_url,
+                    keyring=make_keyring())
+    try:
+        yield box
+    finally:
+        box.close()

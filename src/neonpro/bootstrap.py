@@ -1,25 +1,34 @@
-"""The composition root: one place that builds settings, the database and (later) services.
+"""The composition root: one place that builds settings, the database, crypto and units of work.
 
-The API and the CLI both build a :class:`Container`; tests build one with their
-own settings. Nothing is created until first asked for.
+The API, the CLI and the tests all build a :class:`Container`; nothing is created until
+first asked for.
 """
 
 from __future__ import annotations
 
+import uuid
 from functools import cached_property
 
+from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.config import Settings, get_settings
+from neonpro.domain.actors import Actor
 
 
 class Container:
     """Lazily wired application objects."""
 
     def __init__(
-        self, settings: Settings | None = None, *, database_url: str | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        database_url: str | None = None,
+        keyring: KeyRing | None = None,
     ) -> None:
         self._settings = settings
         self._database_url = database_url
+        self._keyring = keyring
 
     @cached_property
     def settings(self) -> Settings:
@@ -28,6 +37,28 @@ class Container:
     @cached_property
     def database(self) -> Database:
         return Database(self.settings, url=self._database_url)
+
+    @cached_property
+    def keyring(self) -> KeyRing:
+        return self._keyring if self._keyring is not None else load_keyring(self.settings)
+
+    @cached_property
+    def cipher(self) -> FieldCipher:
+        return FieldCipher(self.keyring)
+
+    @cached_property
+    def blind_indexer(self) -> BlindIndexer:
+        return BlindIndexer(self.keyring)
+
+    def uow(self, clinic_id: uuid.UUID, actor: Actor) -> SqlUnitOfWork:
+        """A tenant unit of work: one transaction in ``clinic_id``, row-level security on."""
+        return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id)
+
+    def service_uow(self, actor: Actor) -> SqlUnitOfWork:
+        """A cross-clinic unit of work with the service role (audited administrative work)."""
+        return SqlUnitOfWork(
+            self.database, self.cipher, self.blind_indexer, actor, None, service=True
+        )
 
     def close(self) -> None:
         """Release pools and stop an embedded server this process started."""

@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     embedded_dir: Path = Field(default_factory=_default_embedded_dir)
     embedded_os_user: str | None = None
 
+    # Field encryption (AES-256-GCM) and blind indexes (HMAC-SHA256). Keys never live in the
+    # database. Either NEONPRO_KEY_FILE (JSON, see docs/security.md) or the three below.
+    # encryption_keys: "kid1:<base64 32 bytes>,kid2:<...>"; active_key_id picks the one
+    # that encrypts new values; the others only decrypt (key rotation).
+    key_file: Path | None = None
+    encryption_keys: SecretStr | None = None
+    active_key_id: str | None = None
+    blind_index_key: SecretStr | None = None
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")

@@ -172,6 +172,8 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
     id_col = "user_id" if name == "clinic_memberships" else "id"
     with db.service_session(ACTOR) as session:
         row = dict(session.execute(select(t).where(t.c[id_col] == row_id)).mappings().one())
+    for generated in [c.name for c in t.columns if c.computed is not None]:
+        del row[generated]
     if "id" in row:
         row["id"] = uuid.uuid4()
     if "seq" in row:

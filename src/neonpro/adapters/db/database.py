@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-_SET_CONTEXT = text(
+SET_CONTEXT = text(
     "SELECT set_config('role', :role, true), "
     "set_config('app.clinic_id', :clinic_id, true), "
     "set_config('app.actor_id', :actor_id, true), "
@@ -170,7 +170,7 @@ class Database:
             if read_only:
                 session.execute(text("SET TRANSACTION READ ONLY"))
             session.execute(
-                _SET_CONTEXT,
+                SET_CONTEXT,
                 {
                     "role": role,
                     "clinic_id": str(clinic_id) if clinic_id else "",

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
+    Computed,
     Index,
     Integer,
     LargeBinary,
@@ -41,6 +42,7 @@ from neonpro.adapters.db.models._checks import (
     ck_version,
 )
 from neonpro.adapters.db.models._columns import actor_column, pii, tenant_fk
+from neonpro.domain.text import FOLD_FROM, FOLD_TO
 from neonpro.domain.vocabulary import AnonymizationRule as Anon
 from neonpro.domain.vocabulary import (
     BloodType,
@@ -51,6 +53,8 @@ from neonpro.domain.vocabulary import (
 )
 from neonpro.domain.vocabulary import DataCategory as Cat
 
+# Must match neonpro.domain.text.fold_for_search (the same folding applied to the query).
+NAME_SEARCH_EXPRESSION = f"translate(lower(full_name), '{FOLD_FROM}', '{FOLD_TO}')"
 EMPTY_ARRAY = text("'{}'")
 EMPTY_OBJECT = text("'{}'::jsonb")
 
@@ -81,8 +85,10 @@ class Patient(TenantMixin, TimestampMixin, Base):
         Index(None, "clinic_id", "is_active"),
         Index(None, "clinic_id", "data_consent_status"),
         Index(None, "clinic_id", "no_show_risk_score"),
-        Index(None, "clinic_id", "created_at"),
-        Index(None, "clinic_id", "updated_at"),
+        # keyset pagination orders by (sort field, id): the id completes each index
+        Index(None, "clinic_id", "created_at", "id"),
+        Index(None, "clinic_id", "updated_at", "id"),
+        Index(None, "clinic_id", "full_name", "id"),
         Index(None, "clinic_id", "last_visit_date"),
         Index(None, "clinic_id", "primary_professional_id"),
         ck_in("gender", Gender),
@@ -115,6 +121,13 @@ class Patient(TenantMixin, TimestampMixin, Base):
     given_names: Mapped[list[str]] = _text_array(ID, Anon.ERASE)
     family_name: Mapped[str | None] = mapped_column(Text, **pii(ID, Anon.ERASE))
     full_name: Mapped[str] = mapped_column(Text, **pii(ID, Anon.REPLACE))
+    # Lower-cased, accent-free copy of full_name for search; generated, so it follows every
+    # change (anonymization included) even when made by raw SQL.
+    search_name: Mapped[str] = mapped_column(
+        Text,
+        Computed(NAME_SEARCH_EXPRESSION, persisted=True),
+        **pii(ID, Anon.REPLACE, "generated from full_name"),
+    )
     preferred_name: Mapped[str | None] = mapped_column(Text, **pii(ID, Anon.ERASE))
     birth_date: Mapped[date | None] = mapped_column(
         **pii(ID, Anon.GENERALIZE, "to January 1st of the year")

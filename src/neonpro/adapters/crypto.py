@@ -1,0 +1,475 @@
+"""Field encryption (AES-256-GCM) and blind indexes (HMAC-SHA256) for personal data.
+
+Keys never live in the database. ``load_keyring`` reads them from a key file or from the
+environment (see ``neonpro.config.Settings``); development and test fall back to a
+generated key file next to the embedded database, production refuses to start without
+real keys.
+
+Encrypted value layout (bytes)::
+
+    version (1) | key-id length (1) | key id (ASCII) | nonce (12) | ciphertext + tag (16)
+
+The associated data binds each value to its place: the header above (so the key id is
+authenticated), then ``b"neonpro/v1\\x00" + table + b"\\x00" + column + b"\\x00"`` and the
+16 bytes of the row id. A value copied to another row, column or table does not decrypt.
+
+No message or ``repr`` here ever carries key material or a plaintext value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import stat
+import tempfile
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from neonpro.config import Environment
+
+if TYPE_CHECKING:
+    from neonpro.config import Settings
+
+__all__ = [
+    "BlindIndexer",
+    "DecryptionError",
+    "FieldCipher",
+    "KeyConfigError",
+    "KeyRing",
+    "generate_key_file",
+    "load_keyring",
+]
+
+KEY_BYTES: Final = 32
+NONCE_BYTES: Final = 12
+TAG_BYTES: Final = 16
+BLOB_VERSION: Final = 1
+DEV_KEY_FILE_NAME: Final = "dev-keys.json"
+
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_AAD_LABEL: Final = b"neonpro/v1\x00"
+_PATIENT_REF_KIND: Final = "patient_ref"
+_CONTEXT_CACHE_MAX: Final = 4096
+_DEV_WARNING: Final = "generated development keys: never use them for real patient data"
+_URLSAFE_TO_STD: Final = str.maketrans("-_", "+/")
+
+
+class KeyConfigError(RuntimeError):
+    """Keys are missing or malformed; the message says what to set, never the key."""
+
+
+class DecryptionError(RuntimeError):
+    """A value does not decrypt; the message names table, column and key id, never the value."""
+
+
+def _valid_key_id(key_id: object) -> bool:
+    return isinstance(key_id, str) and _KEY_ID.fullmatch(key_id) is not None
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Encryption keys by id, the id that encrypts new values, and the blind-index key."""
+
+    keys: Mapping[str, bytes] = field(repr=False)
+    active_id: str
+    blind_index_key: bytes = field(repr=False)
+    generated: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise KeyConfigError("the key ring needs at least one encryption key")
+        for key_id, key in self.keys.items():
+            if not _valid_key_id(key_id):
+                raise KeyConfigError(
+                    f"key id {key_id!r} is invalid: use 1-32 characters of A-Z, a-z, 0-9, _ or -"
+                )
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+                raise KeyConfigError(
+                    f"encryption key {key_id!r} must be {KEY_BYTES} bytes (AES-256)"
+                )
+        if self.active_id not in self.keys:
+            raise KeyConfigError(
+                f"active key id {self.active_id!r} is not among the key ids {sorted(self.keys)}"
+            )
+        bik = self.blind_index_key
+        if not isinstance(bik, bytes) or len(bik) != KEY_BYTES:
+            raise KeyConfigError(f"the blind-index key must be {KEY_BYTES} bytes")
+        if any(hmac.compare_digest(bik, key) for key in self.keys.values()):
+            raise KeyConfigError("the blind-index key must differ from every encryption key")
+        # a private, read-only copy: nobody can swap a key under a live FieldCipher
+        object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
+
+    def __repr__(self) -> str:
+        return (
+            f"KeyRing(key_ids={sorted(self.keys)!r}, active_id={self.active_id!r}, "
+            f"generated={self.generated!r})"
+        )
+
+    __str__ = __repr__
+
+    def with_new_active(self, new_id: str, key: bytes) -> KeyRing:
+        """A ring that also holds ``key`` as ``new_id`` and encrypts new values with it.
+
+        Old keys stay, so values written under them still decrypt (rotation). Reusing an
+        id for a different key is refused: it would make existing values undecryptable.
+        """
+        existing = self.keys.get(new_id)
+        if existing is not None and not hmac.compare_digest(existing, key):
+            raise KeyConfigError(f"key id {new_id!r} already holds a different key")
+        return KeyRing(
+            keys={**self.keys, new_id: key},
+            active_id=new_id,
+            blind_index_key=self.blind_index_key,
+            generated=self.generated,
+        )
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _b64_key(text: object, what: str) -> bytes:
+    """Decode a base64 (standard or URL-safe) key; errors never echo the text."""
+    if not isinstance(text, str):
+        raise KeyConfigError(f"{what} must be a base64 string")
+    try:
+        raw = base64.b64decode(text.strip().translate(_URLSAFE_TO_STD), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyConfigError(f"{what} is not valid base64") from None
+    if len(raw) != KEY_BYTES:
+        raise KeyConfigError(
+            f"{what} must decode to {KEY_BYTES} bytes, got {len(raw)}: "
+            f"generate one with `openssl rand -base64 {KEY_BYTES}`"
+        )
+    return raw
+
+
+def _read_key_file(path: Path, *, generated: bool = False) -> KeyRing:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise KeyConfigError(f"NEONPRO_KEY_FILE {path} does not exist") from None
+    except OSError as exc:
+        raise KeyConfigError(f"cannot open key file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())  # the opened file itself: no check-then-open race
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyConfigError(f"key file {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise KeyConfigError(
+                f"key file {path} is readable or writable by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o}): run `chmod 600 {path}`"
+            )
+        content = handle.read()
+    try:
+        data: Any = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        # from None: a JSON error keeps the whole document on the exception object
+        raise KeyConfigError(
+            f"key file {path} is not valid JSON: expected "
+            '{"active": "k1", "keys": {"k1": "<base64>"}, "blind_index_key": "<base64>"}'
+        ) from None
+    if not isinstance(data, dict):
+        raise KeyConfigError(f"key file {path} must hold a JSON object")
+    keys = data.get("keys")
+    active = data.get("active")
+    if not isinstance(keys, dict) or not keys:
+        raise KeyConfigError(f'key file {path} needs "keys": {{"<key id>": "<base64>"}}')
+    if not isinstance(active, str):
+        raise KeyConfigError(f'key file {path} needs "active": "<key id>"')
+    if "blind_index_key" not in data:
+        raise KeyConfigError(f'key file {path} needs "blind_index_key": "<base64>"')
+    return KeyRing(
+        keys={
+            str(kid): _b64_key(value, f"key {kid!r} in key file {path}")
+            for kid, value in keys.items()
+        },
+        active_id=active,
+        blind_index_key=_b64_key(data["blind_index_key"], f"blind_index_key in key file {path}"),
+        generated=generated,
+    )
+
+
+def _keyring_from_strings(
+    encryption_keys: str, blind_index_key: str, active: str | None
+) -> KeyRing:
+    keys: dict[str, bytes] = {}
+    last: str | None = None
+    for raw_entry in encryption_keys.split(","):
+        entry = raw_entry.strip()
+        if not entry:
+            continue
+        kid, sep, b64 = entry.partition(":")
+        kid = kid.strip()
+        if not sep or not _valid_key_id(kid):
+            raise KeyConfigError(
+                "NEONPRO_ENCRYPTION_KEYS must look like 'kid1:<base64>,kid2:<base64>' with key "
+                "ids of 1-32 characters A-Z, a-z, 0-9, _ or -"
+            )
+        if kid in keys:
+            raise KeyConfigError(f"NEONPRO_ENCRYPTION_KEYS lists key id {kid!r} twice")
+        keys[kid] = _b64_key(b64, f"key {kid!r} in NEONPRO_ENCRYPTION_KEYS")
+        last = kid
+    if last is None:
+        raise KeyConfigError("NEONPRO_ENCRYPTION_KEYS is empty: list 'kid1:<base64>'")
+    active_id = active.strip() if active else last
+    if active_id not in keys:
+        raise KeyConfigError(
+            f"NEONPRO_ACTIVE_KEY_ID {active_id!r} is not among the ids in "
+            f"NEONPRO_ENCRYPTION_KEYS {sorted(keys)}"
+        )
+    return KeyRing(
+        keys=keys,
+        active_id=active_id,
+        blind_index_key=_b64_key(blind_index_key, "NEONPRO_BLIND_INDEX_KEY"),
+    )
+
+
+def generate_key_file(path: Path) -> None:
+    """Write a new key file (mode 0600) with fresh random keys; never overwrites.
+
+    Raises ``FileExistsError`` if ``path`` exists: replacing a key file would make every
+    value encrypted under it unreadable. Safe against a concurrent writer: the file
+    appears complete or not at all.
+    """
+    path = Path(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.exists():
+        raise FileExistsError(f"key file {path} already exists; refusing to overwrite it")
+    document = {
+        "active": "k1",
+        "keys": {"k1": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")},
+        "blind_index_key": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"),
+    }
+    payload = (json.dumps(document, indent=2) + "\n").encode("ascii")
+    # mkstemp creates the file 0600 whatever the umask
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp_name, path)  # atomic, and fails if the name is taken
+        except FileExistsError:
+            raise
+        except OSError:
+            # no hard links on this filesystem: exclusive create instead
+            out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(out, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def dev_key_file_path(settings: Settings) -> Path:
+    """Where development and test keep their generated keys (next to the embedded data)."""
+    return settings.embedded_dir.parent / DEV_KEY_FILE_NAME
+
+
+def load_keyring(settings: Settings) -> KeyRing:
+    """The key ring from ``settings``: key file, else environment strings, else dev keys.
+
+    Production without keys raises ``KeyConfigError``. A partial configuration (keys
+    without a blind-index key, or the reverse) raises in every environment rather than
+    falling back to development keys.
+    """
+    if settings.key_file is not None:
+        return _read_key_file(settings.key_file)
+
+    keys = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    bik = settings.blind_index_key.get_secret_value() if settings.blind_index_key else None
+    if keys and bik:
+        return _keyring_from_strings(keys, bik, settings.active_key_id)
+    if keys or bik or settings.active_key_id:
+        raise KeyConfigError(
+            "incomplete key configuration: set both NEONPRO_ENCRYPTION_KEYS and "
+            "NEONPRO_BLIND_INDEX_KEY (NEONPRO_ACTIVE_KEY_ID is optional), or NEONPRO_KEY_FILE"
+        )
+
+    if settings.environment is Environment.PRODUCTION:
+        raise KeyConfigError(
+            "production refuses to start without encryption keys: set NEONPRO_KEY_FILE or "
+            "NEONPRO_ENCRYPTION_KEYS and NEONPRO_BLIND_INDEX_KEY"
+        )
+
+    path = dev_key_file_path(settings)
+    try:
+        generate_key_file(path)
+    except FileExistsError:
+        pass  # reuse: values encrypted yesterday must still decrypt today
+    except OSError as exc:
+        raise KeyConfigError(
+            f"cannot create the development key file {path} ({exc.strerror}): fix its "
+            "directory or set NEONPRO_KEY_FILE"
+        ) from None
+    ring = _read_key_file(path, generated=True)
+    structlog.get_logger(__name__).warning("dev_keys_in_use", path=str(path), detail=_DEV_WARNING)
+    return ring
+
+
+# --------------------------------------------------------------------------- encryption
+
+
+class FieldCipher:
+    """AES-256-GCM for single column values, bound to table, column and row id."""
+
+    __slots__ = ("_active", "_aeads", "_contexts", "_headers")
+
+    def __init__(self, keyring: KeyRing) -> None:
+        # one AESGCM object and one header per key, built once
+        self._aeads: dict[bytes, tuple[AESGCM, str]] = {}
+        self._headers: dict[str, bytes] = {}
+        for kid, key in keyring.keys.items():
+            kid_bytes = kid.encode("ascii")
+            self._aeads[kid_bytes] = (AESGCM(key), kid)
+            self._headers[kid] = bytes((BLOB_VERSION, len(kid_bytes))) + kid_bytes
+        active_header = self._headers[keyring.active_id]
+        self._active: tuple[AESGCM, bytes] = (
+            self._aeads[keyring.active_id.encode("ascii")][0],
+            active_header,
+        )
+        # (table, column) -> encoded middle part of the associated data
+        self._contexts: dict[tuple[str, str], bytes] = {}
+
+    @property
+    def active_key_id(self) -> str:
+        return self._active[1][2:].decode("ascii")
+
+    def _context(self, table: str, column: str) -> bytes:
+        key = (table, column)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            if not table or not column or "\x00" in table or "\x00" in column:
+                raise ValueError("table and column must be non-empty and contain no NUL")
+            ctx = _AAD_LABEL + table.encode() + b"\x00" + column.encode() + b"\x00"
+            if len(self._contexts) < _CONTEXT_CACHE_MAX:
+                self._contexts[key] = ctx
+        return ctx
+
+    def encrypt(self, plaintext: str, *, table: str, column: str, row_id: uuid.UUID) -> bytes:
+        aead, header = self._active
+        try:
+            data = plaintext.encode()
+        except UnicodeEncodeError:
+            # from None: the exception object holds the whole plaintext
+            raise ValueError(f"{table}.{column}: value is not valid Unicode text") from None
+        nonce = os.urandom(NONCE_BYTES)
+        aad = header + self._context(table, column) + row_id.bytes
+        return header + nonce + aead.encrypt(nonce, data, aad)
+
+    def decrypt(self, blob: bytes, *, table: str, column: str, row_id: uuid.UUID) -> str:
+        if type(blob) is not bytes:
+            blob = bytes(blob)  # memoryview/bytearray from a driver
+        if len(blob) < 2 or blob[0] != BLOB_VERSION:  # noqa: PLR2004
+            raise DecryptionError(
+                f"cannot decrypt {table}.{column}: not an encrypted value of version {BLOB_VERSION}"
+            )
+        start = 2 + blob[1]
+        kid_bytes = blob[2:start]
+        entry = self._aeads.get(kid_bytes)
+        if entry is None:
+            raise DecryptionError(
+                f"cannot decrypt {table}.{column}: unknown key id {_show_key_id(kid_bytes)} "
+                "(not in the key ring: was it removed before re-encryption finished?)"
+            )
+        aead, kid = entry
+        if len(blob) < start + NONCE_BYTES + TAG_BYTES:
+            raise DecryptionError(f"cannot decrypt {table}.{column} (key {kid!r}): truncated")
+        body = start + NONCE_BYTES
+        aad = blob[:start] + self._context(table, column) + row_id.bytes
+        try:
+            data = aead.decrypt(blob[start:body], blob[body:], aad)
+        except InvalidTag:
+            raise DecryptionError(
+                f"cannot decrypt {table}.{column} (key {kid!r}): authentication failed - "
+                "the value was altered or belongs to another row, column or table"
+            ) from None
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise DecryptionError(
+                f"cannot decrypt {table}.{column} (key {kid!r}): not UTF-8 text"
+            ) from None
+
+    def encrypt_optional(
+        self, plaintext: str | None, *, table: str, column: str, row_id: uuid.UUID
+    ) -> bytes | None:
+        if plaintext is None:
+            return None
+        return self.encrypt(plaintext, table=table, column=column, row_id=row_id)
+
+    def decrypt_optional(
+        self, blob: bytes | None, *, table: str, column: str, row_id: uuid.UUID
+    ) -> str | None:
+        if blob is None:
+            return None
+        return self.decrypt(blob, table=table, column=column, row_id=row_id)
+
+    @staticmethod
+    def key_id_of(blob: bytes) -> str:
+        """The id of the key a value was encrypted with (for rotation reports)."""
+        blob = bytes(blob)
+        if len(blob) < 2 or blob[0] != BLOB_VERSION:  # noqa: PLR2004
+            raise DecryptionError(f"not an encrypted value of version {BLOB_VERSION}")
+        kid_bytes = blob[2 : 2 + blob[1]]
+        try:
+            kid = kid_bytes.decode("ascii")
+        except UnicodeDecodeError:
+            kid = ""
+        if len(kid_bytes) != blob[1] or not _valid_key_id(kid):
+            raise DecryptionError("malformed encrypted value: bad key id")
+        return kid
+
+
+def _show_key_id(kid_bytes: bytes) -> str:
+    try:
+        kid = kid_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        return "<malformed>"
+    return repr(kid) if _valid_key_id(kid) else "<malformed>"
+
+
+# --------------------------------------------------------------------------- blind index
+
+
+class BlindIndexer:
+    """Deterministic keyed digests for equality lookup and uniqueness, never reversible."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, keyring: KeyRing) -> None:
+        self._mac = hmac.new(keyring.blind_index_key, digestmod=hashlib.sha256)
+
+    def _digest(self, message: bytes) -> bytes:
+        mac = self._mac.copy()  # copying the keyed state skips re-deriving the key pads
+        mac.update(message)
+        return mac.digest()
+
+    def index(self, kind: str, normalized_value: str) -> bytes:
+        """HMAC-SHA256 of ``kind + "\\x00" + value``: 32 bytes, separated by kind."""
+        if not kind or "\x00" in kind or kind == _PATIENT_REF_KIND:
+            raise ValueError(f"invalid blind-index kind {kind!r}")
+        try:
+            message = f"{kind}\x00{normalized_value}".encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"{kind}: value is not valid Unicode text") from None
+        return self._digest(message)
+
+    def patient_ref(self, patient_id: uuid.UUID) -> bytes:
+        """A keyed 32-byte reference to a patient for audit events (not the raw id)."""
+        return self._digest(b"patient_ref\x00" + patient_id.bytes)

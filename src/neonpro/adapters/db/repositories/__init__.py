@@ -1,0 +1,1 @@
+"""SQLAlchemy implementations of the repository protocols (one module per aggregate)."""

@@ -1,0 +1,41 @@
+"""What every SQL repository shares: its unit of work's connection and error translation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CursorResult, Executable
+from sqlalchemy.exc import DBAPIError
+
+from neonpro.adapters.db.errors import translate
+from neonpro.domain.errors import Forbidden
+
+if TYPE_CHECKING:
+    from neonpro.adapters.db.uow import SqlUnitOfWork
+
+
+class SqlRepository:
+    """Base: executes on the unit of work's connection; never commits."""
+
+    __slots__ = ("_uow",)
+
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def clinic_id(self) -> uuid.UUID:
+        clinic = self._uow.clinic_id
+        if clinic is None:
+            raise Forbidden("this operation needs a clinic: open a tenant unit of work")
+        return clinic
+
+    def _execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+        try:
+            return self._uow.connection.execute(statement, params)
+        except DBAPIError as exc:
+            error = translate(exc)
+            if error is None:
+                raise
+            # `from None`: the driver's exception text carries the offending values
+            raise error from None

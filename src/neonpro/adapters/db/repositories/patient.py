@@ -1,0 +1,268 @@
+"""Patients in SQL: encryption and blind indexes in the mapping, optimistic locking, paging.
+
+Every statement names ``clinic_id`` explicitly besides row-level security: the
+planner then uses the clinic-first indexes whatever the policy expression looks like.
+Soft-deleted rows are hidden unless a filter asks for them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+
+from neonpro.adapters.db.models import Patient
+from neonpro.adapters.db.repositories._base import SqlRepository
+from neonpro.domain.errors import Forbidden, NotFound, StaleVersion
+from neonpro.domain.paging import Direction, Page, PageRequest, decode_cursor, encode_cursor
+from neonpro.domain.schemas.patient import (
+    READ_FIELDS,
+    PatientCreate,
+    PatientFilters,
+    PatientRead,
+    PatientSort,
+    PatientSortField,
+    PatientUpdate,
+)
+from neonpro.domain.text import fold_for_search, like_escape
+
+if TYPE_CHECKING:
+    from neonpro.domain import values
+
+TABLE = cast(Table, Patient.__table__)
+T = TABLE.c
+NAME = "patients"
+
+# domain field -> ciphertext column; CPF and CNS also get a blind index of their digits
+ENCRYPTED: dict[str, str] = {
+    "cpf": "cpf_encrypted",
+    "cns": "cns_encrypted",
+    "rg": "rg_encrypted",
+    "passport_number": "passport_number_encrypted",
+    "emergency_contact_cpf": "emergency_contact_cpf_encrypted",
+    "patient_notes": "patient_notes_encrypted",
+    "internal_notes": "internal_notes_encrypted",
+}
+BLIND: dict[str, str] = {"cpf": "cpf_blind_index", "cns": "cns_blind_index"}
+
+_PLAIN_READ = [f for f in READ_FIELDS if f not in ENCRYPTED]
+READ_COLUMNS = [T[f] for f in _PLAIN_READ] + [T[c] for c in ENCRYPTED.values()]
+
+_VISIBLE = T.deleted_at.is_(None)
+_BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
+GET = select(*READ_COLUMNS).where(_BY_ID, _VISIBLE)
+GET_ANY = select(*READ_COLUMNS).where(_BY_ID)
+BY_CPF = select(*READ_COLUMNS).where(
+    T.clinic_id == bindparam("b_clinic"), T.cpf_blind_index == bindparam("bi"), _VISIBLE
+)
+BY_CNS = select(*READ_COLUMNS).where(
+    T.clinic_id == bindparam("b_clinic"), T.cns_blind_index == bindparam("bi"), _VISIBLE
+)
+BY_CPF_ALL_CLINICS = select(*READ_COLUMNS).where(
+    T.cpf_blind_index == bindparam("bi"), _VISIBLE
+).order_by(T.clinic_id)
+VERSION_OF = select(T.version).where(_BY_ID, _VISIBLE)
+INSERT = insert(TABLE).returning(*READ_COLUMNS)
+
+SORT_COLUMNS = {
+    PatientSortField.FULL_NAME: T.full_name,
+    PatientSortField.CREATED_AT: T.created_at,
+    PatientSortField.UPDATED_AT: T.updated_at,
+}
+
+
+def _mrn(patient_id: uuid.UUID) -> str:
+    """A record number when the clinic gives none: unique per clinic by construction."""
+    return "P-" + patient_id.hex[:12].upper()
+
+
+class SqlPatientRepository(SqlRepository):
+    """The patient repository of one unit of work."""
+
+    __slots__ = ()
+
+    # ------------------------------------------------------------ mapping
+    def _to_row(self, patient_id: uuid.UUID, fields: dict[str, Any]) -> dict[str, Any]:
+        cipher, blind = self._uow.cipher, self._uow.blind
+        row: dict[str, Any] = {}
+        for name, value in fields.items():
+            column = ENCRYPTED.get(name)
+            if column is None:
+                row[name] = value
+                continue
+            row[column] = (
+                None if value is None
+                else cipher.encrypt(value, table=NAME, column=column, row_id=patient_id)
+            )
+            if name in BLIND:
+                row[BLIND[name]] = None if value is None else blind.index(name, value)
+        return row
+
+    def _to_read(self, row: Any) -> PatientRead:
+        data = dict(row._mapping)  # noqa: SLF001  (SQLAlchemy's public row mapping)
+        cipher = self._uow.cipher
+        patient_id = data["id"]
+        for name, column in ENCRYPTED.items():
+            blob = data.pop(column)
+            data[name] = (
+                None if blob is None
+                else cipher.decrypt(blob, table=NAME, column=column, row_id=patient_id)
+            )
+        return PatientRead.model_construct(**data)
+
+    # ------------------------------------------------------------ reads
+    def get(self, patient_id: uuid.UUID) -> PatientRead:
+        """The patient, or NotFound (also for soft-deleted and other clinics' patients)."""
+        row = self._execute(GET, {"b_clinic": self.clinic_id, "b_id": patient_id}).first()
+        if row is None:
+            raise NotFound("patient", patient_id)
+        return self._to_read(row)
+
+    def find(self, patient_id: uuid.UUID) -> PatientRead | None:
+        row = self._execute(GET, {"b_clinic": self.clinic_id, "b_id": patient_id}).first()
+        return None if row is None else self._to_read(row)
+
+    def find_by_cpf(self, cpf: values.Cpf) -> PatientRead | None:
+        """This clinic's patient with the CPF (looked up by its blind index)."""
+        bi = self._uow.blind.index("cpf", cpf.digits)
+        row = self._execute(BY_CPF, {"b_clinic": self.clinic_id, "bi": bi}).first()
+        return None if row is None else self._to_read(row)
+
+    def find_by_cns(self, cns: values.Cns) -> PatientRead | None:
+        bi = self._uow.blind.index("cns", cns.digits)
+        row = self._execute(BY_CNS, {"b_clinic": self.clinic_id, "bi": bi}).first()
+        return None if row is None else self._to_read(row)
+
+    def find_by_cpf_across_clinics(self, cpf: values.Cpf) -> builtins.list[PatientRead]:
+        """Service role only: every clinic's patient with this CPF (one person, many clinics)."""
+        if not self._uow.service:
+            raise Forbidden("looking up a CPF across clinics needs the service role")
+        bi = self._uow.blind.index("cpf", cpf.digits)
+        return [self._to_read(r) for r in self._execute(BY_CPF_ALL_CLINICS, {"bi": bi})]
+
+    def list(
+        self,
+        filters: PatientFilters | None = None,
+        sort: PatientSort | None = None,
+        page: PageRequest | None = None,
+    ) -> Page[PatientRead]:
+        """A page of patients with the total matching the filters."""
+        filters = filters or PatientFilters()
+        sort = sort or PatientSort()
+        page = page or PageRequest()
+        conditions = self._conditions(filters)
+        column = SORT_COLUMNS[sort.field]
+        desc = sort.direction is Direction.DESC
+        query: Select[Any] = select(*READ_COLUMNS).where(*conditions)
+        if page.keyset and page.cursor:
+            value, last_id = decode_cursor(page.cursor, 2)
+            value = datetime.fromisoformat(value) if sort.field != "full_name" else value
+            key = tuple_(column, T.id)
+            bound = tuple_(literal(value, column.type), literal(uuid.UUID(last_id), T.id.type))
+            query = query.where(key < bound if desc else key > bound)
+        order = (column.desc(), T.id.desc()) if desc else (column.asc(), T.id.asc())
+        query = query.order_by(*order).limit(page.limit + 1)
+        if not page.keyset:
+            query = query.offset(page.offset)
+        rows = self._execute(query).all()
+        items = [self._to_read(r) for r in rows[: page.limit]]
+        next_cursor = None
+        if len(rows) > page.limit and page.keyset:
+            last = items[-1]
+            value = getattr(last, sort.field.value)
+            next_cursor = encode_cursor([
+                value.isoformat() if isinstance(value, datetime) else value, str(last.id)
+            ])
+        elif len(rows) > page.limit:
+            next_cursor = None
+        total = None
+        if page.with_total:
+            total = self._execute(
+                select(func.count()).select_from(TABLE).where(*conditions)
+            ).scalar_one()
+        return Page(items, total, next_cursor, page.limit, 0 if page.keyset else page.offset)
+
+    def _conditions(self, f: PatientFilters) -> builtins.list[ColumnElement[bool]]:  # noqa: C901
+        out: builtins.list[ColumnElement[bool]] = [T.clinic_id == self.clinic_id]
+        if not f.include_deleted:
+            out.append(_VISIBLE)
+        if f.is_active is not None:
+            out.append(T.is_active.is_(f.is_active))
+        if f.name:
+            pattern = "%" + like_escape(fold_for_search(f.name.strip())) + "%"
+            out.append(T.search_name.like(pattern, escape="\\"))
+        if f.consent_status is not None:
+            out.append(T.data_consent_status == f.consent_status.value)
+        if f.primary_professional_id is not None:
+            out.append(T.primary_professional_id == f.primary_professional_id)
+        if f.created_from is not None:
+            out.append(T.created_at >= f.created_from)
+        if f.created_to is not None:
+            out.append(T.created_at < f.created_to)
+        if f.last_visit_from is not None:
+            out.append(T.last_visit_date >= f.last_visit_from)
+        if f.last_visit_to is not None:
+            out.append(T.last_visit_date <= f.last_visit_to)
+        if f.min_no_show_risk is not None:
+            out.append(T.no_show_risk_score >= f.min_no_show_risk)
+        return out
+
+    # ------------------------------------------------------------ writes
+    def add(self, data: PatientCreate) -> PatientRead:
+        """Insert a validated patient; a duplicate CPF/CNS/record number is a Conflict."""
+        patient_id = uuid.uuid4()
+        fields = data.model_dump(exclude_none=True, mode="python")
+        fields.setdefault("medical_record_number", _mrn(patient_id))
+        row = self._to_row(patient_id, fields)
+        actor = self._uow.actor.id
+        row.update(id=patient_id, clinic_id=self.clinic_id, created_by=actor, updated_by=actor)
+        return self._to_read(self._execute(INSERT.values(**row)).one())
+
+    def update(self, patient_id: uuid.UUID, data: PatientUpdate) -> PatientRead:
+        """Apply the given fields if ``data.version`` is current, else StaleVersion."""
+        changes = self._to_row(patient_id, data.changes())
+        statement = (
+            update(TABLE)
+            .where(_BY_ID, _VISIBLE, T.version == data.version)
+            .values(**changes, version=T.version + 1, updated_by=self._uow.actor.id)
+            .returning(*READ_COLUMNS)
+        )
+        row = self._execute(statement, {"b_clinic": self.clinic_id, "b_id": patient_id}).first()
+        if row is None:
+            self._raise_missing_or_stale(patient_id, data.version)
+        return self._to_read(row)
+
+    def delete(self, patient_id: uuid.UUID, version: int | None = None) -> None:
+        """Soft delete: the row stays (medical records are kept), hidden from every read."""
+        statement = update(TABLE).where(_BY_ID, _VISIBLE).values(
+            deleted_at=datetime.now(UTC), is_active=False, version=T.version + 1,
+            updated_by=self._uow.actor.id,
+        )
+        if version is not None:
+            statement = statement.where(T.version == version)
+        result = self._execute(statement, {"b_clinic": self.clinic_id, "b_id": patient_id})
+        if result.rowcount == 0:
+            self._raise_missing_or_stale(patient_id, version)
+
+    def _raise_missing_or_stale(self, patient_id: uuid.UUID, version: int | None) -> None:
+        current = self._execute(
+            VERSION_OF, {"b_clinic": self.clinic_id, "b_id": patient_id}
+        ).scalar()
+        if current is None or version is None:
+            raise NotFound("patient", patient_id)
+        raise StaleVersion("patient", patient_id, version)

@@ -1,0 +1,64 @@
+"""Professionals in SQL, including the schedule that booking rules read."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from sqlalchemy import Table, select
+
+from neonpro.adapters.db.models import Professional
+from neonpro.adapters.db.repositories._simple import PlainTenantRepository
+from neonpro.domain.errors import NotFound
+from neonpro.domain.paging import Page, PageRequest
+from neonpro.domain.scheduling import Schedule
+from neonpro.domain.schemas.professional import (
+    ProfessionalCreate,
+    ProfessionalRead,
+    ProfessionalUpdate,
+)
+
+T = Professional.__table__.c
+
+
+class SqlProfessionalRepository(PlainTenantRepository[ProfessionalRead]):
+    __slots__ = ()
+    table: ClassVar[Table] = Professional.__table__  # type: ignore[assignment]
+    entity = "professional"
+    read = ProfessionalRead
+    order_by = "full_name"
+
+    def add(self, data: ProfessionalCreate) -> ProfessionalRead:
+        return self._insert(data.model_dump(exclude_none=True))
+
+    def update(self, professional_id: uuid.UUID, data: ProfessionalUpdate) -> ProfessionalRead:
+        return self._update(professional_id, data.changes())
+
+    def list(self, page: PageRequest | None = None, *, active: bool | None = True,
+             ) -> Page[ProfessionalRead]:
+        conditions = [] if active is None else [T.is_active.is_(active)]
+        return self._list(page or PageRequest(), *conditions)
+
+    def schedule_for_update(self, professional_id: uuid.UUID) -> Schedule:
+        """The booking schedule, locking the professional's row until the transaction ends,
+        so concurrent bookings for one professional check the daily maximum and buffer in turn.
+        """
+        query = (
+            select(
+                T.is_active, T.work_start_time, T.work_end_time, T.break_start_time,
+                T.break_end_time, T.can_work_weekends, T.max_daily_appointments,
+                T.appointment_buffer_minutes, T.license_expiry_date,
+            )
+            .where(T.clinic_id == self.clinic_id, T.id == professional_id)
+            .with_for_update()
+        )
+        row = self._execute(query).first()
+        if row is None:
+            raise NotFound("professional", professional_id)
+        return Schedule(
+            is_active=row.is_active, work_start=row.work_start_time, work_end=row.work_end_time,
+            break_start=row.break_start_time, break_end=row.break_end_time,
+            can_work_weekends=row.can_work_weekends,
+            max_daily_appointments=row.max_daily_appointments,
+            buffer_minutes=row.appointment_buffer_minutes, license_expiry=row.license_expiry_date,
+        )

@@ -1,0 +1,142 @@
+"""The unit of work: one transaction, the repositories on it, commit once.
+
+``with container.uow(clinic_id, actor) as tx: ...; tx.commit()``. Leaving the block
+without ``commit()`` (or with an exception) rolls back. Repositories never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from sqlalchemy import Connection, RootTransaction
+from sqlalchemy.exc import DBAPIError
+
+from neonpro.adapters.db.database import SET_CONTEXT
+from neonpro.adapters.db.errors import translate
+from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
+from neonpro.adapters.db.repositories.consent import SqlConsentRepository
+from neonpro.adapters.db.repositories.patient import SqlPatientRepository
+from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
+from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
+
+if TYPE_CHECKING:
+    from neonpro.adapters.crypto import BlindIndexer, FieldCipher
+    from neonpro.adapters.db.database import Database
+    from neonpro.domain.actors import Actor
+
+
+class SqlUnitOfWork:
+    """A tenant (``clinic_id`` set, application role) or service (cross-clinic) transaction."""
+
+    def __init__(
+        self,
+        db: Database,
+        cipher: FieldCipher,
+        blind: BlindIndexer,
+        actor: Actor,
+        clinic_id: uuid.UUID | None,
+        *,
+        service: bool = False,
+    ) -> None:
+        if clinic_id is None and not service:
+            msg = "a tenant unit of work needs a clinic id"
+            raise ValueError(msg)
+        self.db = db
+        self.cipher = cipher
+        self.blind = blind
+        self.actor = actor
+        self.clinic_id = clinic_id
+        self.service = service
+        self._connection: Connection | None = None
+        self._transaction: RootTransaction | None = None
+        self._committed = False
+
+    # ------------------------------------------------------------- lifecycle
+    def __enter__(self) -> Self:
+        kind = "service" if self.service else "app"
+        role = self.db.roles.service if self.service else self.db.roles.app
+        conn = self.db.engine(kind).connect()
+        try:
+            self._transaction = conn.begin()
+            conn.execute(
+                SET_CONTEXT,
+                {
+                    "role": role,
+                    "clinic_id": str(self.clinic_id) if self.clinic_id else "",
+                    "actor_id": str(self.actor.id),
+                    "actor_role": self.actor.role,
+                },
+            )
+        except BaseException:
+            conn.close()
+            raise
+        self._connection = conn
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self._connection
+        self._connection = None
+        if conn is None:
+            return
+        try:
+            if not self._committed and self._transaction is not None:
+                self._transaction.rollback()
+        finally:
+            conn.close()
+
+    @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            msg = "the unit of work is not open (use it in a with block)"
+            raise RuntimeError(msg)
+        return self._connection
+
+    def commit(self) -> None:
+        """Commit the transaction; a unit of work commits at most once."""
+        if self._committed:
+            msg = "this unit of work has already committed"
+            raise RuntimeError(msg)
+        if self._transaction is None:
+            msg = "the unit of work is not open"
+            raise RuntimeError(msg)
+        try:
+            self._transaction.commit()
+        except DBAPIError as exc:
+            error = translate(exc)
+            if error is None:
+                raise
+            raise error from None
+        self._committed = True
+
+    def rollback(self) -> None:
+        if self._transaction is not None and self._transaction.is_active:
+            self._transaction.rollback()
+
+    # ---------------------------------------------------------- repositories
+    @cached_property
+    def patients(self) -> SqlPatientRepository:
+        return SqlPatientRepository(self)
+
+    @cached_property
+    def professionals(self) -> SqlProfessionalRepository:
+        return SqlProfessionalRepository(self)
+
+    @cached_property
+    def service_types(self) -> SqlServiceTypeRepository:
+        return SqlServiceTypeRepository(self)
+
+    @cached_property
+    def appointments(self) -> SqlAppointmentRepository:
+        return SqlAppointmentRepository(self)
+
+    @cached_property
+    def consents(self) -> SqlConsentRepository:
+        return SqlConsentRepository(self)

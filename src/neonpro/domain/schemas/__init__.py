@@ -1,0 +1,1 @@
+"""Schemas per operation: ``XCreate``, ``XUpdate``, ``XRead``, ``XPage`` for each aggregate."""

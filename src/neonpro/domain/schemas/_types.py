@@ -1,0 +1,63 @@
+"""Annotated field types that normalise and validate with the domain value objects.
+
+A failed check raises ``ValueError(reason)`` so pydantic reports the field; models set
+``hide_input_in_errors`` so the rejected value never appears in the error text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from neonpro.domain import values
+from neonpro.domain.errors import ValidationFailed
+
+
+def _checked(parse: Callable[[str], Any], render: Callable[[Any], str]) -> AfterValidator:
+    def check(raw: str) -> str:
+        try:
+            return render(parse(raw))
+        except ValidationFailed as exc:
+            raise ValueError(exc.reason) from None
+
+    return AfterValidator(check)
+
+
+def _digits(value: Any) -> str:
+    return str(value.digits)
+
+
+CpfStr = Annotated[str, _checked(values.Cpf.parse, _digits)]
+CnsStr = Annotated[str, _checked(values.Cns.parse, _digits)]
+CnpjStr = Annotated[str, _checked(values.Cnpj.parse, _digits)]
+CepStr = Annotated[str, _checked(values.Cep.parse, _digits)]
+UfStr = Annotated[str, _checked(values.Uf.parse, lambda v: str(v.code))]
+PhoneStr = Annotated[str, _checked(values.Phone.parse, _digits)]
+EmailStr = Annotated[str, _checked(values.Email.parse, lambda v: str(v.address))]
+BloodTypeStr = Annotated[str, _checked(values.parse_blood_type, lambda v: str(v.value))]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+ShortText = Annotated[str, Field(max_length=200)]
+LongText = Annotated[str, Field(max_length=20_000)]
+TextList = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
+                     Field(max_length=100)]
+Tuss = Annotated[str, Field(pattern=r"^[0-9]{8}$")]
+
+
+class Schema(BaseModel):
+    """Base of every input schema: strict about unknown fields, silent about inputs."""
+
+    model_config = ConfigDict(
+        extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True, frozen=True
+    )
+
+
+class ReadSchema(BaseModel):
+    """Base of read schemas: built from trusted rows, fields listed explicitly."""
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
+Url = Annotated[str, Field(max_length=2000, pattern=r"^https?://\S+$")]
+DocumentNumber = Annotated[str, Field(min_length=1, max_length=30)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+AnsCode = Annotated[str, Field(pattern=r"^[0-9]{6}$")]

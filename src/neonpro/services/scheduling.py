@@ -1,0 +1,123 @@
+"""Scheduling use cases: booking rules in Python, overlap refused by the database too."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from neonpro.domain.ports import UnitOfWork
+from neonpro.domain.scheduling import Slot, check_booking
+from neonpro.domain.schemas.appointment import (
+    AppointmentCreate,
+    AppointmentRead,
+    AppointmentUpdate,
+    CalendarEntry,
+    Cancel,
+    Reschedule,
+    Window,
+)
+from neonpro.domain.vocabulary import AppointmentStatus
+
+
+def _local_day(moment: datetime, zone: ZoneInfo) -> Window:
+    day = moment.astimezone(zone).date()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    return Window(start, start + timedelta(days=1))
+
+
+def _check(uow: UnitOfWork, professional_id: uuid.UUID, start: datetime, end: datetime,
+           exclude: uuid.UUID | None = None) -> str:
+    """Lock the professional, check every booking rule, return the clinic's time zone."""
+    zone_name = uow.appointments.clinic_time_zone()
+    zone = ZoneInfo(zone_name)
+    schedule = uow.professionals.schedule_for_update(professional_id)
+    same_day = uow.appointments.blocking_slots(professional_id, _local_day(start, zone), exclude)
+    check_booking(schedule, Slot(start, end), zone, same_day)
+    return zone_name
+
+
+def book_appointment(uow: UnitOfWork, data: AppointmentCreate) -> AppointmentRead:
+    """Book if every rule holds: hours, days, break, daily maximum, buffer, licence."""
+    with uow:
+        zone = _check(uow, data.professional_id, data.start_time, data.end_time)
+        appointment = uow.appointments.add(data, time_zone=zone)
+        uow.commit()
+    return appointment
+
+
+def reschedule_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
+                           data: Reschedule) -> AppointmentRead:
+    """Book the new window linked to the original, which becomes ``rescheduled``."""
+    with uow:
+        current = uow.appointments.get(appointment_id)
+        _check(uow, current.professional_id, data.start_time, data.end_time,
+               exclude=appointment_id)
+        moved = uow.appointments.reschedule(appointment_id, data)
+        uow.commit()
+    return moved
+
+
+def update_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
+                       data: AppointmentUpdate) -> AppointmentRead:
+    with uow:
+        appointment = uow.appointments.update(appointment_id, data)
+        uow.commit()
+    return appointment
+
+
+def cancel_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
+                       data: Cancel) -> AppointmentRead:
+    with uow:
+        appointment = uow.appointments.cancel(appointment_id, data)
+        uow.commit()
+    return appointment
+
+
+def _step(uow: UnitOfWork, appointment_id: uuid.UUID, version: int, action: str) -> AppointmentRead:
+    with uow:
+        repo = uow.appointments
+        steps = {
+            "confirm": repo.confirm, "check_in": repo.check_in, "start": repo.start,
+            "complete": repo.complete, "no_show": repo.mark_no_show,
+        }
+        appointment = steps[action](appointment_id, version)
+        uow.commit()
+    return appointment
+
+
+def confirm_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
+                        version: int) -> AppointmentRead:
+    return _step(uow, appointment_id, version, "confirm")
+
+
+def check_in(uow: UnitOfWork, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+    return _step(uow, appointment_id, version, "check_in")
+
+
+def start_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
+                      version: int) -> AppointmentRead:
+    return _step(uow, appointment_id, version, "start")
+
+
+def complete_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
+                         version: int) -> AppointmentRead:
+    return _step(uow, appointment_id, version, "complete")
+
+
+def mark_no_show(uow: UnitOfWork, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+    return _step(uow, appointment_id, version, "no_show")
+
+
+def delete_appointment(uow: UnitOfWork, appointment_id: uuid.UUID, version: int) -> None:
+    with uow:
+        uow.appointments.delete(appointment_id, version)
+        uow.commit()
+
+
+def calendar(uow: UnitOfWork, window: Window, professional_id: uuid.UUID | None = None,
+             statuses: tuple[AppointmentStatus, ...] = ()) -> list[CalendarEntry]:
+    with uow:
+        entries = uow.appointments.calendar(window, professional_id, statuses)
+        uow.commit()
+    return entries
