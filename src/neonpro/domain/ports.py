@@ -5,6 +5,8 @@ Adapters implement these (``adapters/db/repositories``); tests implement them in
 
 from __future__ import annotations
 
+import builtins
+
 import uuid
 from types import TracebackType
 from typing import Protocol, Self
@@ -21,6 +23,13 @@ from neonpro.domain.schemas.appointment import (
     Cancel,
     Reschedule,
     Window,
+)
+from neonpro.domain.schemas.clinic import (
+    ClinicCreate,
+    ClinicRead,
+    MembershipRead,
+    StaffUserCreate,
+    StaffUserRead,
 )
 from neonpro.domain.schemas.consent import ConsentCreate, ConsentRead, ConsentRevoke
 from neonpro.domain.schemas.patient import (
@@ -40,7 +49,7 @@ from neonpro.domain.schemas.service_type import (
     ServiceTypeRead,
     ServiceTypeUpdate,
 )
-from neonpro.domain.vocabulary import AppointmentStatus, ConsentPurpose
+from neonpro.domain.vocabulary import AppointmentStatus, ClinicRole, ConsentPurpose
 
 
 class PatientRepository(Protocol):
@@ -106,12 +115,24 @@ class ConsentRepository(Protocol):
                data: ConsentRevoke | None = None) -> ConsentRead: ...
 
 
+class ClinicRepository(Protocol):
+    def add(self, data: ClinicCreate) -> ClinicRead: ...
+    def get(self, clinic_id: uuid.UUID | None = None) -> ClinicRead: ...
+    def list(self) -> builtins.list[ClinicRead]: ...
+    def add_user(self, data: StaffUserCreate) -> StaffUserRead: ...
+    def add_membership(self, clinic_id: uuid.UUID, user_id: uuid.UUID,
+                       role: ClinicRole) -> MembershipRead: ...
+    def members(self) -> builtins.list[MembershipRead]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: enter, use the repositories, ``commit()`` once."""
 
     actor: Actor
     clinic_id: uuid.UUID | None
 
+    @property
+    def clinics(self) -> ClinicRepository: ...
     @property
     def patients(self) -> PatientRepository: ...
     @property
