@@ -6,7 +6,6 @@ Adapters implement these (``adapters/db/repositories``); tests implement them in
 from __future__ import annotations
 
 import builtins
-
 import uuid
 from types import TracebackType
 from typing import Protocol, Self

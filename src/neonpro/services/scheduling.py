@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from neonpro.domain.ports import UnitOfWork
+from neonpro.domain.ports import AppointmentRepository, UnitOfWork
 from neonpro.domain.scheduling import Slot, check_booking
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
@@ -74,39 +75,37 @@ def cancel_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
     return appointment
 
 
-def _step(uow: UnitOfWork, appointment_id: uuid.UUID, version: int, action: str) -> AppointmentRead:
+Step = Callable[[AppointmentRepository], Callable[[uuid.UUID, int], AppointmentRead]]
+
+
+def _step(uow: UnitOfWork, appointment_id: uuid.UUID, version: int, pick: Step) -> AppointmentRead:
     with uow:
-        repo = uow.appointments
-        steps = {
-            "confirm": repo.confirm, "check_in": repo.check_in, "start": repo.start,
-            "complete": repo.complete, "no_show": repo.mark_no_show,
-        }
-        appointment = steps[action](appointment_id, version)
+        appointment = pick(uow.appointments)(appointment_id, version)
         uow.commit()
     return appointment
 
 
 def confirm_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
                         version: int) -> AppointmentRead:
-    return _step(uow, appointment_id, version, "confirm")
+    return _step(uow, appointment_id, version, lambda repo: repo.confirm)
 
 
 def check_in(uow: UnitOfWork, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
-    return _step(uow, appointment_id, version, "check_in")
+    return _step(uow, appointment_id, version, lambda repo: repo.check_in)
 
 
 def start_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
                       version: int) -> AppointmentRead:
-    return _step(uow, appointment_id, version, "start")
+    return _step(uow, appointment_id, version, lambda repo: repo.start)
 
 
 def complete_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
                          version: int) -> AppointmentRead:
-    return _step(uow, appointment_id, version, "complete")
+    return _step(uow, appointment_id, version, lambda repo: repo.complete)
 
 
 def mark_no_show(uow: UnitOfWork, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
-    return _step(uow, appointment_id, version, "no_show")
+    return _step(uow, appointment_id, version, lambda repo: repo.mark_no_show)
 
 
 def delete_appointment(uow: UnitOfWork, appointment_id: uuid.UUID, version: int) -> None:

@@ -1,0 +1,178 @@
+"""In-memory fakes of the repositories and the unit of work, for service tests."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from neonpro.domain import values
+from neonpro.domain.actors import Actor
+from neonpro.domain.errors import Conflict, DoubleBooking, NotFound, StaleVersion
+from neonpro.domain.paging import Page, PageRequest
+from neonpro.domain.scheduling import BLOCKING, Schedule, Slot, check_transition
+from neonpro.domain.schemas.appointment import AppointmentCreate, AppointmentRead, Window
+from neonpro.domain.schemas.patient import (
+    READ_FIELDS,
+    PatientCreate,
+    PatientFilters,
+    PatientRead,
+    PatientSort,
+    PatientUpdate,
+)
+from neonpro.domain.vocabulary import AppointmentStatus as S
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FakePatients:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+        self.rows: dict[uuid.UUID, PatientRead] = uow.store.setdefault("patients", {})
+
+    def _visible(self, pid: uuid.UUID) -> PatientRead | None:
+        row = self.rows.get(pid)
+        if row is None or row.clinic_id != self.uow.clinic_id or row.deleted_at is not None:
+            return None
+        return row
+
+    def get(self, patient_id: uuid.UUID) -> PatientRead:
+        row = self._visible(patient_id)
+        if row is None:
+            raise NotFound("patient", patient_id)
+        return row
+
+    def find(self, patient_id: uuid.UUID) -> PatientRead | None:
+        return self._visible(patient_id)
+
+    def find_by_cpf(self, cpf: values.Cpf) -> PatientRead | None:
+        return next((r for r in self.rows.values() if r.cpf == cpf.digits
+                     and self._visible(r.id)), None)
+
+    def add(self, data: PatientCreate) -> PatientRead:
+        if data.cpf and any(r.cpf == data.cpf and r.clinic_id == self.uow.clinic_id
+                            for r in self.rows.values()):
+            raise Conflict("another record already has this cpf", "cpf")
+        pid = uuid.uuid4()
+        base: dict[str, Any] = dict.fromkeys(READ_FIELDS)
+        base.update(
+            given_names=[], allergies=[], chronic_conditions=[], current_medications=[],
+            accessibility_needs=[], external_ids={}, deceased_indicator=False,
+            data_consent_status="pending", total_no_shows=0, total_appointments=0,
+            is_active=True, created_at=_now(), updated_at=_now(), version=1,
+        )
+        base.update(data.model_dump(exclude_none=True))
+        base.update(id=pid, clinic_id=self.uow.clinic_id, created_by=self.uow.actor.id,
+                    medical_record_number=data.medical_record_number or f"P-{pid.hex[:12]}")
+        row = PatientRead.model_construct(**base)
+        self.rows[pid] = row
+        return row
+
+    def update(self, patient_id: uuid.UUID, data: PatientUpdate) -> PatientRead:
+        row = self.get(patient_id)
+        if row.version != data.version:
+            raise StaleVersion("patient", patient_id, data.version)
+        new = row.model_copy(update={**data.changes(), "version": row.version + 1})
+        self.rows[patient_id] = new
+        return new
+
+    def delete(self, patient_id: uuid.UUID, version: int | None = None) -> None:
+        row = self.get(patient_id)
+        if version is not None and row.version != version:
+            raise StaleVersion("patient", patient_id, version)
+        self.rows[patient_id] = row.model_copy(update={"deleted_at": _now()})
+
+    def list(self, filters: PatientFilters | None = None, sort: PatientSort | None = None,
+             page: PageRequest | None = None) -> Page[PatientRead]:
+        page = page or PageRequest()
+        items = [r for r in self.rows.values() if self._visible(r.id)]
+        return Page(items[page.offset: page.offset + page.limit], len(items), None,
+                    page.limit, page.offset)
+
+
+class FakeProfessionals:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.schedules: dict[uuid.UUID, Schedule] = uow.store.setdefault("schedules", {})
+
+    def schedule_for_update(self, professional_id: uuid.UUID) -> Schedule:
+        try:
+            return self.schedules[professional_id]
+        except KeyError:
+            raise NotFound("professional", professional_id) from None
+
+
+class FakeAppointments:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+        self.rows: dict[uuid.UUID, dict[str, Any]] = uow.store.setdefault("appointments", {})
+
+    def clinic_time_zone(self) -> str:
+        return "America/Sao_Paulo"
+
+    def blocking_slots(self, professional_id: uuid.UUID, window: Window,
+                       exclude: uuid.UUID | None = None) -> list[Slot]:
+        return [Slot(r["start_time"], r["end_time"]) for r in self.rows.values()
+                if r["professional_id"] == professional_id and S(r["status"]) in BLOCKING
+                and r["id"] != exclude and r["start_time"] < window.end
+                and r["end_time"] > window.start]
+
+    def add(self, data: AppointmentCreate, *, time_zone: str) -> AppointmentRead:
+        for r in self.rows.values():
+            if (r["professional_id"] == data.professional_id and S(r["status"]) in BLOCKING
+                    and r["start_time"] < data.end_time and data.start_time < r["end_time"]):
+                raise DoubleBooking
+        aid = uuid.uuid4()
+        row = {**data.model_dump(), "id": aid, "status": "scheduled", "version": 1,
+               "time_zone": time_zone}
+        self.rows[aid] = row
+        return AppointmentRead.model_construct(**row)
+
+    def get(self, appointment_id: uuid.UUID) -> AppointmentRead:
+        return AppointmentRead.model_construct(**self.rows[appointment_id])
+
+    def confirm(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+        row = self.rows[appointment_id]
+        if row["version"] != version:
+            raise StaleVersion("appointment", appointment_id, version)
+        check_transition(row["status"], S.CONFIRMED)
+        row.update(status="confirmed", version=version + 1)
+        return AppointmentRead.model_construct(**row)
+
+
+@dataclass
+class FakeUnitOfWork:
+    actor: Actor
+    clinic_id: uuid.UUID | None
+    store: dict[str, Any] = field(default_factory=dict)
+    commits: int = 0
+    rollbacks: int = 0
+    _snapshot: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.patients = FakePatients(self)
+        self.professionals = FakeProfessionals(self)
+        self.appointments = FakeAppointments(self)
+
+    def __enter__(self) -> Self:
+        self._snapshot = {k: dict(v) for k, v in self.store.items()}
+        self._committed = False
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._committed:
+            self.rollback()
+
+    def commit(self) -> None:
+        self.commits += 1
+        self._committed = True
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+        for key, rows in self._snapshot.items():
+            self.store[key].clear()
+            self.store[key].update(rows)
