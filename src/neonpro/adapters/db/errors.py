@@ -42,7 +42,7 @@ FK_ENTITIES: dict[str, str] = {
 }
 
 
-def _constraint(exc: DBAPIError) -> str:
+def constraint_name(exc: DBAPIError) -> str:
     diag = getattr(exc.orig, "diag", None)
     return str(getattr(diag, "constraint_name", "") or "")
 
@@ -56,7 +56,7 @@ def _field_from(constraint: str, prefix: str) -> str:
 def translate(exc: DBAPIError) -> DomainError | None:  # noqa: PLR0911  (one return per kind)
     """The domain error for a constraint violation, or None if it is not one."""
     orig = exc.orig
-    name = _constraint(exc)
+    name = constraint_name(exc)
     sqlstate = getattr(orig, "sqlstate", None)
     if isinstance(orig, psycopg.errors.ExclusionViolation) and "no_overlap" in name:
         return DoubleBooking()

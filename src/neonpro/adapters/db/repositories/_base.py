@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy import CursorResult, Executable
 from sqlalchemy.exc import DBAPIError
 
-from neonpro.adapters.db.errors import translate
+from neonpro.adapters.db.errors import constraint_name, translate
 from neonpro.domain.errors import Forbidden
 
 if TYPE_CHECKING:
     from neonpro.adapters.db.uow import SqlUnitOfWork
+
+log = structlog.get_logger(__name__)
 
 
 class SqlRepository:
@@ -35,6 +38,16 @@ class SqlRepository:
             return self._uow.connection.execute(statement, params)
         except DBAPIError as exc:
             error = translate(exc)
+            actor = self._uow.actor
+            log.warning(
+                "db_error",
+                error=error.code if error else type(exc.orig).__name__,
+                sqlstate=getattr(exc.orig, "sqlstate", None),
+                constraint=constraint_name(exc),
+                clinic_id=str(self._uow.clinic_id) if self._uow.clinic_id else None,
+                actor_id=str(actor.id),
+                request_id=actor.request_id,
+            )
             if error is None:
                 raise
             # `from None`: the driver's exception text carries the offending values
