@@ -82,7 +82,7 @@ def test_professional_and_service_type_crud(container: Container, clinic: uuid.U
 
 
 def test_invalid_professional_fields_are_rejected_without_echo() -> None:
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="validation errors") as err:
         ProfessionalCreate(full_name="X", phone="(01) 1234-5678", council_state="XX")
     message = str(err.value)
     assert "1234" not in message
