@@ -130,5 +130,5 @@ def test_database_check_constraints_become_validation_errors(
     bad = text("INSERT INTO service_types (clinic_id, name, duration_minutes) "
                "VALUES (:c, 'x', -5)")
     with container.uow(clinic, STAFF) as tx, pytest.raises(ValidationFailed) as err:
-        tx.service_types._execute(bad, {"c": clinic})  # noqa: SLF001  (bypasses the schema)
+        tx.service_types._execute(bad, {"c": clinic})  # bypasses the schema
     assert "duration_minutes" in err.value.field
