@@ -61,7 +61,7 @@ def seed_world(session: Session, clinic_id: uuid.UUID) -> dict[str, uuid.UUID]:
         legal_basis="consent", status="granted", given_at=T0, terms_version="v1",
         terms_hash="a" * 64,
     )
-    ids["audit_events"] = _insert(session, "audit_events", clinic_id=c, seq=1, action="CREATE")
+    ids["audit_events"] = _insert(session, "audit_events", clinic_id=c, action="VIEW")
     ids["data_subject_requests"] = _insert(
         session, "data_subject_requests", clinic_id=c, patient_id=patient, kind="access",
         received_at=T0, due_at=T0 + timedelta(days=15),

@@ -6,14 +6,22 @@ first asked for.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from functools import cached_property
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
+from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.config import Settings, get_settings
-from neonpro.domain.actors import Actor
+from neonpro.domain.actors import Actor, SystemActors
+
+log = structlog.get_logger(__name__)
 
 
 class Container:
@@ -60,7 +68,24 @@ class Container:
             self.database, self.cipher, self.blind_indexer, actor, None, service=True
         )
 
-    def close(self) -> None:
-        """Release pools and stop an embedded server this process started."""
-        if "database" in self.__dict__:
-            self.database.close()
+    @cached_property
+    def checkpoint_key(self) -> bytes:
+        """HMAC key of audit checkpoints: derived from the blind-index key, kept outside the
+        database like every other key."""
+        return hmac.new(self.keyring.blind_index_key, b"neonpro-audit-checkpoint-key-v1",
+                        hashlib.sha256).digest()
+
+    def seal_audit(self, actor: Actor = SystemActors.SCHEDULER) -> int:
+        """Seal every pending audit event (the CLI does this before it exits)."""
+        return seal_pending(self.database, actor)
+
+    def close(self, *, seal: bool = True) -> None:
+        """Seal pending audit events, release pools, stop an embedded server we started."""
+        if "database" not in self.__dict__:
+            return
+        if seal:
+            try:
+                self.seal_audit()
+            except (SQLAlchemyError, RuntimeError) as exc:
+                log.warning("audit_seal_on_close_failed", error=type(exc).__name__)
+        self.database.close()

@@ -125,9 +125,20 @@ def test_audit_trigger_refuses_even_with_a_grant(
 
 def test_audit_events_accept_inserts(db: Database, two: dict[str, dict[str, uuid.UUID]]) -> None:
     a = two["a"]["clinics"]
+    count = text("SELECT count(*) FROM audit_events")
     with db.tenant_session(a, ACTOR) as session:
+        before = session.execute(count).scalar_one()
         session.execute(text(
-            "INSERT INTO audit_events (clinic_id, seq, action) VALUES (:c, 2, 'VIEW')"
+            "INSERT INTO audit_events (clinic_id, action) VALUES (:c, 'VIEW')"
         ), {"c": a})
-        count = session.execute(text("SELECT count(*) FROM audit_events")).scalar_one()
-    assert count == 2
+        after = session.execute(count).scalar_one()
+    assert after == before + 1
+
+
+def test_audit_events_cannot_be_inserted_sealed(
+    db: Database, two: dict[str, dict[str, uuid.UUID]]
+) -> None:
+    a = two["a"]["clinics"]
+    with pytest.raises(DBAPIError, match="inserted unsealed"), db.tenant_session(a, ACTOR) as s:
+        s.execute(text("INSERT INTO audit_events (clinic_id, action, seq, hash) "
+                       "VALUES (:c, 'VIEW', 99, '\\x00')"), {"c": a})

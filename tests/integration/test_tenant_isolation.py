@@ -11,10 +11,14 @@ from sqlalchemy.exc import DBAPIError
 
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.models import Base
+from neonpro.adapters.db.security import OWNER_ONLY_TABLES, SERVICE_READ_ONLY_TABLES
 from tests.conftest import make_settings
 from tests.factories import ACTOR, seed_clinic, seed_world
 
-TABLES = sorted(Base.metadata.tables)
+# tables the application role may touch at all; the others are covered below
+APP_TABLES = sorted(set(Base.metadata.tables) - set(SERVICE_READ_ONLY_TABLES)
+                    - set(OWNER_ONLY_TABLES))
+TABLES = APP_TABLES
 TENANT_KEY = {name: ("id" if name == "clinics" else "clinic_id") for name in TABLES}
 GLOBAL = {"staff_users"}
 
@@ -177,8 +181,23 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
     if "id" in row:
         row["id"] = uuid.uuid4()
     if "seq" in row:
-        row["seq"] = 10_000
+        row.update(seq=None, prev_hash=None, hash=None)
     assert key in row
     with pytest.raises(DBAPIError, match=r"row-level security|permission denied"), \
             db.tenant_session(world["a"]["clinics"], ACTOR) as session:
         session.execute(t.insert().values(**row))
+
+
+@pytest.mark.parametrize("name", sorted(SERVICE_READ_ONLY_TABLES + OWNER_ONLY_TABLES))
+def test_application_role_has_no_access_to_chain_and_key_tables(
+    db: Database, world: dict[str, dict[str, uuid.UUID]], name: str
+) -> None:
+    with pytest.raises(DBAPIError, match="permission denied"), db.tenant_session(
+        world["a"]["clinics"], ACTOR
+    ) as session:
+        session.execute(text(f"SELECT * FROM {name}"))
+
+
+def test_service_role_cannot_read_the_patient_ref_key(db: Database) -> None:
+    with pytest.raises(DBAPIError, match="permission denied"), db.service_session(ACTOR) as s:
+        s.execute(text("SELECT inner_pad FROM audit_ref_keys"))

@@ -14,6 +14,8 @@ class Actor:
     role: str
     ip_address: str | None = None
     request_id: str | None = None
+    user_agent: str | None = None
+    session_id: str | None = None
 
     @property
     def is_system(self) -> bool:

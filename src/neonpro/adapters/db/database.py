@@ -38,8 +38,25 @@ SET_CONTEXT = text(
     "SELECT set_config('role', :role, true), "
     "set_config('app.clinic_id', :clinic_id, true), "
     "set_config('app.actor_id', :actor_id, true), "
-    "set_config('app.actor_role', :actor_role, true)"
+    "set_config('app.actor_role', :actor_role, true), "
+    "set_config('app.request_id', :request_id, true), "
+    "set_config('app.ip', :ip, true), "
+    "set_config('app.user_agent', :user_agent, true), "
+    "set_config('app.session_id', :session_id, true)"
 )
+
+
+def context_params(
+    role: str, clinic_id: uuid.UUID | None, actor_id: uuid.UUID, actor_role: str,
+    *, request_id: str | None = None, ip: str | None = None, user_agent: str | None = None,
+    session_id: str | None = None,
+) -> dict[str, str]:
+    """Parameters of :data:`SET_CONTEXT`; the audit triggers read these settings."""
+    return {
+        "role": role, "clinic_id": str(clinic_id) if clinic_id else "",
+        "actor_id": str(actor_id), "actor_role": actor_role, "request_id": request_id or "",
+        "ip": ip or "", "user_agent": (user_agent or "")[:500], "session_id": session_id or "",
+    }
 
 _TRANSIENT = (
     psycopg.errors.SerializationFailure,
@@ -169,15 +186,7 @@ class Database:
         with self._factory(kind)() as session, session.begin():
             if read_only:
                 session.execute(text("SET TRANSACTION READ ONLY"))
-            session.execute(
-                SET_CONTEXT,
-                {
-                    "role": role,
-                    "clinic_id": str(clinic_id) if clinic_id else "",
-                    "actor_id": str(actor_id),
-                    "actor_role": actor_role,
-                },
-            )
+            session.execute(SET_CONTEXT, context_params(role, clinic_id, actor_id, actor_role))
             session.info.update(
                 kind=kind, clinic_id=clinic_id, actor_id=actor_id, read_only=read_only
             )

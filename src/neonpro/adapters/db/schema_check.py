@@ -66,7 +66,9 @@ CATALOG_QUERIES: dict[str, str] = {
         FROM pg_trigger WHERE NOT tgisinternal""",
     "function": f"""
         SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-               md5(p.prosrc), 'owner=' || pg_get_userbyid(p.proowner)
+               md5(p.prosrc), 'owner=' || pg_get_userbyid(p.proowner),
+               'definer=' || p.prosecdef, 'acl=' || coalesce(p.proacl::text, 'default'),
+               'config=' || coalesce(array_to_string(p.proconfig, ','), '')
         FROM pg_proc p
         WHERE p.pronamespace = 'public'::regnamespace AND {_NOT_EXTENSION.format(oid="p.oid")}""",
     "grant": """

@@ -28,6 +28,9 @@ CURRENT_ACTOR = "NULLIF(current_setting('app.actor_id', true), '')::uuid"
 
 # Tables whose rows the application role may never change once written.
 APPEND_ONLY_TABLES = ("audit_events",)
+# Written only by the owner's SECURITY DEFINER functions.
+SERVICE_READ_ONLY_TABLES = ("audit_chain_cuts",)
+OWNER_ONLY_TABLES = ("audit_ref_keys",)
 # Columns of global tables the application role must never read.
 SECRET_COLUMNS = {"staff_users": ("password_hash",)}
 
@@ -135,15 +138,16 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
         f"REVOKE ALL ON {name} FROM PUBLIC",
     ]
     if name in APPEND_ONLY_TABLES:
+        # guard triggers and owner policies come from audit_sql.audit_ddl
         out += _tenant_policies(name, roles, ("SELECT", "INSERT"))
         out += [
             f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
-            f"CREATE TRIGGER {name}_append_only BEFORE UPDATE OR DELETE ON {name} "
-            "FOR EACH ROW EXECUTE FUNCTION neonpro_refuse_change()",
-            f"CREATE TRIGGER {name}_no_truncate BEFORE TRUNCATE ON {name} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION neonpro_refuse_change()",
         ]
+    elif name in SERVICE_READ_ONLY_TABLES:
+        out.append(f"GRANT SELECT ON {name} TO {roles.service}")
+    elif name in OWNER_ONLY_TABLES:
+        pass  # readable by the owner's SECURITY DEFINER functions only
     elif scope == "clinic":
         out += _tenant_policies(name, roles, ("SELECT", "UPDATE"))
         out += [
@@ -177,10 +181,12 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
 
 def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     """Functions, RLS, policies, grants and triggers for every table of ``metadata``."""
+    from neonpro.adapters.db.audit_sql import audit_ddl  # noqa: PLC0415  (imports Roles)
+
     statements = _functions_sql()
     for table in metadata.sorted_tables:
         statements += _table_sql(table, roles)
-    return statements
+    return statements + audit_ddl(roles)
 
 
 def tenant_tables(metadata: MetaData) -> list[str]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Self
 from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError
 
-from neonpro.adapters.db.database import SET_CONTEXT
+from neonpro.adapters.db.database import SET_CONTEXT, context_params
 from neonpro.adapters.db.errors import translate
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
 from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
@@ -62,15 +62,11 @@ class SqlUnitOfWork:
         conn = self.db.engine(kind).connect()
         try:
             self._transaction = conn.begin()
-            conn.execute(
-                SET_CONTEXT,
-                {
-                    "role": role,
-                    "clinic_id": str(self.clinic_id) if self.clinic_id else "",
-                    "actor_id": str(self.actor.id),
-                    "actor_role": self.actor.role,
-                },
-            )
+            actor = self.actor
+            conn.execute(SET_CONTEXT, context_params(
+                role, self.clinic_id, actor.id, actor.role, request_id=actor.request_id,
+                ip=actor.ip_address, user_agent=actor.user_agent, session_id=actor.session_id,
+            ))
         except BaseException:
             conn.close()
             raise

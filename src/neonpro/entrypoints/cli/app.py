@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neonpro.entrypoints.cli import db, serve
+from neonpro.entrypoints.cli import db, demo, serve
 
 app = typer.Typer(
     name="neonpro",
@@ -13,4 +13,5 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(demo.app, name="demo")
 app.command("serve")(serve.serve)

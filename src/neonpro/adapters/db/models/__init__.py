@@ -2,7 +2,12 @@
 
 from neonpro.adapters.db.base import Base
 from neonpro.adapters.db.models.appointment import Appointment
-from neonpro.adapters.db.models.audit import SYSTEM_CLINIC_ID, AuditEvent
+from neonpro.adapters.db.models.audit import (
+    SYSTEM_CLINIC_ID,
+    AuditChainCut,
+    AuditEvent,
+    AuditRefKey,
+)
 from neonpro.adapters.db.models.clinic import Clinic
 from neonpro.adapters.db.models.consent import ConsentRecord
 from neonpro.adapters.db.models.lgpd import (
@@ -19,7 +24,9 @@ from neonpro.adapters.db.models.staff import ClinicMembership, StaffUser
 __all__ = [
     "SYSTEM_CLINIC_ID",
     "Appointment",
+    "AuditChainCut",
     "AuditEvent",
+    "AuditRefKey",
     "Base",
     "Clinic",
     "ClinicMembership",

@@ -3,21 +3,28 @@
 ``clinic_id`` here has no foreign key on purpose: the trail must outlive a
 clinic, and events that belong to no clinic (backups, restores, failed logins
 before a clinic is known) go to the system chain, ``clinic_id`` = the nil UUID
-``00000000-0000-0000-0000-000000000000``. ``seq`` is gap-free per clinic
-(allocated by the writer), ``prev_hash``/``hash`` chain each event to the
-previous one. ``details`` is redacted: which fields changed, never their values.
-No ``updated_at``: rows are never updated (the database refuses it).
+``00000000-0000-0000-0000-000000000000``.
+
+Writers insert events unsealed (``seq``, ``prev_hash``, ``hash`` NULL), so no audited
+transaction waits on a per-clinic lock. The sealer (``neonpro_audit_seal``, a short
+transaction per batch) assigns the gap-free ``seq`` in commit-visible order and chains
+``hash = sha256(prev_hash || canonical(event))``. The guard trigger lets those three
+columns go from NULL to a value once and refuses every other UPDATE and every DELETE
+(except pruning below a signed cut). ``details`` is redacted: which fields changed,
+never their values.
 """
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     Index,
     LargeBinary,
+    SmallInteger,
     Text,
     UniqueConstraint,
     func,
@@ -49,6 +56,9 @@ class AuditEvent(Base):
         Index(None, "clinic_id", "patient_ref", "occurred_at"),
         Index(None, "clinic_id", "resource_type", "resource_id"),
         Index(None, "clinic_id", "action", "occurred_at"),
+        Index(None, "clinic_id", "ip_address", "occurred_at"),
+        Index("ix_audit_events_unsealed", "clinic_id", "occurred_at", "id",
+              postgresql_where=text("seq IS NULL")),
         ck_in("action", AuditAction),
         ck_in("status", AuditStatus),
         ck_in("risk_level", RiskLevel),
@@ -62,7 +72,7 @@ class AuditEvent(Base):
         comment="tenant, or the nil UUID for the system chain; no FK on purpose",
     )
     id: Mapped[uuid.UUID] = uuid_pk()
-    seq: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int | None] = mapped_column(BigInteger, comment="NULL until sealed")
     occurred_at: Mapped[datetime] = mapped_column(server_default=func.now())
     actor_id: Mapped[uuid.UUID | None] = actor_column()
     actor_role: Mapped[str | None] = mapped_column(Text)  # a ClinicRole or a system actor kind
@@ -90,5 +100,42 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
+    retain_until: Mapped[date] = mapped_column(
+        Date, comment="set on insert from the action's retention category"
+    )
     prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class AuditChainCut(Base):
+    """Where a clinic's chain was pruned: the last pruned event's seq and hash, signed
+    (HMAC, key outside the database) so the remaining chain still verifies from here."""
+
+    __tablename__ = "audit_chain_cuts"
+    __table_args__ = table_args("tenant", CheckConstraint("seq >= 1", name="seq_positive"))
+
+    clinic_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, sort_order=-10,
+        comment="tenant, or the nil UUID for the system chain; no FK on purpose",
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+    pruned_events: Mapped[int] = mapped_column(BigInteger)
+    archive_sha256: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text, comment="HMAC-SHA256 of the cut, hex")
+    cut_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class AuditRefKey(Base):
+    """The key of ``patient_ref`` (HMAC-SHA256 of a patient id), kept as the HMAC inner and
+    outer pads (key XOR 0x36 / 0x5c, 64 bytes) so plain ``sha256()`` computes the HMAC
+    without pgcrypto. Readable only by the owner role, through the SECURITY DEFINER
+    function ``neonpro_patient_ref``."""
+
+    __tablename__ = "audit_ref_keys"
+    __table_args__ = table_args("global", CheckConstraint("id = 1", name="single_row"))
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    inner_pad: Mapped[bytes] = mapped_column(LargeBinary)
+    outer_pad: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,657 @@
+"""Repository benchmark: our unit of work + patient repository beside raw psycopg 3.
+
+    .venv/bin/python bench/repositories.py              # 20 clinics, 200,000 patients
+    .venv/bin/python bench/repositories.py --quick      # 20,000 patients
+    .venv/bin/python bench/repositories.py --keep       # leave the scratch database
+
+A scratch database ``neonpro_bench_*`` is created on the server of ``--url`` (which is
+only used to CREATE/DROP it), migrated, filled with COPY (see ``bench/_setup.py``) and
+dropped at the end unless ``--keep``.
+
+Each operation runs both ways in alternating rounds (ours, raw, raw, ours, ...), so
+machine noise hits both alike:
+
+* ours: the service functions of ``neonpro.services.patients`` on
+  ``Container.uow(clinic_id, actor)`` (SQLAlchemy pool, SET_CONTEXT, repository, commit);
+  decrypts the 7 encrypted fields and builds a ``PatientRead``.
+* raw: one psycopg 3 connection, ``BEGIN`` (implicit), the same ``set_config`` context
+  statement (role ``neonpro_app``, ``app.clinic_id``, actor), the same SQL statement,
+  ``COMMIT``. It decrypts nothing and builds no model, so the CPU ratio includes our
+  mapping. Creates and updates send parameters built before timing (raw), while ours
+  encrypts, computes blind indexes and validates inside the timed call.
+* floor: a bare prepared ``SELECT`` by primary key on one autocommit connection (as the
+  superuser, so no RLS), no transaction work: one round trip and nothing else.
+
+Wall time is the median of per-call ``perf_counter`` samples; client CPU is
+``time.process_time`` per call over all rounds (this process only; the server's CPU is
+not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _setup  # noqa: E402
+
+from neonpro.adapters.crypto import BlindIndexer, FieldCipher  # noqa: E402
+from neonpro.adapters.db.database import SET_CONTEXT  # noqa: E402
+from neonpro.adapters.db.repositories.patient import (  # noqa: E402
+    BLIND,
+    ENCRYPTED,
+    NAME,
+    READ_COLUMNS,
+)
+from neonpro.bootstrap import Container  # noqa: E402
+from neonpro.domain.actors import Actor  # noqa: E402
+from neonpro.domain.paging import FIRST_KEYSET_PAGE, PageRequest, encode_cursor  # noqa: E402
+from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate  # noqa: E402
+from neonpro.services import patients as svc  # noqa: E402
+
+PAGE = 20
+GOAL_RATIO = 1.5
+GOAL_KEYSET = 1.2
+
+# ----------------------------------------------------------------------------- raw SQL
+# The statements our repository sends (same columns, predicates, order and limit),
+# written out by hand as a raw psycopg user would.
+COLS = ", ".join(c.name for c in READ_COLUMNS)
+# the context statement is the project's own SET_CONTEXT text (it grows settings over
+# time: audit request id, ip, ...), with psycopg placeholders
+RAW_CONTEXT = re.sub(r"(?<!:):(\w+)", r"%(\1)s", SET_CONTEXT.text)
+CONTEXT_NAMES = tuple(SET_CONTEXT._bindparams)  # noqa: SLF001
+RAW_GET = f"SELECT {COLS} FROM patients WHERE clinic_id = %s AND id = %s AND deleted_at IS NULL"
+RAW_BY_CPF = (
+    f"SELECT {COLS} FROM patients "
+    "WHERE clinic_id = %s AND cpf_blind_index = %s AND deleted_at IS NULL"
+)
+_LIST_WHERE = "clinic_id = %s AND deleted_at IS NULL AND is_active IS true"
+RAW_LIST_FIRST = (
+    f"SELECT {COLS} FROM patients WHERE {_LIST_WHERE} ORDER BY created_at, id LIMIT %s"
+)
+RAW_LIST_AFTER = (
+    f"SELECT {COLS} FROM patients WHERE {_LIST_WHERE} AND (created_at, id) > (%s, %s) "
+    "ORDER BY created_at, id LIMIT %s"
+)
+RAW_COUNT = f"SELECT count(*) FROM patients WHERE {_LIST_WHERE}"
+# the columns our INSERT names for the create payload below (payload + Python-side defaults)
+INSERT_COLUMNS = (
+    "clinic_id", "id", "medical_record_number", "given_names", "family_name", "full_name",
+    "birth_date", "gender", "nationality", "deceased_indicator",
+    "cpf_encrypted", "cpf_blind_index", "cns_encrypted", "cns_blind_index", "external_ids",
+    "phone_primary", "email", "language_preference", "city", "state", "postal_code", "country",
+    "allergies", "chronic_conditions", "current_medications", "accessibility_needs",
+    "patient_notes_encrypted", "data_consent_status", "total_no_shows", "total_appointments",
+    "is_active", "created_by", "updated_by", "version",
+)
+RAW_INSERT = (
+    f"INSERT INTO patients ({', '.join(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(INSERT_COLUMNS))}) RETURNING {COLS}"
+)
+RAW_UPDATE = (
+    "UPDATE patients SET phone_primary = %s, updated_by = %s, version = version + 1 "
+    "WHERE clinic_id = %s AND id = %s AND deleted_at IS NULL AND version = %s "
+    f"RETURNING {COLS}"
+)
+FLOOR_GET = f"SELECT {COLS} FROM patients WHERE clinic_id = %s AND id = %s"
+
+
+# ----------------------------------------------------------------------------- timing
+@dataclass
+class Side:
+    samples: list[int]  # wall ns per call
+    cpu_s: float = 0.0
+    calls: int = 0
+
+    @property
+    def median_us(self) -> float:
+        return statistics.median(self.samples) / 1000
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / self.calls * 1e6
+
+
+def _batch(fn: Callable[[int], object], start: int, n: int, side: Side) -> None:
+    gc.collect()
+    append = side.samples.append
+    clock = time.perf_counter_ns
+    cpu0 = time.process_time()
+    for i in range(start, start + n):
+        t0 = clock()
+        fn(i)
+        append(clock() - t0)
+    side.cpu_s += time.process_time() - cpu0
+    side.calls += n
+
+
+def compare(
+    ours: Callable[[int], object], raw: Callable[[int], object] | None,
+    n: int, rounds: int, warmup: int,
+) -> tuple[Side, Side | None]:
+    """Warm both up, then ``rounds`` rounds of n calls each, alternating who goes first.
+
+    ``fn(i)`` gets a call index that is unique per side (creates and updates use it to
+    pick an unused CPF or patient); warm-up calls use the first indexes.
+    """
+    mine, theirs = Side([]), Side([]) if raw else None
+    scratch = Side([])
+    _batch(ours, 0, warmup, scratch)
+    if raw:
+        _batch(raw, 0, warmup, scratch)
+    for r in range(rounds):
+        start = warmup + r * n
+        order = [(ours, mine), (raw, theirs)] if r % 2 == 0 else [(raw, theirs), (ours, mine)]
+        for fn, side in order:
+            if fn is not None and side is not None:
+                _batch(fn, start, n, side)
+    return mine, theirs
+
+
+# ------------------------------------------------------------------------- round trips
+def traced(pgconn: pq.abc.PGconn, work: Callable[[], object]) -> list[str]:
+    """The protocol messages the client sent during ``work``, one word per sync point."""
+    with tempfile.TemporaryFile("w+") as log:
+        pgconn.trace(log.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            work()
+        finally:
+            pgconn.untrace()
+        log.seek(0)
+        lines = log.read().splitlines()
+    out: list[str] = []
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) < 3:  # noqa: PLR2004
+            continue
+        direction, message, rest = parts[0], parts[2], "\t".join(parts[3:])
+        if direction == "F" and message == "Query":
+            sql = rest.strip().strip('"').strip()
+            out.append("ping(;)" if sql in ("", ";") else sql.split()[0])
+        elif direction == "F" and message == "Parse":
+            sql = rest.split('"')[3] if rest.count('"') >= 4 else "?"  # noqa: PLR2004
+            out.append(sql.split()[0] if sql.split() else "?")
+        elif direction == "F" and message == "Bind":
+            # a Bind right after its Parse is the same statement; alone it runs a
+            # statement prepared earlier
+            if not out or out[-1] == "|":
+                out.append("EXECUTE")
+            elif out[-1] not in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "?"):
+                out.append("EXECUTE")
+        elif direction == "B" and message == "ReadyForQuery":
+            out.append("|")
+    return out
+
+
+def round_trips(messages: list[str]) -> tuple[int, str]:
+    groups, current = [], []
+    for m in messages:
+        if m == "|":
+            groups.append("+".join(current) or "?")
+            current = []
+        else:
+            current.append(m)
+    return len(groups), ", ".join(groups)
+
+
+# ------------------------------------------------------------------------------ plans
+def explain(conn: psycopg.Connection, sql: str, params: tuple, *, app_clinic: uuid.UUID | None,
+            generic: bool = False) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) under the application role (or as the superuser)."""
+    with conn.transaction(force_rollback=True), psycopg.ClientCursor(conn) as cur:
+        if app_clinic is not None:
+            cur.execute("SET LOCAL ROLE neonpro_app")
+            cur.execute("SELECT set_config('app.clinic_id', %s, true)", (str(app_clinic),))
+        if generic:
+            cur.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            typed = sql
+            for n in range(1, len(params) + 1):
+                typed = typed.replace("%s", f"${n}", 1)
+            cur.execute(f"PREPARE bench_plan AS {typed}")
+            args = ", ".join(cur.mogrify("%s", (p,)) for p in params)
+            cur.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_plan({args})")
+        else:
+            cur.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        if generic:
+            cur.execute("DEALLOCATE bench_plan")
+    return plan
+
+
+def plan_summary(plan: str) -> tuple[str, str]:
+    """(access path, execution time) from a text plan."""
+    access = []
+    for line in plan.splitlines():
+        s = line.strip().lstrip("->").strip()
+        for kind in ("Index Only Scan", "Index Scan", "Bitmap Index Scan", "Seq Scan"):
+            if s.startswith(kind):
+                head = s.split("  (")[0]
+                access.append(head)
+                break
+    exec_ms = next((line.split(":")[1].strip() for line in plan.splitlines()
+                    if line.startswith("Execution Time")), "?")
+    return "; ".join(access) or "?", exec_ms
+
+
+# ------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:  # noqa: C901, PLR0915
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patients", type=int, default=200_000)
+    parser.add_argument("--clinics", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="20,000 patients, fewer calls")
+    parser.add_argument("--url", default=_setup.DEFAULT_ADMIN_URL,
+                        help="admin URL, only used to create and drop the scratch database")
+    parser.add_argument("--keep", action="store_true", help="do not drop the scratch database")
+    parser.add_argument("--ops", type=int, default=None,
+                        help="calls per side per round for point operations (default 300)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile our get-by-id loop (pyinstrument if installed)")
+    parser.add_argument("--no-plans", action="store_true", help="skip the EXPLAIN section")
+    parser.add_argument("--only", default="",
+                        help="comma-separated operation names to measure (e.g. get,cpf,list)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.patients = min(args.patients, 20_000)
+    ops = args.ops or (100 if args.quick else 300)
+    list_ops = max(ops // 3, 10)
+    total_ops = max(ops // 30, 3)  # a count(*) over the clinic per call: slow
+    rounds, warmup = args.rounds, 30
+
+    print(f"neonpro repository benchmark - {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
+    print(f"python {platform.python_version()}, psycopg {psycopg.__version__} "
+          f"({pq.__impl__}), {os.cpu_count()} CPUs, {platform.platform()}")
+    import neonpro  # noqa: PLC0415
+
+    print(f"neonpro imported from {Path(neonpro.__file__).parent}")
+    print(f"loading {args.patients:,} patients in {args.clinics} clinics ...", flush=True)
+    ds = _setup.load(args.url, args.patients, args.clinics)
+    print(f"loaded in {ds.load_seconds:.0f} s: {ds.url.rsplit('/', 1)[1]}")
+    try:
+        run(ds, args, ops, list_ops, total_ops, rounds, warmup)
+    finally:
+        if args.keep:
+            print(f"kept {ds.url}")
+        else:
+            _setup.drop_scratch_database(args.url, ds.url)
+            print("scratch database dropped")
+    return 0
+
+
+def run(ds: _setup.Dataset, args: argparse.Namespace, ops: int, list_ops: int,  # noqa: C901, PLR0912, PLR0915
+        total_ops: int, rounds: int, warmup: int) -> None:
+    url = ds.url
+    clinic = ds.bench_clinic
+    cipher, blind = FieldCipher(ds.keyring), BlindIndexer(ds.keyring)
+    container = Container(_setup.make_settings(url), database_url=url, keyring=ds.keyring)
+    actor = Actor(uuid.uuid4(), "admin")
+    known = {"role": "neonpro_app", "clinic_id": str(clinic), "actor_id": str(actor.id),
+             "actor_role": actor.role}
+    context = {name: known.get(name, "") for name in CONTEXT_NAMES}
+    opts = {"application_name": "neonpro-bench-raw",
+            "options": "-c statement_timeout=60000 -c TimeZone=UTC"}
+    raw = psycopg.connect(url, **opts)
+    floor = psycopg.connect(url, autocommit=True, **opts)
+    cur = raw.cursor()
+
+    visible = ds.bench_patients  # (id, n) of visible, active patients of the bench clinic
+    size = ds.clinic_sizes[0]
+    print(f"bench clinic: {size:,} patients ({len(visible):,} active and not deleted); "
+          f"{rounds} rounds x {ops} calls per side (lists: {list_ops})")
+
+    # ---- inputs -------------------------------------------------------------------
+    reads = visible[: 2000]
+    n_reads = len(reads)
+    per_side = warmup + rounds * ops
+    # creates: fresh CPF/CNS numbers; ours gets validated inputs, raw prebuilt rows
+    first_n = ds.next_n
+    creates_ours = []
+    creates_raw = []
+    for i in range(per_side):
+        n_ours, n_raw = first_n + 2 * i, first_n + 2 * i + 1
+        creates_ours.append(_create_input(n_ours))
+        creates_raw.append(_raw_insert_row(_create_input(n_raw), clinic, actor.id, cipher, blind))
+    # updates: distinct patients (version 1) per call, disjoint between the sides
+    update_pool = visible[len(visible) // 2:]
+    if len(update_pool) < 2 * per_side:
+        update_pool = update_pool * (2 * per_side // max(len(update_pool), 1) + 1)
+    updates_ours = [(pid, PatientUpdate(phone_primary=f"1198{i:07d}", version=1))
+                    for i, (pid, _) in enumerate(update_pool[:per_side])]
+    updates_raw = [(pid, f"1197{i:07d}") for i, (pid, _) in enumerate(update_pool[per_side:
+                                                                                2 * per_side])]
+    if len({p for p, _ in updates_ours} | {p for p, _ in updates_raw}) < 2 * per_side:
+        print("note: fewer patients than update calls; some updates use a stale version")
+
+    # keyset cursors: page 1 and the deep page (page 1000, rows 19,981-20,000)
+    deep = min(1000, len(visible) // PAGE)
+    with psycopg.connect(url) as c:
+        c.execute("SET ROLE neonpro_service")
+        created, last_id = c.execute(
+            f"SELECT created_at, id FROM patients WHERE {_LIST_WHERE} "
+            "ORDER BY created_at, id OFFSET %s LIMIT 1",
+            (clinic, (deep - 1) * PAGE - 1),
+        ).fetchone()
+    deep_cursor = encode_cursor([created.isoformat(), str(last_id)])
+
+    # ---- operations ---------------------------------------------------------------
+    def uow() -> object:
+        return container.uow(clinic, actor)
+
+    def ours_get(i: int) -> object:
+        return svc.get_patient(uow(), reads[i % n_reads][0])
+
+    def raw_get(i: int) -> object:
+        cur.execute(RAW_CONTEXT, context)
+        cur.execute(RAW_GET, (clinic, reads[i % n_reads][0]))
+        row = cur.fetchone()
+        raw.commit()
+        return row
+
+    def floor_get(i: int) -> object:
+        return floor.execute(FLOOR_GET, (clinic, reads[i % n_reads][0]), prepare=True).fetchone()
+
+    cpfs = [_setup.cpf(n) for _, n in reads]
+
+    def ours_cpf(i: int) -> object:
+        found = svc.find_patient_by_cpf(uow(), cpfs[i % n_reads])
+        assert found is not None
+        return found
+
+    def raw_cpf(i: int) -> object:
+        bi = blind.index("cpf", cpfs[i % n_reads])
+        cur.execute(RAW_CONTEXT, context)
+        cur.execute(RAW_BY_CPF, (clinic, bi))
+        row = cur.fetchone()
+        raw.commit()
+        return row
+
+    first_page = PageRequest(limit=PAGE, cursor=FIRST_KEYSET_PAGE, with_total=False)
+    first_page_total = PageRequest(limit=PAGE, cursor=FIRST_KEYSET_PAGE, with_total=True)
+    deep_page = PageRequest(limit=PAGE, cursor=deep_cursor, with_total=False)
+
+    def ours_list1(i: int) -> object:
+        return svc.search_patients(uow(), None, None, first_page)
+
+    def raw_list1(i: int) -> object:
+        cur.execute(RAW_CONTEXT, context)
+        cur.execute(RAW_LIST_FIRST, (clinic, PAGE + 1))
+        rows = cur.fetchall()
+        raw.commit()
+        return rows
+
+    def ours_list1_total(i: int) -> object:
+        return svc.search_patients(uow(), None, None, first_page_total)
+
+    def raw_list1_total(i: int) -> object:
+        cur.execute(RAW_CONTEXT, context)
+        cur.execute(RAW_LIST_FIRST, (clinic, PAGE + 1))
+        rows = cur.fetchall()
+        cur.execute(RAW_COUNT, (clinic,))
+        total = cur.fetchone()
+        raw.commit()
+        return rows, total
+
+    def ours_deep(i: int) -> object:
+        return svc.search_patients(uow(), None, None, deep_page)
+
+    def raw_deep(i: int) -> object:
+        cur.execute(RAW_CONTEXT, context)
+        cur.execute(RAW_LIST_AFTER, (clinic, created, last_id, PAGE + 1))
+        rows = cur.fetchall()
+        raw.commit()
+        return rows
+
+    def ours_create(i: int) -> object:
+        return svc.register_patient(uow(), creates_ours[i])
+
+    def raw_create(i: int) -> object:
+        cur.execute(RAW_CONTEXT, context)
+        cur.execute(RAW_INSERT, creates_raw[i])
+        row = cur.fetchone()
+        raw.commit()
+        return row
+
+    def ours_update(i: int) -> object:
+        pid, change = updates_ours[i]
+        return svc.update_patient(uow(), pid, change)
+
+    def raw_update(i: int) -> object:
+        pid, phone = updates_raw[i]
+        cur.execute(RAW_CONTEXT, context)
+        cur.execute(RAW_UPDATE, (phone, actor.id, clinic, pid, 1))
+        row = cur.fetchone()
+        if row is None:
+            raw.rollback()
+            raise RuntimeError("stale version")
+        raw.commit()
+        return row
+
+    # ---- sanity: both paths return the same rows ------------------------------------
+    page1 = svc.search_patients(uow(), None, None, first_page)
+    assert [p.id for p in page1.items] == [r[0] for r in raw_list1(0)[:PAGE]]
+    deep_items = svc.search_patients(uow(), None, None, deep_page).items
+    assert len(deep_items) == PAGE
+    assert [p.id for p in deep_items] == [r[0] for r in raw_deep(0)[:PAGE]]
+    assert ours_get(0).id == raw_get(0)[0] == floor_get(0)[0]
+    assert ours_cpf(0).id == raw_cpf(0)[0]
+
+    # ---- round trips per transaction ----------------------------------------------
+    engine = container.database.engine("app")
+    with engine.connect() as c:
+        ours_pgconn = c.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    pool = engine.pool
+    print(f"pool: {pool.checkedin()} connection(s) idle (ours reuses one connection)")  # type: ignore[attr-defined]
+    trips = {
+        "ours get": round_trips(traced(ours_pgconn, lambda: ours_get(1))),
+        "raw get": round_trips(traced(raw.pgconn, lambda: raw_get(1))),
+        "floor get": round_trips(traced(floor.pgconn, lambda: floor_get(1))),
+    }
+    print("\nround trips per call (client/server sync points, statements sent):")
+    for name, (count, what) in trips.items():
+        print(f"  {name:<10} {count}: {what}")
+
+    # ---- measurements ---------------------------------------------------------------
+    print("\nmeasuring ...", flush=True)
+    t0 = time.perf_counter()
+    results: list[tuple[str, Side, Side | None]] = []
+    fl, _ = compare(floor_get, None, ops, rounds, warmup)
+    results.append(("floor: prepared SELECT by PK", fl, None))
+    selected = [w.strip() for w in args.only.split(",") if w.strip()]
+    for name, o, r, n in (
+        ("get by id", ours_get, raw_get, ops),
+        ("find by CPF", ours_cpf, raw_cpf, ops),
+        ("list page 1 (keyset, 20)", ours_list1, raw_list1, list_ops),
+        (f"list page {deep} (keyset, 20)", ours_deep, raw_deep, list_ops),
+        ("list page 1 + total", ours_list1_total, raw_list1_total, total_ops),
+        ("create patient", ours_create, raw_create, ops),
+        ("update patient (version)", ours_update, raw_update, ops),
+    ):
+        if selected and not any(w in name for w in selected):
+            continue
+        mine, theirs = compare(o, r, n, rounds, min(warmup, n))
+        results.append((name, mine, theirs))
+        print(f"  {name}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    # ---- table ------------------------------------------------------------------------
+    print()
+    head = (f"{'operation':<30} {'ours µs':>9} {'raw µs':>9} {'ratio':>6} "
+            f"{'ours CPU':>9} {'raw CPU':>9} {'ratio':>6}  goal <= {GOAL_RATIO}")
+    print(head)
+    print("-" * len(head))
+    by_name = {}
+    for name, mine, theirs in results:
+        by_name[name] = (mine, theirs)
+        if theirs is None:
+            print(f"{name:<30} {mine.median_us:>9.0f} {'':>9} {'':>6} {mine.cpu_us:>9.0f}")
+            continue
+        ratio = mine.median_us / theirs.median_us
+        cpu_ratio = mine.cpu_us / theirs.cpu_us
+        verdict = "met" if ratio <= GOAL_RATIO else "NOT met"
+        print(f"{name:<30} {mine.median_us:>9.0f} {theirs.median_us:>9.0f} {ratio:>6.2f} "
+              f"{mine.cpu_us:>9.0f} {theirs.cpu_us:>9.0f} {cpu_ratio:>6.2f}  {verdict}")
+    first, deepest = "list page 1 (keyset, 20)", f"list page {deep} (keyset, 20)"
+    if first in by_name and deepest in by_name:
+        (o1, r1), (od, rd) = by_name[first], by_name[deepest]
+        keyset = od.median_us / o1.median_us
+        raw_keyset = rd.median_us / r1.median_us if rd and r1 else float("nan")
+        print(f"\nkeyset page {deep} / page 1 (ours): {keyset:.2f} (raw: {raw_keyset:.2f}); "
+              f"goal <= {GOAL_KEYSET}: {'met' if keyset <= GOAL_KEYSET else 'NOT met'}")
+    print("wall = median µs per call; CPU = client process CPU µs per call. Ours decrypts "
+          "7 fields per patient and builds a pydantic PatientRead (20 per list page); raw "
+          "decrypts nothing, so the CPU ratio includes our mapping. 'list page 1 + total' "
+          "is the default PageRequest(with_total=True): a count(*) over the clinic per page.")
+    print(f"measurement took {time.perf_counter() - t0:.0f} s")
+
+    # ---- plans ----------------------------------------------------------------------
+    if not args.no_plans:
+        plans(floor, clinic, blind, cpfs[0], (created, last_id), deep)
+
+    if args.profile:
+        profile(ours_get, n_reads)
+
+    cur.close()
+    raw.close()
+    floor.close()
+    container.close()
+
+
+def _create_input(n: int) -> PatientCreate:
+    return PatientCreate(
+        full_name=f"Paciente Bench {n} da Silva", given_names=["Paciente", "Bench"],
+        family_name="da Silva", birth_date=date(1985, 5, 17), gender="female",
+        cpf=_setup.cpf(n), cns=_setup.cns(n), phone_primary="11987654321",
+        email=f"bench{n}@example.com.br", city="São Paulo", state="SP",
+        postal_code="01310100", patient_notes="Primeira consulta: avaliação facial.",
+    )
+
+
+def _raw_insert_row(data: PatientCreate, clinic: uuid.UUID, actor: uuid.UUID,
+                    cipher: FieldCipher, blind: BlindIndexer) -> tuple[object, ...]:
+    from psycopg.types.json import Jsonb  # noqa: PLC0415
+
+    pid = uuid.uuid4()
+
+    def enc(name: str, value: str) -> bytes:
+        return cipher.encrypt(value, table=NAME, column=ENCRYPTED[name], row_id=pid)
+
+    assert data.cpf and data.cns and data.patient_notes
+    values = {
+        "clinic_id": clinic, "id": pid, "medical_record_number": "P-" + pid.hex[:12].upper(),
+        "given_names": data.given_names, "family_name": data.family_name,
+        "full_name": data.full_name, "birth_date": data.birth_date, "gender": data.gender,
+        "nationality": "brasileira", "deceased_indicator": False,
+        "cpf_encrypted": enc("cpf", data.cpf), "cpf_blind_index": blind.index("cpf", data.cpf),
+        "cns_encrypted": enc("cns", data.cns), "cns_blind_index": blind.index("cns", data.cns),
+        "external_ids": Jsonb({}), "phone_primary": data.phone_primary, "email": data.email,
+        "language_preference": "pt-BR", "city": data.city, "state": data.state,
+        "postal_code": data.postal_code, "country": "BR", "allergies": [],
+        "chronic_conditions": [], "current_medications": [], "accessibility_needs": [],
+        "patient_notes_encrypted": enc("patient_notes", data.patient_notes),
+        "data_consent_status": "pending", "total_no_shows": 0, "total_appointments": 0,
+        "is_active": True, "created_by": actor, "updated_by": actor, "version": 1,
+    }
+    assert set(BLIND) == {"cpf", "cns"}
+    return tuple(values[c] for c in INSERT_COLUMNS)
+
+
+def plans(conn: psycopg.Connection, clinic: uuid.UUID, blind: BlindIndexer, cpf: str,
+          deep_key: tuple[datetime, uuid.UUID], deep: int) -> None:
+    created, last_id = deep_key
+    bi = blind.index("cpf", cpf)
+    list_where = "clinic_id = %s AND deleted_at IS NULL AND is_active IS true"
+    name_sql = (f"SELECT {COLS} FROM patients WHERE {list_where} "
+                "AND search_name LIKE %s ESCAPE '\\' ORDER BY created_at, id LIMIT 21")
+    rare_sql = (f"SELECT {COLS} FROM patients WHERE {list_where} "
+                "AND search_name LIKE %s ESCAPE '\\' ORDER BY created_at, id LIMIT 21")
+    cases = [
+        ("get by id", RAW_GET, (clinic, last_id)),
+        ("find by CPF", RAW_BY_CPF, (clinic, bi)),
+        ("list page 1 by created_at", RAW_LIST_FIRST, (clinic, 21)),
+        (f"keyset page {deep}", RAW_LIST_AFTER, (clinic, created, last_id, 21)),
+        ("name search '%silva%'", name_sql, (clinic, "%silva%")),
+        ("name search, no match", rare_sql, (clinic, "%zzqx%")),
+    ]
+    print("\nplans: EXPLAIN (ANALYZE, BUFFERS) as neonpro_app in the bench clinic "
+          "(custom plan; generic = force_generic_plan, what a prepared statement may use)")
+    for name, sql, params in cases:
+        plan = explain(conn, sql, params, app_clinic=clinic)
+        access, ms = plan_summary(plan)
+        gaccess, gms = plan_summary(explain(conn, sql, params, app_clinic=clinic, generic=True))
+        index = "index" if "Index" in access and "Seq Scan" not in access else "NO INDEX"
+        print(f"  {name:<28} {index:<8} {ms:>10}  {access}")
+        if gaccess != access:
+            print(f"  {'  generic plan':<28} {'':<8} {gms:>10}  {gaccess}")
+        if name.startswith("name search '"):
+            buffers = [ln.strip() for ln in plan.splitlines() if "Filter" in ln or "Rows Removed" in ln]
+            for line in buffers[:3]:
+                print(f"  {'':<38}{line}")
+    # the same name search as the superuser (no RLS), and with a trigram index (rolled back)
+    sup = explain(conn, name_sql, (clinic, "%silva%"), app_clinic=None)
+    print(f"  {'name search, superuser':<28} {'':<8} {plan_summary(sup)[1]:>10}  "
+          f"{plan_summary(sup)[0]}")
+    trgm_sql = f"SELECT {COLS} FROM patients WHERE clinic_id = %s AND search_name LIKE %s"
+    with conn.transaction(force_rollback=True), psycopg.ClientCursor(conn) as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        cur.execute("CREATE INDEX bench_trgm ON patients USING gin (search_name gin_trgm_ops)")
+        cur.execute("ANALYZE patients")
+        out = {}
+        for who in ("superuser", "neonpro_app"):
+            cur.execute("SAVEPOINT s")
+            if who == "neonpro_app":
+                cur.execute("SET LOCAL ROLE neonpro_app")
+                cur.execute("SELECT set_config('app.clinic_id', %s, true)", (str(clinic),))
+            cur.execute(f"EXPLAIN (ANALYZE, BUFFERS) {trgm_sql}", (clinic, "%zzqx%"))
+            out[who] = "\n".join(r[0] for r in cur.fetchall())
+            cur.execute("ROLLBACK TO SAVEPOINT s")
+    print("  with a trigram GIN index on search_name (created in a rolled-back transaction),")
+    print("  search_name LIKE '%zzqx%' in one clinic:")
+    for who, plan in out.items():
+        access, ms = plan_summary(plan)
+        print(f"    {who:<26} {'':<8} {ms:>10}  {access}")
+
+
+def profile(ours_get: Callable[[int], object], n: int) -> None:
+    calls = 2000
+    try:
+        from pyinstrument import Profiler  # noqa: PLC0415
+    except ImportError:
+        import cProfile  # noqa: PLC0415
+        import pstats  # noqa: PLC0415
+
+        prof = cProfile.Profile()
+        prof.enable()
+        for i in range(calls):
+            ours_get(i % n)
+        prof.disable()
+        print(f"\ncProfile of {calls} get-by-id calls (ours), top 25 by cumulative time:")
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+        return
+    profiler = Profiler(interval=0.0001)
+    profiler.start()
+    for i in range(calls):
+        ours_get(i % n)
+    profiler.stop()
+    print(f"\npyinstrument, {calls} get-by-id calls (ours):")
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""The tamper-evident audit trail: triggers, sealing, verification, checkpoints."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from neonpro.adapters.db import migrate
+from neonpro.adapters.db.audit import (
+    export_checkpoints,
+    load_checkpoints,
+    seal_pending,
+    verify_chains,
+)
+from neonpro.adapters.db.security import Roles
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor
+from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
+from neonpro.services import clinics, patients
+from tests.conftest import make_keyring, make_settings
+
+ME = Actor(uuid.UUID("00000000-0000-0000-0000-00000000a0d1"), "admin", ip_address="2001:db8::7",
+           request_id="req-42", user_agent="pytest", session_id="s-1")
+SYSTEM = Actor(uuid.UUID("00000000-0000-0000-0000-00000000a0d2"), "system")
+
+
+@pytest.fixture
+def box(fresh_database_url: str, roles: Roles) -> Iterator[Container]:
+    migrate.upgrade(fresh_database_url, roles)
+    container = Container(make_settings(fresh_database_url), database_url=fresh_database_url,
+                          keyring=make_keyring())
+    try:
+        yield container
+    finally:
+        container.close(seal=False)
+
+
+def _clinic(box: Container, n_patients: int = 3) -> uuid.UUID:
+    clinic = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Audit")).id
+    for i in range(n_patients):
+        created = patients.register_patient(box.uow(clinic, ME), PatientCreate(
+            full_name=f"Pessoa {i}", patient_notes="nota clínica"))
+        patients.update_patient(box.uow(clinic, ME), created.id,
+                                PatientUpdate(version=1, city="Recife"))
+    return clinic
+
+
+def _owner(box: Container, *statements: str) -> None:
+    """Run statements as the database owner role, guard trigger disabled: a tamperer."""
+    engine = create_engine(box.database.owner_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text(f"SET LOCAL ROLE {box.database.roles.owner}"))
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        for statement in statements:
+            conn.execute(text(statement))
+        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+    engine.dispose()
+
+
+def _report(box: Container, clinic: uuid.UUID, **kw: object):  # type: ignore[no-untyped-def]
+    return verify_chains(box.database, SYSTEM, clinic, **kw)[0]  # type: ignore[arg-type]
+
+
+def test_triggers_record_changes_with_field_names_only(box: Container) -> None:
+    clinic = _clinic(box, 1)
+    with box.database.service_session(SYSTEM.id) as s:
+        rows = s.execute(text(
+            "SELECT action, resource_type, details, actor_id, host(ip_address), request_id, "
+            "user_agent, session_id, patient_ref FROM audit_events "
+            "WHERE clinic_id = :c AND resource_type = 'patients' ORDER BY occurred_at, action"),
+            {"c": clinic}).all()
+    actions = [r.action for r in rows]
+    assert actions == ["CREATE", "UPDATE"]
+    create, update = rows
+    assert "full_name" in create.details["fields"]
+    assert "patient_notes_encrypted" in create.details["fields"]
+    assert update.details == {"fields": ["city"], "source": "trigger"}
+    assert (create.actor_id, create.host, create.request_id) == (ME.id, "2001:db8::7", "req-42")
+    assert (create.user_agent, create.session_id) == ("pytest", "s-1")
+    assert create.patient_ref is not None
+    assert len(bytes(create.patient_ref)) == 32
+    text_dump = str(rows)
+    assert "Pessoa" not in text_dump
+    assert "Recife" not in text_dump
+    assert "nota" not in text_dump
+
+
+def test_raw_sql_and_bulk_updates_are_audited_too(box: Container) -> None:
+    clinic = _clinic(box, 2)
+    with box.database.tenant_session(clinic, SYSTEM.id, "system") as s:
+        changed = s.execute(text("UPDATE patients SET city = 'Olinda'")).rowcount
+        count = s.execute(text(
+            "SELECT count(*) FROM audit_events WHERE resource_type = 'patients' "
+            "AND action = 'UPDATE' AND actor_id = :a"), {"a": SYSTEM.id}).scalar_one()
+    assert changed == 2
+    assert count == 2
+
+
+def test_a_write_without_an_acting_user_is_refused(box: Container) -> None:
+    clinic = _clinic(box, 1)
+    engine = box.database.engine("app")
+    with pytest.raises(DBAPIError, match="no acting user"), engine.begin() as conn:
+        conn.execute(text("SELECT set_config('role', 'neonpro_app', true), "
+                          "set_config('app.clinic_id', :c, true)"), {"c": str(clinic)})
+        conn.execute(text("UPDATE patients SET city = 'Natal'"))
+
+
+def test_sealed_chain_verifies(box: Container) -> None:
+    clinic = _clinic(box)
+    assert seal_pending(box.database, SYSTEM) > 0
+    report = _report(box, clinic)
+    assert report.ok, report
+    assert report.unsealed == 0
+    assert report.sealed == report.head_seq >= 6
+
+
+def test_unsealed_tail_is_reported_then_sealed(box: Container) -> None:
+    clinic = _clinic(box, 1)
+    before = _report(box, clinic)
+    assert before.ok
+    assert before.unsealed > 0
+    assert before.sealed == 0
+    seal_pending(box.database, SYSTEM, clinic)
+    after = _report(box, clinic)
+    assert (after.unsealed, after.sealed) == (0, before.unsealed)
+
+
+def test_python_and_sql_hash_tricky_details_alike_in_any_time_zone(box: Container) -> None:
+    clinic = _clinic(box, 0)
+    tricky = {
+        "é": 'quote " backslash \\ newline \n tab \t ctrl \u0001 unicode ção 🙂',
+        "aa": [1, -2, 30000000000, True, False, None, {"z": "", "b": []}],
+        "b": {"nested": {"k": "v"}}, "n": None, "dec": 1,
+    }
+    with box.database.tenant_session(clinic, ME.id, "admin") as s:
+        s.execute(text(
+            "INSERT INTO audit_events (clinic_id, action, details, ip_address) "
+            "VALUES (:c, 'VIEW', CAST(:d AS jsonb), '::ffff:10.1.2.3')"),
+            {"c": clinic, "d": __import__("json").dumps(tricky)})
+        s.execute(text("INSERT INTO audit_events (clinic_id, action, details) "
+                       "VALUES (:c, 'VIEW', '{\"x\": 1.50, \"y\": 1e3}'::jsonb)"), {"c": clinic})
+    engine = create_engine(box.database.owner_url, poolclass=NullPool)
+    with engine.begin() as conn:  # seal from a session in another time zone and locale
+        conn.execute(text("SET TimeZone = 'Asia/Kathmandu'"))
+        conn.execute(text("SET LOCAL ROLE neonpro_service"))
+        conn.execute(text("SELECT neonpro_audit_seal(:c, 100)"), {"c": clinic})
+    engine.dispose()
+    assert _report(box, clinic).ok
+
+
+def test_concurrent_writers_and_sealers_make_one_gap_free_chain(box: Container) -> None:
+    clinic = _clinic(box, 1)
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(5):
+                patients.register_patient(box.uow(clinic, ME), PatientCreate(
+                    full_name=f"Concorrente {n}-{i}"))
+                seal_pending(box.database, SYSTEM, clinic)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    seal_pending(box.database, SYSTEM)
+    report = _report(box, clinic)
+    assert report.ok, report
+    with box.database.service_session(SYSTEM.id) as s:
+        seqs = list(s.execute(text("SELECT seq FROM audit_events WHERE clinic_id = :c "
+                                   "ORDER BY seq"), {"c": clinic}).scalars())
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) >= 30
+
+
+@pytest.mark.parametrize(("tamper", "reason"), [
+    ("UPDATE audit_events SET action = 'EXPORT' WHERE clinic_id = '{c}' AND seq = 3", "edited"),
+    ("UPDATE audit_events SET details = '{{}}' WHERE clinic_id = '{c}' AND seq = 4", "edited"),
+    ("DELETE FROM audit_events WHERE clinic_id = '{c}' AND seq = 3", "missing event"),
+    ("UPDATE audit_events SET seq = 1000000 WHERE clinic_id = '{c}' AND seq = 3 ;; "
+     "UPDATE audit_events SET seq = 3 WHERE clinic_id = '{c}' AND seq = 4 ;; "
+     "UPDATE audit_events SET seq = 4 WHERE clinic_id = '{c}' AND seq = 1000000", "reordered"),
+])
+def test_tampering_as_the_owner_is_detected(box: Container, tamper: str, reason: str) -> None:
+    clinic = _clinic(box)
+    seal_pending(box.database, SYSTEM)
+    assert _report(box, clinic).ok
+    _owner(box, *tamper.format(c=clinic).split(" ;; "))
+    report = _report(box, clinic)
+    assert not report.ok
+    expected = 4 if "seq = 4" in tamper and "seq = 3" not in tamper else 3
+    assert report.broken_at == expected
+    assert reason in (report.reason or "")
+
+
+def test_an_inserted_event_is_detected(box: Container) -> None:
+    clinic = _clinic(box)
+    seal_pending(box.database, SYSTEM)
+    _owner(box,
+           f"UPDATE audit_events SET seq = seq + 1000 WHERE clinic_id = '{clinic}' AND seq >= 3",
+           f"UPDATE audit_events SET seq = seq - 999 WHERE clinic_id = '{clinic}' AND seq >= 1003",
+           f"INSERT INTO audit_events (clinic_id, id, seq, action, retain_until, prev_hash, hash) "
+           f"SELECT '{clinic}', gen_random_uuid(), 3, 'VIEW', current_date, hash, hash "
+           f"FROM audit_events WHERE clinic_id = '{clinic}' AND seq = 2")
+    report = _report(box, clinic)
+    assert not report.ok
+    assert report.broken_at == 3
+
+
+def test_checkpoints_detect_truncation_and_forgery(box: Container) -> None:
+    clinic = _clinic(box)
+    data = export_checkpoints(box.database, SYSTEM, box.checkpoint_key)
+    cps = load_checkpoints(data)
+    ok = _report(box, clinic, checkpoints=cps, checkpoint_key=box.checkpoint_key)
+    assert ok.ok
+    assert ok.checkpoint == "matches"
+    head = ok.head_seq
+    _owner(box, f"DELETE FROM audit_events WHERE clinic_id = '{clinic}' AND seq >= {head - 1}")
+    assert _report(box, clinic).ok  # without the checkpoint the shorter chain looks fine
+    cut = _report(box, clinic, checkpoints=cps, checkpoint_key=box.checkpoint_key)
+    assert not cut.ok
+    assert "truncated" in (cut.reason or "")
+    forged = [type(c)(c.clinic_id, c.seq - 2, c.hash, c.signature) for c in cps]
+    bad = _report(box, clinic, checkpoints=forged, checkpoint_key=box.checkpoint_key)
+    assert "signature invalid" in (bad.reason or "")
+
+
+def test_sealing_cannot_rewrite_content(box: Container) -> None:
+    clinic = _clinic(box, 1)
+    engine = create_engine(box.database.owner_url, poolclass=NullPool)
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text(f"SET LOCAL ROLE {box.database.roles.owner}"))
+        conn.execute(text("UPDATE audit_events SET seq = 77, hash = '\\x01', action = 'EXPORT' "
+                          "WHERE clinic_id = :c"), {"c": clinic})
+    engine.dispose()
