@@ -244,3 +244,32 @@ def test_sealing_cannot_rewrite_content(box: Container) -> None:
         conn.execute(text("UPDATE audit_events SET seq = 77, hash = '\\x01', action = 'EXPORT' "
                           "WHERE clinic_id = :c"), {"c": clinic})
     engine.dispose()
+
+
+def test_reads_are_audited_in_the_same_transaction(box: Container) -> None:
+    clinic = _clinic(box, 1)
+    with box.uow(clinic, ME) as tx:
+        pid = tx.patients.list().items[0].id
+    patients.get_patient(box.uow(clinic, ME), pid)
+    found = patients.find_patient_by_cpf(box.uow(clinic, ME), "111.444.777-35")
+    assert found is None
+    with box.database.service_session(SYSTEM.id) as s:
+        views = s.execute(text(
+            "SELECT resource_id, patient_ref = neonpro_patient_ref(:p) AS mine, details "
+            "FROM audit_events WHERE clinic_id = :c AND action = 'VIEW' ORDER BY occurred_at"),
+            {"c": clinic, "p": pid}).all()
+    assert [(v.resource_id, v.mine) for v in views] == [(str(pid), True), (None, None)]
+    assert views[1].details == {"found": False, "lookup": "cpf"}
+    assert "11144477735" not in str(views)
+
+
+def test_a_failed_change_leaves_no_event(box: Container) -> None:
+    clinic = _clinic(box, 0)
+    count = text("SELECT count(*) FROM audit_events WHERE clinic_id = :c")
+    with box.database.service_session(SYSTEM.id) as s:
+        before = s.execute(count, {"c": clinic}).scalar_one()
+    with pytest.raises(ValueError, match="boom"), box.uow(clinic, ME) as tx:
+        tx.patients.add(PatientCreate(full_name="Never Saved"))
+        raise ValueError("boom")
+    with box.database.service_session(SYSTEM.id) as s:
+        assert s.execute(count, {"c": clinic}).scalar_one() == before

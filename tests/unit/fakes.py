@@ -143,6 +143,16 @@ class FakeAppointments:
         return AppointmentRead.model_construct(**row)
 
 
+class FakeAudit:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def record(self, action: Any, resource_type: str | None = None,
+               resource_id: Any = None, **kw: Any) -> None:
+        self.events.append({"action": action, "resource_type": resource_type,
+                            "resource_id": resource_id, **kw})
+
+
 @dataclass
 class FakeUnitOfWork:
     actor: Actor
@@ -153,6 +163,7 @@ class FakeUnitOfWork:
     _snapshot: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.audit = FakeAudit()
         self.patients = FakePatients(self)
         self.professionals = FakeProfessionals(self)
         self.appointments = FakeAppointments(self)

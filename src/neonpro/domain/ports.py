@@ -8,7 +8,7 @@ from __future__ import annotations
 import builtins
 import uuid
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
@@ -48,7 +48,14 @@ from neonpro.domain.schemas.service_type import (
     ServiceTypeRead,
     ServiceTypeUpdate,
 )
-from neonpro.domain.vocabulary import AppointmentStatus, ClinicRole, ConsentPurpose
+from neonpro.domain.vocabulary import (
+    AppointmentStatus,
+    AuditAction,
+    AuditStatus,
+    ClinicRole,
+    ConsentPurpose,
+    RiskLevel,
+)
 
 
 class PatientRepository(Protocol):
@@ -124,12 +131,22 @@ class ClinicRepository(Protocol):
     def members(self) -> builtins.list[MembershipRead]: ...
 
 
+class AuditRecorder(Protocol):
+    def record(self, action: AuditAction, resource_type: str | None = None,
+               resource_id: uuid.UUID | str | None = None, *,
+               patient_id: uuid.UUID | None = None, status: AuditStatus = AuditStatus.SUCCESS,
+               risk: RiskLevel = RiskLevel.LOW,
+               details: dict[str, Any] | None = None) -> None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: enter, use the repositories, ``commit()`` once."""
 
     actor: Actor
     clinic_id: uuid.UUID | None
 
+    @property
+    def audit(self) -> AuditRecorder: ...
     @property
     def clinics(self) -> ClinicRepository: ...
     @property

@@ -14,6 +14,7 @@ from neonpro.domain.schemas.patient import (
     PatientSort,
     PatientUpdate,
 )
+from neonpro.domain.vocabulary import AuditAction, RiskLevel
 
 
 def register_patient(uow: UnitOfWork, data: PatientCreate) -> PatientRead:
@@ -24,17 +25,28 @@ def register_patient(uow: UnitOfWork, data: PatientCreate) -> PatientRead:
     return patient
 
 
+BULK_READ = 50  # a list returning more patients than this is a medium-risk security event
+
+
 def get_patient(uow: UnitOfWork, patient_id: uuid.UUID) -> PatientRead:
+    """Read one patient's record; the read is audited (who, whose record, from where)."""
     with uow:
         patient = uow.patients.get(patient_id)
+        uow.audit.record(AuditAction.VIEW, "patient", patient_id, patient_id=patient_id)
         uow.commit()
     return patient
 
 
 def find_patient_by_cpf(uow: UnitOfWork, cpf: str) -> PatientRead | None:
+    """Look a patient up by CPF; the lookup is audited whether or not it finds one."""
     parsed = values.Cpf.parse(cpf)
     with uow:
         patient = uow.patients.find_by_cpf(parsed)
+        uow.audit.record(
+            AuditAction.VIEW, "patient", patient.id if patient else None,
+            patient_id=patient.id if patient else None,
+            details={"lookup": "cpf", "found": patient is not None},
+        )
         uow.commit()
     return patient
 
@@ -60,7 +72,15 @@ def search_patients(
     sort: PatientSort | None = None,
     page: PageRequest | None = None,
 ) -> Page[PatientRead]:
+    """A page of patients; audited as one read, a bulk read above BULK_READ rows."""
     with uow:
         result = uow.patients.list(filters, sort, page)
+        used = sorted(k for k, v in vars(filters or PatientFilters()).items()
+                      if v not in (None, False)) if filters else []
+        uow.audit.record(
+            AuditAction.VIEW, "patients",
+            risk=RiskLevel.MEDIUM if len(result.items) > BULK_READ else RiskLevel.LOW,
+            details={"returned": len(result.items), "filters": used},
+        )
         uow.commit()
     return result

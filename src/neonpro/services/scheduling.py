@@ -18,7 +18,7 @@ from neonpro.domain.schemas.appointment import (
     Reschedule,
     Window,
 )
-from neonpro.domain.vocabulary import AppointmentStatus
+from neonpro.domain.vocabulary import AppointmentStatus, AuditAction
 
 
 def _local_day(moment: datetime, zone: ZoneInfo) -> Window:
@@ -114,9 +114,21 @@ def delete_appointment(uow: UnitOfWork, appointment_id: uuid.UUID, version: int)
         uow.commit()
 
 
+def get_appointment(uow: UnitOfWork, appointment_id: uuid.UUID) -> AppointmentRead:
+    """Read one appointment (clinical notes included); audited as a read of the patient's data."""
+    with uow:
+        appointment = uow.appointments.get(appointment_id)
+        uow.audit.record(AuditAction.VIEW, "appointment", appointment_id,
+                         patient_id=appointment.patient_id)
+        uow.commit()
+    return appointment
+
+
 def calendar(uow: UnitOfWork, window: Window, professional_id: uuid.UUID | None = None,
              statuses: tuple[AppointmentStatus, ...] = ()) -> list[CalendarEntry]:
+    """Appointments in a window with names; audited as one read of the calendar."""
     with uow:
         entries = uow.appointments.calendar(window, professional_id, statuses)
+        uow.audit.record(AuditAction.VIEW, "appointments", details={"returned": len(entries)})
         uow.commit()
     return entries

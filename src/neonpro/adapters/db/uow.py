@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from neonpro.adapters.db.database import SET_CONTEXT, context_params
 from neonpro.adapters.db.errors import translate
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
+from neonpro.adapters.db.repositories.audit import SqlAuditRepository
 from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
@@ -118,6 +119,10 @@ class SqlUnitOfWork:
             self._transaction.rollback()
 
     # ---------------------------------------------------------- repositories
+    @cached_property
+    def audit(self) -> SqlAuditRepository:
+        return SqlAuditRepository(self)
+
     @cached_property
     def clinics(self) -> SqlClinicRepository:
         return SqlClinicRepository(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neonpro.entrypoints.cli import db, demo, serve
+from neonpro.entrypoints.cli import audit, db, demo, serve
 
 app = typer.Typer(
     name="neonpro",
@@ -13,5 +13,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(audit.app, name="audit")
 app.add_typer(demo.app, name="demo")
 app.command("serve")(serve.serve)

@@ -1,0 +1,89 @@
+"""`neonpro audit seal|verify|checkpoint` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from neonpro.adapters.crypto import generate_key_file, load_keyring
+from neonpro.adapters.db import migrate
+from neonpro.adapters.db.security import Roles
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor
+from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.patient import PatientCreate
+from neonpro.services import clinics, patients
+from tests.conftest import make_settings
+
+BIN = str(Path(sys.executable).parent / "neonpro")
+ME = Actor(uuid.uuid4(), "admin")
+
+
+def run(url: str, keys: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NEONPRO_DATABASE_URL": url, "NEONPRO_KEY_FILE": str(keys),
+           "NEONPRO_ENVIRONMENT": "test"}
+    return subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+
+
+def test_verify_detects_tampering_and_truncation(
+    fresh_database_url: str, roles: Roles, tmp_path: Path
+) -> None:
+    url = fresh_database_url
+    migrate.upgrade(url, roles)
+    keys = tmp_path / "keys.json"
+    generate_key_file(keys)
+    settings = make_settings(url, key_file=keys)
+    box = Container(settings, database_url=url, keyring=load_keyring(settings))
+    clinic = clinics.create_clinic(box.service_uow(ME), ClinicCreate(name="CLI")).id
+    for i in range(4):
+        patients.register_patient(box.uow(clinic, ME), PatientCreate(full_name=f"P {i}"))
+    box.close(seal=False)
+
+    verified = run(url, keys, "audit", "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    reports = {r["clinic_id"]: r for r in json.loads(verified.stdout)}
+    assert reports[str(clinic)]["unsealed"] > 0  # nothing sealed it yet
+
+    assert run(url, keys, "audit", "seal").returncode == 0
+    checkpoint = tmp_path / "cp.json"
+    assert run(url, keys, "audit", "checkpoint", "--out", str(checkpoint)).returncode == 0
+    sealed = json.loads(run(url, keys, "audit", "verify", "--json",
+                            "--checkpoints", str(checkpoint)).stdout)
+    head = next(r for r in sealed if r["clinic_id"] == str(clinic))
+    assert head["ok"]
+    assert head["unsealed"] == 0
+    assert head["checkpoint"] == "matches"
+
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL ROLE neonpro_owner"))
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        conn.execute(text("DELETE FROM audit_events WHERE clinic_id = :c AND seq = :s"),
+                     {"c": clinic, "s": head["head_seq"]})
+        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+    engine.dispose()
+    plain = run(url, keys, "audit", "verify", "--clinic", str(clinic))
+    assert plain.returncode == 0  # the shorter chain alone still verifies
+    truncated = run(url, keys, "audit", "verify", "--clinic", str(clinic),
+                    "--checkpoints", str(checkpoint))
+    assert truncated.returncode == 1
+    assert "truncated" in truncated.stdout
+
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL ROLE neonpro_owner"))
+        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        conn.execute(text("UPDATE audit_events SET actor_role = 'dpo' "
+                          "WHERE clinic_id = :c AND seq = 2"), {"c": clinic})
+        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+    engine.dispose()
+    edited = run(url, keys, "audit", "verify", "--clinic", str(clinic))
+    assert edited.returncode == 1
+    assert "BROKEN at seq 2" in edited.stdout
