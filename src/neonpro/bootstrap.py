@@ -83,7 +83,7 @@ class Container:
         """Seal pending audit events, release pools, stop an embedded server we started."""
         if "database" not in self.__dict__:
             return
-        if seal:
+        if seal and self.database.connected:
             try:
                 self.seal_audit()
             except (SQLAlchemyError, RuntimeError) as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -117,6 +118,8 @@ class ConsentRepository(Protocol):
     def history(self, patient_id: uuid.UUID,
                 purpose: ConsentPurpose | None = None) -> list[ConsentRead]: ...
     def current(self, patient_id: uuid.UUID, purpose: ConsentPurpose) -> ConsentRead | None: ...
+    def current_all(self) -> builtins.list[ConsentRead]: ...
+    def expire_due(self, now: datetime) -> int: ...
     def revoke(self, consent_id: uuid.UUID,
                data: ConsentRevoke | None = None) -> ConsentRead: ...
 

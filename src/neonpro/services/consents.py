@@ -1,12 +1,29 @@
-"""Consent use cases (the compliance issue adds audit, expiry and require_consent)."""
+"""Consent use cases: grant, revoke, history, require, expire, and the compliance check.
+
+The ledger is append-only (a revocation or an expiry is a new row superseding the grant)
+and the database keeps each patient's consent summary in step with it. Every grant,
+revocation and expiry is audited by the ledger's trigger (CONSENT_GRANTED, ...).
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from neonpro.domain.errors import ConsentRequired
 from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas.consent import ConsentCreate, ConsentRead, ConsentRevoke
-from neonpro.domain.vocabulary import ConsentPurpose
+from neonpro.domain.vocabulary import ConsentPurpose, ConsentStatus, DataCategory, RiskLevel
+
+# Purposes that rest on the patient's consent (LGPD Art. 8, 11 I); care itself rests on
+# health protection (Art. 11 II f) and needs none.
+CONSENT_BASED = frozenset({
+    ConsentPurpose.MARKETING, ConsentPurpose.RESEARCH, ConsentPurpose.DATA_SHARING,
+    ConsentPurpose.IMAGE_USE, ConsentPurpose.TELEMEDICINE, ConsentPurpose.INSURANCE_SHARING,
+})
+SENSITIVE = frozenset({DataCategory.CLINICAL.value, DataCategory.IMAGES.value})
+MAX_AGE = timedelta(days=2 * 365)  # a consent older than this should be renewed
 
 
 def grant_consent(uow: UnitOfWork, data: ConsentCreate) -> ConsentRead:
@@ -19,6 +36,7 @@ def grant_consent(uow: UnitOfWork, data: ConsentCreate) -> ConsentRead:
 
 def revoke_consent(uow: UnitOfWork, consent_id: uuid.UUID,
                    data: ConsentRevoke | None = None) -> ConsentRead:
+    """Revoke at once: the very next operation for that purpose is refused (no cache)."""
     with uow:
         revoked = uow.consents.revoke(consent_id, data)
         uow.commit()
@@ -31,3 +49,61 @@ def consent_history(uow: UnitOfWork, patient_id: uuid.UUID,
         rows = uow.consents.history(patient_id, purpose)
         uow.commit()
     return rows
+
+
+def is_active(consent: ConsentRead | None, now: datetime | None = None) -> bool:
+    if consent is None or consent.status != ConsentStatus.GRANTED:
+        return False
+    return consent.expires_at is None or consent.expires_at > (now or datetime.now(UTC))
+
+
+def require_consent(uow: UnitOfWork, patient_id: uuid.UUID, purpose: ConsentPurpose) -> None:
+    """Inside an open unit of work: raise ConsentRequired unless the purpose needs no consent
+    or the patient's current ledger row for it is granted, unexpired and unrevoked."""
+    if purpose not in CONSENT_BASED:
+        return
+    if not is_active(uow.consents.current(patient_id, purpose)):
+        raise ConsentRequired(purpose.value)
+
+
+def expire_consents(service_uow: UnitOfWork, now: datetime | None = None) -> int:
+    """Append an ``expired`` row for every current grant past ``expires_at`` (all clinics)."""
+    with service_uow:
+        count = service_uow.consents.expire_due(now or datetime.now(UTC))
+        service_uow.commit()
+    return count
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    risk: RiskLevel
+    consent_id: uuid.UUID
+    patient_id: uuid.UUID
+    purpose: str
+
+
+def check_compliance(uow: UnitOfWork, now: datetime | None = None,
+                     max_age: timedelta = MAX_AGE) -> list[Finding]:
+    """The seed's compliance check over the clinic's current consents, with a risk each."""
+    now = now or datetime.now(UTC)
+    findings: list[Finding] = []
+    with uow:
+        current = uow.consents.current_all()
+        uow.commit()
+    for c in current:
+        if c.status != ConsentStatus.GRANTED:
+            continue
+
+        def add(kind: str, risk: RiskLevel, c: ConsentRead = c) -> None:
+            findings.append(Finding(kind, risk, c.id, c.patient_id, c.purpose))
+
+        if c.expires_at is not None and c.expires_at <= now:
+            add("expired_but_not_marked", RiskLevel.HIGH)
+        if c.expires_at is None and ConsentPurpose(c.purpose) in CONSENT_BASED:
+            sensitive = SENSITIVE.intersection(c.data_categories)
+            add("sensitive_categories_without_expiry" if sensitive else "no_expiry",
+                RiskLevel.HIGH if sensitive else RiskLevel.MEDIUM)
+        if c.given_at is not None and now - c.given_at > max_age:
+            add("older_than_policy", RiskLevel.MEDIUM)
+    return findings

@@ -42,6 +42,10 @@ def seal_pending(db: Database, actor: Actor, clinic_id: uuid.UUID | None = None)
     """Seal every unsealed event (of one clinic, or all); returns how many were sealed."""
     total = 0
     with db.service_session(actor.id, actor.role) as session:
+        present = session.execute(text(
+            "SELECT to_regprocedure('neonpro_audit_seal(uuid,integer)') IS NOT NULL")).scalar()
+        if not present:  # a database not migrated yet has nothing to seal
+            return 0
         clinics = [clinic_id] if clinic_id else list(session.execute(
             text("SELECT neonpro_audit_unsealed_clinics()")).scalars())
     for clinic in clinics:

@@ -124,6 +124,11 @@ class Database:
         return normalise_url(self._url)
 
     @property
+    def connected(self) -> bool:
+        """Whether any engine (pool) was created: nothing to release or seal otherwise."""
+        return bool(self._engines)
+
+    @property
     def embedded(self) -> EmbeddedPostgres | None:
         return self._embedded
 

@@ -182,11 +182,12 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
 def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     """Functions, RLS, policies, grants and triggers for every table of ``metadata``."""
     from neonpro.adapters.db.audit_sql import audit_ddl  # noqa: PLC0415  (imports Roles)
+    from neonpro.adapters.db.consent_sql import consent_ddl  # noqa: PLC0415
 
     statements = _functions_sql()
     for table in metadata.sorted_tables:
         statements += _table_sql(table, roles)
-    return statements + audit_ddl(roles)
+    return statements + audit_ddl(roles) + consent_ddl()
 
 
 def tenant_tables(metadata: MetaData) -> list[str]:

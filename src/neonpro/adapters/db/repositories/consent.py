@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -51,6 +52,38 @@ class SqlConsentRepository(SqlRepository):
         if purpose is not None:
             query = query.where(T.purpose == purpose.value)
         return [self._build(r) for r in self._execute(query.order_by(T.created_at, T.id))]
+
+    def current_all(self) -> builtins.list[ConsentRead]:
+        """Every current (not superseded) ledger row of the clinic."""
+        newer = TABLE.alias("newer")
+        query = select(*READ_COLUMNS).where(T.clinic_id == self.clinic_id).where(
+            ~select(newer.c.id).where(and_(
+                newer.c.clinic_id == T.clinic_id, newer.c.supersedes_id == T.id)).exists()
+        ).order_by(T.patient_id, T.purpose)
+        return [self._build(r) for r in self._execute(query)]
+
+    def expire_due(self, now: datetime) -> int:
+        """Service role: append ``expired`` rows superseding current grants past expiry."""
+        newer = TABLE.alias("newer")
+        due = (
+            select(T.clinic_id, T.id, T.patient_id, T.purpose, T.legal_basis, T.given_at,
+                   T.expires_at, T.collection_method, T.terms_version, T.terms_hash,
+                   T.data_categories)
+            .where(T.status == ConsentStatus.GRANTED.value, T.expires_at <= now)
+            .where(~select(newer.c.id).where(and_(
+                newer.c.clinic_id == T.clinic_id, newer.c.supersedes_id == T.id)).exists())
+        )
+        if not self._uow.service:
+            due = due.where(T.clinic_id == self.clinic_id)
+        rows = self._execute(due).all()
+        for row in rows:
+            values = dict(row._mapping)  # noqa: SLF001
+            values.update(id=uuid.uuid4(), supersedes_id=values.pop("id"),
+                          status=ConsentStatus.EXPIRED.value,
+                          evidence={"reason": "expires_at passed", "job": "expire_consents"},
+                          collected_by=self._uow.actor.id)
+            self._execute(insert(TABLE).values(**values))
+        return len(rows)
 
     def current(self, patient_id: uuid.UUID, purpose: ConsentPurpose) -> ConsentRead | None:
         """The latest row for the purpose that nothing supersedes."""
