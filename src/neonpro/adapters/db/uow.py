@@ -23,6 +23,8 @@ from neonpro.adapters.db.repositories.consent import SqlConsentRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
+from neonpro.domain.errors import ConsentRequired, DomainError, Forbidden
+from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 
 if TYPE_CHECKING:
     from neonpro.adapters.crypto import BlindIndexer, FieldCipher
@@ -89,6 +91,20 @@ class SqlUnitOfWork:
                 self._transaction.rollback()
         finally:
             conn.close()
+        if isinstance(exc, Forbidden | ConsentRequired):
+            self._record_denial(exc)
+
+    def _record_denial(self, exc: DomainError) -> None:
+        """A refused operation is a security event; its own transaction, since the refused
+        one rolled back."""
+        denial = SqlUnitOfWork(self.db, self.cipher, self.blind, self.actor, None, service=True)
+        with denial:
+            denial.clinic_id = self.clinic_id  # events go to the clinic's chain
+            denial.audit.record(
+                AuditAction.PERMISSION_DENIED, status=AuditStatus.BLOCKED, risk=RiskLevel.MEDIUM,
+                details={"error": exc.code},
+            )
+            denial.commit()
 
     @property
     def connection(self) -> Connection:

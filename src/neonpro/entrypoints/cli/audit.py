@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,9 @@ from neonpro.adapters.db.audit import (
 )
 from neonpro.domain.actors import SystemActors
 from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.queries.audit import AuditFilters
+from neonpro.queries.compliance import report_html
+from neonpro.services import audit as audit_service
 
 app = typer.Typer(help="Seal, verify and checkpoint the audit trail.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
@@ -73,3 +77,90 @@ def checkpoint(
         data = export_checkpoints(box.database, ACTOR, box.checkpoint_key)
     output.write_text(json.dumps(data, indent=2), encoding="utf-8")
     out.print(f"{len(data['checkpoints'])} checkpoint(s) written to {output}")
+
+
+Clinic = Annotated[uuid.UUID, typer.Option(help="The clinic whose trail to read.")]
+Since = Annotated[datetime | None, typer.Option(help="From (inclusive); default 30 days ago.")]
+Until = Annotated[datetime | None, typer.Option(help="Until (exclusive); default now.")]
+
+
+def _utc(moment: datetime) -> datetime:
+    """Command-line times without an offset are UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    end = _utc(until) if until else datetime.now(UTC)
+    start = _utc(since) if since else end - timedelta(days=30)
+    if start >= end:
+        fail("--since must be before --until")
+    return start, end
+
+
+@app.command()
+def search(
+    clinic: Clinic,
+    patient: Annotated[uuid.UUID | None, typer.Option()] = None,
+    actor: Annotated[uuid.UUID | None, typer.Option()] = None,
+    ip: Annotated[str | None, typer.Option()] = None,
+    action: Annotated[str | None, typer.Option()] = None,
+    severity: Annotated[list[str] | None, typer.Option(help="low, medium, high, critical")] = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    cursor: Annotated[str | None, typer.Option()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search a clinic's audit events, newest first (keyset pages with --cursor)."""
+    start, end = _window(since, until)
+    filters = AuditFilters(patient_id=patient, actor_id=actor, ip_address=ip, action=action,
+                           risk_levels=tuple(severity or ()), since=start, until=end)
+    with container() as box:
+        page = audit_service.search_audit(box.uow(clinic, ACTOR), filters, limit, cursor)
+    if as_json:
+        print_json({"items": [vars(e) for e in page.items], "next_cursor": page.next_cursor})
+        return
+    table = Table("when", "seq", "actor", "role", "action", "resource", "risk", "status")
+    for e in page.items:
+        table.add_row(e.occurred_at.isoformat(timespec="seconds"), str(e.seq or "-"),
+                      str(e.actor_id or "-"), e.actor_role or "-", e.action,
+                      f"{e.resource_type or '-'}:{e.resource_id or '-'}", e.risk_level, e.status)
+    out.print(table)
+    if page.next_cursor:
+        out.print(f"next page: --cursor {page.next_cursor}")
+
+
+@app.command()
+def investigate(
+    clinic: Clinic,
+    actor: Annotated[uuid.UUID | None, typer.Option()] = None,
+    ip: Annotated[str | None, typer.Option()] = None,
+    since: Since = None,
+    until: Until = None,
+) -> None:
+    """Which patients and data categories an actor (or an address) touched in a window."""
+    if (actor is None) == (ip is None):
+        fail("give exactly one of --actor or --ip")
+    start, end = _window(since, until)
+    with container() as box:
+        result = audit_service.investigate_access(box.uow(clinic, ACTOR), start, end,
+                                                  actor_id=actor, ip_address=ip)
+    print_json({"events": result.events, "patients": [str(p) for p in result.patients],
+                "unresolved_patient_refs": result.unresolved_patient_refs,
+                "categories": result.categories, "actions": result.actions})
+
+
+@app.command()
+def report(
+    clinic: Clinic,
+    since: Since = None,
+    until: Until = None,
+    html: Annotated[Path | None, typer.Option(help="Also write a readable HTML page.")] = None,
+) -> None:
+    """The clinic's compliance report for a period as JSON (and HTML with --html)."""
+    start, end = _window(since, until)
+    with container() as box:
+        data = audit_service.clinic_report(box.uow(clinic, ACTOR), start, end)
+    if html is not None:
+        html.write_text(report_html(data), encoding="utf-8")
+    print_json(data)
