@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -15,6 +18,7 @@ from neonpro.adapters.db import migrate
 from neonpro.adapters.db.audit import (
     export_checkpoints,
     load_checkpoints,
+    prune_expired,
     seal_pending,
     verify_chains,
 )
@@ -273,3 +277,52 @@ def test_a_failed_change_leaves_no_event(box: Container) -> None:
         raise ValueError("boom")
     with box.database.service_session(SYSTEM.id) as s:
         assert s.execute(count, {"c": clinic}).scalar_one() == before
+
+
+def _old_events(box: Container, clinic: uuid.UUID, years: int, count: int) -> None:
+    engine = create_engine(box.database.owner_url, poolclass=NullPool)
+    with engine.begin() as conn:  # the owner (an import) may set the time; the app may not
+        conn.execute(text(f"SET LOCAL ROLE {box.database.roles.owner}"))
+        for _ in range(count):
+            conn.execute(text(
+                "INSERT INTO audit_events (clinic_id, action, resource_type, occurred_at) "
+                f"VALUES (:c, 'VERIFY', 'system', now() - interval '{years} years')"),
+                {"c": clinic})
+    engine.dispose()
+
+
+def test_the_application_cannot_backdate_an_event(box: Container) -> None:
+    clinic = _clinic(box, 0)
+    with box.database.tenant_session(clinic, ME.id, "admin") as s:
+        s.execute(text("INSERT INTO audit_events (clinic_id, action, occurred_at) "
+                       "VALUES (:c, 'VIEW', '2001-01-01')"), {"c": clinic})
+        year = s.execute(text("SELECT extract(year FROM max(occurred_at)) FROM audit_events "
+                              "WHERE action = 'VIEW'")).scalar_one()
+    assert int(year) >= 2026
+
+
+def test_retention_prunes_whole_expired_segments_behind_a_signed_cut(
+    box: Container, tmp_path: Path
+) -> None:
+    clinic = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Old")).id
+    _old_events(box, clinic, 4, 5)       # 3-year category: expired
+    seal_pending(box.database, SYSTEM)
+    patients.register_patient(box.uow(clinic, ME), PatientCreate(full_name="Recente"))
+    seal_pending(box.database, SYSTEM)
+    _old_events(box, clinic, 4, 2)       # expired, but after a live event: kept (whole segments)
+    seal_pending(box.database, SYSTEM)
+    key = box.checkpoint_key
+    dry = prune_expired(box.database, SYSTEM, key, tmp_path, clinic, dry_run=True)
+    assert [r.upto_seq for r in dry] == [5]
+    done = prune_expired(box.database, SYSTEM, key, tmp_path, clinic)
+    assert [(r.upto_seq, r.pruned) for r in done] == [(5, 5)]
+    archive = [json.loads(line) for line in gzip.open(done[0].archive).read().splitlines()]
+    assert [e["seq"] for e in archive] == [1, 2, 3, 4, 5]
+    seal_pending(box.database, SYSTEM)
+    report = _report(box, clinic, checkpoint_key=key)
+    assert report.ok, report
+    assert report.first_seq == 6
+    assert prune_expired(box.database, SYSTEM, key, tmp_path, clinic) == []  # idempotent
+    _owner(box, f"UPDATE audit_chain_cuts SET archive_sha256 = repeat('0', 64) "
+                f"WHERE clinic_id = '{clinic}'")
+    assert "cut signature invalid" in (_report(box, clinic, checkpoint_key=key).reason or "")

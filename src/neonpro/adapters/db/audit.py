@@ -8,13 +8,18 @@ change made in the database by anyone, owner included, shows up as a broken link
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import hmac
 import json
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -154,18 +159,24 @@ def verify_chains(db: Database, actor: Actor, clinic_id: uuid.UUID | None = None
             f"SELECT DISTINCT clinic_id FROM audit_events {where} ORDER BY 1", params)]  # noqa: S608
         if clinic_id and clinic_id not in clinics:
             clinics.append(clinic_id)
-        reports.extend(_verify_one(conn, clinic) for clinic in clinics)
+        reports.extend(_verify_one(conn, clinic, checkpoint_key) for clinic in clinics)
         conn.rollback()
     _apply_checkpoints(reports, checkpoints or [], checkpoint_key, clinic_id)
     return reports
 
 
-def _verify_one(conn: psycopg.Connection[Any], clinic: uuid.UUID) -> ChainReport:
+def _verify_one(conn: psycopg.Connection[Any], clinic: uuid.UUID,
+                key: bytes | None = None) -> ChainReport:
     report = ChainReport(clinic)
     cut_row = conn.execute(
-        "SELECT seq, hash FROM audit_chain_cuts WHERE clinic_id = %s ORDER BY seq DESC LIMIT 1",
-        (clinic,)).fetchone()
+        "SELECT seq, hash, archive_sha256, signature FROM audit_chain_cuts WHERE clinic_id = %s "
+        "ORDER BY seq DESC LIMIT 1", (clinic,)).fetchone()
     cut = _Cut(cut_row[0], bytes(cut_row[1])) if cut_row else None
+    if cut_row and key is not None and not hmac.compare_digest(
+            sign_cut(key, clinic, cut_row[0], bytes(cut_row[1]), cut_row[2]), cut_row[3]):
+        report.broken_at = cut_row[0]
+        report.reason = "retention cut signature invalid (the cut was forged or altered)"
+        return report
     report.unsealed = conn.execute(
         "SELECT count(*) FROM audit_events WHERE clinic_id = %s AND seq IS NULL", (clinic,)
     ).fetchone()[0]  # type: ignore[index]
@@ -231,3 +242,107 @@ def load_checkpoints(data: dict[str, Any]) -> list[Checkpoint]:
         raise ValueError(msg)
     return [Checkpoint(uuid.UUID(c["clinic_id"]), int(c["seq"]), str(c["hash"]),
                        str(c["signature"])) for c in data["checkpoints"]]
+
+
+# ----------------------------------------------------------------- retention pruning
+def sign_cut(key: bytes, clinic_id: uuid.UUID, seq: int, head: bytes, archive_sha256: str) -> str:
+    message = f"neonpro-cut-v1|{clinic_id}|{seq}|{head.hex()}|{archive_sha256}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class PruneResult:
+    clinic_id: uuid.UUID
+    upto_seq: int
+    pruned: int
+    archive: str
+    archive_sha256: str
+
+
+def _prunable_upto(conn: psycopg.Connection[Any], clinic: uuid.UUID) -> int | None:
+    """The last seq of the longest sealed prefix whose events are all past retention."""
+    row = conn.execute(
+        "SELECT min(seq) FROM audit_events WHERE clinic_id = %s AND "
+        "(seq IS NULL OR retain_until >= current_date)", (clinic,)).fetchone()
+    first_kept = row[0] if row else None
+    head = conn.execute("SELECT max(seq) FROM audit_events WHERE clinic_id = %s",
+                        (clinic,)).fetchone()
+    last = head[0] if head else None
+    if last is None:
+        return None
+    upto = (first_kept - 1) if first_kept is not None else last
+    low = conn.execute("SELECT min(seq) FROM audit_events WHERE clinic_id = %s "
+                       "AND seq IS NOT NULL", (clinic,)).fetchone()
+    return upto if low and low[0] is not None and upto >= low[0] else None
+
+
+def prune_expired(db: Database, actor: Actor, key: bytes, archive_dir: Path,
+                  clinic_id: uuid.UUID | None = None, *, dry_run: bool = False,
+                  ) -> list[PruneResult]:
+    """Archive and delete each chain's expired prefix, leaving a signed cut behind it.
+
+    Segments are pruned whole, from the start of a chain, up to the first event still
+    within its retention; the archive (gzipped JSON lines with every field and hash) is
+    written and synced before anything is deleted.
+    """
+    seal_pending(db, actor, clinic_id)
+    results: list[PruneResult] = []
+    with _raw(db) as conn:
+        _begin(conn, db, actor)
+        clinics = [clinic_id] if clinic_id else [r[0] for r in conn.execute(
+            "SELECT DISTINCT clinic_id FROM audit_events WHERE seq IS NOT NULL")]
+        plan = [(c, _prunable_upto(conn, c)) for c in clinics]
+        conn.rollback()
+    for clinic, upto in plan:
+        if upto is None:
+            continue
+        if dry_run:
+            results.append(PruneResult(clinic, upto, -1, "", ""))
+            continue
+        results.append(_prune_one(db, actor, key, archive_dir, clinic, upto))
+    return results
+
+
+def _prune_one(db: Database, actor: Actor, key: bytes, archive_dir: Path, clinic: uuid.UUID,
+               upto: int) -> PruneResult:
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    path = archive_dir / f"audit-{clinic}-upto-{upto}.jsonl.gz"
+    digest = hashlib.sha256()
+    head = b""
+    with _raw(db) as conn:
+        _begin(conn, db, actor)
+        with conn.cursor(name="archive") as cursor, gzip.open(path, "wb") as sink:
+            cursor.execute(f"SELECT {_COLUMNS} FROM audit_events WHERE clinic_id = %s "  # noqa: S608
+                           "AND seq <= %s ORDER BY seq", (clinic, upto))
+            for row in cursor:
+                event = ChainEvent(*row)
+                record = {k: _jsonable(v) for k, v in asdict(event).items()}
+                sink.write((json.dumps(record, sort_keys=True) + "\n").encode())
+                head = bytes(event.hash or b"")
+        conn.rollback()
+    with path.open("rb") as stored:
+        for chunk in iter(lambda: stored.read(1 << 20), b""):
+            digest.update(chunk)
+        os.fsync(stored.fileno())
+    archive_sha = digest.hexdigest()
+    signature = sign_cut(key, clinic, upto, head, archive_sha)
+    with db.service_session(actor.id, actor.role) as session:
+        pruned = session.execute(text("SELECT neonpro_audit_prune(:c, :s, :h, :a, :sig)"), {
+            "c": clinic, "s": upto, "h": head, "a": archive_sha, "sig": signature,
+        }).scalar_one()
+        session.execute(text(
+            "INSERT INTO audit_events (clinic_id, actor_id, actor_role, action, resource_type, "
+            "details) VALUES (:c, :a, :r, 'RETENTION', 'audit_events', CAST(:d AS jsonb))"),
+            {"c": clinic, "a": actor.id, "r": actor.role, "d": json.dumps(
+                {"pruned": int(pruned), "upto_seq": upto, "archive_sha256": archive_sha})})
+    return PruneResult(clinic, upto, int(pruned), str(path), archive_sha)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, uuid.UUID | datetime | date):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    if value is not None and not isinstance(value, str | int | float | bool | dict | list):
+        return str(value)
+    return value

@@ -79,7 +79,11 @@ BEGIN
     RAISE EXCEPTION 'audit events are inserted unsealed; the sealer assigns seq and hash'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
-  NEW.occurred_at := coalesce(NEW.occurred_at, now());
+  -- the database stamps the time; only the owner (imports, restores) may set another
+  IF NEW.occurred_at IS NULL OR NOT pg_has_role(current_user,
+      (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
+    NEW.occurred_at := now();
+  END IF;
   NEW.retain_until := (NEW.occurred_at AT TIME ZONE 'UTC')::date
     + neonpro_audit_retention(NEW.action, NEW.resource_type, NEW.risk_level);
   RETURN NEW;
@@ -188,6 +192,29 @@ BEGIN
   RETURN v_count;
 END
 $$""",
+        """CREATE FUNCTION neonpro_audit_prune(p_clinic uuid, p_upto bigint, p_hash bytea,
+    p_archive_sha256 text, p_signature text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  v_count bigint;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended('neonpro.audit.seal:' || p_clinic::text, 0));
+  IF NOT EXISTS (SELECT 1 FROM audit_events WHERE clinic_id = p_clinic AND seq = p_upto
+                 AND hash = p_hash) THEN
+    RAISE EXCEPTION 'the cut must be a sealed event of the chain' USING ERRCODE = 'data_exception';
+  END IF;
+  IF EXISTS (SELECT 1 FROM audit_events WHERE clinic_id = p_clinic AND seq <= p_upto
+             AND retain_until >= current_date) THEN
+    RAISE EXCEPTION 'events up to the cut are not all past their retention'
+      USING ERRCODE = 'data_exception';
+  END IF;
+  SELECT count(*) INTO v_count FROM audit_events WHERE clinic_id = p_clinic AND seq <= p_upto;
+  INSERT INTO audit_chain_cuts (clinic_id, seq, hash, pruned_events, archive_sha256, signature)
+    VALUES (p_clinic, p_upto, p_hash, v_count, p_archive_sha256, p_signature);
+  DELETE FROM audit_events WHERE clinic_id = p_clinic AND seq <= p_upto;
+  RETURN v_count;
+END
+$$""",
         """CREATE FUNCTION neonpro_audit_unsealed_clinics() RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   SELECT DISTINCT clinic_id FROM audit_events WHERE seq IS NULL
@@ -195,9 +222,12 @@ $$""",
         "REVOKE ALL ON FUNCTION neonpro_patient_ref(uuid) FROM PUBLIC",
         "REVOKE ALL ON FUNCTION neonpro_audit_seal(uuid, integer) FROM PUBLIC",
         "REVOKE ALL ON FUNCTION neonpro_audit_unsealed_clinics() FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION neonpro_audit_prune(uuid, bigint, bytea, text, text) FROM PUBLIC",
         f"GRANT EXECUTE ON FUNCTION neonpro_patient_ref(uuid) TO {roles.app}, {roles.service}",
         f"GRANT EXECUTE ON FUNCTION neonpro_audit_seal(uuid, integer) TO {roles.service}",
         f"GRANT EXECUTE ON FUNCTION neonpro_audit_unsealed_clinics() TO {roles.service}",
+        f"GRANT EXECUTE ON FUNCTION neonpro_audit_prune(uuid, bigint, bytea, text, text) "
+        f"TO {roles.service}",
     ]
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 from neonpro.adapters.db.audit import (
     export_checkpoints,
     load_checkpoints,
+    prune_expired,
     seal_pending,
     verify_chains,
 )
@@ -164,3 +165,23 @@ def report(
     if html is not None:
         html.write_text(report_html(data), encoding="utf-8")
     print_json(data)
+
+
+@app.command()
+def prune(
+    archive_dir: Annotated[Path, typer.Option(help="Where the pruned segments are archived.")],
+    clinic: Annotated[uuid.UUID | None, typer.Option(help="Only this clinic's chain.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
+    """Archive and delete each chain's expired prefix, leaving a signed cut (retention)."""
+    with container() as box:
+        results = prune_expired(box.database, ACTOR, box.checkpoint_key, archive_dir, clinic,
+                                dry_run=dry_run)
+    if not results:
+        out.print("nothing past its retention period")
+    for r in results:
+        if dry_run:
+            out.print(f"{r.clinic_id}: would prune seq 1..{r.upto_seq}")
+        else:
+            out.print(f"{r.clinic_id}: pruned {r.pruned} event(s) up to seq {r.upto_seq}; "
+                      f"archive {r.archive} sha256 {r.archive_sha256}")
