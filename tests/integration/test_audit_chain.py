@@ -316,7 +316,8 @@ def test_retention_prunes_whole_expired_segments_behind_a_signed_cut(
     assert [r.upto_seq for r in dry] == [5]
     done = prune_expired(box.database, SYSTEM, key, tmp_path, clinic)
     assert [(r.upto_seq, r.pruned) for r in done] == [(5, 5)]
-    archive = [json.loads(line) for line in gzip.open(done[0].archive).read().splitlines()]
+    with gzip.open(done[0].archive) as stored:
+        archive = [json.loads(line) for line in stored.read().splitlines()]
     assert [e["seq"] for e in archive] == [1, 2, 3, 4, 5]
     seal_pending(box.database, SYSTEM)
     report = _report(box, clinic, checkpoint_key=key)
