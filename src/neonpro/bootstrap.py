@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.db.sealer import BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.config import Settings, get_settings
 from neonpro.domain.actors import Actor, SystemActors
@@ -37,6 +38,7 @@ class Container:
         self._settings = settings
         self._database_url = database_url
         self._keyring = keyring
+        self._sealer: BackgroundSealer | None = None
 
     @cached_property
     def settings(self) -> Settings:
@@ -75,6 +77,13 @@ class Container:
         return hmac.new(self.keyring.blind_index_key, b"neonpro-audit-checkpoint-key-v1",
                         hashlib.sha256).digest()
 
+    def start_sealer(self, interval: float = 0.5) -> BackgroundSealer:
+        """Seal audit events in the background (the API); ``close()`` stops it."""
+        if self._sealer is None:
+            self._sealer = BackgroundSealer(self.database, interval)
+            self._sealer.start()
+        return self._sealer
+
     def seal_audit(self, actor: Actor = SystemActors.SCHEDULER) -> int:
         """Seal every pending audit event (the CLI does this before it exits)."""
         return seal_pending(self.database, actor)
@@ -83,6 +92,12 @@ class Container:
         """Seal pending audit events, release pools, stop an embedded server we started."""
         if "database" not in self.__dict__:
             return
+        if self._sealer is not None:
+            sealer, self._sealer = self._sealer, None
+            try:
+                sealer.stop()
+            except (SQLAlchemyError, RuntimeError) as exc:
+                log.warning("audit_sealer_stop_failed", error=type(exc).__name__)
         if seal and self.database.connected:
             try:
                 self.seal_audit()

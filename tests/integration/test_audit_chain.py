@@ -327,3 +327,18 @@ def test_retention_prunes_whole_expired_segments_behind_a_signed_cut(
     _owner(box, f"UPDATE audit_chain_cuts SET archive_sha256 = repeat('0', 64) "
                 f"WHERE clinic_id = '{clinic}'")
     assert "cut signature invalid" in (_report(box, clinic, checkpoint_key=key).reason or "")
+
+
+def test_the_background_sealer_seals_shortly_after_commit(box: Container) -> None:
+    import time  # noqa: PLC0415
+
+    clinic = _clinic(box, 0)
+    box.start_sealer(interval=0.05)
+    patients.register_patient(box.uow(clinic, ME), PatientCreate(full_name="Selada"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _report(box, clinic).unsealed:
+        time.sleep(0.05)
+    report = _report(box, clinic)
+    assert report.ok
+    assert report.unsealed == 0
+    assert report.sealed >= 1

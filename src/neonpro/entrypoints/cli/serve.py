@@ -32,4 +32,5 @@ def serve(
         where = "embedded PostgreSQL" if db.embedded is not None else "configured database"
         out.print(f"[green]healthy[/]: {where}, schema at {report['checks']['migrations']['head']}")
         out.print(f"API on http://{host}:{port}  (liveness /health/live, readiness /health/ready)")
+        box.start_sealer()
         uvicorn.run(create_app(box), host=host, port=port, log_level="warning")

@@ -1,0 +1,44 @@
+"""A background thread that seals audit events shortly after they commit (long-lived
+processes such as the API; the CLI seals once before it exits)."""
+
+from __future__ import annotations
+
+import threading
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from neonpro.adapters.db.audit import seal_pending
+from neonpro.adapters.db.database import Database
+from neonpro.domain.actors import Actor, SystemActors
+
+log = structlog.get_logger(__name__)
+
+
+class BackgroundSealer:
+    """Calls ``seal_pending`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, db: Database, interval: float = 0.5,
+                 actor: Actor = SystemActors.SCHEDULER) -> None:
+        self._db = db
+        self._interval = interval
+        self._actor = actor
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audit-sealer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                seal_pending(self._db, self._actor)
+            except (SQLAlchemyError, RuntimeError) as exc:
+                log.warning("audit_seal_failed", error=type(exc).__name__)
+
+    def stop(self) -> None:
+        """Stop and seal one last time, so nothing stays unsealed after shutdown."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        seal_pending(self._db, self._actor)
