@@ -22,7 +22,10 @@ probability ``sigmoid(logit)`` where ``logit`` adds up:
 
 Cancellations, reschedules and confirmations also depend a little on ``z``. Lead time
 (booking to appointment) carries no signal: ``created_at`` is the database's now(), so
-it cannot be represented honestly and the generator does not pretend it can.
+it cannot be represented honestly and the generator does not pretend it can. For the same
+reason the times the repositories stamp (created_at, patient_confirmed_at, cancelled_at,
+actual start and end, consent given_at) are the seeding time, not the appointment's: they
+carry no signal and must not be used as features on demo data.
 """
 
 from __future__ import annotations
@@ -688,7 +691,7 @@ class _Generator:
                     tuss_code=s.tuss[0] if s.tuss else None,
                     tuss_procedure_name=s.tuss[1] if s.tuss else None,
                     chief_complaint=self.rng.choice(COMPLAINTS)
-                    if s.category == "consulta" else None,
+                    if s.tuss else None,
                 )
                 try:
                     created = scheduling.book_appointment(self.uow(patient.clinic), data)
@@ -754,7 +757,6 @@ class _Generator:
 
     def resolve(self, b: _Booking) -> None:
         p, rng = self.patients[b.patient], self.rng
-        uow = self.uow(p.clinic)
         appointment = b.appointment
         future = b.day >= self.history_days
         cancel = rng.random() < sigmoid(CANCEL_BASE + CANCEL_LATENT * p.z) * (0.6 if future
@@ -763,7 +765,7 @@ class _Generator:
             reason = rng.choices((CancellationReason.PATIENT, CancellationReason.PROFESSIONAL,
                                   CancellationReason.CLINIC, CancellationReason.MEDICAL),
                                  (75, 10, 8, 7))[0]
-            scheduling.cancel_appointment(uow, appointment.id, Cancel(
+            scheduling.cancel_appointment(self.uow(p.clinic), appointment.id, Cancel(
                 version=appointment.version, reason=reason))
             self.free(b)
             self.record(b, AppointmentStatus.CANCELLED)
@@ -790,9 +792,9 @@ class _Generator:
         self.record(b, AppointmentStatus.COMPLETED)
 
     def attend(self, clinic: int, appointment: AppointmentRead) -> None:
-        """Start, then complete. No check-in: the repositories stamp front-desk times with
-        now(), which for a past appointment would be a made-up time (start and complete
-        stamp it too; the status graph needs them)."""
+        """Start, then complete. No check-in step: the repositories stamp front-desk times
+        with now(), which for a past appointment is not when it happened (start and complete
+        stamp now() too, but the status graph needs them)."""
         done = scheduling.start_appointment(self.uow(clinic), appointment.id,
                                             appointment.version)
         scheduling.complete_appointment(self.uow(clinic), done.id, done.version)
@@ -860,6 +862,6 @@ def seed_demo(container: Container, *, patients: int = 200, seed: int = 42, mont
     gen.create_appointments()
     result = gen.result(months, clock.perf_counter() - started)
     log.debug("demo_seeded", seed=seed, clinics=len(result.clinics),
-             patients=len(result.patients), appointments=result.appointments,
-             seconds=round(result.seconds, 1))
+              patients=len(result.patients), appointments=result.appointments,
+              seconds=round(result.seconds, 1))
     return result
