@@ -19,6 +19,7 @@ from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.sealer import BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
+from neonpro.adapters.metrics import Metrics
 from neonpro.config import Settings, get_settings
 from neonpro.domain.actors import Actor, SystemActors
 
@@ -39,6 +40,7 @@ class Container:
         self._database_url = database_url
         self._keyring = keyring
         self._sealer: BackgroundSealer | None = None
+        self.metrics: Metrics | None = None
 
     @cached_property
     def settings(self) -> Settings:
@@ -80,7 +82,7 @@ class Container:
     def start_sealer(self, interval: float = 0.5) -> BackgroundSealer:
         """Seal audit events in the background (the API); ``close()`` stops it."""
         if self._sealer is None:
-            self._sealer = BackgroundSealer(self.database, interval)
+            self._sealer = BackgroundSealer(self.database, interval, metrics=self.metrics)
             self._sealer.start()
         return self._sealer
 

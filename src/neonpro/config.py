@@ -99,6 +99,18 @@ class Settings(BaseSettings):
     active_key_id: str | None = None
     blind_index_key: SecretStr | None = None
 
+    # HTTP API authentication: HS256 with a shared secret, or RS256 with a key pair (the
+    # public key verifies; the private key, where this process issues tokens, signs).
+    jwt_algorithm: str = Field(default="HS256", pattern=r"^(HS256|RS256)$")
+    jwt_secret: SecretStr | None = None
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_issuer: str = "neonpro"
+    token_ttl_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")

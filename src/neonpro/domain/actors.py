@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 
@@ -16,6 +17,18 @@ class Actor:
     request_id: str | None = None
     user_agent: str | None = None
     session_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # the audit trail stores addresses as inet: anything else ("testclient", a proxy's
+        # garbage) is dropped rather than failing the caller's transaction
+        if self.ip_address is not None:
+            try:
+                address = str(ipaddress.ip_address(self.ip_address.strip()))
+            except ValueError:
+                address = None
+            object.__setattr__(self, "ip_address", address)
+        if self.user_agent is not None:
+            object.__setattr__(self, "user_agent", self.user_agent[:500])
 
     @property
     def is_system(self) -> bool:

@@ -89,6 +89,18 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class Unauthenticated(DomainError):
+    """No valid credentials (a missing, expired or invalid token, a failed login)."""
+
+    code = "unauthenticated"
+
+
+class Locked(DomainError):
+    """Too many failed logins: the account is locked for a while."""
+
+    code = "account_locked"
+
+
 class ConsentRequired(DomainError):
     code = "consent_required"
 

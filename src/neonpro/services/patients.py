@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 
 from neonpro.domain import values
 from neonpro.domain.paging import Page, PageRequest
@@ -75,8 +76,8 @@ def search_patients(
     """A page of patients; audited as one read, a bulk read above BULK_READ rows."""
     with uow:
         result = uow.patients.list(filters, sort, page)
-        used = sorted(k for k, v in vars(filters or PatientFilters()).items()
-                      if v not in (None, False)) if filters else []
+        used = sorted(f.name for f in fields(filters)
+                      if getattr(filters, f.name) not in (None, False)) if filters else []
         uow.audit.record(
             AuditAction.VIEW, "patients",
             risk=RiskLevel.MEDIUM if len(result.items) > BULK_READ else RiskLevel.LOW,

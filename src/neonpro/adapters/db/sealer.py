@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.metrics import Metrics
 from neonpro.domain.actors import Actor, SystemActors
 
 log = structlog.get_logger(__name__)
@@ -19,8 +20,9 @@ class BackgroundSealer:
     """Calls ``seal_pending`` every ``interval`` seconds until stopped."""
 
     def __init__(self, db: Database, interval: float = 0.5,
-                 actor: Actor = SystemActors.SCHEDULER) -> None:
+                 actor: Actor = SystemActors.SCHEDULER, metrics: Metrics | None = None) -> None:
         self._db = db
+        self._metrics = metrics
         self._interval = interval
         self._actor = actor
         self._stop = threading.Event()
@@ -32,7 +34,9 @@ class BackgroundSealer:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                seal_pending(self._db, self._actor)
+                sealed = seal_pending(self._db, self._actor)
+                if self._metrics is not None and sealed:
+                    self._metrics.audit_sealed.inc(sealed)
             except (SQLAlchemyError, RuntimeError) as exc:
                 log.warning("audit_seal_failed", error=type(exc).__name__)
 

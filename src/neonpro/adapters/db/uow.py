@@ -18,7 +18,7 @@ from neonpro.adapters.db.database import SET_CONTEXT, context_params
 from neonpro.adapters.db.errors import translate
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
 from neonpro.adapters.db.repositories.audit import SqlAuditRepository
-from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
+from neonpro.adapters.db.repositories.clinic import SqlClinicRepository, SqlStaffLoginRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
@@ -142,6 +142,10 @@ class SqlUnitOfWork:
     @cached_property
     def clinics(self) -> SqlClinicRepository:
         return SqlClinicRepository(self)
+
+    @cached_property
+    def logins(self) -> SqlStaffLoginRepository:
+        return SqlStaffLoginRepository(self)
 
     @cached_property
     def patients(self) -> SqlPatientRepository:

@@ -4,17 +4,45 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from neonpro import __version__
+from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.db.health import check_health
+from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
+from neonpro.entrypoints.api import problems
+from neonpro.entrypoints.api.middleware import BodyLimit, RequestContext
+from neonpro.entrypoints.api.routers import appointments, audit, auth, catalog, consents, patients
+
+DESCRIPTION = """LGPD-compliant data management for Brazilian clinics.
+
+Sign in with `POST /auth/login` (or, in development, `neonpro token --clinic ID --role admin`)
+and send `Authorization: Bearer <token>`. Every request runs in the token's clinic: row-level
+security in the database backs it. Errors are RFC 9457 problem+json documents.
+"""
 
 
 def create_app(container: Container) -> FastAPI:
-    """The API over ``container``'s services; the caller owns the container's lifetime."""
-    app = FastAPI(title="neonpro", version=__version__)
+    """The API over ``container``; the caller owns the container's lifetime."""
+    app = FastAPI(title="neonpro", version=__version__, description=DESCRIPTION)
+    metrics = Metrics()
+    metrics.watch_pool(container.database)
+    app.state.container = container
+    app.state.codec = TokenCodec(container.settings, container.keyring)
+    app.state.metrics = metrics
+    container.metrics = metrics
+    problems.install(app)
+    for router in (auth.router, catalog.router, patients.router, appointments.router,
+                   consents.router, audit.router):
+        app.include_router(router)
+
+    @app.middleware("http")
+    async def request_state(request: Request, call_next: Any) -> Any:
+        request.state.request_id = request.scope["state"]["request_id"]
+        return await call_next(request)
 
     @app.get("/health/live", tags=["health"])
     def live() -> dict[str, str]:
@@ -27,4 +55,11 @@ def create_app(container: Container) -> FastAPI:
         report = check_health(container.database)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus metrics: requests, latency, pool usage, audit events sealed."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=metrics)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neonpro.entrypoints.cli import audit, db, demo, serve
+from neonpro.entrypoints.cli import audit, db, demo, keys, serve, token
 
 app = typer.Typer(
     name="neonpro",
@@ -15,4 +15,6 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(demo.app, name="demo")
+app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
+app.command("token")(token.token)

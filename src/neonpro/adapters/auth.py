@@ -1,0 +1,96 @@
+"""Passwords (argon2, via argon2-cffi) and access tokens (JWT, via PyJWT)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import structlog
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from neonpro.adapters.crypto import KeyRing
+from neonpro.config import Environment, Settings
+from neonpro.domain.errors import Unauthenticated
+from neonpro.domain.vocabulary import ClinicRole
+
+log = structlog.get_logger(__name__)
+_hasher = PasswordHasher()
+# verified against when the e-mail is unknown, so both cases cost the same time
+_DUMMY_HASH = _hasher.hash("neonpro-timing-equaliser")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a valid token says the caller is."""
+
+    user_id: uuid.UUID
+    clinic_id: uuid.UUID
+    role: ClinicRole
+    token_id: str
+
+
+class TokenCodec:
+    """Issues and checks bearer tokens carrying user id, clinic id and role."""
+
+    def __init__(self, settings: Settings, keyring: KeyRing | None) -> None:
+        self._algorithm = settings.jwt_algorithm
+        self._issuer = settings.jwt_issuer
+        self._ttl = timedelta(minutes=settings.token_ttl_minutes)
+        self._signing, self._verifying = self._keys(settings, keyring)
+
+    def _keys(self, settings: Settings, keyring: KeyRing | None) -> tuple[Any, Any]:
+        if settings.jwt_algorithm == "RS256":
+            if settings.jwt_public_key_file is None:
+                msg = "RS256 needs NEONPRO_JWT_PUBLIC_KEY_FILE"
+                raise ValueError(msg)
+            public = settings.jwt_public_key_file.read_text(encoding="utf-8")
+            private = (settings.jwt_private_key_file.read_text(encoding="utf-8")
+                       if settings.jwt_private_key_file else None)
+            return private, public
+        if settings.jwt_secret is not None:
+            secret = settings.jwt_secret.get_secret_value().encode()
+            return secret, secret
+        if settings.environment is Environment.PRODUCTION or keyring is None:
+            msg = "set NEONPRO_JWT_SECRET (HS256) or an RS256 key pair"
+            raise ValueError(msg)
+        # development: a secret derived from the (development) key file, stable across runs
+        secret = hmac.new(keyring.blind_index_key, b"neonpro-dev-jwt-v1", hashlib.sha256).digest()
+        log.warning("dev_jwt_secret_in_use", detail="derived from development keys")
+        return secret, secret
+
+    def issue(self, user_id: uuid.UUID, clinic_id: uuid.UUID, role: ClinicRole) -> str:
+        if self._signing is None:
+            msg = "this process has no signing key (NEONPRO_JWT_PRIVATE_KEY_FILE)"
+            raise ValueError(msg)
+        now = datetime.now(UTC)
+        claims = {"sub": str(user_id), "clinic_id": str(clinic_id), "role": role.value,
+                  "iss": self._issuer, "iat": now, "nbf": now, "exp": now + self._ttl,
+                  "jti": uuid.uuid4().hex}
+        return jwt.encode(claims, self._signing, algorithm=self._algorithm)
+
+    def decode(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, self._verifying, algorithms=[self._algorithm],
+                                issuer=self._issuer,
+                                options={"require": ["exp", "sub", "iss", "jti"]})
+            return Principal(uuid.UUID(claims["sub"]), uuid.UUID(claims["clinic_id"]),
+                             ClinicRole(claims["role"]), str(claims["jti"]))
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+            raise Unauthenticated("invalid or expired token") from exc

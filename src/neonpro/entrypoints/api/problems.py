@@ -1,0 +1,82 @@
+"""RFC 9457 problem details: every error a client can cause, in one place.
+
+Messages come from the domain errors, which never carry personal values; FastAPI's own
+validation error (which echoes the input) is replaced by one that names fields only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from neonpro.adapters.crypto import DecryptionError
+from neonpro.domain import errors as e
+
+log = structlog.get_logger(__name__)
+BASE = "https://neonpro.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+STATUS: list[tuple[type[e.DomainError], int]] = [
+    (e.Unauthenticated, 401), (e.Locked, 423), (e.Forbidden, 403), (e.NotFound, 404),
+    (e.ConsentRequired, 428), (e.StaleVersion, 409), (e.DoubleBooking, 409),
+    (e.InvalidTransition, 409), (e.Conflict, 409), (e.BookingRuleViolation, 422),
+    (e.ValidationFailed, 422),
+]
+
+
+def problem(status: int, code: str, title: str, detail: str | None = None,
+            **extra: Any) -> JSONResponse:
+    body = {"type": BASE + code, "title": title, "status": status, **extra}
+    if detail:
+        body["detail"] = detail
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # noqa: PLR2004
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _status_of(exc: e.DomainError) -> int:
+    return next((status for cls, status in STATUS if isinstance(exc, cls)), 400)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.DomainError)
+    async def domain_error(request: Request, exc: e.DomainError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        field = getattr(exc, "field", None)
+        if field:
+            extra["errors"] = [{"field": field, "reason": getattr(exc, "reason", exc.message)}]
+        return problem(_status_of(exc), exc.code, exc.code.replace("_", " "), exc.message,
+                       **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = []
+        malformed = False
+        for err in exc.errors():
+            kind = str(err.get("type", ""))
+            malformed |= kind in {"json_invalid", "model_attributes_type"} or (
+                kind == "dict_type" and tuple(err.get("loc", ())) == ("body",))
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+            reason = str(err.get("msg", "invalid")).split(", input_value", 1)[0]
+            fields.append({"field": ".".join(loc) or "body", "reason": reason})
+        if malformed:
+            return problem(400, "malformed_body", "malformed request body",
+                           "the body is not the JSON object this operation expects")
+        return problem(422, "validation_failed", "validation failed",
+                       "one or more fields are invalid", errors=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+                401: "unauthenticated", 403: "forbidden"}.get(exc.status_code, "http_error")
+        return problem(exc.status_code, code, str(exc.detail).lower())
+
+    @app.exception_handler(DecryptionError)
+    async def undecryptable(request: Request, exc: DecryptionError) -> JSONResponse:
+        log.error("decryption_failed", request_id=request.state.request_id)
+        return problem(500, "internal_error", "internal error",
+                       "a stored value could not be decrypted; the operators were alerted")

@@ -1,0 +1,104 @@
+"""The audit trail for admins and the DPO: search, investigate, verify, report."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
+from pydantic import AwareDatetime, BaseModel
+
+from neonpro.adapters.db.audit import verify_chains
+from neonpro.domain.errors import ValidationFailed
+from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
+from neonpro.entrypoints.api.pages import PageOut
+from neonpro.queries.audit import AuditFilters
+from neonpro.queries.compliance import report_html
+from neonpro.services import audit as svc
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+Who = Annotated[Caller, Depends(caller_with(OVERSIGHT))]
+
+
+class EventOut(BaseModel):
+    id: uuid.UUID
+    seq: int | None
+    occurred_at: datetime
+    actor_id: uuid.UUID | None
+    actor_role: str | None
+    action: str
+    resource_type: str | None
+    resource_id: str | None
+    status: str
+    risk_level: str
+    ip_address: str | None
+    request_id: str | None
+    details: dict[str, Any]
+
+
+class InvestigationOut(BaseModel):
+    events: int
+    patients: list[uuid.UUID]
+    unresolved_patient_refs: int
+    categories: dict[str, int]
+    actions: dict[str, int]
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(days=30)
+    if start >= end:
+        raise ValidationFailed("since", "must be before until")
+    return start, end
+
+
+@router.get("/events", response_model=PageOut[EventOut])
+def search(caller: Who, patient_id: uuid.UUID | None = None, actor_id: uuid.UUID | None = None,
+           action: AuditAction | None = None,
+           severity: Annotated[list[RiskLevel] | None, Query()] = None,
+           since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+           limit: Annotated[int, Query(ge=1, le=500)] = 50,
+           cursor: Annotated[str | None, Query(max_length=500)] = None) -> PageOut[EventOut]:
+    start, end = _window(since, until)
+    filters = AuditFilters(patient_id=patient_id, actor_id=actor_id,
+                           action=action.value if action else None,
+                           risk_levels=tuple(s.value for s in severity or ()),
+                           since=start, until=end)
+    page = svc.search_audit(caller.uow(), filters, limit, cursor)
+    items = [EventOut(**vars(e)) for e in page.items]
+    return PageOut[EventOut](items=items, total=None, next_cursor=page.next_cursor,
+                             limit=limit, offset=0)
+
+
+@router.get("/investigate", response_model=InvestigationOut)
+def investigate(caller: Who, actor_id: uuid.UUID | None = None,
+                ip: Annotated[str | None, Query(max_length=45)] = None,
+                since: AwareDatetime | None = None,
+                until: AwareDatetime | None = None) -> InvestigationOut:
+    """Which patients and data categories an actor or an address touched in a window."""
+    if (actor_id is None) == (ip is None):
+        raise ValidationFailed("actor_id", "give exactly one of actor_id or ip")
+    start, end = _window(since, until)
+    result = svc.investigate_access(caller.uow(), start, end, actor_id=actor_id, ip_address=ip)
+    return InvestigationOut(**vars(result))
+
+
+@router.get("/verify")
+def verify(caller: Who) -> dict[str, Any]:
+    """Recompute the clinic's chain; ``ok`` is false with the first broken link."""
+    box = caller._box  # noqa: SLF001
+    reports = verify_chains(box.database, caller.actor, caller.principal.clinic_id)
+    return reports[0].as_dict()
+
+
+@router.get("/report", responses={200: {"content": {"text/html": {}}}})
+def report(caller: Who, since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+           fmt: Annotated[str, Query(alias="format", pattern="^(json|html)$")] = "json",
+           ) -> Any:
+    """The compliance report for a period, as JSON or as a readable HTML page."""
+    start, end = _window(since, until)
+    data = svc.clinic_report(caller.uow(), start, end)
+    return HTMLResponse(report_html(data)) if fmt == "html" else data

@@ -1,0 +1,258 @@
+"""The HTTP API end to end (in-process ASGI client on the test database)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from neonpro.adapters.auth import TokenCodec, hash_password
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor
+from neonpro.domain.schemas.clinic import ClinicCreate, StaffUserCreate
+from neonpro.domain.vocabulary import ClinicRole
+from neonpro.entrypoints.api.app import create_app
+from neonpro.services import clinics
+from tests.conftest import make_keyring, make_settings
+from tests.valid import cpf
+
+SP = ZoneInfo("America/Sao_Paulo")
+SYSTEM = Actor(uuid.uuid4(), "system")
+
+
+@pytest.fixture(scope="module")
+def box(database_url: str) -> Iterator[Container]:
+    settings = make_settings(database_url, jwt_secret="x" * 32, max_body_bytes=64_000)
+    container = Container(settings, database_url=database_url, keyring=make_keyring())
+    try:
+        yield container
+    finally:
+        container.close()
+
+
+@pytest.fixture(scope="module")
+def client(box: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(box), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def two_clinics(box: Container) -> tuple[uuid.UUID, uuid.UUID]:
+    a = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="API A")).id
+    b = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="API B")).id
+    return a, b
+
+
+def headers(box: Container, clinic: uuid.UUID, role: str) -> dict[str, str]:
+    token = TokenCodec(box.settings, box.keyring).issue(uuid.uuid4(), clinic, ClinicRole(role))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def is_problem(response: object, status: int, kind: str) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
+    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
+    assert body["type"] == f"https://neonpro.dev/problems/{kind}"
+    assert body["status"] == status
+    return body
+
+
+def test_health_and_metrics(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["ok"] is True
+    metrics = client.get("/metrics").text
+    assert "neonpro_http_requests_total" in metrics
+    assert "neonpro_db_pool_size" in metrics
+
+
+def test_missing_or_bad_token_is_401(client: TestClient) -> None:
+    is_problem(client.get("/patients"), 401, "unauthenticated")
+    bad = client.get("/patients", headers={"Authorization": "Bearer not-a-token"})
+    assert bad.headers["www-authenticate"] == "Bearer"
+    is_problem(bad, 401, "unauthenticated")
+
+
+def test_patient_lifecycle(client: TestClient, box: Container,
+                           two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    a, _ = two_clinics
+    admin = headers(box, a, "admin")
+    number = cpf(901)
+    created = client.post("/patients", headers=admin, json={
+        "full_name": "Helena Araújo", "cpf": number, "phone_primary": "(81) 99876-5432",
+        "patient_notes": "hipertensa"})
+    assert created.status_code == 201, created.text
+    patient = created.json()
+    assert patient["cpf"] == number
+    assert patient["patient_notes"] == "hipertensa"
+    pid = patient["id"]
+    assert client.get(f"/patients/{pid}", headers=admin).json()["full_name"] == "Helena Araújo"
+    changed = client.patch(f"/patients/{pid}", headers=admin, json={"version": 1, "city": "Recife"})
+    assert changed.json()["version"] == 2
+    is_problem(client.patch(f"/patients/{pid}", headers=admin,
+                            json={"version": 1, "city": "Olinda"}), 409, "stale_version")
+    dup = is_problem(client.post("/patients", headers=admin,
+                                 json={"full_name": "Outra", "cpf": number}), 409, "conflict")
+    assert number not in str(dup)
+    found = client.get("/patients", headers=admin, params={"name": "helena araujo"}).json()
+    assert [p["id"] for p in found["items"]] == [pid]
+    keyset = client.get("/patients", headers=admin, params={"cursor": "", "limit": 1})
+    assert keyset.status_code == 200
+    assert client.delete(f"/patients/{pid}", headers=admin,
+                         params={"version": 2}).status_code == 204
+    is_problem(client.get(f"/patients/{pid}", headers=admin), 404, "not_found")
+
+
+def test_validation_errors_name_fields_and_never_echo(
+    client: TestClient, box: Container, two_clinics: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    admin = headers(box, two_clinics[0], "admin")
+    body = is_problem(client.post("/patients", headers=admin, json={
+        "full_name": "X", "cpf": "111.444.777-36", "email": "secret.person@"}),
+        422, "validation_failed")
+    fields = {e["field"] for e in body["errors"]}  # type: ignore[attr-defined]
+    assert {"cpf", "email"} <= fields
+    assert "777" not in str(body)
+    assert "secret.person" not in str(body)
+    is_problem(client.post("/patients", headers=admin, json={"full_name": "Y", "shoe": 42}),
+               422, "validation_failed")
+    malformed = client.post("/patients", headers={**admin, "content-type": "application/json"},
+                            content=b"{not json")
+    is_problem(malformed, 400, "malformed_body")
+    is_problem(client.get("/patients", headers=admin, params={"cursor": "%%%"}),
+               422, "validation_failed")
+    huge = client.post("/patients", headers=admin,
+                       json={"full_name": "Z", "patient_notes": "a" * 70_000})
+    is_problem(huge, 413, "body_too_large")
+
+
+def test_roles_decide_operations(client: TestClient, box: Container,
+                                 two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    a, _ = two_clinics
+    admin, desk, dpo = (headers(box, a, r) for r in ("admin", "receptionist", "dpo"))
+    pid = client.post("/patients", headers=admin, json={
+        "full_name": "Nota Clínica", "patient_notes": "diagnóstico"}).json()["id"]
+    seen = client.get(f"/patients/{pid}", headers=desk).json()
+    assert seen["patient_notes"] is None
+    assert client.get(f"/patients/{pid}", headers=dpo).json()["patient_notes"] is None
+    is_problem(client.patch(f"/patients/{pid}", headers=desk,
+                            json={"version": 1, "patient_notes": "x"}), 403, "forbidden")
+    is_problem(client.delete(f"/patients/{pid}", headers=desk), 403, "forbidden")
+    is_problem(client.post("/patients", headers=dpo, json={"full_name": "No"}), 403, "forbidden")
+    is_problem(client.get("/audit/events", headers=desk), 403, "forbidden")
+    assert client.get("/audit/events", headers=dpo).status_code == 200
+
+
+def test_a_token_for_clinic_a_never_reaches_clinic_b(
+    client: TestClient, box: Container, two_clinics: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    a, b = two_clinics
+    in_b = client.post("/patients", headers=headers(box, b, "admin"),
+                       json={"full_name": "Paciente de B"}).json()["id"]
+    admin_a = headers(box, a, "admin")
+    is_problem(client.get(f"/patients/{in_b}", headers=admin_a), 404, "not_found")
+    is_problem(client.patch(f"/patients/{in_b}", headers=admin_a,
+                            json={"version": 1, "city": "X"}), 404, "not_found")
+    names = [p["full_name"] for p in client.get(
+        "/patients", headers=admin_a, params={"limit": 200, "active": "true"}).json()["items"]]
+    assert "Paciente de B" not in names
+
+
+def _day(offset: int = 10) -> date:
+    day = date.today() + timedelta(days=offset)  # noqa: DTZ011
+    return day + timedelta(days=(0 - day.weekday()) % 7)  # a Monday
+
+
+def test_booking_flow(client: TestClient, box: Container,
+                      two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    a, _ = two_clinics
+    admin, desk, doc = (headers(box, a, r) for r in ("admin", "receptionist", "professional"))
+    prof = client.post("/professionals", headers=admin, json={
+        "full_name": "Dr. API", "work_start_time": "08:00", "work_end_time": "18:00",
+        "appointment_buffer_minutes": 0}).json()["id"]
+    svc = client.post("/service-types", headers=admin,
+                      json={"name": "Consulta", "duration_minutes": 30}).json()["id"]
+    pid = client.post("/patients", headers=desk, json={"full_name": "Agenda"}).json()["id"]
+    start = datetime.combine(_day(), time(9), tzinfo=SP)
+    slot = {"patient_id": pid, "professional_id": prof, "service_type_id": svc,
+            "start_time": start.isoformat(),
+            "end_time": (start + timedelta(minutes=30)).isoformat()}
+    booked = client.post("/appointments", headers=desk, json=slot)
+    assert booked.status_code == 201, booked.text
+    appt = booked.json()
+    is_problem(client.post("/appointments", headers=desk, json=slot), 409, "double_booking")
+    early = {**slot, "start_time": start.replace(hour=6).isoformat(),
+             "end_time": start.replace(hour=6, minute=30).isoformat()}
+    is_problem(client.post("/appointments", headers=desk, json=early), 422, "booking_rule")
+    moved = client.post(f"/appointments/{appt['id']}/reschedule", headers=desk, json={
+        "version": 1, "start_time": start.replace(hour=10).isoformat(),
+        "end_time": start.replace(hour=10, minute=30).isoformat()}).json()
+    assert moved["rescheduled_from_id"] == appt["id"]
+    mid = moved["id"]
+    step = client.post(f"/appointments/{mid}/confirm", headers=desk, json={"version": 1}).json()
+    step = client.post(f"/appointments/{mid}/check-in", headers=desk,
+                       json={"version": step["version"]}).json()
+    is_problem(client.post(f"/appointments/{mid}/start", headers=desk,
+                           json={"version": step["version"]}), 403, "forbidden")
+    step = client.post(f"/appointments/{mid}/start", headers=doc,
+                       json={"version": step["version"]}).json()
+    done = client.post(f"/appointments/{mid}/complete", headers=doc,
+                       json={"version": step["version"]})
+    assert done.json()["status"] == "completed"
+    is_problem(client.post(f"/appointments/{mid}/cancel", headers=desk,
+                           json={"version": done.json()["version"], "reason": "patient"}),
+               409, "invalid_transition")
+    cal = client.get("/calendar", headers=desk, params={
+        "start": start.replace(hour=0).isoformat(), "end": start.replace(hour=23).isoformat()})
+    assert {e["id"]: e["status"] for e in cal.json()} == {appt["id"]: "rescheduled",
+                                                          mid: "completed"}
+    assert {e["patient_name"] for e in cal.json()} == {"Agenda"}
+
+
+def test_consents_over_http(client: TestClient, box: Container,
+                            two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    a, _ = two_clinics
+    desk, dpo = headers(box, a, "receptionist"), headers(box, a, "dpo")
+    pid = client.post("/patients", headers=desk, json={"full_name": "Consente"}).json()["id"]
+    grant = client.post("/consents", headers=desk, json={
+        "patient_id": pid, "purpose": "marketing", "terms_version": "m1",
+        "terms_hash": "a" * 64, "collection_method": "online_form"})
+    assert grant.status_code == 201, grant.text
+    revoked = client.post(f"/consents/{grant.json()['id']}/revoke", headers=desk)
+    assert revoked.json()["status"] == "revoked"
+    history = client.get(f"/patients/{pid}/consents", headers=dpo).json()
+    assert [c["status"] for c in history] == ["granted", "revoked"]
+    assert client.get("/consents/compliance", headers=dpo).status_code == 200
+
+
+def test_login_lockout_and_logout(client: TestClient, box: Container,
+                                  two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    a, _ = two_clinics
+    email = f"staff{uuid.uuid4().hex[:8]}@clinica.example"
+    clinics.add_staff_member(box.service_uow(SYSTEM), a, StaffUserCreate(
+        email=email, display_name="Staff", password_hash=hash_password("correct horse")),
+        ClinicRole.RECEPTIONIST)
+    ok = client.post("/auth/login", json={"email": email, "password": "correct horse"})
+    assert ok.status_code == 200, ok.text
+    token = ok.json()["access_token"]
+    assert ok.json()["role"] == "receptionist"
+    me = {"Authorization": f"Bearer {token}"}
+    assert client.get("/clinic", headers=me).json()["id"] == str(a)
+    assert client.post("/auth/logout", headers=me).status_code == 204
+    wrong = client.post("/auth/login", json={"email": email, "password": "nope"})
+    is_problem(wrong, 401, "unauthenticated")
+    unknown = client.post("/auth/login", json={"email": "who@x.example", "password": "nope"})
+    assert unknown.json()["detail"] == wrong.json()["detail"]  # no account enumeration
+    for _ in range(box.settings.login_max_failures - 1):
+        last = client.post("/auth/login", json={"email": email, "password": "nope"})
+    is_problem(last, 423, "account_locked")
+    is_problem(client.post("/auth/login", json={"email": email, "password": "correct horse"}),
+               423, "account_locked")
+    events = client.get("/audit/events", headers=headers(box, a, "dpo"),
+                        params={"action": "LOGIN_FAILED"}).json()["items"]
+    assert len(events) >= box.settings.login_max_failures
