@@ -75,6 +75,8 @@ def translate(exc: DBAPIError) -> DomainError | None:  # noqa: PLR0911  (one ret
     if isinstance(orig, psycopg.errors.NotNullViolation):
         column = str(getattr(getattr(orig, "diag", None), "column_name", "") or "value")
         return ValidationFailed(column, "is required")
+    if isinstance(orig, psycopg.DataError):  # class 22: out of range, bad text, NUL bytes
+        return ValidationFailed("value", "is not a value the database can store")
     if isinstance(orig, psycopg.errors.InsufficientPrivilege):
         return Forbidden("the database refused this operation for your clinic or role")
     log.debug("db_error_untranslated", sqlstate=sqlstate, constraint=name)

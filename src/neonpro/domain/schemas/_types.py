@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from neonpro.domain import values
 from neonpro.domain.errors import ValidationFailed
@@ -45,12 +45,35 @@ TextList = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]],
 Tuss = Annotated[str, Field(pattern=r"^[0-9]{8}$")]
 
 
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    return value
+
+
+INT32_MAX = 2_147_483_647
+Version = Annotated[int, Field(ge=1, le=INT32_MAX, description="optimistic-locking version")]
+
+
 class Schema(BaseModel):
-    """Base of every input schema: strict about unknown fields, silent about inputs."""
+    """Base of every input schema: strict about unknown fields, silent about inputs,
+    and no NUL characters anywhere (PostgreSQL text cannot hold them)."""
 
     model_config = ConfigDict(
         extra="forbid", hide_input_in_errors=True, str_strip_whitespace=True, frozen=True
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _refuse_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 class ReadSchema(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import AwareDatetime, Field, model_validator
 
 from neonpro.domain.paging import Page
-from neonpro.domain.schemas._types import LongText, ReadSchema, Schema, ShortText, Tuss
+from neonpro.domain.schemas._types import LongText, ReadSchema, Schema, ShortText, Tuss, Version
 from neonpro.domain.vocabulary import (
     AppointmentStatus,
     AppointmentType,
@@ -61,7 +61,7 @@ class AppointmentCreate(_Window):
 class AppointmentUpdate(Schema):
     """Edits that do not move the appointment or change its status."""
 
-    version: int = Field(ge=1)
+    version: Version
     appointment_type: AppointmentType | None = None
     priority: Priority | None = None
     room_id: ShortText | None = None
@@ -91,12 +91,12 @@ class AppointmentUpdate(Schema):
 
 
 class Reschedule(_Window):
-    version: int = Field(ge=1)
+    version: Version
     reason: ShortText | None = None
 
 
 class Cancel(Schema):
-    version: int = Field(ge=1)
+    version: Version
     reason: CancellationReason
     fee: Money | None = Field(default=None, ge=0, max_digits=10, decimal_places=2)
 

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from neonpro.domain.paging import Direction, Page
 from neonpro.domain.schemas._types import (
@@ -33,6 +33,7 @@ from neonpro.domain.schemas._types import (
     TextList,
     UfStr,
     Url,
+    Version,
 )
 from neonpro.domain.vocabulary import (
     ConsentStatusSummary,
@@ -126,7 +127,7 @@ class PatientUpdate(_PatientFields):
     """A change to a patient: only the fields given are changed; ``version`` must match."""
 
     full_name: Name | None = None
-    version: int = Field(ge=1)
+    version: Version
 
     def changes(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.model_fields_set if k != "version"}

@@ -35,9 +35,10 @@ def create_app(container: Container) -> FastAPI:
     app.state.metrics = metrics
     container.metrics = metrics
     problems.install(app)
-    for router in (auth.router, catalog.router, patients.router, appointments.router,
+    for router in (catalog.router, patients.router, appointments.router,
                    consents.router, audit.router):
-        app.include_router(router)
+        app.include_router(router, responses=problems.COMMON)
+    app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})
 
     @app.middleware("http")
     async def request_state(request: Request, call_next: Any) -> Any:

@@ -12,6 +12,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neonpro.adapters.crypto import DecryptionError
@@ -27,6 +28,41 @@ STATUS: list[tuple[type[e.DomainError], int]] = [
     (e.InvalidTransition, 409), (e.Conflict, 409), (e.BookingRuleViolation, 422),
     (e.ValidationFailed, 422),
 ]
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details; ``type`` is stable per error kind."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request body", 401: "Missing, invalid or expired token",
+    403: "The token's role may not do this", 404: "Not found (or in another clinic)",
+    409: "Conflict: duplicate, stale version, double booking or invalid transition",
+    413: "Request body too large", 422: "Validation failed (fields named, values never echoed)",
+    423: "Account locked after repeated failed sign-ins",
+    428: "Consent required for this purpose",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries documenting problem+json for ``statuses``."""
+    return {s: {"description": _DESCRIPTIONS[s], "model": Problem,
+                "content": {MEDIA_TYPE: {"schema": Problem.model_json_schema()}}}
+            for s in statuses}
+
+
+COMMON = responses(400, 401, 403, 404, 409, 413, 422, 428)
 
 
 def problem(status: int, code: str, title: str, detail: str | None = None,

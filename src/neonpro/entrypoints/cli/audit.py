@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,15 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _ip(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        fail("--ip is not an IP address")
+
+
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     end = _utc(until) if until else datetime.now(UTC)
     start = _utc(since) if since else end - timedelta(days=30)
@@ -114,7 +124,7 @@ def search(
 ) -> None:
     """Search a clinic's audit events, newest first (keyset pages with --cursor)."""
     start, end = _window(since, until)
-    filters = AuditFilters(patient_id=patient, actor_id=actor, ip_address=ip, action=action,
+    filters = AuditFilters(patient_id=patient, actor_id=actor, ip_address=_ip(ip), action=action,
                            risk_levels=tuple(severity or ()), since=start, until=end)
     with container() as box:
         page = audit_service.search_audit(box.uow(clinic, ACTOR), filters, limit, cursor)
@@ -145,7 +155,7 @@ def investigate(
     start, end = _window(since, until)
     with container() as box:
         result = audit_service.investigate_access(box.uow(clinic, ACTOR), start, end,
-                                                  actor_id=actor, ip_address=ip)
+                                                  actor_id=actor, ip_address=_ip(ip))
     print_json({"events": result.events, "patients": [str(p) for p in result.patients],
                 "unresolved_patient_refs": result.unresolved_patient_refs,
                 "categories": result.categories, "actions": result.actions})

@@ -30,7 +30,7 @@ HIDDEN = dict.fromkeys(CLINICAL_FIELDS)
 
 
 class VersionBody(BaseModel):
-    version: int = Field(ge=1, description="The version you read (optimistic locking)")
+    version: int = Field(ge=1, le=2_147_483_647, description="The version you read")
 
 
 def shown(appointment: AppointmentRead, caller: Caller) -> AppointmentRead:
@@ -109,7 +109,7 @@ def no_show(appointment_id: uuid.UUID, body: VersionBody,
 
 
 @router.delete("/appointments/{appointment_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete(appointment_id: uuid.UUID, version: Annotated[int, Query(ge=1)],
+def delete(appointment_id: uuid.UUID, version: Annotated[int, Query(ge=1, le=2_147_483_647)],
            caller: Annotated[Caller, Depends(caller_with(ADMIN))]) -> Response:
     """Remove a booking made in error (never one that took place)."""
     svc.delete_appointment(caller.uow(), appointment_id, version)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, IPvAnyAddress
 
 from neonpro.adapters.db.audit import verify_chains
 from neonpro.domain.errors import ValidationFailed
@@ -75,14 +75,15 @@ def search(caller: Who, patient_id: uuid.UUID | None = None, actor_id: uuid.UUID
 
 @router.get("/investigate", response_model=InvestigationOut)
 def investigate(caller: Who, actor_id: uuid.UUID | None = None,
-                ip: Annotated[str | None, Query(max_length=45)] = None,
+                ip: IPvAnyAddress | None = None,
                 since: AwareDatetime | None = None,
                 until: AwareDatetime | None = None) -> InvestigationOut:
     """Which patients and data categories an actor or an address touched in a window."""
     if (actor_id is None) == (ip is None):
         raise ValidationFailed("actor_id", "give exactly one of actor_id or ip")
     start, end = _window(since, until)
-    result = svc.investigate_access(caller.uow(), start, end, actor_id=actor_id, ip_address=ip)
+    result = svc.investigate_access(caller.uow(), start, end, actor_id=actor_id,
+                                    ip_address=None if ip is None else str(ip))
     return InvestigationOut(**vars(result))
 
 

@@ -83,7 +83,7 @@ def correct(patient_id: uuid.UUID, data: PatientUpdate,
 
 @router.delete("/{patient_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete(patient_id: uuid.UUID, caller: Annotated[Caller, Depends(caller_with(ADMIN))],
-           version: Annotated[int | None, Query(ge=1)] = None) -> Response:
+           version: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None) -> Response:
     """Soft delete: hidden from every read, kept as a medical record."""
     svc.delete_patient(caller.uow(), patient_id, version)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
