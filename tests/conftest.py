@@ -116,7 +116,8 @@ def db(database_url: str) -> Iterator[Database]:
 
 def make_keyring() -> KeyRing:
     """Fresh random keys for one test run (never the development key file)."""
-    return KeyRing(keys={"k1": os.urandom(32)}, active_id="k1", blind_index_key=os.urandom(32))
+    return KeyRing(keys={"k1": os.urandom(32)}, active_id="k1", blind_index_key=os.urandom(32),
+                   audit_key=os.urandom(32))
 
 
 @pytest.fixture(scope="session")

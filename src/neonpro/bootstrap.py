@@ -74,8 +74,10 @@ class Container:
 
     @cached_property
     def checkpoint_key(self) -> bytes:
-        """HMAC key of audit checkpoints: derived from the blind-index key, kept outside the
-        database like every other key."""
+        """HMAC key of audit checkpoints and retention cuts, kept outside the database: the
+        key file's ``audit_key`` (older key files: derived from the blind-index key)."""
+        if self.keyring.audit_key is not None:
+            return self.keyring.audit_key
         return hmac.new(self.keyring.blind_index_key, b"neonpro-audit-checkpoint-key-v1",
                         hashlib.sha256).digest()
 

@@ -89,6 +89,9 @@ class KeyRing:
     active_id: str
     blind_index_key: bytes = field(repr=False)
     generated: bool = False
+    # signs audit checkpoints and retention cuts; separate from the blind-index key so a
+    # reindex does not orphan signatures. Older key files without it derive one.
+    audit_key: bytes | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -136,6 +139,7 @@ class KeyRing:
             active_id=new_id,
             blind_index_key=self.blind_index_key,
             generated=self.generated,
+            audit_key=self.audit_key,
         )
 
 
@@ -201,6 +205,8 @@ def _read_key_file(path: Path, *, generated: bool = False) -> KeyRing:
         active_id=active,
         blind_index_key=_b64_key(data["blind_index_key"], f"blind_index_key in key file {path}"),
         generated=generated,
+        audit_key=(_b64_key(data["audit_key"], f"audit_key in key file {path}")
+                   if "audit_key" in data else None),
     )
 
 
@@ -254,6 +260,7 @@ def generate_key_file(path: Path) -> None:
         "active": "k1",
         "keys": {"k1": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")},
         "blind_index_key": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"),
+        "audit_key": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"),
     }
     payload = (json.dumps(document, indent=2) + "\n").encode("ascii")
     # mkstemp creates the file 0600 whatever the umask
