@@ -26,6 +26,10 @@ from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
 
+# fails the session if any seeded CPF, CNS, e-mail, phone or name reaches a log line or an
+# error message (tests/pii_guard.py)
+pytest_plugins = ["tests.pii_guard"]
+
 ROOT = Path(__file__).parent
 
 

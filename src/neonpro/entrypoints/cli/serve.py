@@ -1,16 +1,44 @@
-"""``neonpro serve``: migrate, check health, and serve the HTTP API."""
+"""``neonpro serve``: migrate, check health, optionally load demo data, serve the HTTP API."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import typer
 import uvicorn
+from sqlalchemy import text
 
+from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.health import check_health
+from neonpro.bootstrap import Container
+from neonpro.config import Environment
+from neonpro.domain.actors import SystemActors
+from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.cli._common import container, fail, out
+from neonpro.services.demo import seed_demo
+
+
+def _demo(box: Container, host: str, port: int) -> None:
+    """Load demo data into an empty database and print a walkthrough token."""
+    with box.database.service_session(SystemActors.CLI.id) as session:
+        first = session.execute(text("SELECT id, name FROM clinics ORDER BY name LIMIT 1")).first()
+    if first is None:
+        out.print("loading demo data (synthetic patients, a few seconds)...")
+        seed_demo(box, patients=60, months=3)
+        box.seal_audit()
+        with box.database.service_session(SystemActors.CLI.id) as session:
+            first = session.execute(
+                text("SELECT id, name FROM clinics ORDER BY name LIMIT 1")).first()
+    if first is None or box.settings.environment is Environment.PRODUCTION:
+        return
+    token = TokenCodec(box.settings, box.keyring).issue(uuid.uuid4(), first.id, ClinicRole.ADMIN)
+    out.print(f"demo clinic [bold]{first.name}[/] {first.id}", highlight=False)
+    out.print(f"admin token (development only):\n{token}", highlight=False, soft_wrap=True)
+    out.print(f"try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}/patients",
+              highlight=False)
 
 
 def serve(
@@ -19,6 +47,9 @@ def serve(
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving.")
     ] = True,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Load demo data if the database has no clinic.")
+    ] = False,
 ) -> None:
     """Start the API (on the embedded database unless NEONPRO_DATABASE_URL is set)."""
     with container() as box:
@@ -31,6 +62,11 @@ def serve(
             fail(f"database unhealthy: {', '.join(failed)}")
         where = "embedded PostgreSQL" if db.embedded is not None else "configured database"
         out.print(f"[green]healthy[/]: {where}, schema at {report['checks']['migrations']['head']}")
-        out.print(f"API on http://{host}:{port}  (liveness /health/live, readiness /health/ready)")
+        if demo:
+            _demo(box, host, port)
+        app = create_app(box)
         box.start_sealer()
-        uvicorn.run(create_app(box), host=host, port=port, log_level="warning")
+        out.print(f"API on http://{host}:{port}  (docs http://{host}:{port}/docs, "
+                  "readiness /health/ready, metrics /metrics)", highlight=False)
+        # log_config=None: uvicorn's lines go through our handler, so they are redacted too
+        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
