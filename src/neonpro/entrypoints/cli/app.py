@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from neonpro.entrypoints.cli import audit, db, demo, keys, serve, token
+from neonpro.entrypoints.cli import audit, consent, db, demo, keys, serve, token
 
 app = typer.Typer(
     name="neonpro",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
+app.add_typer(consent.app, name="consent")
 app.add_typer(demo.app, name="demo")
 app.add_typer(keys.app, name="keys")
 app.command("serve")(serve.serve)
