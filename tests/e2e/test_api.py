@@ -256,3 +256,30 @@ def test_login_lockout_and_logout(client: TestClient, box: Container,
     events = client.get("/audit/events", headers=headers(box, a, "dpo"),
                         params={"action": "LOGIN_FAILED"}).json()["items"]
     assert len(events) >= box.settings.login_max_failures
+
+
+def test_telemedicine_needs_consent_428(client: TestClient, box: Container,
+                                        two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    a, _ = two_clinics
+    admin, doc = headers(box, a, "admin"), headers(box, a, "professional")
+    prof = client.post("/professionals", headers=admin, json={
+        "full_name": "Dr. Tele", "appointment_buffer_minutes": 0,
+        "can_work_weekends": True}).json()["id"]
+    pid = client.post("/patients", headers=admin, json={"full_name": "Tele"}).json()["id"]
+    start = datetime.combine(_day(20), time(15), tzinfo=SP)
+    appt = client.post("/appointments", headers=admin, json={
+        "patient_id": pid, "professional_id": prof, "appointment_type": "telemedicine",
+        "start_time": start.isoformat(),
+        "end_time": (start + timedelta(minutes=20)).isoformat()}).json()["id"]
+    is_problem(client.post(f"/appointments/{appt}/telemedicine/start", headers=doc),
+               428, "consent_required")
+    client.post("/consents", headers=admin, json={
+        "patient_id": pid, "purpose": "telemedicine", "terms_version": "t1",
+        "terms_hash": "b" * 64, "collection_method": "online_form"})
+    started = client.post(f"/appointments/{appt}/telemedicine/start", headers=doc)
+    assert started.status_code == 201, started.text
+    session = started.json()["session_id"]
+    assert client.post(f"/appointments/{appt}/telemedicine/join", headers=doc, json={
+        "session_id": session, "participant": "patient"}).status_code == 204
+    assert client.post(f"/appointments/{appt}/telemedicine/end", headers=doc,
+                       json={"session_id": session}).status_code == 204

@@ -15,7 +15,15 @@ from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
 from neonpro.entrypoints.api import problems
 from neonpro.entrypoints.api.middleware import BodyLimit, RequestContext
-from neonpro.entrypoints.api.routers import appointments, audit, auth, catalog, consents, patients
+from neonpro.entrypoints.api.routers import (
+    appointments,
+    audit,
+    auth,
+    catalog,
+    consents,
+    patients,
+    telemedicine,
+)
 
 DESCRIPTION = """LGPD-compliant data management for Brazilian clinics.
 
@@ -36,7 +44,7 @@ def create_app(container: Container) -> FastAPI:
     container.metrics = metrics
     problems.install(app)
     for router in (catalog.router, patients.router, appointments.router,
-                   consents.router, audit.router):
+                   consents.router, audit.router, telemedicine.router):
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})
 
