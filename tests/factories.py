@@ -66,6 +66,8 @@ def seed_world(session: Session, clinic_id: uuid.UUID) -> dict[str, uuid.UUID]:
         session, "data_subject_requests", clinic_id=c, patient_id=patient, kind="access",
         received_at=T0, due_at=T0 + timedelta(days=15),
     )
+    ids["erasure_ledger"] = _insert(session, "erasure_ledger", clinic_id=c, patient_id=patient,
+                                    outcome="blocked", decisions={})
     ids["retention_policies"] = _insert(
         session, "retention_policies", clinic_id=c, data_category="marketing",
         trigger="consent_revoked", period=timedelta(days=30), action="delete",

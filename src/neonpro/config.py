@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     owner_role: str = Field(default="neonpro_owner", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     app_role: str = Field(default="neonpro_app", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     service_role: str = Field(default="neonpro_service", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    legal_hold_role: str = Field(default="neonpro_legal_hold",
+                                 pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
     pool_size: int | None = Field(default=None, ge=1, le=200)
     max_overflow: int | None = Field(default=None, ge=0, le=200)
@@ -118,9 +120,9 @@ class Settings(BaseSettings):
         if self.environment is Environment.PRODUCTION and self.database_url is None:
             msg = "production needs NEONPRO_DATABASE_URL: the embedded database is for development"
             raise ValueError(msg)
-        roles = {self.owner_role, self.app_role, self.service_role}
-        if len(roles) != 3:  # noqa: PLR2004
-            msg = "owner, application and service roles must be three different roles"
+        roles = {self.owner_role, self.app_role, self.service_role, self.legal_hold_role}
+        if len(roles) != 4:  # noqa: PLR2004
+            msg = "owner, application, service and legal-hold roles must be different roles"
             raise ValueError(msg)
         return self
 

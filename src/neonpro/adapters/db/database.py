@@ -97,7 +97,8 @@ class Database:
         embedded: EmbeddedPostgres | None = None,
     ) -> None:
         self.settings = settings
-        self.roles = Roles(settings.owner_role, settings.app_role, settings.service_role)
+        self.roles = Roles(settings.owner_role, settings.app_role, settings.service_role,
+                           settings.legal_hold_role)
         self._url = url
         self._embedded = embedded
         self._lock = threading.Lock()

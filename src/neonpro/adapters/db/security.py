@@ -28,6 +28,13 @@ CURRENT_ACTOR = "NULLIF(current_setting('app.actor_id', true), '')::uuid"
 
 # Tables whose rows the application role may never change once written.
 APPEND_ONLY_TABLES = ("audit_events",)
+# Rows an erasure under legal hold blocks: hidden from the application role, readable by
+# the legal-hold role only.
+BLOCKABLE_TABLES = ("patients", "appointments")
+LEGAL_HOLD_TABLES = ("patients", "appointments", "consent_records", "disclosures",
+                     "data_subject_requests")
+# Appended by the erasure engine, read by the clinic; never changed.
+LEDGER_TABLES = ("erasure_ledger",)
 # Written only by the owner's SECURITY DEFINER functions.
 SERVICE_READ_ONLY_TABLES = ("audit_chain_cuts",)
 OWNER_ONLY_TABLES = ("audit_ref_keys",)
@@ -40,6 +47,7 @@ class Roles:
     owner: str = "neonpro_owner"
     app: str = "neonpro_app"
     service: str = "neonpro_service"
+    legal_hold: str = "neonpro_legal_hold"
 
 
 def bootstrap_roles_sql(roles: Roles) -> str:
@@ -56,7 +64,8 @@ BEGIN
   FOR spec IN SELECT * FROM (VALUES
       ('{roles.owner}', 'NOLOGIN NOBYPASSRLS'),
       ('{roles.app}', 'NOLOGIN NOBYPASSRLS'),
-      ('{roles.service}', 'NOLOGIN BYPASSRLS')) AS t(name, attrs)
+      ('{roles.service}', 'NOLOGIN BYPASSRLS'),
+      ('{roles.legal_hold}', 'NOLOGIN NOBYPASSRLS')) AS t(name, attrs)
   LOOP
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = spec.name) THEN
       BEGIN
@@ -69,9 +78,9 @@ BEGIN
       EXECUTE format('GRANT %I TO %I', spec.name, current_user);
     END IF;
   END LOOP;
-  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roles.app}'
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname IN ('{roles.app}', '{roles.legal_hold}')
              AND (rolsuper OR rolbypassrls)) THEN
-    RAISE EXCEPTION 'role {roles.app} must not be superuser or BYPASSRLS';
+    RAISE EXCEPTION 'roles {roles.app} and {roles.legal_hold} must not be superuser or BYPASSRLS';
   END IF;
   IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roles.service}' AND NOT rolbypassrls) THEN
     ALTER ROLE {roles.service} BYPASSRLS;
@@ -85,7 +94,7 @@ def schema_privileges_sql(roles: Roles) -> list[str]:
     """What PostgreSQL 15+ needs on schema ``public``, run by the migrator before SET ROLE."""
     return [
         f"GRANT USAGE, CREATE ON SCHEMA public TO {roles.owner}",
-        f"GRANT USAGE ON SCHEMA public TO {roles.app}, {roles.service}",
+        f"GRANT USAGE ON SCHEMA public TO {roles.app}, {roles.service}, {roles.legal_hold}",
         "CREATE EXTENSION IF NOT EXISTS btree_gist",
     ]
 
@@ -116,11 +125,13 @@ $$""",
 def _tenant_policies(name: str, roles: Roles, commands: tuple[str, ...]) -> list[str]:
     key = "id" if name == "clinics" else "clinic_id"
     match = f"{key} = {CURRENT_CLINIC}"
+    # blocked rows (erasure under a legal hold) leave every normal query of the app role
+    visible = f"{match} AND blocked_at IS NULL" if name in BLOCKABLE_TABLES else match
     clauses = {
-        "SELECT": f"USING ({match})",
+        "SELECT": f"USING ({visible})",
         "INSERT": f"WITH CHECK ({match})",
-        "UPDATE": f"USING ({match}) WITH CHECK ({match})",
-        "DELETE": f"USING ({match})",
+        "UPDATE": f"USING ({visible}) WITH CHECK ({match})",
+        "DELETE": f"USING ({visible})",
     }
     return [
         f"CREATE POLICY {name}_tenant_{cmd.lower()} ON {name} "
@@ -139,6 +150,12 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
     ]
     if name in APPEND_ONLY_TABLES:
         # guard triggers and owner policies come from audit_sql.audit_ddl
+        out += _tenant_policies(name, roles, ("SELECT", "INSERT"))
+        out += [
+            f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
+        ]
+    elif name in LEDGER_TABLES:
         out += _tenant_policies(name, roles, ("SELECT", "INSERT"))
         out += [
             f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
@@ -170,6 +187,12 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
             f"{name}.id AND m.clinic_id = {CURRENT_CLINIC}))",
             f"GRANT SELECT ({visible}) ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
+        ]
+    if name in LEGAL_HOLD_TABLES:
+        out += [
+            f"CREATE POLICY {name}_legal_hold_select ON {name} AS PERMISSIVE FOR SELECT "
+            f"TO {roles.legal_hold} USING (clinic_id = {CURRENT_CLINIC})",
+            f"GRANT SELECT ON {name} TO {roles.legal_hold}",
         ]
     if "updated_at" in table.columns:
         out.append(

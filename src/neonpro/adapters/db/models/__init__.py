@@ -10,6 +10,7 @@ from neonpro.adapters.db.models.audit import (
 )
 from neonpro.adapters.db.models.clinic import Clinic
 from neonpro.adapters.db.models.consent import ConsentRecord
+from neonpro.adapters.db.models.erasure import ErasureLedgerEntry
 from neonpro.adapters.db.models.lgpd import (
     DataSubjectRequest,
     Disclosure,
@@ -33,6 +34,7 @@ __all__ = [
     "ConsentRecord",
     "DataSubjectRequest",
     "Disclosure",
+    "ErasureLedgerEntry",
     "Patient",
     "Professional",
     "RetentionPolicy",

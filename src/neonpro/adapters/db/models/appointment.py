@@ -191,6 +191,8 @@ class Appointment(TenantMixin, TimestampMixin, Base):
 
     # --- cancellation and rescheduling ---
     cancelled_at: Mapped[datetime | None]
+    blocked_at: Mapped[datetime | None] = mapped_column(
+        comment="set by an erasure under legal hold: hidden from the application role")
     cancelled_by: Mapped[uuid.UUID | None] = actor_column()
     cancellation_reason: Mapped[str | None] = mapped_column(Text)
     cancellation_fee: Mapped[Decimal | None] = _money()

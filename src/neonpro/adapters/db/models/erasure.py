@@ -1,0 +1,35 @@
+"""The erasure ledger: every erasure decision, so a restore can re-apply it.
+
+Append-only for everyone but the owner. ``patient_id`` has no foreign key on purpose:
+a patient deleted outright (nothing under legal hold) leaves the ledger entry behind.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from neonpro.adapters.db.base import Base, TenantMixin, table_args, uuid_pk
+from neonpro.adapters.db.models._columns import actor_column
+
+
+class ErasureLedgerEntry(TenantMixin, Base):
+    """One erasure: the per-category decisions (action and legal reference) and who made it."""
+
+    __tablename__ = "erasure_ledger"
+    __table_args__ = table_args("tenant", Index(None, "clinic_id", "decided_at"))
+
+    id: Mapped[uuid.UUID] = uuid_pk()
+    patient_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), comment="the patient erased; no FK (a deleted patient leaves this)")
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), comment="the data-subject request, if any")
+    decided_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    decided_by: Mapped[uuid.UUID | None] = actor_column()
+    outcome: Mapped[str] = mapped_column(Text, comment="blocked, anonymized or deleted")
+    decisions: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb"),
+        comment="category -> {action, legal_reference}; never personal values")
