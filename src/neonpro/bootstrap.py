@@ -66,6 +66,13 @@ class Container:
         """A tenant unit of work: one transaction in ``clinic_id``, row-level security on."""
         return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id)
 
+    def admin_uow(self, clinic_id: uuid.UUID, actor: Actor) -> SqlUnitOfWork:
+        """The service role scoped by our own queries to one clinic: for audited
+        administrative work the application role may not do, such as blocking a record
+        (row-level security would hide the row from it mid-update)."""
+        return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id,
+                             service=True)
+
     def service_uow(self, actor: Actor) -> SqlUnitOfWork:
         """A cross-clinic unit of work with the service role (audited administrative work)."""
         return SqlUnitOfWork(

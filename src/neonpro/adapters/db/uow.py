@@ -44,8 +44,9 @@ class SqlUnitOfWork:
         clinic_id: uuid.UUID | None,
         *,
         service: bool = False,
+        role: str | None = None,
     ) -> None:
-        if clinic_id is None and not service:
+        if clinic_id is None and not service and role is None:
             msg = "a tenant unit of work needs a clinic id"
             raise ValueError(msg)
         self.db = db
@@ -54,6 +55,7 @@ class SqlUnitOfWork:
         self.actor = actor
         self.clinic_id = clinic_id
         self.service = service
+        self._role = role
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._committed = False
@@ -61,7 +63,7 @@ class SqlUnitOfWork:
     # ------------------------------------------------------------- lifecycle
     def __enter__(self) -> Self:
         kind = "service" if self.service else "app"
-        role = self.db.roles.service if self.service else self.db.roles.app
+        role = self._role or (self.db.roles.service if self.service else self.db.roles.app)
         conn = self.db.engine(kind).connect()
         try:
             self._transaction = conn.begin()
@@ -87,7 +89,8 @@ class SqlUnitOfWork:
         if conn is None:
             return
         try:
-            if not self._committed and self._transaction is not None:
+            if (not self._committed and self._transaction is not None
+                    and self._transaction.is_active):
                 self._transaction.rollback()
         finally:
             conn.close()

@@ -1,0 +1,91 @@
+"""Erasure (right to be forgotten) decided by law, and the audited legal-hold read.
+
+``plan_erasure`` shows the per-category decision; ``erase_patient`` carries it out in one
+transaction: deletes or anonymizes what no law requires keeping, blocks the medical record
+under its 20-year hold (hidden from every normal query), records each decision with its
+legal reference in the audit trail and in the erasure ledger (re-applied after restores).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
+from neonpro.adapters.db.uow import SqlUnitOfWork
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor
+from neonpro.domain.erasure import Action, Decision, decide, outcome
+from neonpro.domain.errors import NotFound
+from neonpro.domain.schemas.appointment import AppointmentRead
+from neonpro.domain.schemas.patient import PatientRead
+from neonpro.domain.vocabulary import AuditAction, RiskLevel
+
+AUDIT_ACTION = {Action.BLOCK: AuditAction.BLOCK, Action.ANONYMIZE: AuditAction.ANONYMIZE,
+                Action.DELETE: AuditAction.DELETE}
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    patient_id: uuid.UUID
+    outcome: str
+    decisions: list[Decision]
+    ledger_id: uuid.UUID
+
+
+def plan_erasure(uow: SqlUnitOfWork, patient_id: uuid.UUID) -> list[Decision]:
+    with uow:
+        facts = SqlErasureRepository(uow).facts(patient_id)
+        uow.commit()
+    return decide(facts)
+
+
+def erase_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
+                  request_id: uuid.UUID | None = None) -> ErasureResult:
+    """Erase one patient as the law allows; every decision audited with its reference.
+
+    ``uow`` is ``container.admin_uow(clinic_id, actor)``: blocking hides rows from the
+    application role, so the change runs with the service role, scoped to the clinic.
+    """
+    with uow:
+        repo = SqlErasureRepository(uow)
+        decisions = decide(repo.facts(patient_id))
+        result = outcome(decisions)
+        for d in decisions:
+            action = AUDIT_ACTION.get(d.action)
+            if action is not None:
+                uow.audit.record(action, "patient", patient_id, patient_id=patient_id,
+                                 risk=RiskLevel.MEDIUM,
+                                 details={"category": d.category.value, "action": d.action.value,
+                                          "legal_reference": d.legal_reference})
+        repo.apply(patient_id, decisions)
+        ledger = repo.record(patient_id, decisions, result, request_id)
+        uow.commit()
+    return ErasureResult(patient_id, result, decisions, ledger)
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    patient: PatientRead
+    appointments: list[AppointmentRead]
+
+
+def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid.UUID,
+                    actor: Actor, justification: str) -> HeldRecord:
+    """Read a blocked record through the legal-hold role; the read is audited first
+    (high risk, with the justification), in its own committed transaction."""
+    audit = container.uow(clinic_id, actor)
+    with audit:
+        audit.audit.record(AuditAction.LEGAL_HOLD_READ, "patient", patient_id,
+                           patient_id=patient_id, risk=RiskLevel.HIGH,
+                           details={"justification": justification[:500]})
+        audit.commit()
+    held = SqlUnitOfWork(container.database, container.cipher, container.blind_indexer, actor,
+                         clinic_id, role=container.database.roles.legal_hold)
+    with held:
+        patient = held.patients.find(patient_id)
+        if patient is None:
+            raise NotFound("patient", patient_id)
+        page = held.appointments.list_for_patient(patient_id)
+        held.rollback()
+    return HeldRecord(patient, page.items)
