@@ -25,7 +25,8 @@ class Action(StrEnum):
 HOLD = "Lei 13.787/2018 Art. 6; CFM Res. 1.821/2007 and 1.638/2002 (medical record, 20-year hold)"
 UNNEEDED = "LGPD Art. 16 and Art. 18 IV/VI (no legal basis to keep)"
 ANONYMIZED = "LGPD Art. 12 and Art. 16 IV (anonymized for the controller's own use)"
-PROOF = "LGPD Art. 7 VI and Art. 16 I (proof of consent kept for legal defence, identifiers removed)"
+PROOF = ("LGPD Art. 7 VI and Art. 16 I "
+         "(proof of consent kept for legal defence, identifiers removed)")
 AUDIT = "LGPD Art. 37 and Art. 46 (records of processing; keyed references only)"
 BILLING = "CTN Art. 173-174 and ANS RN 305/2012 (billing kept with the medical record)"
 

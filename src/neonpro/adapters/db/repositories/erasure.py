@@ -39,7 +39,7 @@ def _erased(column: Column[Any]) -> Any:
     raise ValueError(msg)
 
 
-def _anonymized(column: Column[Any], rule: AnonymizationRule) -> Any:
+def _anonymized(column: Column[Any], rule: AnonymizationRule) -> Any:  # noqa: PLR0911
     if rule is AnonymizationRule.KEEP:
         return column
     if rule is AnonymizationRule.GENERALIZE:
