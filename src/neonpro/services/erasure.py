@@ -15,7 +15,7 @@ from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.erasure import Action, Decision, decide, outcome
+from neonpro.domain.erasure import Action, Decision, PatientFacts, decide, outcome
 from neonpro.domain.errors import NotFound
 from neonpro.domain.schemas.appointment import AppointmentRead
 from neonpro.domain.schemas.patient import PatientRead
@@ -48,19 +48,34 @@ def erase_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
     application role, so the change runs with the service role, scoped to the clinic.
     """
     with uow:
-        repo = SqlErasureRepository(uow)
-        decisions = decide(repo.facts(patient_id))
-        result = outcome(decisions)
-        for d in decisions:
-            action = AUDIT_ACTION.get(d.action)
-            if action is not None:
-                uow.audit.record(action, "patient", patient_id, patient_id=patient_id,
-                                 risk=RiskLevel.MEDIUM,
-                                 details={"category": d.category.value, "action": d.action.value,
-                                          "legal_reference": d.legal_reference})
-        repo.apply(patient_id, decisions)
-        ledger = repo.record(patient_id, decisions, result, request_id)
+        result = erase_in(uow, patient_id, request_id)
         uow.commit()
+    return result
+
+
+def erase_in(uow: SqlUnitOfWork, patient_id: uuid.UUID, request_id: uuid.UUID | None = None,
+             *, hold_expired: bool = False) -> ErasureResult:
+    """Inside an open (admin) unit of work: decide, audit, apply, record in the ledger.
+
+    ``hold_expired``: the medical-record hold has run out (retention engine), so nothing is
+    blocked any more: everything is deleted or anonymized.
+    """
+    repo = SqlErasureRepository(uow)
+    facts = repo.facts(patient_id)
+    if hold_expired:
+        facts = PatientFacts(has_clinical_record=False,
+                             has_consent_records=facts.has_consent_records)
+    decisions = decide(facts)
+    result = outcome(decisions)
+    for d in decisions:
+        action = AUDIT_ACTION.get(d.action)
+        if action is not None:
+            uow.audit.record(action, "patient", patient_id, patient_id=patient_id,
+                             risk=RiskLevel.MEDIUM,
+                             details={"category": d.category.value, "action": d.action.value,
+                                      "legal_reference": d.legal_reference})
+    repo.apply(patient_id, decisions, unblock=hold_expired)
+    ledger = repo.record(patient_id, decisions, result, request_id)
     return ErasureResult(patient_id, result, decisions, ledger)
 
 

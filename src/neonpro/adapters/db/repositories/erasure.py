@@ -94,14 +94,18 @@ class SqlErasureRepository(SqlRepository):
         clinical = bool(row.notes or row.lists or row.blood or took_place)
         return PatientFacts(has_clinical_record=clinical, has_consent_records=consents > 0)
 
-    def apply(self, patient_id: uuid.UUID, decisions: list[Decision]) -> None:
-        """Carry out the decisions; blocking comes last (blocked rows leave our sight)."""
+    def apply(self, patient_id: uuid.UUID, decisions: list[Decision], *,
+              unblock: bool = False) -> None:
+        """Carry out the decisions; ``unblock`` when an expired hold gives the row back
+        (anonymized, so no longer personal data)."""
         now = datetime.now(UTC)
         blocked = any(d.action is Action.BLOCK for d in decisions)
         changes = patient_changes(decisions)
         changes.update(right_to_forget_requested_at=now, updated_by=self._uow.actor.id)
         if not blocked:
             changes.update(anonymized_at=now, is_active=False)
+            if unblock:
+                changes["blocked_at"] = None
             # nothing took place: the bookings go; their free text with them
             self._execute(delete(APPOINTMENTS).where(
                 A.clinic_id == self.clinic_id, A.patient_id == patient_id))

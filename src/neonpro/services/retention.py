@@ -1,0 +1,135 @@
+"""The retention engine: each clinic's policies applied in batches, idempotently, audited.
+
+Policies (``retention_policies``) name a data category, a trigger, a period, an action and
+a legal reference. What a policy may do is still bounded by the law: an ``anonymize`` or
+``delete`` of a patient whose medical record is under its 20-year hold ends as a block
+(the erasure engine decides), and a clinical policy can only act once that hold ran out.
+
+* ``inactivity``: patients with no visit, booking or registration within the period.
+* ``last_clinical_entry``: blocked records whose last clinical entry is older than the
+  period (at least 20 years for clinical data, enforced by the table): anonymized.
+* ``consent_revoked``: revoked consent-based ledger rows older than the period lose the
+  channel identifiers of their evidence (the proof itself is kept).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from neonpro.adapters.db.uow import SqlUnitOfWork
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor
+from neonpro.domain.vocabulary import AuditAction, RetentionAction, RetentionTrigger
+from neonpro.services.erasure import erase_in
+
+Progress = Callable[[int, int], None]
+
+_POLICIES = text(
+    "SELECT id, clinic_id, data_category, trigger, period, action, legal_reference "
+    "FROM retention_policies WHERE (CAST(:clinic AS uuid) IS NULL OR clinic_id = :clinic) "
+    "AND action <> 'keep' ORDER BY clinic_id, data_category, trigger")
+_INACTIVE = text(
+    "SELECT p.id FROM patients p WHERE p.clinic_id = :c AND p.anonymized_at IS NULL "
+    "AND p.blocked_at IS NULL AND greatest(p.created_at, "
+    "  coalesce(p.last_visit_date::timestamptz, p.created_at), "
+    "  coalesce((SELECT max(a.start_time) FROM appointments a WHERE a.clinic_id = p.clinic_id "
+    "            AND a.patient_id = p.id), p.created_at)) < :cutoff ORDER BY p.id")
+_HOLD_EXPIRED = text(
+    "SELECT p.id FROM patients p WHERE p.clinic_id = :c AND p.blocked_at IS NOT NULL "
+    "AND p.anonymized_at IS NULL AND greatest(p.created_at, "
+    "  coalesce(p.last_visit_date::timestamptz, p.created_at), "
+    "  coalesce((SELECT max(coalesce(a.actual_end_time, a.start_time)) FROM appointments a "
+    "            WHERE a.clinic_id = p.clinic_id AND a.patient_id = p.id), p.created_at)) "
+    "  < :cutoff ORDER BY p.id")
+_REVOKED = text(
+    "SELECT c.id FROM consent_records c WHERE c.clinic_id = :c AND c.status = 'revoked' "
+    "AND c.revoked_at < :cutoff AND c.purpose IN ('marketing', 'research', 'data_sharing', "
+    "'image_use', 'telemedicine', 'insurance_sharing') "
+    "AND c.evidence IS DISTINCT FROM '{\"removed\": \"retention\"}'::jsonb ORDER BY c.id")
+
+
+@dataclass(frozen=True)
+class RetentionItem:
+    clinic_id: uuid.UUID
+    policy_id: uuid.UUID
+    category: str
+    trigger: str
+    action: str
+    legal_reference: str
+    target: uuid.UUID  # a patient, or a consent row for consent_revoked
+    reason: str
+
+
+@dataclass
+class RetentionReport:
+    planned: int = 0
+    applied: int = 0
+    by_outcome: dict[str, int] = field(default_factory=dict)
+
+
+def plan_retention(container: Container, actor: Actor, clinic_id: uuid.UUID | None = None,
+                   now: datetime | None = None) -> list[RetentionItem]:
+    """What would happen, and why (nothing is changed)."""
+    now = now or datetime.now(UTC)
+    items: list[RetentionItem] = []
+    with container.database.service_session(actor.id, actor.role) as s:
+        for policy in s.execute(_POLICIES, {"clinic": clinic_id}).all():
+            trigger = RetentionTrigger(policy.trigger)
+            query, why = {
+                RetentionTrigger.INACTIVITY: (_INACTIVE, "no activity for"),
+                RetentionTrigger.LAST_CLINICAL_ENTRY: (_HOLD_EXPIRED, "last clinical entry over"),
+                RetentionTrigger.CONSENT_REVOKED: (_REVOKED, "consent revoked over"),
+            }.get(trigger, (None, ""))
+            if query is None:
+                continue
+            cutoff = now - policy.period
+            for (target,) in s.execute(query, {"c": policy.clinic_id, "cutoff": cutoff}).all():
+                items.append(RetentionItem(
+                    policy.clinic_id, policy.id, policy.data_category, policy.trigger,
+                    policy.action, policy.legal_reference, target,
+                    f"{why} {policy.period.days} days"))
+    return items
+
+
+def apply_retention(container: Container, actor: Actor, items: list[RetentionItem],
+                    batch: int = 200, progress: Progress | None = None) -> RetentionReport:
+    """Carry out a plan in batches (one transaction each); running it twice changes nothing
+    the second time, since the plan only selects what is still to do."""
+    report = RetentionReport(planned=len(items))
+    by_clinic: dict[uuid.UUID, list[RetentionItem]] = {}
+    for item in items:
+        by_clinic.setdefault(item.clinic_id, []).append(item)
+    for clinic, work in by_clinic.items():
+        for start in range(0, len(work), batch):
+            chunk = work[start:start + batch]
+            uow = container.admin_uow(clinic, actor)
+            with uow:
+                for item in chunk:
+                    outcome = _apply_one(uow, item)
+                    report.by_outcome[outcome] = report.by_outcome.get(outcome, 0) + 1
+                uow.audit.record(AuditAction.RETENTION, "retention_policies",
+                                 details={"items": len(chunk), "policy_batch": start // batch})
+                uow.commit()
+            report.applied += len(chunk)
+            if progress is not None:
+                progress(report.applied, report.planned)
+    return report
+
+
+def _apply_one(uow: SqlUnitOfWork, item: RetentionItem) -> str:
+    trigger = RetentionTrigger(item.trigger)
+    if trigger is RetentionTrigger.CONSENT_REVOKED:
+        uow.connection.execute(text(
+            "UPDATE consent_records SET evidence = '{\"removed\": \"retention\"}'::jsonb "
+            "WHERE clinic_id = :c AND id = :id"), {"c": item.clinic_id, "id": item.target})
+        return "consent_evidence_removed"
+    if RetentionAction(item.action) is RetentionAction.KEEP:
+        return "kept"
+    result = erase_in(uow, item.target,
+                      hold_expired=trigger is RetentionTrigger.LAST_CLINICAL_ENTRY)
+    return result.outcome

@@ -1,0 +1,78 @@
+"""The retention engine: law-bounded, batched, idempotent, audited."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor
+from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.consent import ConsentCreate
+from neonpro.domain.schemas.patient import PatientCreate
+from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
+from neonpro.services import clinics, consents, patients, retention
+
+JOB = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000f1"), "system")
+
+
+@pytest.fixture
+def clinic(container: Container) -> uuid.UUID:
+    cid = clinics.create_clinic(container.service_uow(JOB), ClinicCreate(name="Ret")).id
+    with container.database.service_session(JOB.id) as s:
+        for category, trigger, period, action in (
+            ("identification", "inactivity", "365 days", "anonymize"),
+            ("clinical", "last_clinical_entry", "20 years", "anonymize"),
+            ("marketing", "consent_revoked", "30 days", "delete"),
+        ):
+            s.execute(text(
+                "INSERT INTO retention_policies (clinic_id, data_category, trigger, period, "
+                "action, legal_reference) VALUES (:c, :cat, :t, CAST(:p AS interval), :a, "
+                "'LGPD Art. 15-16')"), {"c": cid, "cat": category, "t": trigger, "p": period,
+                                         "a": action})
+    return cid
+
+
+def test_policies_apply_within_the_law_and_only_once(container: Container,
+                                                     clinic: uuid.UUID) -> None:
+    plain = patients.register_patient(container.uow(clinic, JOB),
+                                      PatientCreate(full_name="Sem Prontuario")).id
+    clinical = patients.register_patient(container.uow(clinic, JOB), PatientCreate(
+        full_name="Com Prontuario", patient_notes="diabetes")).id
+    grant = consents.grant_consent(container.uow(clinic, JOB), ConsentCreate(
+        patient_id=plain, purpose=ConsentPurpose.MARKETING, terms_version="m",
+        terms_hash="d" * 64, collection_method=CollectionMethod.ONLINE_FORM,
+        evidence={"ip": "203.0.113.5"}))
+    consents.revoke_consent(container.uow(clinic, JOB), grant.id)
+
+    assert retention.plan_retention(container, JOB, clinic) == []  # nothing is due today
+    in_two_years = datetime.now(UTC) + timedelta(days=730)
+    plan = retention.plan_retention(container, JOB, clinic, now=in_two_years)
+    targets = {(i.trigger, i.target) for i in plan}
+    assert ("inactivity", plain) in targets
+    assert ("inactivity", clinical) in targets
+    assert sum(1 for i in plan if i.trigger == "consent_revoked") == 1
+    report = retention.apply_retention(container, JOB, plan, batch=2)
+    assert report.applied == len(plan)
+    assert report.by_outcome["anonymized"] == 1
+    assert report.by_outcome["blocked"] == 1  # the hold turns "anonymize" into a block
+    assert retention.plan_retention(container, JOB, clinic, now=in_two_years) == []
+
+    in_21_years = datetime.now(UTC) + timedelta(days=21 * 366)
+    expired = retention.plan_retention(container, JOB, clinic, now=in_21_years)
+    assert [(i.trigger, i.target) for i in expired] == [("last_clinical_entry", clinical)]
+    retention.apply_retention(container, JOB, expired)
+    with container.uow(clinic, JOB) as tx:
+        back = tx.patients.get(clinical)  # anonymized and no longer blocked
+    assert back.full_name == "Paciente anonimizado"
+    assert back.patient_notes is None
+    with container.database.service_session(JOB.id) as s:
+        runs = s.execute(text("SELECT count(*) FROM audit_events WHERE clinic_id = :c "
+                              "AND action = 'RETENTION'"), {"c": clinic}).scalar_one()
+        evidence = s.execute(text("SELECT evidence FROM consent_records WHERE clinic_id = :c "
+                                  "AND status = 'revoked'"), {"c": clinic}).scalar_one()
+    assert runs >= 2
+    assert evidence == {"removed": "retention"}
