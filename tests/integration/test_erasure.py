@@ -159,3 +159,23 @@ def test_the_application_role_cannot_unblock_or_read_blocked_rows(
         changed = s.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"),
                             {"p": created.id}).rowcount
     assert changed == 0
+
+
+def test_erasures_are_reapplied_after_a_restore(container: Container, clinic: uuid.UUID) -> None:
+    gone = patients.register_patient(container.uow(clinic, DPO), PatientCreate(
+        full_name="Voltou do Backup", cpf=cpf(9911)))
+    held = patients.register_patient(container.uow(clinic, DPO), PatientCreate(
+        full_name="Prontuario Restaurado", patient_notes="x"))
+    erasure.erase_patient(container.admin_uow(clinic, DPO), gone.id)
+    erasure.erase_patient(container.admin_uow(clinic, DPO), held.id)
+    # a restore of an older backup brings the rows back as they were
+    with container.database.service_session(DPO.id) as s:
+        s.execute(text("UPDATE patients SET full_name = 'Voltou do Backup', anonymized_at = NULL,"
+                       " is_active = true WHERE id = :p"), {"p": gone.id})
+        s.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"), {"p": held.id})
+    assert erasure.reapply_erasures(container, DPO) == 2
+    with container.uow(clinic, DPO) as tx:
+        assert tx.patients.get(gone.id).full_name == "Paciente anonimizado"
+        with pytest.raises(NotFound):
+            tx.patients.get(held.id)
+    assert erasure.reapply_erasures(container, DPO) == 0

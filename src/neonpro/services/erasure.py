@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
 
 from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
@@ -104,3 +107,29 @@ def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid
         page = held.appointments.list_for_patient(patient_id)
         held.rollback()
     return HeldRecord(patient, page.items)
+
+
+_LEDGER = text(
+    "SELECT l.clinic_id, l.patient_id, l.outcome FROM erasure_ledger l "
+    "WHERE (CAST(:since AS timestamptz) IS NULL OR l.decided_at >= :since) "
+    "AND EXISTS (SELECT 1 FROM patients p WHERE p.clinic_id = l.clinic_id "
+    "            AND p.id = l.patient_id AND CASE l.outcome "
+    "              WHEN 'blocked' THEN p.blocked_at IS NULL AND p.anonymized_at IS NULL "
+    "              ELSE p.anonymized_at IS NULL END) "
+    "ORDER BY l.decided_at")
+
+
+def reapply_erasures(container: Container, actor: Actor,
+                     since: datetime | None = None) -> int:
+    """After a restore: erase again every patient the ledger says was erased (at or after
+    ``since``) whose restored row came back unerased. Returns how many were re-erased."""
+    with container.database.service_session(actor.id, actor.role) as session:
+        due = session.execute(_LEDGER, {"since": since}).all()
+    for clinic_id, patient_id, _outcome in due:
+        uow = container.admin_uow(clinic_id, actor)
+        with uow:
+            erase_in(uow, patient_id)
+            uow.audit.record(AuditAction.RESTORE, "erasure_ledger", patient_id,
+                             patient_id=patient_id, details={"reapplied": True})
+            uow.commit()
+    return len(due)
