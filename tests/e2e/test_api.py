@@ -283,3 +283,18 @@ def test_telemedicine_needs_consent_428(client: TestClient, box: Container,
         "session_id": session, "participant": "patient"}).status_code == 204
     assert client.post(f"/appointments/{appt}/telemedicine/end", headers=doc,
                        json={"session_id": session}).status_code == 204
+
+
+def test_erasure_over_http(client: TestClient, box: Container,
+                           two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    a, _ = two_clinics
+    admin, dpo, desk = (headers(box, a, r) for r in ("admin", "dpo", "receptionist"))
+    pid = client.post("/patients", headers=admin, json={
+        "full_name": "Esquecer", "patient_notes": "prontuário"}).json()["id"]
+    is_problem(client.get(f"/lgpd/patients/{pid}/erasure", headers=desk), 403, "forbidden")
+    plan = client.get(f"/lgpd/patients/{pid}/erasure", headers=dpo).json()
+    assert {d["category"]: d["action"] for d in plan}["clinical"] == "block"
+    done = client.post(f"/lgpd/patients/{pid}/erasure", headers=dpo)
+    assert done.status_code == 200, done.text
+    assert done.json()["outcome"] == "blocked"
+    is_problem(client.get(f"/patients/{pid}", headers=admin), 404, "not_found")

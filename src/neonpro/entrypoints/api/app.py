@@ -21,6 +21,7 @@ from neonpro.entrypoints.api.routers import (
     auth,
     catalog,
     consents,
+    erasure,
     patients,
     telemedicine,
 )
@@ -44,7 +45,7 @@ def create_app(container: Container) -> FastAPI:
     container.metrics = metrics
     problems.install(app)
     for router in (catalog.router, patients.router, appointments.router,
-                   consents.router, audit.router, telemedicine.router):
+                   consents.router, audit.router, telemedicine.router, erasure.router):
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})
 

@@ -1,0 +1,56 @@
+"""Erasure decided by law over HTTP: the plan, and carrying it out (admin and DPO)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from neonpro.domain.erasure import Decision
+from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
+from neonpro.services import erasure as svc
+
+router = APIRouter(prefix="/lgpd/patients/{patient_id}/erasure", tags=["lgpd"])
+
+
+class DecisionOut(BaseModel):
+    category: str
+    action: str
+    legal_reference: str
+
+
+class ErasureOut(BaseModel):
+    patient_id: uuid.UUID
+    outcome: str
+    ledger_id: uuid.UUID
+    decisions: list[DecisionOut]
+
+
+class ErasureIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    request_id: uuid.UUID | None = None
+
+
+def _out(decisions: list[Decision]) -> list[DecisionOut]:
+    return [DecisionOut(category=d.category.value, action=d.action.value,
+                        legal_reference=d.legal_reference) for d in decisions]
+
+
+@router.get("", response_model=list[DecisionOut])
+def plan(patient_id: uuid.UUID,
+         caller: Annotated[Caller, Depends(caller_with(OVERSIGHT))]) -> list[DecisionOut]:
+    """What the law dictates for each category of this patient's data (nothing changes)."""
+    return _out(svc.plan_erasure(caller.uow(), patient_id))
+
+
+@router.post("", response_model=ErasureOut)
+def erase(patient_id: uuid.UUID, caller: Annotated[Caller, Depends(caller_with(OVERSIGHT))],
+          body: ErasureIn | None = None) -> ErasureOut:
+    """Delete or anonymize what no law requires keeping; block the medical record."""
+    box = caller._box  # noqa: SLF001
+    done = svc.erase_patient(box.admin_uow(caller.principal.clinic_id, caller.actor),
+                             patient_id, body.request_id if body else None)
+    return ErasureOut(patient_id=done.patient_id, outcome=done.outcome,
+                      ledger_id=done.ledger_id, decisions=_out(done.decisions))
