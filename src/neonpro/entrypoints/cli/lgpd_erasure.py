@@ -40,7 +40,7 @@ def erase(
 def retention(
     clinic: Annotated[uuid.UUID | None, typer.Option(help="Only this clinic.")] = None,
     apply: Annotated[bool, typer.Option("--apply/--dry-run",
-                                        help="Carry out the plan (default: only show it).")] = False,
+                                        help="Carry out the plan (default: show it).")] = False,
     batch: Annotated[int, typer.Option(min=1, max=5000)] = 200,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
