@@ -22,6 +22,7 @@ from neonpro.entrypoints.api.routers import (
     catalog,
     consents,
     erasure,
+    incidents,
     patients,
     telemedicine,
 )
@@ -45,7 +46,8 @@ def create_app(container: Container) -> FastAPI:
     container.metrics = metrics
     problems.install(app)
     for router in (catalog.router, patients.router, appointments.router,
-                   consents.router, audit.router, telemedicine.router, erasure.router):
+                   consents.router, audit.router, telemedicine.router, erasure.router,
+                   incidents.router):
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})
 
