@@ -23,6 +23,7 @@ from neonpro.entrypoints.api.routers import (
     consents,
     erasure,
     incidents,
+    lgpd,
     patients,
     telemedicine,
 )
@@ -47,7 +48,7 @@ def create_app(container: Container) -> FastAPI:
     problems.install(app)
     for router in (catalog.router, patients.router, appointments.router,
                    consents.router, audit.router, telemedicine.router, erasure.router,
-                   incidents.router):
+                   incidents.router, lgpd.router):
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from neonpro.entrypoints.cli import audit, consent, db, demo, keys, serve, token
+from neonpro.entrypoints.cli import (
+    audit,
+    consent,
+    db,
+    demo,
+    keys,
+    lgpd,
+    lgpd_erasure,
+    lgpd_incidents,
+    patients,
+    serve,
+    token,
+)
 
 app = typer.Typer(
     name="neonpro",
@@ -17,5 +29,11 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(consent.app, name="consent")
 app.add_typer(demo.app, name="demo")
 app.add_typer(keys.app, name="keys")
+lgpd.app.command("erase")(lgpd_erasure.erase)
+lgpd.app.command("retention")(lgpd_erasure.retention)
+lgpd.app.command("incidents")(lgpd_incidents.incidents)
+lgpd.app.command("disclosures")(lgpd_incidents.disclosures)
+app.add_typer(lgpd.app, name="lgpd")
+app.add_typer(patients.app, name="patients")
 app.command("serve")(serve.serve)
 app.command("token")(token.token)
