@@ -71,7 +71,7 @@ def test_api_never_errors_and_follows_its_schema(api_schema: Any) -> None:
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+        @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         def run(case: Any) -> None:
             case.call_and_validate(headers=headers, checks=CHECKS)
