@@ -26,6 +26,7 @@ import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import text
 
+from neonpro.adapters.db.audit_text import check_text_chain, text_mode
 from neonpro.adapters.db.database import Database, context_params
 from neonpro.domain.actors import Actor
 from neonpro.domain.audit_chain import (
@@ -149,28 +150,38 @@ def _check_chain(report: ChainReport, rows: Iterable[tuple[Any, ...]], cut: _Cut
 
 def verify_chains(db: Database, actor: Actor, clinic_id: uuid.UUID | None = None,
                   checkpoints: list[Checkpoint] | None = None,
-                  checkpoint_key: bytes | None = None) -> list[ChainReport]:
-    """Recompute every clinic's chain (or one); each report names its first broken link."""
+                  checkpoint_key: bytes | None = None, *,
+                  reference: bool = False) -> list[ChainReport]:
+    """Recompute every clinic's chain (or one); each report names its first broken link.
+
+    The fast path reads text columns (``audit_text``); ``reference=True`` recomputes from
+    typed values through ``domain.audit_chain`` (slower; tests compare the two).
+    """
     reports: list[ChainReport] = []
     with _raw(db) as conn:
         _begin(conn, db, actor)
+        if not reference:
+            text_mode(conn)
         where, params = ("WHERE clinic_id = %(c)s", {"c": clinic_id}) if clinic_id else ("", {})
-        clinics = [r[0] for r in conn.execute(
+        clinics = [uuid.UUID(str(r[0])) for r in conn.execute(
             f"SELECT DISTINCT clinic_id FROM audit_events {where} ORDER BY 1", params)]  # noqa: S608
         if clinic_id and clinic_id not in clinics:
             clinics.append(clinic_id)
-        reports.extend(_verify_one(conn, clinic, checkpoint_key) for clinic in clinics)
+        reports.extend(_verify_one(conn, clinic, checkpoint_key, fast=not reference)
+                       for clinic in clinics)
         conn.rollback()
     _apply_checkpoints(reports, checkpoints or [], checkpoint_key, clinic_id)
     return reports
 
 
 def _verify_one(conn: psycopg.Connection[Any], clinic: uuid.UUID,
-                key: bytes | None = None) -> ChainReport:
+                key: bytes | None = None, *, fast: bool = False) -> ChainReport:
     report = ChainReport(clinic)
     cut_row = conn.execute(
         "SELECT seq, hash, archive_sha256, signature FROM audit_chain_cuts WHERE clinic_id = %s "
         "ORDER BY seq DESC LIMIT 1", (clinic,)).fetchone()
+    if cut_row and fast:  # text mode: bytea arrives as '\\x...'
+        cut_row = (cut_row[0], bytes.fromhex(cut_row[1][2:]), cut_row[2], cut_row[3])
     cut = _Cut(cut_row[0], bytes(cut_row[1])) if cut_row else None
     if cut_row and key is not None and not hmac.compare_digest(
             sign_cut(key, clinic, cut_row[0], bytes(cut_row[1]), cut_row[2]), cut_row[3]):
@@ -185,7 +196,10 @@ def _verify_one(conn: psycopg.Connection[Any], clinic: uuid.UUID,
         cursor.execute(
             f"SELECT {_COLUMNS} FROM audit_events WHERE clinic_id = %s AND seq IS NOT NULL "  # noqa: S608
             "ORDER BY seq", (clinic,))
-        _check_chain(report, _rows(cursor), cut)
+        if fast:
+            check_text_chain(report, cursor, (cut.seq, cut.hash.hex()) if cut else None)
+        else:
+            _check_chain(report, _rows(cursor), cut)
     return report
 
 
