@@ -171,7 +171,7 @@ def _rows(
     start = datetime(2021, 1, 1, tzinfo=UTC)
     span = timedelta(days=5 * 365).total_seconds()
     step = span / patients
-    enc = {name: column for name, column in ENCRYPTED.items()}
+    enc = dict(ENCRYPTED)
     for n in range(patients):
         ci = owner[n]
         clinic = clinics[ci]
@@ -220,7 +220,10 @@ def load(
     admin_url: str, patients: int, clinics: int, *, seed: int = 20261127,
     log: bool = True,
 ) -> Dataset:
-    """Create, migrate and fill a scratch database; the caller drops it (``drop_scratch_database``)."""
+    """Create, migrate and fill a scratch database; the caller drops it.
+
+    (with :func:`drop_scratch_database`; it is dropped here if the load fails)
+    """
     t0 = time.perf_counter()
     url = create_scratch_database(admin_url)
     try:
@@ -256,8 +259,8 @@ def load(
             conn.execute("VACUUM (ANALYZE) patients")
             if conn.execute("SELECT to_regclass('audit_events')").fetchone()[0]:
                 conn.execute("VACUUM (ANALYZE) audit_events")
-        dataset.load_seconds = time.perf_counter() - t0
-        return dataset
     except BaseException:
         drop_scratch_database(admin_url, url)
         raise
+    dataset.load_seconds = time.perf_counter() - t0
+    return dataset
