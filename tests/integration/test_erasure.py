@@ -173,9 +173,9 @@ def test_erasures_are_reapplied_after_a_restore(container: Container, clinic: uu
         s.execute(text("UPDATE patients SET full_name = 'Voltou do Backup', anonymized_at = NULL,"
                        " is_active = true WHERE id = :p"), {"p": gone.id})
         s.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"), {"p": held.id})
-    assert erasure.reapply_erasures(container, DPO) == 2
+    assert erasure.reapply_erasures(container, DPO, clinic_id=clinic) == 2
     with container.uow(clinic, DPO) as tx:
         assert tx.patients.get(gone.id).full_name == "Paciente anonimizado"
         with pytest.raises(NotFound):
             tx.patients.get(held.id)
-    assert erasure.reapply_erasures(container, DPO) == 0
+    assert erasure.reapply_erasures(container, DPO, clinic_id=clinic) == 0

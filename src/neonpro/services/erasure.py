@@ -112,6 +112,7 @@ def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid
 _LEDGER = text(
     "SELECT l.clinic_id, l.patient_id, l.outcome FROM erasure_ledger l "
     "WHERE (CAST(:since AS timestamptz) IS NULL OR l.decided_at >= :since) "
+    "AND (CAST(:clinic AS uuid) IS NULL OR l.clinic_id = :clinic) "
     "AND EXISTS (SELECT 1 FROM patients p WHERE p.clinic_id = l.clinic_id "
     "            AND p.id = l.patient_id AND CASE l.outcome "
     "              WHEN 'blocked' THEN p.blocked_at IS NULL AND p.anonymized_at IS NULL "
@@ -119,12 +120,12 @@ _LEDGER = text(
     "ORDER BY l.decided_at")
 
 
-def reapply_erasures(container: Container, actor: Actor,
-                     since: datetime | None = None) -> int:
+def reapply_erasures(container: Container, actor: Actor, since: datetime | None = None,
+                     clinic_id: uuid.UUID | None = None) -> int:
     """After a restore: erase again every patient the ledger says was erased (at or after
     ``since``) whose restored row came back unerased. Returns how many were re-erased."""
     with container.database.service_session(actor.id, actor.role) as session:
-        due = session.execute(_LEDGER, {"since": since}).all()
+        due = session.execute(_LEDGER, {"since": since, "clinic": clinic_id}).all()
     for clinic_id, patient_id, _outcome in due:
         uow = container.admin_uow(clinic_id, actor)
         with uow:
