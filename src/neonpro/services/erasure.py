@@ -126,8 +126,8 @@ def reapply_erasures(container: Container, actor: Actor, since: datetime | None 
     ``since``) whose restored row came back unerased. Returns how many were re-erased."""
     with container.database.service_session(actor.id, actor.role) as session:
         due = session.execute(_LEDGER, {"since": since, "clinic": clinic_id}).all()
-    for clinic_id, patient_id, _outcome in due:
-        uow = container.admin_uow(clinic_id, actor)
+    for clinic, patient_id, _outcome in due:
+        uow = container.admin_uow(clinic, actor)
         with uow:
             erase_in(uow, patient_id)
             uow.audit.record(AuditAction.RESTORE, "erasure_ledger", patient_id,
