@@ -263,9 +263,10 @@ def explain(conn: psycopg.Connection, sql: str, params: tuple, *, app_clinic: uu
     return plan
 
 
-def plan_summary(plan: str) -> tuple[str, str]:
-    """(access path, execution time) from a text plan."""
+def plan_summary(plan: str) -> tuple[str, str, int]:
+    """(access path, execution time, rows the scans read and then filtered away)."""
     access = []
+    removed = 0
     for line in plan.splitlines():
         s = line.strip().lstrip("->").strip()
         for kind in ("Index Only Scan", "Index Scan", "Bitmap Index Scan", "Seq Scan"):
@@ -273,9 +274,22 @@ def plan_summary(plan: str) -> tuple[str, str]:
                 head = s.split("  (")[0]
                 access.append(head)
                 break
+        if s.startswith("Rows Removed by Filter:"):
+            removed += int(s.split(":")[1])
     exec_ms = next((line.split(":")[1].strip() for line in plan.splitlines()
                     if line.startswith("Execution Time")), "?")
-    return "; ".join(access) or "?", exec_ms
+    return "; ".join(access) or "?", exec_ms, removed
+
+
+def scan_estimate(plan: str) -> str:
+    """The planner's row estimate beside the actual rows, for the scan that filters."""
+    for line in plan.splitlines():
+        if "Scan" in line and "(actual" in line and "Bitmap Index" not in line:
+            estimated = line.split("(cost=")[1].split("rows=")[1].split()[0]
+            actual = line.split("(actual")[1].split("rows=")[1].split()[0]
+            return (f"the scan: planner estimated {int(estimated):,} rows, "
+                    f"produced {int(actual):,}")
+    return ""
 
 
 # ------------------------------------------------------------------------------- main
@@ -665,21 +679,21 @@ def plans(conn: psycopg.Connection, clinic: uuid.UUID, blind: BlindIndexer, cpf:
           "(custom plan; generic = force_generic_plan, what a prepared statement may use)")
     for name, sql, params in cases:
         plan = explain(conn, sql, params, app_clinic=clinic)
-        access, ms = plan_summary(plan)
-        gaccess, gms = plan_summary(explain(conn, sql, params, app_clinic=clinic, generic=True))
+        access, ms, removed = plan_summary(plan)
+        gaccess, gms, _ = plan_summary(
+            explain(conn, sql, params, app_clinic=clinic, generic=True))
         index = "index" if "Index" in access and "Seq Scan" not in access else "NO INDEX"
-        print(f"  {name:<28} {index:<8} {ms:>10}  {access}")
+        print(f"  {name:<28} {index:<8} {ms:>10}  {access}; filtered out {removed:,} rows")
         if gaccess != access:
             print(f"  {'  generic plan':<28} {'':<8} {gms:>10}  {gaccess}")
         if name.startswith("name search '"):
-            lines = [ln.strip() for ln in plan.splitlines()
-                     if "Filter" in ln or "Rows Removed" in ln]
-            for line in lines[:3]:
-                print(f"  {'':<38}{line}")
+            print(f"  {'':<38}{scan_estimate(plan)}")
     # the same name search as the superuser (no RLS), and with a trigram index (rolled back)
     sup = explain(conn, name_sql, (clinic, "%silva%"), app_clinic=None)
-    print(f"  {'name search, superuser':<28} {'':<8} {plan_summary(sup)[1]:>10}  "
-          f"{plan_summary(sup)[0]}")
+    access, ms, removed = plan_summary(sup)
+    print(f"  {'name search, superuser':<28} {'':<8} {ms:>10}  {access}; "
+          f"filtered out {removed:,} rows")
+    print(f"  {'':<38}{scan_estimate(sup)}")
     trgm_sql = f"SELECT {COLS} FROM patients WHERE clinic_id = %s AND search_name LIKE %s"
     with conn.transaction(force_rollback=True), psycopg.ClientCursor(conn) as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -697,7 +711,7 @@ def plans(conn: psycopg.Connection, clinic: uuid.UUID, blind: BlindIndexer, cpf:
     print("  with a trigram GIN index on search_name (created in a rolled-back transaction),")
     print("  search_name LIKE '%zzqx%' in one clinic:")
     for who, plan in out.items():
-        access, ms = plan_summary(plan)
+        access, ms, _ = plan_summary(plan)
         print(f"    {who:<26} {'':<8} {ms:>10}  {access}")
 
 
