@@ -26,7 +26,7 @@ import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import text
 
-from neonpro.adapters.db.audit_text import check_text_chain, text_mode
+from neonpro.adapters.db.audit_text import check_text_chain, prefetched, text_mode
 from neonpro.adapters.db.database import Database, context_params
 from neonpro.domain.actors import Actor
 from neonpro.domain.audit_chain import (
@@ -197,7 +197,8 @@ def _verify_one(conn: psycopg.Connection[Any], clinic: uuid.UUID,
             f"SELECT {_COLUMNS} FROM audit_events WHERE clinic_id = %s AND seq IS NOT NULL "  # noqa: S608
             "ORDER BY seq", (clinic,))
         if fast:
-            check_text_chain(report, cursor, (cut.seq, cut.hash.hex()) if cut else None)
+            check_text_chain(report, prefetched(cursor, 5000),
+                             (cut.seq, cut.hash.hex()) if cut else None)
         else:
             _check_chain(report, _rows(cursor), cut)
     return report

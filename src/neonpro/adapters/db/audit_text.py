@@ -9,8 +9,11 @@ field with octet lengths; IPv6 addresses go through the reference formatter.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -112,3 +115,40 @@ def check_text_chain(report: ChainReport, rows: Iterable[tuple[Any, ...]],
     report.sealed = count
     report.head_seq = expected - 1 if count else 0
     report.head_hash = None if broken else prev
+
+
+def prefetched(cursor: psycopg.ServerCursor[Any], size: int) -> Iterator[tuple[Any, ...]]:
+    """The cursor's rows, the next batch fetched by a thread while this one is hashed.
+
+    psycopg releases the GIL while it waits for the server, so the server produces batch
+    n+1 while Python hashes batch n (a plain server cursor alternates the two).
+    """
+    batches: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            while not stop.is_set():
+                batch = cursor.fetchmany(size)
+                batches.put(batch)
+                if not batch:
+                    return
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer)
+            batches.put(exc)
+
+    thread = threading.Thread(target=pump, daemon=True, name="audit-verify-prefetch")
+    thread.start()
+    try:
+        while True:
+            batch = batches.get()
+            if isinstance(batch, BaseException):
+                raise batch
+            if not batch:
+                return
+            yield from batch
+    finally:  # a broken chain stops early: let the pump finish its fetch and end
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                batches.get(timeout=0.05)
+        thread.join()
