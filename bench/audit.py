@@ -56,7 +56,6 @@ import json
 import os
 import platform
 import pstats
-import queue
 import random
 import shlex
 import statistics
@@ -65,7 +64,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -92,11 +91,12 @@ from neonpro.adapters.db.audit import (
     seal_pending,
     verify_chains,
 )
+from neonpro.adapters.db.audit_text import check_text_chain, prefetched
 from neonpro.adapters.db.repositories.patient import ENCRYPTED, NAME
 from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
 from neonpro.domain.actors import Actor, SystemActors
-from neonpro.domain.audit_chain import PREFIX, ChainEvent, _ip, event_hash
+from neonpro.domain.audit_chain import ChainEvent, event_hash
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.services import patients as svc
 
@@ -560,135 +560,11 @@ def load_unsealed(url: str, clinic: uuid.UUID, n: int, seed: int, ref_key: bytes
     return time.perf_counter() - t0
 
 
-# ---- the prototype verifier: text columns, no per-row objects -------------------------
+# ---- the text-column verifier: the production code (adapters/db/audit_text.py) --------
+_check_fast = check_text_chain
+_prefetched = prefetched
+
 TEXT_TYPES = ("uuid", "timestamptz", "date", "inet", "jsonb", "bytea")
-
-
-def _ts_text(s: str) -> str:
-    """``2025-01-02 03:04:05.12+00`` (TimeZone UTC, DateStyle ISO) -> canonical form."""
-    if len(s) >= 22 and s[-3:] == "+00" and s[4] == "-" and s[10] == " ":
-        body = s[:-3]
-        frac = body[20:] if len(body) > 19 else ""
-        return f"{body[:10]}T{body[11:19]}.{frac:0<6}Z"
-    # anything unusual (years beyond 9999, BC): the reference formatter
-    return datetime.fromisoformat(s).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _lp(v: str | None) -> str:
-    if v is None:
-        return "~"
-    return f"{len(v) if v.isascii() else len(v.encode())}:{v}"
-
-
-def _canonical_slow(clinic: str, seq: int, eid: str, occ: str, actor: str | None,
-                    fields: tuple[str | None, ...], prev: str | None) -> str:
-    """The canonical text with octet lengths per field (any non-ASCII value)."""
-    lp = _lp
-    return (f"{PREFIX}{lp(clinic)}{lp(str(seq))}{lp(eid)}{lp(_ts_text(occ))}{lp(actor)}"
-            + "".join(lp(f) for f in fields) + lp(prev))
-
-
-def _check_fast(report: ChainReport, rows: Iterable[tuple[Any, ...]],
-                cut: tuple[int, str] | None) -> None:
-    """``_check_chain`` on text rows: same checks, same report.
-
-    The canonical text is built in one f-string with character lengths; when the result is
-    all ASCII those are the octet lengths, otherwise it is rebuilt field by field.
-    """
-    expected = cut[0] + 1 if cut else 1
-    prev: str | None = cut[1] if cut else None  # hex
-    report.first_seq = expected
-    sha256 = hashlib.sha256
-    count = 0
-    broken = False
-    for (clinic, seq, eid, occ, actor, role, action, rtype, res, pref, status, risk, ip, ua,
-         session, request, details, retain, stored_prev, stored_hash) in rows:
-        if seq != expected:
-            report.broken_at = expected
-            report.reason = (f"missing event: expected seq {expected}, found {seq} "
-                             "(deleted or renumbered)")
-            broken = True
-            break
-        if (None if stored_prev is None else stored_prev[2:]) != prev:
-            report.broken_at = seq
-            report.reason = "prev_hash does not match the previous event (inserted or reordered)"
-            broken = True
-            break
-        if ip is not None and (":" in ip or "/" in ip):
-            ip = _ip(ip)  # noqa: PLW2901  (IPv6 and masks: the reference formatter)
-        ts = (f"{occ[:10]}T{occ[11:26]}Z" if len(occ) == 29 and occ[-3:] == "+00"
-              else _ts_text(occ))
-        sq = str(seq)
-        canon = (f"{PREFIX}{len(clinic)}:{clinic}{len(sq)}:{sq}{len(eid)}:{eid}27:{ts}"
-                 f"{'~' if actor is None else f'{len(actor)}:{actor}'}"
-                 f"{'~' if role is None else f'{len(role)}:{role}'}"
-                 f"{len(action)}:{action}"
-                 f"{'~' if rtype is None else f'{len(rtype)}:{rtype}'}"
-                 f"{'~' if res is None else f'{len(res)}:{res}'}"
-                 f"{'~' if pref is None else f'{len(pref) - 2}:{pref[2:]}'}"
-                 f"{len(status)}:{status}{len(risk)}:{risk}"
-                 f"{'~' if ip is None else f'{len(ip)}:{ip}'}"
-                 f"{'~' if ua is None else f'{len(ua)}:{ua}'}"
-                 f"{'~' if session is None else f'{len(session)}:{session}'}"
-                 f"{'~' if request is None else f'{len(request)}:{request}'}"
-                 f"{len(details)}:{details}{len(retain)}:{retain}"
-                 f"{'~' if prev is None else f'{len(prev)}:{prev}'}")
-        if not canon.isascii():
-            canon = _canonical_slow(clinic, seq, eid, occ, actor, (
-                role, action, rtype, res, None if pref is None else pref[2:], status, risk,
-                ip, ua, session, request, details, retain), prev)
-        computed = sha256(canon.encode()).hexdigest()
-        if stored_hash is None or computed != stored_hash[2:]:
-            report.broken_at = seq
-            report.reason = "hash does not match the event's content (edited)"
-            broken = True
-            break
-        prev = computed
-        expected += 1
-        count += 1
-    # as _check_chain: head_seq is the last verified event (0 if none), no head_hash if broken
-    report.sealed = count
-    report.head_seq = expected - 1 if count else 0
-    report.head_hash = None if broken else prev
-
-
-def _prefetched(cursor: Any, size: int) -> Iterator[tuple[Any, ...]]:
-    """The cursor's rows, the next batch fetched by a thread while this one hashes.
-
-    psycopg releases the GIL while it waits for the server, so the server produces batch
-    n+1 while Python hashes batch n (a plain server cursor alternates the two).
-    """
-    batches: queue.Queue[Any] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-
-    def pump() -> None:
-        try:
-            while not stop.is_set():
-                batch = cursor.fetchmany(size)
-                batches.put(batch)
-                if not batch:
-                    return
-        except BaseException as exc:
-            batches.put(exc)
-
-    thread = threading.Thread(target=pump, daemon=True, name="verify-prefetch")
-    thread.start()
-    try:
-        while True:
-            batch = batches.get()
-            if isinstance(batch, BaseException):
-                raise batch
-            if not batch:
-                return
-            yield from batch
-    finally:  # a broken chain stops early: let the pump finish its fetch and end
-        stop.set()
-        while thread.is_alive():
-            try:
-                batches.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
 
 
 _CHAIN_QUERY = (f"SELECT {_COLUMNS} FROM audit_events WHERE clinic_id = %s "

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 
-from neonpro.adapters.auth import TokenCodec, hash_password
+from neonpro.adapters.auth import hash_password
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate, StaffUserCreate
 from neonpro.domain.vocabulary import ClinicRole
-from neonpro.entrypoints.api.app import create_app
 from neonpro.services import clinics
-from tests.conftest import make_keyring, make_settings
+from tests.e2e.api_helpers import headers, is_problem
 from tests.valid import cpf
 
 SP = ZoneInfo("America/Sao_Paulo")
@@ -25,40 +23,10 @@ SYSTEM = Actor(uuid.uuid4(), "system")
 
 
 @pytest.fixture(scope="module")
-def box(database_url: str) -> Iterator[Container]:
-    settings = make_settings(database_url, jwt_secret="x" * 32, max_body_bytes=64_000)
-    container = Container(settings, database_url=database_url, keyring=make_keyring())
-    try:
-        yield container
-    finally:
-        container.close()
-
-
-@pytest.fixture(scope="module")
-def client(box: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(box), raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
 def two_clinics(box: Container) -> tuple[uuid.UUID, uuid.UUID]:
     a = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="API A")).id
     b = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="API B")).id
     return a, b
-
-
-def headers(box: Container, clinic: uuid.UUID, role: str) -> dict[str, str]:
-    token = TokenCodec(box.settings, box.keyring).issue(uuid.uuid4(), clinic, ClinicRole(role))
-    return {"Authorization": f"Bearer {token}"}
-
-
-def is_problem(response: object, status: int, kind: str) -> dict[str, object]:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
-    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
-    assert body["type"] == f"https://neonpro.dev/problems/{kind}"
-    assert body["status"] == status
-    return body
 
 
 def test_health_and_metrics(client: TestClient) -> None:

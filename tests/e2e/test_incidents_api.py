@@ -8,14 +8,12 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.crypto import generate_key_file, load_keyring
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
@@ -24,56 +22,21 @@ from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
-from neonpro.domain.vocabulary import ClinicRole, CollectionMethod, ConsentPurpose, LegalBasis
-from neonpro.entrypoints.api import problems
-from neonpro.entrypoints.api.app import create_app
-from neonpro.entrypoints.api.routers import incidents
+from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose, LegalBasis
 from neonpro.services import clinics, consents, patients
 from neonpro.services import disclosures as disclosure_svc
 from neonpro.services import incidents as incident_svc
 from neonpro.services.disclosures import DisclosureCreate
 from neonpro.services.incidents import IncidentCreate
-from tests.conftest import make_keyring, make_settings
+from tests.conftest import make_settings
+from tests.e2e.api_helpers import headers, is_problem
 
 SYSTEM = Actor(uuid.uuid4(), "system")
-
-
-@pytest.fixture(scope="module")
-def box(database_url: str) -> Iterator[Container]:
-    settings = make_settings(database_url, jwt_secret="x" * 32, max_body_bytes=64_000)
-    container = Container(settings, database_url=database_url, keyring=make_keyring())
-    try:
-        yield container
-    finally:
-        container.close()
-
-
-@pytest.fixture(scope="module")
-def client(box: Container) -> Iterator[TestClient]:
-    app = create_app(box)
-    app.include_router(incidents.router, responses=problems.COMMON)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture
 def clinic(box: Container) -> uuid.UUID:
     return clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="LGPD API")).id
-
-
-def headers(box: Container, clinic: uuid.UUID, role: str,
-            user: uuid.UUID | None = None) -> dict[str, str]:
-    token = TokenCodec(box.settings, box.keyring).issue(user or uuid.uuid4(), clinic,
-                                                        ClinicRole(role))
-    return {"Authorization": f"Bearer {token}"}
-
-
-def is_problem(response: object, status: int, kind: str) -> dict[str, object]:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
-    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
-    assert body["type"] == f"https://neonpro.dev/problems/{kind}"
-    return body
 
 
 def _iso(moment: datetime) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,41 +14,20 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from typer.testing import CliRunner
 
-from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.crypto import generate_key_file, load_keyring
 from neonpro.bootstrap import Container
 from neonpro.config import Settings
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate
-from neonpro.domain.vocabulary import ClinicRole, DataSubjectRequestKind
-from neonpro.entrypoints.api import problems
-from neonpro.entrypoints.api.app import create_app
-from neonpro.entrypoints.api.routers import lgpd
+from neonpro.domain.vocabulary import DataSubjectRequestKind
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, lgpd_requests, patients
-from tests.conftest import make_keyring, make_settings
+from tests.conftest import make_settings
+from tests.e2e.api_helpers import headers, is_problem
 from tests.valid import cpf
 
 SYSTEM = Actor(uuid.uuid4(), "system")
-
-
-@pytest.fixture(scope="module")
-def box(database_url: str) -> Iterator[Container]:
-    settings = make_settings(database_url, jwt_secret="x" * 32, max_body_bytes=64_000)
-    container = Container(settings, database_url=database_url, keyring=make_keyring())
-    try:
-        yield container
-    finally:
-        container.close()
-
-
-@pytest.fixture(scope="module")
-def client(box: Container) -> Iterator[TestClient]:
-    app = create_app(box)
-    app.include_router(lgpd.router, responses=problems.COMMON)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +35,6 @@ def two_clinics(box: Container) -> tuple[uuid.UUID, uuid.UUID]:
     a = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="LGPD API A")).id
     b = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="LGPD API B")).id
     return a, b
-
-
-def headers(box: Container, clinic: uuid.UUID, role: str) -> dict[str, str]:
-    token = TokenCodec(box.settings, box.keyring).issue(uuid.uuid4(), clinic, ClinicRole(role))
-    return {"Authorization": f"Bearer {token}"}
-
-
-def is_problem(response: object, status: int, kind: str) -> dict[str, object]:
-    assert response.status_code == status, response.text  # type: ignore[attr-defined]
-    assert response.headers["content-type"].startswith("application/problem+json")  # type: ignore[attr-defined]
-    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
-    assert body["type"] == f"https://neonpro.dev/problems/{kind}"
-    return body
 
 
 def _patient(client: TestClient, admin: dict[str, str], n: int) -> str:

@@ -7,7 +7,6 @@ name the field, the entity type and ids, never the offending value.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 
 
 class DomainError(Exception):
@@ -107,16 +106,3 @@ class ConsentRequired(DomainError):
     def __init__(self, purpose: str) -> None:
         super().__init__(f"no granted, unexpired consent for purpose {purpose}")
         self.purpose = purpose
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    field: str
-    reason: str
-
-
-@dataclass
-class ManyProblems:
-    """Collects validation problems so a form can report all of them at once."""
-
-    problems: list[FieldProblem] = field(default_factory=list)

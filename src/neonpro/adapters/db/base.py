@@ -84,12 +84,3 @@ class TimestampMixin:
 def table_args(scope: Scope, *items: Any) -> tuple[Any, ...]:
     """``__table_args__`` for a model: its constraints and indexes plus the scope marker."""
     return (*items, {"info": {"scope": scope}})
-
-
-def scope_of(table_info: dict[str, Any]) -> Scope:
-    """The scope recorded on a table; tables without one are a bug the schema test reports."""
-    scope = table_info.get("scope")
-    if scope not in ("tenant", "clinic", "global"):
-        msg = "table has no scope"
-        raise ValueError(msg)
-    return scope  # type: ignore[no-any-return]

@@ -11,13 +11,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.models import Base
-from neonpro.adapters.db.security import tenant_tables
+from neonpro.adapters.db.security import rls_tables
+from neonpro.domain.actors import SystemActors
 
 if TYPE_CHECKING:
     from neonpro.adapters.db.database import Database
 
-HEALTH_ACTOR = uuid.UUID("00000000-0000-0000-0000-00000000fea1")
-_PROBE_CLINIC = uuid.UUID("00000000-0000-0000-0000-000000000000")
+_PROBE_CLINIC = uuid.UUID(int=0)  # no clinic has this id: the probe sees no rows
 
 _RLS_SQL = text(
     "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
@@ -47,7 +47,7 @@ def _safe(exc: BaseException) -> str:
 
 def check_health(db: Database) -> dict[str, Any]:
     """A JSON-ready report; ``report["ok"]`` is False when any check fails."""
-    names = tenant_tables(Base.metadata)
+    names = rls_tables(Base.metadata)
 
     def connectivity() -> dict[str, Any]:
         start = time.perf_counter()
@@ -76,7 +76,8 @@ def check_health(db: Database) -> dict[str, Any]:
                 "not_enabled": not_enabled, "not_forced": not_forced}
 
     def tenant_role() -> dict[str, Any]:
-        with db.tenant_session(_PROBE_CLINIC, HEALTH_ACTOR, "health") as session:
+        health = SystemActors.HEALTH
+        with db.tenant_session(_PROBE_CLINIC, health.id, health.role) as session:
             row = session.execute(_ROLE_SQL, {"names": names}).one()
         role, superuser, bypass, owns = row
         ok = not (superuser or bypass or owns)

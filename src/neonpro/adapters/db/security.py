@@ -213,6 +213,6 @@ def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     return statements + audit_ddl(roles) + consent_ddl()
 
 
-def tenant_tables(metadata: MetaData) -> list[str]:
-    """Names of the tables row-level security must guard (all but none)."""
+def rls_tables(metadata: MetaData) -> list[str]:
+    """Names of the tables row-level security must guard: every table of the schema."""
     return sorted(t.name for t in metadata.sorted_tables)

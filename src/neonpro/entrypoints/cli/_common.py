@@ -19,6 +19,7 @@ from neonpro.adapters.db.embedded import EmbeddedError
 from neonpro.bootstrap import Container
 from neonpro.config import Settings
 from neonpro.logs import configure_logging
+from neonpro.redaction import redact_text
 
 console = Console(stderr=True)
 out = Console()
@@ -54,7 +55,7 @@ def container() -> Iterator[Container]:
         fail(str(exc))
     except SQLAlchemyError as exc:
         detail = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
-        fail(f"database error: {detail[:300]}")
+        fail(f"database error: {redact_text(detail[:300])}")
     except KeyboardInterrupt:
         fail("interrupted", 130)
     finally:

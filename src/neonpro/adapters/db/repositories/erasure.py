@@ -17,7 +17,7 @@ from neonpro.adapters.db.models import Appointment, ConsentRecord, ErasureLedger
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.erasure import Action, Decision, PatientFacts
 from neonpro.domain.errors import NotFound
-from neonpro.domain.vocabulary import AnonymizationRule, DataCategory
+from neonpro.domain.vocabulary import AnonymizationRule
 
 PATIENTS = cast(Table, Patient.__table__)
 APPOINTMENTS = cast(Table, Appointment.__table__)
@@ -133,5 +133,3 @@ class SqlErasureRepository(SqlRepository):
         ))
         return entry
 
-
-_ = DataCategory

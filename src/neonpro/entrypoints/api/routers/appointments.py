@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -129,5 +128,3 @@ def calendar(
     return svc.calendar(caller.uow(), Window(start, end), professional_id,
                         tuple(status_in or ()))
 
-
-_ = datetime  # keep the import for schema generation of AwareDatetime under PEP 563

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, Field
 
-from neonpro.adapters.auth import Principal, TokenCodec
+from neonpro.adapters.auth import TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas._types import EmailStr
@@ -59,5 +59,3 @@ def logout(caller: Annotated[Caller, Depends(caller_with(EVERYONE))]) -> Respons
     svc.logout(caller.uow(), caller.principal.token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-
-_ = Principal
