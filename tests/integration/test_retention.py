@@ -15,6 +15,7 @@ from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
 from neonpro.services import clinics, consents, patients, retention
+from tests.valid import cns, cpf
 
 JOB = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000f1"), "system")
 
@@ -76,3 +77,50 @@ def test_policies_apply_within_the_law_and_only_once(container: Container,
                                   "AND status = 'revoked'"), {"c": clinic}).scalar_one()
     assert runs >= 2
     assert evidence == {"removed": "retention"}
+
+
+def test_a_batch_erases_each_patient_with_its_own_decisions_events_and_ledger_entry(
+    container: Container, clinic: uuid.UUID
+) -> None:
+    plain = [patients.register_patient(container.uow(clinic, JOB), PatientCreate(
+        full_name=f"Sem Prontuario {n}", cpf=cpf(4100 + n), cns=cns(4100 + n))).id
+        for n in range(3)]
+    held = [patients.register_patient(container.uow(clinic, JOB), PatientCreate(
+        full_name=f"Com Prontuario {n}", cpf=cpf(4200 + n), patient_notes="asma")).id
+        for n in range(3)]
+    in_two_years = datetime.now(UTC) + timedelta(days=730)
+    plan = retention.plan_retention(container, JOB, clinic, now=in_two_years)
+    assert sorted(i.target for i in plan) == sorted(plain + held)
+    report = retention.apply_retention(container, JOB, plan, batch=4)  # 4 + 2, groups mixed
+    assert report.applied == 6
+    assert report.by_outcome == {"anonymized": 3, "blocked": 3}
+    with container.database.service_session(JOB.id) as s:
+        ledger = dict(s.execute(text(
+            "SELECT patient_id, outcome FROM erasure_ledger WHERE clinic_id = :c"),
+            {"c": clinic}).all())
+        decisions = s.execute(text(
+            "SELECT e.action, e.details FROM audit_events e WHERE e.clinic_id = :c "
+            "AND e.resource_type = 'patient' AND e.resource_id = :p "
+            "AND e.patient_ref = neonpro_patient_ref(CAST(:p AS uuid))"),
+            {"c": clinic, "p": str(plain[0])}).all()
+        rows = s.execute(text(
+            "SELECT id, medical_record_number, cpf_encrypted, cpf_blind_index, "
+            "cns_blind_index, blocked_at, anonymized_at FROM patients "
+            "WHERE clinic_id = :c"), {"c": clinic}).all()
+    assert ledger == {**dict.fromkeys(plain, "anonymized"), **dict.fromkeys(held, "blocked")}
+    # every decision of the patient audited with its legal reference, one event each
+    assert sorted(a for a, _ in decisions) == sorted(["ANONYMIZE"] * 2 + ["DELETE"] * 7)
+    assert all(d["legal_reference"].startswith("LGPD Art.") for _, d in decisions)
+    by_id = {r.id: r for r in rows}
+    for pid in plain:  # identifiers, their ciphertexts and blind indexes gone
+        row = by_id[pid]
+        assert row.anonymized_at is not None
+        assert row.blocked_at is None
+        assert (row.cpf_encrypted, row.cpf_blind_index, row.cns_blind_index) == (None,) * 3
+        assert row.medical_record_number.startswith("ANON-")
+    assert len({by_id[p].medical_record_number for p in plain}) == 3  # unique per row
+    assert all(by_id[p].blocked_at is not None and by_id[p].anonymized_at is None
+               for p in held)
+    assert retention.plan_retention(container, JOB, clinic, now=in_two_years) == []
+    again = retention.apply_retention(container, JOB, [], batch=4)
+    assert (again.applied, again.by_outcome) == (0, {})

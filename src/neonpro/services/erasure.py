@@ -9,11 +9,13 @@ legal reference in the audit trail and in the erasure ledger (re-applied after r
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
 
+from neonpro.adapters.db.repositories.audit import Event
 from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.bootstrap import Container
@@ -63,23 +65,44 @@ def erase_in(uow: SqlUnitOfWork, patient_id: uuid.UUID, request_id: uuid.UUID | 
     ``hold_expired``: the medical-record hold has run out (retention engine), so nothing is
     blocked any more: everything is deleted or anonymized.
     """
+    return erase_many_in(uow, [patient_id], request_id, hold_expired=hold_expired)[0]
+
+
+def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
+                  request_id: uuid.UUID | None = None, *,
+                  hold_expired: bool = False) -> list[ErasureResult]:
+    """:func:`erase_in` for a batch of patients, set-based: each patient gets its own
+    decisions, audit events (one per decision, with its legal reference) and ledger entry,
+    but patients with the same facts share the same decisions, so each table is changed
+    by one statement per group, not per patient. Results in the order of ``patient_ids``."""
+    ids = list(dict.fromkeys(patient_ids))
+    if not ids:
+        return []
     repo = SqlErasureRepository(uow)
-    facts = repo.facts(patient_id)
-    if hold_expired:
-        facts = PatientFacts(has_clinical_record=False,
-                             has_consent_records=facts.has_consent_records)
-    decisions = decide(facts)
-    result = outcome(decisions)
-    for d in decisions:
-        action = AUDIT_ACTION.get(d.action)
-        if action is not None:
-            uow.audit.record(action, "patient", patient_id, patient_id=patient_id,
-                             risk=RiskLevel.MEDIUM,
-                             details={"category": d.category.value, "action": d.action.value,
-                                      "legal_reference": d.legal_reference})
-    repo.apply(patient_id, decisions, unblock=hold_expired)
-    ledger = repo.record(patient_id, decisions, result, request_id)
-    return ErasureResult(patient_id, result, decisions, ledger)
+    facts = repo.facts_many(ids)
+    decided: dict[uuid.UUID, list[Decision]] = {}
+    groups: dict[PatientFacts, list[uuid.UUID]] = {}
+    events: list[Event] = []
+    for patient_id in ids:
+        fact = facts[patient_id]
+        if hold_expired:
+            fact = PatientFacts(has_clinical_record=False,
+                                has_consent_records=fact.has_consent_records)
+        decisions = decide(fact)
+        decided[patient_id] = decisions
+        groups.setdefault(fact, []).append(patient_id)
+        events.extend(
+            Event(action, patient_id, patient_id,
+                  {"category": d.category.value, "action": d.action.value,
+                   "legal_reference": d.legal_reference})
+            for d in decisions if (action := AUDIT_ACTION.get(d.action)) is not None)
+    uow.audit.record_many(events, "patient", risk=RiskLevel.MEDIUM)
+    for members in groups.values():
+        repo.apply_many(members, decisions=decided[members[0]], unblock=hold_expired)
+    outcomes = {patient_id: outcome(decided[patient_id]) for patient_id in ids}
+    ledger = repo.record_many([(p, decided[p], outcomes[p]) for p in ids], request_id)
+    return [ErasureResult(p, outcomes[p], decided[p], entry)
+            for p, entry in zip(ids, ledger, strict=True)]
 
 
 @dataclass(frozen=True)

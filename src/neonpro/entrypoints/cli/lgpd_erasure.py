@@ -41,7 +41,7 @@ def retention(
     clinic: Annotated[uuid.UUID | None, typer.Option(help="Only this clinic.")] = None,
     apply: Annotated[bool, typer.Option("--apply/--dry-run",
                                         help="Carry out the plan (default: show it).")] = False,
-    batch: Annotated[int, typer.Option(min=1, max=5000)] = 200,
+    batch: Annotated[int, typer.Option(min=1, max=5000)] = 1000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List what each clinic's retention policies would do and why; --apply does it."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -24,6 +26,26 @@ INSERT = text(
     "neonpro_patient_ref(CAST(:patient AS uuid)), :status, :risk, CAST(:ip AS inet), :ua, "
     ":session, :request, CAST(:details AS jsonb))"
 )
+# many events of one actor in one statement: the per-event fields as parallel arrays
+INSERT_MANY = text(
+    "INSERT INTO audit_events (clinic_id, actor_id, actor_role, action, resource_type, "
+    "resource_id, patient_ref, status, risk_level, ip_address, user_agent, session_id, "
+    "request_id, details) SELECT :clinic, :actor, :role, e.action, :rtype, e.rid, "
+    "neonpro_patient_ref(e.patient), :status, :risk, CAST(:ip AS inet), :ua, :session, "
+    ":request, CAST(e.details AS jsonb) FROM unnest(CAST(:actions AS text[]), "
+    "CAST(:rids AS text[]), CAST(:patients AS uuid[]), CAST(:details AS text[])) "
+    "AS e(action, rid, patient, details)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event of :meth:`SqlAuditRepository.record_many`."""
+
+    action: AuditAction
+    resource_id: uuid.UUID | str | None = None
+    patient_id: uuid.UUID | None = None
+    details: dict[str, Any] | None = None
 
 
 class SqlAuditRepository(SqlRepository):
@@ -50,4 +72,27 @@ class SqlAuditRepository(SqlRepository):
             "status": status.value, "risk": risk.value, "ip": actor.ip_address,
             "ua": actor.user_agent, "session": actor.session_id, "request": actor.request_id,
             "details": json.dumps(check_details(details or {})),
+        })
+
+    def record_many(
+        self,
+        events: Sequence[Event],
+        resource_type: str | None = None,
+        *,
+        status: AuditStatus = AuditStatus.SUCCESS,
+        risk: RiskLevel = RiskLevel.LOW,
+    ) -> None:
+        """Append many events (same fields as :meth:`record` each) in one statement."""
+        if not events:
+            return
+        actor = self._uow.actor
+        clinic = self._uow.clinic_id or SYSTEM_CLINIC_ID
+        self._execute(INSERT_MANY, {
+            "clinic": clinic, "actor": actor.id, "role": actor.role, "rtype": resource_type,
+            "status": status.value, "risk": risk.value, "ip": actor.ip_address,
+            "ua": actor.user_agent, "session": actor.session_id, "request": actor.request_id,
+            "actions": [e.action.value for e in events],
+            "rids": [None if e.resource_id is None else str(e.resource_id) for e in events],
+            "patients": [e.patient_id for e in events],
+            "details": [json.dumps(check_details(e.details or {})) for e in events],
         })

@@ -8,10 +8,30 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, Table, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import (
+    cast as sql_cast,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from neonpro.adapters.db.models import Appointment, ConsentRecord, ErasureLedgerEntry, Patient
 from neonpro.adapters.db.repositories._base import SqlRepository
@@ -26,6 +46,9 @@ LEDGER = cast(Table, ErasureLedgerEntry.__table__)
 P, A = PATIENTS.c, APPOINTMENTS.c
 TOOK_PLACE = ("in_progress", "completed", "no_show")
 ANONYMOUS_NAME = "Paciente anonimizado"
+# every statement below takes the batch of patients as one array parameter, so a batch of
+# 1 or of 1,000 patients is the same SQL (one round trip, one cached statement)
+IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
 
 
 def _erased(column: Column[Any]) -> Any:
@@ -51,8 +74,9 @@ def _anonymized(column: Column[Any], rule: AnonymizationRule) -> Any:  # noqa: P
     if rule is AnonymizationRule.REPLACE:
         if column.name == "full_name":
             return ANONYMOUS_NAME
-        if column.name == "medical_record_number":
-            return "ANON-" + uuid.uuid4().hex[:12].upper()
+        if column.name == "medical_record_number":  # unique per clinic: random per row
+            return literal("ANON-") + func.upper(func.left(func.replace(
+                sql_cast(func.gen_random_uuid(), Text), "-", ""), 12))
     return _erased(column)
 
 
@@ -72,64 +96,93 @@ def patient_changes(decisions: list[Decision]) -> dict[str, Any]:
     return changes
 
 
+def _facts_query() -> Any:
+    took_place = exists().where(
+        A.clinic_id == P.clinic_id, A.patient_id == P.id,
+        A.status.in_(TOOK_PLACE) | A.clinical_notes_encrypted.is_not(None))
+    consents = exists().where(CONSENTS.c.clinic_id == P.clinic_id,
+                              CONSENTS.c.patient_id == P.id)
+    lists = (func.cardinality(P.allergies) + func.cardinality(P.chronic_conditions)
+             + func.cardinality(P.current_medications))
+    clinical = (P.patient_notes_encrypted.is_not(None) | (func.coalesce(lists, 0) > 0)
+                | P.blood_type.is_not(None) | took_place)
+    return select(P.id, clinical.label("clinical"), consents.label("consents")).where(
+        P.clinic_id == bindparam("clinic"), P.id == any_(IDS))
+
+
+FACTS = _facts_query()
+
+
 class SqlErasureRepository(SqlRepository):
     __slots__ = ()
 
     def facts(self, patient_id: uuid.UUID) -> PatientFacts:
-        row = self._execute(select(
-            P.id, P.patient_notes_encrypted.is_not(None).label("notes"),
-            (func.cardinality(P.allergies) + func.cardinality(P.chronic_conditions)
-             + func.cardinality(P.current_medications)).label("lists"),
-            P.blood_type.is_not(None).label("blood"),
-        ).where(P.clinic_id == self.clinic_id, P.id == patient_id)).first()
-        if row is None:
-            raise NotFound("patient", patient_id)
-        took_place = self._execute(select(func.count()).select_from(APPOINTMENTS).where(
-            A.clinic_id == self.clinic_id, A.patient_id == patient_id,
-            (A.status.in_(TOOK_PLACE)) | A.clinical_notes_encrypted.is_not(None),
-        )).scalar_one()
-        consents = self._execute(select(func.count()).select_from(CONSENTS).where(
-            CONSENTS.c.clinic_id == self.clinic_id, CONSENTS.c.patient_id == patient_id,
-        )).scalar_one()
-        clinical = bool(row.notes or row.lists or row.blood or took_place)
-        return PatientFacts(has_clinical_record=clinical, has_consent_records=consents > 0)
+        return self.facts_many([patient_id])[patient_id]
+
+    def facts_many(self, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, PatientFacts]:
+        """What the engine needs to know of each patient, in one statement; ``NotFound``
+        when one of them is not the clinic's."""
+        rows = self._execute(FACTS, {"clinic": self.clinic_id, "ids": list(patient_ids)})
+        found = {row.id: PatientFacts(has_clinical_record=bool(row.clinical),
+                                      has_consent_records=bool(row.consents)) for row in rows}
+        for patient_id in patient_ids:
+            if patient_id not in found:
+                raise NotFound("patient", patient_id)
+        return found
 
     def apply(self, patient_id: uuid.UUID, decisions: list[Decision], *,
               unblock: bool = False) -> None:
-        """Carry out the decisions; ``unblock`` when an expired hold gives the row back
-        (anonymized, so no longer personal data)."""
+        self.apply_many([patient_id], decisions, unblock=unblock)
+
+    def apply_many(self, patient_ids: Sequence[uuid.UUID], decisions: list[Decision], *,
+                   unblock: bool = False) -> None:
+        """Carry out the same decisions for each of ``patient_ids`` (set-based: a statement
+        per table, whatever the number of patients); ``unblock`` when an expired hold gives
+        the rows back (anonymized, so no longer personal data)."""
+        ids = list(patient_ids)
+        if not ids:
+            return
         now = datetime.now(UTC)
         blocked = any(d.action is Action.BLOCK for d in decisions)
         changes = patient_changes(decisions)
         changes.update(right_to_forget_requested_at=now, updated_by=self._uow.actor.id)
+        mine = {"clinic": self.clinic_id, "ids": ids}
         if not blocked:
             changes.update(anonymized_at=now, is_active=False)
             if unblock:
                 changes["blocked_at"] = None
             # nothing took place: the bookings go; their free text with them
             self._execute(delete(APPOINTMENTS).where(
-                A.clinic_id == self.clinic_id, A.patient_id == patient_id))
+                A.clinic_id == bindparam("clinic"), A.patient_id == any_(IDS)), mine)
         # proof of consent is kept, the channel's identifiers (address, device) are not
         self._execute(update(CONSENTS).where(
-            CONSENTS.c.clinic_id == self.clinic_id, CONSENTS.c.patient_id == patient_id,
-        ).values(evidence={"removed": "erasure"}))
+            CONSENTS.c.clinic_id == bindparam("clinic"), CONSENTS.c.patient_id == any_(IDS),
+        ).values(evidence={"removed": "erasure"}), mine)
         if blocked:
             self._execute(update(APPOINTMENTS).where(
-                A.clinic_id == self.clinic_id, A.patient_id == patient_id,
-            ).values(blocked_at=now))
+                A.clinic_id == bindparam("clinic"), A.patient_id == any_(IDS),
+            ).values(blocked_at=now), mine)
             changes["blocked_at"] = now
         self._execute(update(PATIENTS).where(
-            P.clinic_id == self.clinic_id, P.id == patient_id).values(**changes))
+            and_(P.clinic_id == bindparam("clinic"), P.id == any_(IDS))).values(**changes), mine)
 
     def record(self, patient_id: uuid.UUID, decisions: list[Decision], outcome: str,
                request_id: uuid.UUID | None) -> uuid.UUID:
-        entry = uuid.uuid4()
-        self._execute(insert(LEDGER).values(
-            clinic_id=self.clinic_id, id=entry, patient_id=patient_id, request_id=request_id,
-            decided_by=self._uow.actor.id, outcome=outcome,
-            decisions=json.loads(json.dumps({
-                d.category.value: {"action": d.action.value, "legal_reference": d.legal_reference}
-                for d in decisions})),
-        ))
-        return entry
+        return self.record_many([(patient_id, decisions, outcome)], request_id)[0]
 
+    def record_many(self, entries: Sequence[tuple[uuid.UUID, list[Decision], str]],
+                    request_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+        """One erasure-ledger row per (patient, decisions, outcome); one round trip."""
+        ids = [uuid.uuid4() for _ in entries]
+        if not entries:
+            return ids
+        rows = [{
+            "clinic_id": self.clinic_id, "id": entry, "patient_id": patient_id,
+            "request_id": request_id, "decided_by": self._uow.actor.id, "outcome": outcome,
+            "decisions": json.loads(json.dumps({
+                d.category.value: {"action": d.action.value,
+                                   "legal_reference": d.legal_reference}
+                for d in decisions})),
+        } for entry, (patient_id, decisions, outcome) in zip(ids, entries, strict=True)]
+        self._execute(insert(LEDGER), rows)
+        return ids
