@@ -52,10 +52,18 @@ def seed_world(session: Session, clinic_id: uuid.UUID) -> dict[str, uuid.UUID]:
         session, "patients", clinic_id=c, medical_record_number=f"MRN-{secrets.token_hex(3)}",
         full_name="Patient", cpf_blind_index=secrets.token_bytes(32),
     )
-    ids["appointments"] = _insert(
+    ids["appointments"] = appointment = _insert(
         session, "appointments", clinic_id=c, patient_id=patient, professional_id=prof,
         service_type_id=svc, start_time=T0, end_time=T0 + timedelta(minutes=30), created_by=ACTOR,
     )
+    ids["no_show_models"] = model = _insert(
+        session, "no_show_models", clinic_id=c, version=1, kind="prior", training_rows=0,
+        training_no_shows=0,
+    )
+    session.execute(insert(_t("appointment_risk_scores")).values(
+        clinic_id=c, appointment_id=appointment, score=12, model_id=model,
+        model_version="v1-prior"))
+    ids["appointment_risk_scores"] = appointment
     ids["consent_records"] = consent = _insert(
         session, "consent_records", clinic_id=c, patient_id=patient, purpose="marketing",
         legal_basis="consent", status="granted", given_at=T0, terms_version="v1",

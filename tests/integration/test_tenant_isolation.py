@@ -173,7 +173,8 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
     t = Base.metadata.tables[name]
     key = TENANT_KEY[name] if name not in GLOBAL else "id"
     row_id = world["b"][name]
-    id_col = "user_id" if name == "clinic_memberships" else "id"
+    id_col = {"clinic_memberships": "user_id",
+              "appointment_risk_scores": "appointment_id"}.get(name, "id")
     with db.service_session(ACTOR) as session:
         row = dict(session.execute(select(t).where(t.c[id_col] == row_id)).mappings().one())
     for generated in [c.name for c in t.columns if c.computed is not None]:

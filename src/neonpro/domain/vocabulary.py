@@ -159,6 +159,11 @@ class NoShowOutcome(StrEnum):
     CANCELLED = "cancelled"
 
 
+class NoShowModelKind(StrEnum):
+    LOGISTIC = "logistic"  # a logistic regression fitted on the clinic's history
+    PRIOR = "prior"  # too little history: the patient's smoothed past no-show rate
+
+
 # --- Consent ---------------------------------------------------------------------------
 
 

@@ -33,8 +33,9 @@ APPEND_ONLY_TABLES = ("audit_events",)
 BLOCKABLE_TABLES = ("patients", "appointments")
 LEGAL_HOLD_TABLES = ("patients", "appointments", "consent_records", "disclosures",
                      "data_subject_requests")
-# Appended by the erasure engine, read by the clinic; never changed.
-LEDGER_TABLES = ("erasure_ledger",)
+# Appended (by the erasure engine; a retrained no-show model is a new row), read by the
+# clinic; never changed.
+LEDGER_TABLES = ("erasure_ledger", "no_show_models")
 # Written only by the owner's SECURITY DEFINER functions.
 SERVICE_READ_ONLY_TABLES = ("audit_chain_cuts",)
 OWNER_ONLY_TABLES = ("audit_ref_keys",)
@@ -206,11 +207,12 @@ def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     """Functions, RLS, policies, grants and triggers for every table of ``metadata``."""
     from neonpro.adapters.db.audit_sql import audit_ddl  # noqa: PLC0415  (imports Roles)
     from neonpro.adapters.db.consent_sql import consent_ddl  # noqa: PLC0415
+    from neonpro.adapters.db.feed_sql import feed_ddl  # noqa: PLC0415
 
     statements = _functions_sql()
     for table in metadata.sorted_tables:
         statements += _table_sql(table, roles)
-    return statements + audit_ddl(roles) + consent_ddl()
+    return statements + audit_ddl(roles) + consent_ddl() + feed_ddl()
 
 
 def rls_tables(metadata: MetaData) -> list[str]:

@@ -17,6 +17,7 @@ from neonpro.adapters.db.models.lgpd import (
     RetentionPolicy,
     SecurityIncident,
 )
+from neonpro.adapters.db.models.noshow import AppointmentRiskScore, NoShowModel
 from neonpro.adapters.db.models.patient import Patient
 from neonpro.adapters.db.models.professional import Professional
 from neonpro.adapters.db.models.service_type import ServiceType
@@ -25,6 +26,7 @@ from neonpro.adapters.db.models.staff import ClinicMembership, StaffUser
 __all__ = [
     "SYSTEM_CLINIC_ID",
     "Appointment",
+    "AppointmentRiskScore",
     "AuditChainCut",
     "AuditEvent",
     "AuditRefKey",
@@ -35,6 +37,7 @@ __all__ = [
     "DataSubjectRequest",
     "Disclosure",
     "ErasureLedgerEntry",
+    "NoShowModel",
     "Patient",
     "Professional",
     "RetentionPolicy",

@@ -1,0 +1,82 @@
+"""What the database does when an appointment changes: the change feed and risk outcomes.
+
+Part of the expected DDL (see ``security.py``); migration 0007 carries a frozen copy.
+
+* ``neonpro_appointment_feed``: publishes booked, rescheduled, confirmed, checked-in,
+  started, completed, no-show, cancelled and deleted appointments with ``pg_notify`` on
+  :data:`CHANNEL`, from the trigger, so the notification belongs to the same transaction:
+  PostgreSQL delivers it at commit and drops it on rollback, whoever made the change (the
+  services, the demo generator, raw SQL). The payload is ids, the event, the status and
+  the version: never a name, a time or any text. Rows blocked under a legal hold publish
+  nothing. A reschedule is announced once, by the new row (``rescheduled_from_id``).
+* ``neonpro_risk_outcome``: fills ``appointment_risk_scores.actual_outcome`` when the
+  appointment is completed, missed or cancelled, so recorded predictions can be checked
+  against what happened.
+"""
+
+from __future__ import annotations
+
+CHANNEL = "neonpro_appointments"
+
+FEED_FUNCTION = f"""CREATE FUNCTION neonpro_appointment_feed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_row appointments;
+  v_event text;
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    v_row := OLD;
+    v_event := 'deleted';
+  ELSE
+    v_row := NEW;
+    IF TG_OP = 'INSERT' THEN
+      v_event := CASE WHEN NEW.rescheduled_from_id IS NULL THEN 'booked' ELSE 'rescheduled' END;
+    ELSIF NEW.status IS DISTINCT FROM OLD.status THEN
+      v_event := CASE NEW.status
+        WHEN 'confirmed' THEN 'confirmed' WHEN 'cancelled' THEN 'cancelled'
+        WHEN 'in_progress' THEN 'started' WHEN 'completed' THEN 'completed'
+        WHEN 'no_show' THEN 'no_show' END;
+    ELSIF OLD.check_in_time IS NULL AND NEW.check_in_time IS NOT NULL THEN
+      v_event := 'checked_in';
+    END IF;
+  END IF;
+  IF v_event IS NULL OR v_row.blocked_at IS NOT NULL THEN
+    RETURN NULL;
+  END IF;
+  PERFORM pg_notify('{CHANNEL}', json_build_object(
+    'clinic_id', v_row.clinic_id, 'appointment_id', v_row.id, 'event', v_event,
+    'status', v_row.status, 'version', v_row.version, 'patient_id', v_row.patient_id,
+    'professional_id', v_row.professional_id,
+    'rescheduled_from_id', v_row.rescheduled_from_id)::text);
+  RETURN NULL;
+END
+$$"""
+
+FEED_TRIGGER = (
+    "CREATE TRIGGER appointments_feed AFTER INSERT OR UPDATE OR DELETE ON appointments "
+    "FOR EACH ROW EXECUTE FUNCTION neonpro_appointment_feed()"
+)
+
+OUTCOME_FUNCTION = """CREATE FUNCTION neonpro_risk_outcome() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE appointment_risk_scores s
+     SET actual_outcome = CASE NEW.status WHEN 'completed' THEN 'attended'
+                                          WHEN 'no_show' THEN 'no_show' ELSE 'cancelled' END,
+         outcome_at = now()
+   WHERE s.clinic_id = NEW.clinic_id AND s.appointment_id = NEW.id;
+  RETURN NULL;
+END
+$$"""
+
+OUTCOME_TRIGGER = (
+    "CREATE TRIGGER appointments_risk_outcome AFTER UPDATE OF status ON appointments "
+    "FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status "
+    "AND NEW.status IN ('completed', 'no_show', 'cancelled')) "
+    "EXECUTE FUNCTION neonpro_risk_outcome()"
+)
+
+
+def feed_ddl() -> list[str]:
+    """Functions first, then the triggers that call them."""
+    return [FEED_FUNCTION, OUTCOME_FUNCTION, FEED_TRIGGER, OUTCOME_TRIGGER]
