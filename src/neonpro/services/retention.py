@@ -50,7 +50,9 @@ _REVOKED = text(
     "SELECT c.id FROM consent_records c WHERE c.clinic_id = :c AND c.status = 'revoked' "
     "AND c.revoked_at < :cutoff AND c.purpose IN ('marketing', 'research', 'data_sharing', "
     "'image_use', 'telemedicine', 'insurance_sharing') "
-    "AND c.evidence IS DISTINCT FROM '{\"removed\": \"retention\"}'::jsonb ORDER BY c.id")
+    "AND c.evidence IS DISTINCT FROM '{\"removed\": \"retention\"}'::jsonb "
+    "AND c.evidence IS DISTINCT FROM '{\"removed\": \"erasure\"}'::jsonb "  # erased since
+    "ORDER BY c.id")
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,10 @@ def _apply_batch(uow: SqlUnitOfWork, chunk: list[RetentionItem],
         elif item.target not in done:
             erase.setdefault(trigger is RetentionTrigger.LAST_CLINICAL_ENTRY,
                              []).append(item.target)
-    if revoked:
-        uow.connection.execute(_REMOVE_EVIDENCE, {"c": uow.clinic_id, "ids": revoked})
     for hold_expired, patients in erase.items():
         for result in erase_many_in(uow, patients, hold_expired=hold_expired):
             done[result.patient_id] = result.outcome
+    if revoked:  # after the erasures, as when items ran one by one in plan order
+        uow.connection.execute(_REMOVE_EVIDENCE, {"c": uow.clinic_id, "ids": revoked})
     return [outcomes[n] if n in outcomes else done[item.target]
             for n, item in enumerate(chunk)]

@@ -28,13 +28,18 @@ INSERT = text(
 )
 # many events of one actor in one statement: the per-event fields as parallel arrays
 INSERT_MANY = text(
+    "WITH e AS (SELECT * FROM unnest(CAST(:actions AS text[]), CAST(:rids AS text[]), "
+    "CAST(:patients AS uuid[]), CAST(:details AS text[])) WITH ORDINALITY "
+    "AS e(action, rid, patient, details, n)), "
+    # the keyed reference (two SHA-256 in a SECURITY DEFINER function) once per patient,
+    # not once per event
+    "r AS (SELECT p.patient, neonpro_patient_ref(p.patient) AS ref "
+    "FROM (SELECT DISTINCT patient FROM e WHERE patient IS NOT NULL) p) "
     "INSERT INTO audit_events (clinic_id, actor_id, actor_role, action, resource_type, "
     "resource_id, patient_ref, status, risk_level, ip_address, user_agent, session_id, "
-    "request_id, details) SELECT :clinic, :actor, :role, e.action, :rtype, e.rid, "
-    "neonpro_patient_ref(e.patient), :status, :risk, CAST(:ip AS inet), :ua, :session, "
-    ":request, CAST(e.details AS jsonb) FROM unnest(CAST(:actions AS text[]), "
-    "CAST(:rids AS text[]), CAST(:patients AS uuid[]), CAST(:details AS text[])) "
-    "AS e(action, rid, patient, details)"
+    "request_id, details) SELECT :clinic, :actor, :role, e.action, :rtype, e.rid, r.ref, "
+    ":status, :risk, CAST(:ip AS inet), :ua, :session, :request, CAST(e.details AS jsonb) "
+    "FROM e LEFT JOIN r ON r.patient = e.patient ORDER BY e.n"
 )
 
 
