@@ -50,12 +50,16 @@ class PoolProfile:
     }
 
 
-def _default_embedded_dir() -> Path:
+def _default_data_dir() -> Path:
     if os.geteuid() == 0:
         # root's home is not traversable by the unprivileged account that runs the server
-        return Path("/var/lib/neonpro/embedded")
+        return Path("/var/lib/neonpro")
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "neonpro" / "embedded"
+    return Path(base) / "neonpro"
+
+
+def _default_embedded_dir() -> Path:
+    return _default_data_dir() / "embedded"
 
 
 class Settings(BaseSettings):
@@ -112,6 +116,16 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    # Logical backups (docs/operations.md): where they go, optional AES-256-GCM encryption
+    # of the files (base64 of 32 bytes), and how many daily/weekly/monthly ones prune keeps.
+    backup_dir: Path = Field(default_factory=lambda: _default_data_dir() / "backups")
+    backup_key: SecretStr | None = None
+    backup_keep_daily: int = Field(default=7, ge=1, le=366)
+    backup_keep_weekly: int = Field(default=4, ge=0, le=520)
+    backup_keep_monthly: int = Field(default=12, ge=0, le=1200)
+    # pgBackRest (point-in-time recovery): its repository and configuration directory.
+    pitr_dir: Path = Field(default_factory=lambda: _default_data_dir() / "pitr")
 
     log_level: str = "INFO"
 

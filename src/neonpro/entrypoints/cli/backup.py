@@ -1,0 +1,167 @@
+"""``neonpro backup``: create, list, verify, restore, prune and drill logical backups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.table import Table
+
+from neonpro.adapters.backup.pgtools import ToolError
+from neonpro.adapters.backup.stream import CorruptBackup
+from neonpro.bootstrap import Container
+from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.redaction import redact_text
+from neonpro.services import backup as svc
+
+app = typer.Typer(help="Logical backups: create, verify, restore, prune, drill.",
+                  no_args_is_help=True)
+
+DirOption = Annotated[Path | None, typer.Option(
+    "--dir", help="Backup directory (default NEONPRO_BACKUP_DIR).")]
+JsonOption = Annotated[bool, typer.Option("--json")]
+
+
+@contextmanager
+def _box(directory: Path | None) -> Iterator[tuple[Container, Path]]:
+    with container() as box:
+        try:
+            yield box, directory or box.settings.backup_dir
+        except CorruptBackup as exc:
+            fail(f"corrupt backup: {exc}", 3)
+        except (svc.BackupError, ToolError, ValueError) as exc:
+            fail(str(exc))
+        except psycopg.Error as exc:
+            fail(f"database error: {redact_text(str(exc).splitlines()[0][:300])}")
+
+
+def _find(directory: Path, backup_id: str) -> svc.Backup:
+    try:
+        return svc.find(directory, backup_id)
+    except svc.BackupError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def create(directory: DirOption = None, as_json: JsonOption = False) -> None:
+    """Dump the database (custom format, compressed, optionally encrypted) with a manifest."""
+    with _box(directory) as (box, where):
+        backup = svc.create_backup(box, directory=where)
+    if as_json:
+        print_json(backup.summary() | {"path": str(backup.path)})
+        return
+    s = backup.summary()
+    out.print(f"backup {backup.id}: {s['rows']} rows in {len(backup.manifest['tables'])} "
+              f"tables, {s['bytes'] / 1e6:.1f} MB{' (encrypted)' if s['encrypted'] else ''}, "
+              f"migration {s['migration_head']}")
+    out.print(f"  {backup.path}")
+
+
+@app.command("list")
+def list_(directory: DirOption = None, as_json: JsonOption = False) -> None:
+    """The complete backups, oldest first, and whether each was verified."""
+    with _box(directory) as (_unused, where):
+        backups = svc.catalog(where)
+    if as_json:
+        print_json([b.summary() for b in backups])
+        return
+    table = Table("id", "finished", "MB", "rows", "migration", "encrypted", "verified")
+    for b in backups:
+        s = b.summary()
+        table.add_row(b.id, s["finished_at"][:19], f"{s['bytes'] / 1e6:.1f}", str(s["rows"]),
+                      str(s["migration_head"]), "yes" if s["encrypted"] else "no",
+                      "yes" if s["verified"] else "no")
+    out.print(table)
+
+
+@app.command()
+def verify(backup_id: str, directory: DirOption = None, as_json: JsonOption = False,
+           jobs: Annotated[int, typer.Option(min=1, max=16)] = 2) -> None:
+    """Restore into a scratch database, check row counts, checksums and audit chains."""
+    with _box(directory) as (box, where):
+        report = svc.verify_backup(box, _find(where, backup_id), jobs=jobs)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for problem in report.problems:
+            out.print(f"[red]FAIL[/] {problem}")
+        verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
+        out.print(f"{verdict} backup {backup_id}: {report.audit_events_verified} audit events "
+                  f"verified; seconds {report.seconds}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def restore(
+    backup_id: str,
+    target: Annotated[str, typer.Option("--target", help="Database URL to restore into.")],
+    force: Annotated[bool, typer.Option(help="Replace a non-empty target database.")] = False,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+    jobs: Annotated[int, typer.Option(min=1, max=16)] = 2,
+) -> None:
+    """Restore into --target: roles, data, migrations, re-applied erasures, health check."""
+    with _box(directory) as (box, where):
+        try:
+            report = svc.restore_backup(box, _find(where, backup_id), target, force=force,
+                                        jobs=jobs)
+        except svc.RestoreRefused as exc:
+            fail(str(exc), 2)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for problem in report.problems:
+            out.print(f"[red]FAIL[/] {problem}")
+        verdict = "[green]restored[/]" if report.ok else "[red]restored with problems[/]"
+        out.print(f"{verdict} {backup_id} into {report.target}: "
+                  f"{report.reapplied_erasures} erasure(s) re-applied, health "
+                  f"{'ok' if report.health.get('ok') else 'FAILED'}; seconds {report.seconds}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("prune")
+def prune_(directory: DirOption = None,
+           dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+           as_json: JsonOption = False) -> None:
+    """Keep the newest backup of each of the last N days, weeks and months (settings)."""
+    with _box(directory) as (box, where):
+        plan = svc.prune(box, directory=where, dry_run=dry_run)
+    if as_json:
+        print_json({"keep": {b.id: plan.reasons[b.id] for b in plan.keep},
+                    "delete": [b.id for b in plan.delete], "dry_run": dry_run})
+        return
+    for b in plan.keep:
+        out.print(f"keep   {b.id} ({', '.join(plan.reasons[b.id])})")
+    for b in plan.delete:
+        out.print(f"{'would delete' if dry_run else 'deleted'} {b.id}")
+
+
+@app.command()
+def drill(directory: DirOption = None, as_json: JsonOption = False,
+          jobs: Annotated[int, typer.Option(min=1, max=16)] = 2,
+          wal_wait: Annotated[float, typer.Option(help="Seconds to wait for WAL archiving.")]
+          = 420.0) -> None:
+    """Backup, restore into a scratch database, verify; print the measured RTO and RPO."""
+    with _box(directory) as (box, where):
+        report = svc.drill(box, directory=where, jobs=jobs, wal_wait_s=wal_wait)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        for problem in report.problems:
+            out.print(f"[red]FAIL[/] {problem}")
+        out.print(f"RTO {report.rto_seconds:.1f} s (target <= {svc.RTO_TARGET_S} s)")
+        if report.rpo_seconds is None:
+            out.print(f"RPO not measured: {report.rpo_basis}")
+        else:
+            out.print(f"RPO {report.rpo_seconds:.1f} s (target <= {svc.RPO_TARGET_S} s; "
+                      f"{report.rpo_basis})")
+        out.print(f"steps {report.steps}")
+        out.print(f"drill {'PASSED' if report.ok else 'FAILED'} (backup {report.backup_id})")
+    if not report.ok:
+        raise typer.Exit(1)
