@@ -6,6 +6,7 @@ import typer
 
 from neonpro.entrypoints.cli import (
     audit,
+    backup,
     consent,
     db,
     demo,
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
+app.add_typer(backup.app, name="backup")
 app.add_typer(consent.app, name="consent")
 app.add_typer(demo.app, name="demo")
 app.add_typer(keys.app, name="keys")
