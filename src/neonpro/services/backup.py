@@ -221,8 +221,9 @@ def _ensure_roles(target: Target, roles: Roles) -> None:
         conn.execute(bootstrap_roles_sql(roles).encode())
 
 
-def _audit(container: Container, action: AuditAction, resource_id: str, details: dict[str, Any],
-           *, ok: bool = True, actor: Actor = SystemActors.BACKUP) -> None:
+def record_event(container: Container, action: AuditAction, resource_id: str,
+                 details: dict[str, Any], *, ok: bool = True,
+                 actor: Actor = SystemActors.BACKUP) -> None:
     """Record a backup event in ``container``'s database, and seal it."""
     uow = container.service_uow(actor)
     with uow:
@@ -344,10 +345,10 @@ def create_backup(container: Container, *, directory: Path | None = None,
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         with suppress(Exception):
-            _audit(container, AuditAction.BACKUP, backup_id, {"phase": "create"}, ok=False,
+            record_event(container, AuditAction.BACKUP, backup_id, {"phase": "create"}, ok=False,
                    actor=actor)
         raise
-    _audit(container, AuditAction.BACKUP, backup_id, {
+    record_event(container, AuditAction.BACKUP, backup_id, {
         "phase": "create", "bytes": sum(f["bytes"] for f in files.values()),
         "tables": len(tables), "encrypted": key is not None}, actor=actor)
     log.info("backup_created", backup=backup_id, seconds=timings.steps)
@@ -493,7 +494,7 @@ def verify_backup(container: Container, backup: Backup, *, jobs: int = 2,
     report = VerifyReport(backup.id, not problems, problems, timings.steps, events)
     _write_json(backup.path / VERIFIED, report.as_dict())
     with suppress(Exception):
-        _audit(container, AuditAction.VERIFY, backup.id, {
+        record_event(container, AuditAction.VERIFY, backup.id, {
             "ok": report.ok, "problems": len(problems)}, ok=report.ok, actor=actor)
     return report
 
@@ -542,13 +543,18 @@ def later_ledgers(backup: Backup) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for other in catalog(backup.path.parent):
         if other.finished_at > backup.finished_at:
-            file = other.path / LEDGER
-            info = other.manifest["files"].get("ledger")
-            if info and file.is_file() and sha256_file(file) == info["sha256"]:
-                entries += json.loads(file.read_text())
-            else:
-                log.warning("backup_ledger_unusable", backup=other.id)
+            entries += _backup_ledger(other)
     return entries
+
+
+def _backup_ledger(backup: Backup) -> list[dict[str, Any]]:
+    file = backup.path / LEDGER
+    info = backup.manifest["files"].get("ledger")
+    if info and file.is_file() and sha256_file(file) == info["sha256"]:
+        data: list[dict[str, Any]] = json.loads(file.read_text())
+        return data
+    log.warning("backup_ledger_unusable", backup=backup.id)
+    return []
 
 
 def restore_backup(container: Container, backup: Backup, target_url: str, *,
@@ -585,23 +591,39 @@ def restore_backup(container: Container, backup: Backup, target_url: str, *,
                          keyring=container.keyring)
     try:
         with timings.step("reapply_erasures"):
-            with snap.connect(target) as conn:
-                snap.insert_ledger(conn, roles, _unique(ledger))
-                conn.commit()
-            reapplied = reapply_erasures(restored, actor)
+            reapplied = reapply_ledger(restored, ledger, actor)
         with timings.step("health"):
             health = check_health(restored.database)
         ok = not problems and bool(health["ok"])
-        _audit(restored, AuditAction.RESTORE, backup.id, {
+        record_event(restored, AuditAction.RESTORE, backup.id, {
             "reapplied_erasures": reapplied, "ok": ok, "snapshot_at": backup.manifest[
                 "snapshot_at"]}, ok=ok, actor=actor)
     finally:
         restored.close()
     with suppress(Exception):
-        _audit(container, AuditAction.RESTORE, backup.id, {
+        record_event(container, AuditAction.RESTORE, backup.id, {
             "target": target.describe(), "ok": ok}, ok=ok, actor=actor)
     return RestoreReport(backup.id, target.describe(), ok, timings.steps, problems,
                          reapplied, health)
+
+
+def known_erasures(container: Container) -> list[dict[str, Any]]:
+    """Every erasure known outside a database about to be rolled back: its own live ledger
+    (if reachable) and the ledgers of every logical backup."""
+    entries = _ledger_from(_source(container), _roles(container))
+    for backup in catalog(container.settings.backup_dir):
+        entries += _backup_ledger(backup)
+    return entries
+
+
+def reapply_ledger(container: Container, entries: list[dict[str, Any]],
+                   actor: Actor = SystemActors.BACKUP) -> int:
+    """Append the ledger entries ``container``'s database lacks, then erase again every
+    patient the ledger names whose row came back unerased. Returns how many."""
+    with snap.connect(_source(container)) as conn:
+        snap.insert_ledger(conn, _roles(container), _unique(entries))
+        conn.commit()
+    return reapply_erasures(container, actor)
 
 
 def _unique(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -666,7 +688,7 @@ def prune(container: Container, *, directory: Path | None = None, dry_run: bool 
             if datetime.fromtimestamp(partial.stat().st_mtime, UTC) < stale:
                 shutil.rmtree(partial, ignore_errors=True)
         if plan.delete:
-            _audit(container, AuditAction.DELETE, "prune", {
+            record_event(container, AuditAction.DELETE, "prune", {
                 "phase": "prune", "deleted": [b.id for b in plan.delete]}, actor=actor)
     return plan
 

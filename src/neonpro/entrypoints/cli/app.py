@@ -15,6 +15,7 @@ from neonpro.entrypoints.cli import (
     lgpd_erasure,
     lgpd_incidents,
     patients,
+    pitr,
     serve,
     token,
 )
@@ -37,5 +38,6 @@ lgpd.app.command("incidents")(lgpd_incidents.incidents)
 lgpd.app.command("disclosures")(lgpd_incidents.disclosures)
 app.add_typer(lgpd.app, name="lgpd")
 app.add_typer(patients.app, name="patients")
+app.add_typer(pitr.app, name="pitr")
 app.command("serve")(serve.serve)
 app.command("token")(token.token)
