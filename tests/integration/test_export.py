@@ -298,6 +298,14 @@ def test_fhir_bundle_parses_back_and_holds_every_resource(
     assert b"Vizinho" not in content
 
 
+def test_fhir_bytes_are_what_the_models_serialize(
+        fhir_export: tuple[bytes, dict[str, list[Any]]]) -> None:
+    """The export writes the validated data itself (not through the models' slow
+    serializer): parsed back by fhir.resources, it must serialize to the same JSON."""
+    content, _ = fhir_export
+    assert json.loads(Bundle.model_validate_json(content).model_dump_json()) == json.loads(content)
+
+
 def test_fhir_consents_and_references(seeded: Seeded,
                                       fhir_export: tuple[bytes, dict[str, list[Any]]]) -> None:
     content, resources = fhir_export
