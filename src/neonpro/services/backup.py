@@ -30,11 +30,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import structlog
@@ -62,6 +63,7 @@ from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 from neonpro.services.erasure import reapply_erasures
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 FORMAT = 1
 COMPRESSION = "1"  # gzip level 1 (every pg_dump since 15 has gzip; level 1 is ~4x level 6)
@@ -259,6 +261,10 @@ def _write_json(path: Path, data: Any) -> None:
 class Timings:
     steps: dict[str, float] = field(default_factory=dict)
 
+    def timed(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        with self.step(name):
+            return fn(*args)
+
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
@@ -314,17 +320,17 @@ def create_backup(container: Container, *, directory: Path | None = None,
                               "--enable-row-security",
                               *(f"--table=public.{t}" for t in owner_only)]),
             ]
-            files: dict[str, Any] = {}
-            dumper = threading.Thread(target=_dump_all, daemon=True, args=(
-                files, dumps, source, work, key, timings))
-            dumper.start()
-            with timings.step("manifest_stats"):
-                tables = snap.table_stats(conn, roles)
-                heads = snap.audit_heads(conn, roles)
-                head = snap.migration_head(conn)
-                entries = snap.ledger(conn, roles)
-            dumper.join()
-            _raise_from(files)
+            # the three dumps run side by side while this transaction reads the manifest
+            with ThreadPoolExecutor(max_workers=len(dumps)) as pool:
+                futures = {name.removesuffix(".dump"): pool.submit(
+                    _timed_dump, timings, args, source, work / name, key)
+                    for name, args in dumps}
+                with timings.step("manifest_stats"):
+                    tables = snap.table_stats(conn, roles)
+                    heads = snap.audit_heads(conn, roles)
+                    head = snap.migration_head(conn)
+                    entries = snap.ledger(conn, roles)
+                files: dict[str, Any] = {k: f.result() for k, f in futures.items()}
         _write_json(work / LEDGER, entries)
         files["ledger"] = {"name": LEDGER, "sha256": sha256_file(work / LEDGER),
                            "bytes": (work / LEDGER).stat().st_size}
@@ -345,8 +351,8 @@ def create_backup(container: Container, *, directory: Path | None = None,
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         with suppress(Exception):
-            record_event(container, AuditAction.BACKUP, backup_id, {"phase": "create"}, ok=False,
-                   actor=actor)
+            record_event(container, AuditAction.BACKUP, backup_id, {"phase": "create"},
+                         ok=False, actor=actor)
         raise
     record_event(container, AuditAction.BACKUP, backup_id, {
         "phase": "create", "bytes": sum(f["bytes"] for f in files.values()),
@@ -355,20 +361,10 @@ def create_backup(container: Container, *, directory: Path | None = None,
     return Backup(backup_id, final, manifest)
 
 
-def _raise_from(files: dict[str, Any]) -> None:
-    if "error" in files:
-        raise files["error"]
-
-
-def _dump_all(files: dict[str, Any], dumps: list[tuple[str, list[str]]], source: Target,
-              work: Path, key: bytes | None, timings: Timings) -> None:
-    try:
-        for name, args in dumps:
-            with timings.step(f"pg_dump {name}"):
-                files[name.removesuffix(".dump")] = _dump(args, source, work / name, key,
-                                                          f"pg_dump ({name})")
-    except BaseException as exc:  # noqa: BLE001  (re-raised by the caller)
-        files["error"] = exc
+def _timed_dump(timings: Timings, args: list[str], source: Target, path: Path,
+                key: bytes | None) -> dict[str, Any]:
+    with timings.step(f"pg_dump {path.name}"):
+        return _dump(args, source, path, key, f"pg_dump ({path.name})")
 
 
 # ---------------------------------------------------------------------------- restore core
@@ -481,10 +477,14 @@ def verify_backup(container: Container, backup: Backup, *, jobs: int = 2,
         _create_database(scratch, replace=False)
         with timings.step("pg_restore"), _plain_files(backup, _key(container)) as files:
             _restore_files(scratch, files, jobs, backup.manifest)
-        with timings.step("compare"):
-            problems += compare(backup, scratch, _roles(container))
-        with timings.step("audit_verify"):
-            events, chain_problems = _verify_audit(container, scratch)
+        # two independent reads of the restored data, side by side
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            compared = pool.submit(timings.timed, "compare", compare, backup, scratch,
+                                   _roles(container))
+            audited = pool.submit(timings.timed, "audit_verify", _verify_audit, container,
+                                  scratch)
+            problems += compared.result()
+            events, chain_problems = audited.result()
             problems += chain_problems
     except (CorruptBackup, BackupError, ToolError) as exc:
         problems.append(str(exc))
