@@ -120,7 +120,8 @@ class FakeAppointments:
                 and r["id"] != exclude and r["start_time"] < window.end
                 and r["end_time"] > window.start]
 
-    def add(self, data: AppointmentCreate, *, time_zone: str) -> AppointmentRead:
+    def add(self, data: AppointmentCreate, *, time_zone: str,
+            booked_at: datetime | None = None) -> AppointmentRead:
         for r in self.rows.values():
             if (r["professional_id"] == data.professional_id and S(r["status"]) in BLOCKING
                     and r["start_time"] < data.end_time and data.start_time < r["end_time"]):

@@ -18,14 +18,19 @@ probability ``sigmoid(logit)`` where ``logit`` adds up:
 - ``NS_RESCHEDULED`` when the appointment was moved (``reschedule_count > 0``),
 - ``NS_LONG_GAP`` when the last attended visit is more than ``LONG_GAP_DAYS`` ago,
 - a small weekday effect (Monday, Friday, Saturday) and hour effect (before 09:00, from
-  17:00), and ``NS_CONFIRMED`` when the patient confirmed (less likely to miss).
+  17:00), and ``NS_CONFIRMED`` when the patient confirmed (less likely to miss),
+- ``NS_LEAD * (log1p(lead days) - log1p(LEAD_PIVOT_DAYS))``: bookings made long in
+  advance are missed more often, same-week ones less.
 
-Cancellations, reschedules and confirmations also depend a little on ``z``. Lead time
-(booking to appointment) carries no signal: ``created_at`` is the database's now(), so
-it cannot be represented honestly and the generator does not pretend it can. For the same
-reason the times the repositories stamp (created_at, patient_confirmed_at, cancelled_at,
-actual start and end, consent given_at) are the seeding time, not the appointment's: they
-carry no signal and must not be used as features on demo data.
+Lead time is real data, not a label: each booking gets a booking moment (a mix of
+same-week, two-to-three-week and one-to-three-month leads from its own random stream,
+never later than the seeding moment), and the scheduling service records it as the
+appointment's ``created_at`` (its ``booked_at`` argument, meant for imports of past
+bookings; the API never passes it). A reschedule is booked a few days before the original
+slot. Cancellations, reschedules and confirmations also depend a little on ``z``. The other
+times the repositories stamp (patient_confirmed_at, cancelled_at, actual start and end,
+consent given_at) are the seeding time, not the appointment's: they carry no signal and
+must not be used as features on demo data.
 """
 
 from __future__ import annotations
@@ -107,6 +112,9 @@ NS_CONFIRMED: Final = -0.5
 NS_WEEKDAY: Final = (0.2, 0.0, 0.0, 0.0, 0.25, 0.35, 0.0)  # Monday .. Sunday
 NS_EARLY: Final = 0.25
 NS_LATE: Final = 0.3
+NS_LEAD: Final = 0.8
+LEAD_PIVOT_DAYS: Final = 7.0
+LEAD_MIX: Final = ((0.3, 0.0, 3.0), (0.4, 3.0, 21.0), (0.3, 21.0, 75.0))  # share, days
 CANCEL_BASE, CANCEL_LATENT = -2.9, 0.35
 RESCHEDULE_BASE, RESCHEDULE_LATENT = -2.8, 0.4
 CONFIRM_BASE, CONFIRM_LATENT = 0.8, -0.9
@@ -406,6 +414,7 @@ class _Booking:
     start: int
     minutes: int
     service: str
+    booked: datetime  # when the booking was made (stored as the appointment's created_at)
     reschedules: int = 0
 
 
@@ -420,6 +429,11 @@ class _Generator:
                  today: date, progress: ProgressFn | None) -> None:
         self.box = container
         self.rng = random.Random(seed)  # noqa: S311  (synthetic data, not security)
+        # lead times from their own stream: the other choices keep their sequence
+        self.lead_rng = random.Random(f"lead:{seed}")  # noqa: S311
+        # the seeding moment: no booking is made after it
+        self.clock = min(datetime.now(ZONE),
+                         datetime.combine(today + timedelta(days=1), time.min, tzinfo=ZONE))
         self.seed = seed
         self.n_patients = patients
         self.progress = progress or (lambda _phase, _done, _total: None)
@@ -451,6 +465,18 @@ class _Generator:
 
     def moment(self, day: int, minute: int) -> datetime:
         return datetime.combine(self.date_of(day), time(minute // 60, minute % 60), tzinfo=ZONE)
+
+    def booking_moment(self, start: datetime) -> datetime:
+        """When a booking for ``start`` was made: a lead drawn from :data:`LEAD_MIX`."""
+        pick, acc = self.lead_rng.random(), 0.0
+        low, high = LEAD_MIX[-1][1:]
+        for share, a, b in LEAD_MIX:
+            acc += share
+            if pick < acc:
+                low, high = a, b
+                break
+        lead = timedelta(days=self.lead_rng.uniform(low, high))
+        return min(start - lead, self.clock, start)
 
     def staff_email(self, clinic: ClinicTemplate, given: str, family: str) -> str:
         local, n = _email_local(given, family), 1
@@ -693,21 +719,26 @@ class _Generator:
                     chief_complaint=self.rng.choice(COMPLAINTS)
                     if s.tuss else None,
                 )
+                booked = self.booking_moment(data.start_time)
                 try:
-                    created = scheduling.book_appointment(self.uow(patient.clinic), data)
+                    created = scheduling.book_appointment(self.uow(patient.clinic), data,
+                                                          booked_at=booked)
                 except (BookingRuleViolation, DoubleBooking):
                     self.skipped += 1
                     continue
                 self.appointments += 1
                 self.occupy(prof.index, when, start, start + s.minutes)
                 return _Booking(created, patient.index, prof.index, when, start, s.minutes,
-                                service)
+                                service, booked)
         return None
 
     def move(self, b: _Booking) -> _Booking | None:
         """Reschedule ``b`` one to seven days later (same professional), or None."""
         prof, patient = self.profs[b.prof], self.patients[b.patient]
         first = b.day + self.rng.randint(1, 7)
+        original = self.moment(b.day, b.start)
+        asked = max(b.booked, min(original - timedelta(days=self.lead_rng.uniform(0.5, 5)),
+                                  self.clock))
         for when in range(first, first + PUSH_DAYS):
             for start in self.candidates(prof, when, b.start, b.minutes)[:3]:
                 reason = self.rng.choice(("a pedido do paciente", "agenda do profissional"))
@@ -716,7 +747,8 @@ class _Generator:
                         self.uow(patient.clinic), b.appointment.id, Reschedule(
                             version=b.appointment.version, reason=reason,
                             start_time=self.moment(when, start),
-                            end_time=self.moment(when, start + b.minutes)))
+                            end_time=self.moment(when, start + b.minutes)),
+                        booked_at=min(asked, self.moment(when, start)))
                 except (BookingRuleViolation, DoubleBooking):
                     self.skipped += 1
                     continue
@@ -725,7 +757,7 @@ class _Generator:
                 self.appointments += 1
                 self.occupy(prof.index, when, start, start + b.minutes)
                 return _Booking(moved, b.patient, b.prof, when, start, b.minutes, b.service,
-                                b.reschedules + 1)
+                                min(asked, self.moment(when, start)), b.reschedules + 1)
         return None
 
     # ------------------------------------------------------------ outcomes
@@ -743,6 +775,8 @@ class _Generator:
             x += NS_RESCHEDULED
         if p.last_visit is not None and b.day - p.last_visit > LONG_GAP_DAYS:
             x += NS_LONG_GAP
+        lead_days = (self.moment(b.day, b.start) - b.booked).total_seconds() / 86400
+        x += NS_LEAD * (math.log1p(max(lead_days, 0.0)) - math.log1p(LEAD_PIVOT_DAYS))
         return x + (NS_CONFIRMED if confirmed else 0.0)
 
     def schedule(self, day: int, preferred: int, patient: int, service: str) -> None:

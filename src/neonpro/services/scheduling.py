@@ -38,23 +38,28 @@ def _check(uow: UnitOfWork, professional_id: uuid.UUID, start: datetime, end: da
     return zone_name
 
 
-def book_appointment(uow: UnitOfWork, data: AppointmentCreate) -> AppointmentRead:
-    """Book if every rule holds: hours, days, break, daily maximum, buffer, licence."""
+def book_appointment(uow: UnitOfWork, data: AppointmentCreate, *,
+                     booked_at: datetime | None = None) -> AppointmentRead:
+    """Book if every rule holds: hours, days, break, daily maximum, buffer, licence.
+
+    ``booked_at``: when the booking was really made, for imports of past bookings and the
+    demo generator (default: now); the API never passes it.
+    """
     with uow:
         zone = _check(uow, data.professional_id, data.start_time, data.end_time)
-        appointment = uow.appointments.add(data, time_zone=zone)
+        appointment = uow.appointments.add(data, time_zone=zone, booked_at=booked_at)
         uow.commit()
     return appointment
 
 
-def reschedule_appointment(uow: UnitOfWork, appointment_id: uuid.UUID,
-                           data: Reschedule) -> AppointmentRead:
+def reschedule_appointment(uow: UnitOfWork, appointment_id: uuid.UUID, data: Reschedule, *,
+                           booked_at: datetime | None = None) -> AppointmentRead:
     """Book the new window linked to the original, which becomes ``rescheduled``."""
     with uow:
         current = uow.appointments.get(appointment_id)
         _check(uow, current.professional_id, data.start_time, data.end_time,
                exclude=appointment_id)
-        moved = uow.appointments.reschedule(appointment_id, data)
+        moved = uow.appointments.reschedule(appointment_id, data, booked_at=booked_at)
         uow.commit()
     return moved
 

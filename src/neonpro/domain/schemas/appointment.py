@@ -188,6 +188,7 @@ class CalendarEntry(ReadSchema):
     service_type_id: uuid.UUID | None
     service_name: str | None
     version: int
+    no_show_risk_score: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

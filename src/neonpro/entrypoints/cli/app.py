@@ -14,6 +14,7 @@ from neonpro.entrypoints.cli import (
     lgpd,
     lgpd_erasure,
     lgpd_incidents,
+    noshow,
     patients,
     pitr,
     serve,
@@ -39,5 +40,6 @@ lgpd.app.command("disclosures")(lgpd_incidents.disclosures)
 app.add_typer(lgpd.app, name="lgpd")
 app.add_typer(patients.app, name="patients")
 app.add_typer(pitr.app, name="pitr")
+app.add_typer(noshow.app, name="noshow")
 app.command("serve")(serve.serve)
 app.command("token")(token.token)

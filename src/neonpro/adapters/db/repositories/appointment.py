@@ -13,9 +13,16 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
 
-from neonpro.adapters.db.models import Appointment, Clinic, Patient, Professional, ServiceType
+from neonpro.adapters.db.models import (
+    Appointment,
+    AppointmentRiskScore,
+    Clinic,
+    Patient,
+    Professional,
+    ServiceType,
+)
 from neonpro.adapters.db.repositories._base import SqlRepository
-from neonpro.domain.errors import Conflict, NotFound, StaleVersion
+from neonpro.domain.errors import Conflict, NotFound, StaleVersion, ValidationFailed
 from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.scheduling import BLOCKING, Slot, check_transition
 from neonpro.domain.schemas.appointment import (
@@ -42,9 +49,20 @@ ENCRYPTED = {
     "clinical_notes": "clinical_notes_encrypted",
     "internal_notes": "internal_notes_encrypted",
 }
-READ_COLUMNS = [T[f] for f in READ_FIELDS if f not in ENCRYPTED] + [
-    T[c] for c in ENCRYPTED.values()
-]
+RS = cast(Table, AppointmentRiskScore.__table__).c
+# the prediction is read from the side table (scoring never writes the appointment row)
+SCORED = {"no_show_risk_score": RS.score, "no_show_model_version": RS.model_version,
+          "no_show_risk_factors": RS.factors, "no_show_predicted_at": RS.predicted_at}
+
+
+def _scored(name: str) -> Any:
+    """The latest recorded prediction's ``name`` for the row at hand (a primary-key probe)."""
+    return (select(SCORED[name]).where(RS.clinic_id == T.clinic_id, RS.appointment_id == T.id)
+            .correlate(TABLE).scalar_subquery().label(name))
+
+
+READ_COLUMNS = [_scored(f) if f in SCORED else T[f] for f in READ_FIELDS
+                if f not in ENCRYPTED] + [T[c] for c in ENCRYPTED.values()]
 _BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
 GET = select(*READ_COLUMNS).where(_BY_ID)
 DELETABLE = frozenset({S.SCHEDULED, S.CONFIRMED, S.CANCELLED})
@@ -53,7 +71,7 @@ CALENDAR_COLUMNS = (
     T.id, T.start_time, T.end_time, T.status, T.appointment_type, T.patient_id,
     P.full_name.label("patient_name"), T.professional_id,
     PR.full_name.label("professional_name"), T.service_type_id,
-    ST.name.label("service_name"), T.version,
+    ST.name.label("service_name"), T.version, _scored("no_show_risk_score"),
 )
 
 
@@ -157,12 +175,16 @@ class SqlAppointmentRepository(SqlRepository):
         return [CalendarEntry.model_construct(**r._mapping) for r in self._execute(query)]  # noqa: SLF001
 
     # ------------------------------------------------------------ writes
-    def add(self, data: AppointmentCreate, *, time_zone: str) -> AppointmentRead:
+    def add(self, data: AppointmentCreate, *, time_zone: str,
+            booked_at: datetime | None = None) -> AppointmentRead:
+        """Insert a booking. ``booked_at`` (imports, the demo generator; never the API) is
+        when the booking was made in the source, kept as ``created_at``: lead time is
+        ``start_time - created_at``."""
         appointment_id = uuid.uuid4()
         values = self._encrypt(appointment_id, data.model_dump(exclude_none=True))
         actor = self._uow.actor.id
         values.update(id=appointment_id, clinic_id=self.clinic_id, time_zone=time_zone,
-                      created_by=actor, updated_by=actor)
+                      created_by=actor, updated_by=actor, **_booked(booked_at, data.start_time))
         row = self._execute(insert(TABLE).values(**values).returning(*READ_COLUMNS)).one()
         return self._to_read(row)
 
@@ -237,7 +259,8 @@ class SqlAppointmentRepository(SqlRepository):
             "cancellation_fee": data.fee, "no_show_actual_outcome": NoShowOutcome.CANCELLED.value,
         })
 
-    def reschedule(self, appointment_id: uuid.UUID, data: Reschedule) -> AppointmentRead:
+    def reschedule(self, appointment_id: uuid.UUID, data: Reschedule, *,
+                   booked_at: datetime | None = None) -> AppointmentRead:
         """Mark the original ``rescheduled`` (it stops blocking) and book the new window
         linked to it; the exclusion constraint re-checks the overlap on the insert."""
         old = self._transition(appointment_id, data.version, S.RESCHEDULED)
@@ -253,6 +276,7 @@ class SqlAppointmentRepository(SqlRepository):
             end_time=data.end_time, status=S.SCHEDULED.value, rescheduled_from_id=old.id,
             reschedule_count=old.reschedule_count + 1, last_rescheduled_at=now,
             rescheduling_reason=data.reason, created_by=actor, updated_by=actor,
+            **_booked(booked_at, data.start_time),
         )
         row = self._execute(insert(TABLE).values(**values).returning(*READ_COLUMNS)).one()
         return self._to_read(row)
@@ -278,6 +302,14 @@ class SqlAppointmentRepository(SqlRepository):
             values["last_no_show_date"] = func.greatest(P.last_no_show_date, no_show)
         self._execute(update(cast(Table, Patient.__table__)).where(
             P.clinic_id == self.clinic_id, P.id == patient_id).values(**values))
+
+
+def _booked(booked_at: datetime | None, start: datetime) -> dict[str, datetime]:
+    if booked_at is None:
+        return {}
+    if booked_at.tzinfo is None or booked_at > start:
+        raise ValidationFailed("booked_at", "must be timezone-aware and not after the start")
+    return {"created_at": booked_at}
 
 
 COPIED_ON_RESCHEDULE = (

@@ -1,0 +1,268 @@
+"""No-show risk use cases: train a clinic's model, evaluate it, score what is coming, list
+the front desk's high-risk appointments. Each runs in one tenant unit of work.
+
+The model is a scikit-learn L1-regularised logistic regression on standardised features
+(:mod:`neonpro.domain.noshow`); what is stored is its numbers, and scoring uses them
+directly (a test checks they give scikit-learn's own probabilities). A clinic with too
+little history (fewer than :data:`MIN_ROWS` attended or missed appointments, or fewer than
+:data:`MIN_EACH_CLASS` of either) gets the prior-based fallback instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import sklearn
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
+from neonpro.adapters.db.uow import SqlUnitOfWork
+from neonpro.domain.errors import Conflict
+from neonpro.domain.noshow import (
+    FEATURE_NAMES,
+    PATIENT_STRENGTH,
+    Evaluation,
+    Features,
+    StoredModel,
+    clinic_rate,
+    deciles,
+    encode,
+    linear_prediction,
+    prior_probability,
+)
+from neonpro.domain.vocabulary import AuditAction, NoShowModelKind
+
+MIN_ROWS: Final = 200
+MIN_EACH_CLASS: Final = 20
+DAYS_PER_MONTH: Final = 30.44
+DEFAULT_HOLDOUT_MONTHS: Final = 3
+DEFAULT_HORIZON_DAYS: Final = 14
+HIGH_RISK_SCORE: Final = 30
+
+
+class NotEnoughHistory(Conflict):
+    """The clinic's history cannot support what was asked (too few rows, one class only)."""
+
+    code = "not_enough_history"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    model: StoredModel
+    rows: int
+    no_shows: int
+    evaluation: Evaluation | None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    model: StoredModel
+    scored: int
+    patients_updated: int
+
+
+def _labels(rows: Sequence[Features]) -> list[int]:
+    return [int(r.label or 0) for r in rows]
+
+
+def enough_for_a_model(rows: Sequence[Features]) -> bool:
+    no_shows = sum(_labels(rows))
+    return len(rows) >= MIN_ROWS and min(no_shows, len(rows) - no_shows) >= MIN_EACH_CLASS
+
+
+def fit_pipeline(rows: Sequence[Features], base_rate: float) -> Pipeline:
+    """Standardise, then an L1-regularised logistic regression (unhelpful features drop to
+    zero: a clinic's history is small and most weekday or hour columns are noise)."""
+    x = np.array([encode(r, base_rate) for r in rows], dtype=float)
+    y = np.array(_labels(rows), dtype=int)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(
+        C=0.1, l1_ratio=1.0, solver="liblinear", max_iter=5000))
+    pipeline.fit(x, y)
+    return pipeline
+
+
+def params_of(pipeline: Pipeline, base_rate: float) -> dict[str, Any]:
+    """The fitted numbers: what ``no_show_models.params`` keeps and scoring uses."""
+    scaler, regression = pipeline[0], pipeline[1]
+    return {
+        "features": list(FEATURE_NAMES),
+        "mean": [float(v) for v in scaler.mean_],
+        "scale": [float(v) for v in scaler.scale_],
+        "coef": [float(v) for v in regression.coef_[0]],
+        "intercept": float(regression.intercept_[0]),
+        "base_rate": base_rate,
+    }
+
+
+def fit_logistic(rows: Sequence[Features], base_rate: float) -> dict[str, Any]:
+    return params_of(fit_pipeline(rows, base_rate), base_rate)
+
+
+def evaluate_rows(rows: Sequence[Features],
+                  holdout_months: int = DEFAULT_HOLDOUT_MONTHS) -> Evaluation:
+    """Train on appointments before the last ``holdout_months`` months, test on those months;
+    the baseline is the prior-only fallback fitted on the same training part."""
+    if not rows:
+        raise NotEnoughHistory("no attended or missed appointments to evaluate on")
+    ordered = sorted(rows, key=lambda r: r.start_time)
+    cutoff = ordered[-1].start_time - timedelta(days=round(DAYS_PER_MONTH * holdout_months))
+    train = [r for r in ordered if r.start_time < cutoff]
+    test = [r for r in ordered if r.start_time >= cutoff]
+    if not enough_for_a_model(train):
+        raise NotEnoughHistory(
+            f"the history before the {holdout_months}-month hold-out has {len(train)} "
+            f"attended or missed appointments; a model needs {MIN_ROWS} with at least "
+            f"{MIN_EACH_CLASS} of each outcome")
+    y = _labels(test)
+    if len(set(y)) < 2:  # noqa: PLR2004
+        raise NotEnoughHistory("the hold-out months hold only one outcome: AUC is undefined")
+    base_rate = clinic_rate(sum(_labels(train)), len(train))
+    params = fit_logistic(train, base_rate)
+    model_p = [linear_prediction(r, params).probability for r in test]
+    baseline_p = [prior_probability(r, base_rate) for r in test]
+    return Evaluation(
+        cutoff=cutoff, train_rows=len(train), test_rows=len(test), test_no_shows=sum(y),
+        auc=float(roc_auc_score(y, model_p)), brier=float(brier_score_loss(y, model_p)),
+        baseline_auc=float(roc_auc_score(y, baseline_p)),
+        baseline_brier=float(brier_score_loss(y, baseline_p)),
+        deciles=deciles(model_p, y),
+    )
+
+
+def _fit_and_store(repo: SqlNoShowRepository, rows: list[Features],
+                   holdout_months: int) -> TrainResult:
+    no_shows = sum(_labels(rows))
+    base_rate = clinic_rate(no_shows, len(rows))
+    metrics: dict[str, Any] = {"base_rate": round(base_rate, 4),
+                               "library": f"scikit-learn {sklearn.__version__}"}
+    evaluation = None
+    if enough_for_a_model(rows):
+        kind = NoShowModelKind.LOGISTIC
+        try:
+            evaluation = evaluate_rows(rows, holdout_months)
+            metrics["holdout"] = evaluation.to_json()
+        except NotEnoughHistory as exc:
+            metrics["holdout"] = {"skipped": exc.message}
+        params = fit_logistic(rows, base_rate)
+    else:
+        kind = NoShowModelKind.PRIOR
+        params = {"base_rate": base_rate, "strength": PATIENT_STRENGTH}
+        metrics["reason"] = (f"{len(rows)} attended or missed appointments ({no_shows} "
+                             f"no-shows): a model needs {MIN_ROWS} with {MIN_EACH_CLASS} "
+                             "of each outcome")
+    history = (rows[0].start_time, rows[-1].start_time) if rows else (None, None)
+    model = repo.add_model(kind, params, metrics, rows=len(rows), no_shows=no_shows,
+                           history=history)
+    return TrainResult(model, len(rows), no_shows, evaluation)
+
+
+def train_model(uow: SqlUnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MONTHS,
+                now: datetime | None = None) -> TrainResult:
+    """Fit the clinic's model on its whole history (metrics from a time-based hold-out) and
+    store it as the next version; the prior fallback when the history is too small."""
+    with uow:
+        repo = SqlNoShowRepository(uow)
+        result = _fit_and_store(repo, repo.labelled(now or datetime.now(UTC)), holdout_months)
+        uow.audit.record(AuditAction.CREATE, "no_show_model", result.model.id, details={
+            "version": result.model.version, "kind": result.model.kind.value,
+            "rows": result.rows})
+        uow.commit()
+    return result
+
+
+def evaluate_model(uow: SqlUnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MONTHS,
+                   now: datetime | None = None) -> Evaluation:
+    """A time-based hold-out evaluation of the clinic's history (nothing is stored)."""
+    with uow:
+        rows = SqlNoShowRepository(uow).labelled(now or datetime.now(UTC))
+        uow.audit.record(AuditAction.VIEW, "appointments", details={
+            "purpose": "no_show_evaluation", "returned": len(rows)})
+        uow.commit()
+    return evaluate_rows(rows, holdout_months)
+
+
+def current_model(uow: SqlUnitOfWork) -> StoredModel | None:
+    """The clinic's model in use (its highest version), or None before any training."""
+    with uow:
+        model = SqlNoShowRepository(uow).latest_model()
+        uow.commit()
+    return model
+
+
+def recorded_performance(uow: SqlUnitOfWork) -> dict[str, Any]:
+    """How recorded scores fared against the outcomes filled in since (live performance)."""
+    with uow:
+        pairs = SqlNoShowRepository(uow).recorded_outcomes()
+        uow.commit()
+    y = [int(outcome == "no_show") for _, outcome in pairs]
+    p = [score / 100 for score, _ in pairs]
+    out: dict[str, Any] = {"predictions_with_outcome": len(pairs), "no_shows": sum(y)}
+    if len(set(y)) == 2:  # noqa: PLR2004
+        out["auc"] = round(float(roc_auc_score(y, p)), 4)
+        out["brier"] = round(float(brier_score_loss(y, p)), 4)
+    return out
+
+
+def score_upcoming(uow: SqlUnitOfWork, *, days: int = DEFAULT_HORIZON_DAYS,
+                   now: datetime | None = None) -> ScoreResult:
+    """Score every scheduled or confirmed appointment of the next ``days`` days with the
+    clinic's latest model (trained first if it has none), and update the patients'
+    aggregate scores. Appointment rows are not touched: their versions stay."""
+    now = now or datetime.now(UTC)
+    with uow:
+        repo = SqlNoShowRepository(uow)
+        model = repo.latest_model()
+        if model is None:
+            model = _fit_and_store(repo, repo.labelled(now), DEFAULT_HOLDOUT_MONTHS).model
+        if list(model.params.get("features", FEATURE_NAMES)) != list(FEATURE_NAMES):
+            raise Conflict(f"model {model.label} was trained on other features: run "
+                           "neonpro noshow train")
+        coming = repo.upcoming(now, now + timedelta(days=days))
+        predictions = [model.predict(f) for f in coming]
+        repo.record_scores(model, predictions, now)
+        updated = repo.update_patient_aggregates(sorted({f.patient_id for f in coming}), now)
+        uow.audit.record(AuditAction.UPDATE, "appointment_risk_scores", details={
+            "scored": len(predictions), "model": model.label})
+        uow.commit()
+    return ScoreResult(model, len(predictions), updated)
+
+
+@dataclass(frozen=True, slots=True)
+class HighRisk:
+    appointment_id: uuid.UUID
+    patient_id: uuid.UUID
+    professional_id: uuid.UUID
+    start_time: datetime
+    end_time: datetime
+    status: str
+    version: int
+    patient_confirmed: bool
+    score: int
+    model_version: str
+    factors: list[dict[str, Any]]
+    predicted_at: datetime
+
+
+def high_risk_on(uow: SqlUnitOfWork, day: date | None = None, *,
+                 min_score: int = HIGH_RISK_SCORE, limit: int = 200) -> list[HighRisk]:
+    """A day's (default: tomorrow's, in the clinic's time zone) scored appointments at or
+    above ``min_score``, riskiest first: the front desk's call list. Audited as a read."""
+    with uow:
+        zone = ZoneInfo(uow.appointments.clinic_time_zone())
+        day = day or (datetime.now(zone).date() + timedelta(days=1))
+        start = datetime.combine(day, time.min, tzinfo=zone)
+        rows = SqlNoShowRepository(uow).high_risk(start, start + timedelta(days=1), min_score,
+                                                  limit)
+        uow.audit.record(AuditAction.VIEW, "appointments", details={
+            "purpose": "no_show_high_risk", "returned": len(rows)})
+        uow.commit()
+    return [HighRisk(**r) for r in rows]
