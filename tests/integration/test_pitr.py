@@ -18,8 +18,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from neonpro.adapters.db import migrate
+from neonpro.adapters.db.security import Roles
+from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
-from neonpro.services import pitr
+from neonpro.services import backup, pitr
+from tests.conftest import make_keyring, make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -66,8 +70,8 @@ def cluster() -> Iterator[tuple[Path, int, Path, Path]]:
     as_owner(str(bin_dir / "initdb"), "-D", str(pgdata), "-U", user, "--auth=trust",
              "--no-sync")
     with (pgdata / "postgresql.conf").open("a") as conf:
-        conf.write(f"port = {port}\nlisten_addresses = ''\nunix_socket_directories = '{base}'\n"
-                   "fsync = off\n")
+        conf.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\n"
+                   f"unix_socket_directories = '{base}'\nfsync = off\n")
     as_owner(str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-w", "-l", str(base / "start.log"),
              "start")
     try:
@@ -115,6 +119,27 @@ def test_restore_to_a_point_in_time(cluster: tuple[Path, int, Path, Path]) -> No
     assert in_recovery == (False,)  # promoted: writable again
     with _conn(base, port) as conn:
         conn.execute("INSERT INTO visits VALUES (201)")
+
+
+def test_drill_with_wal_archiving_measures_rto_and_rpo(
+        cluster: tuple[Path, int, Path, Path]) -> None:
+    pgdata, port, base, bin_dir = cluster
+    user = pwd.getpwuid(base.stat().st_uid).pw_name
+    url = f"postgresql://{user}@127.0.0.1:{port}/neonpro"
+    with _conn(base, port) as conn:
+        conn.execute("CREATE DATABASE neonpro")
+    settings = make_settings(url, pitr_dir=base / "pitr", backup_dir=base / "backups")
+    pitr.setup(settings, pgdata, port, socket_dir=base, bin_dir=bin_dir)
+    migrate.upgrade(url, Roles())
+    box = Container(settings, database_url=url, keyring=make_keyring())
+    try:
+        report = backup.drill(box, wal_wait_s=240)
+    finally:
+        box.close()
+    assert report.ok, report.problems
+    assert report.rpo_seconds is not None, report.rpo_basis
+    assert 0 < report.rpo_seconds <= backup.RPO_TARGET_S
+    assert 0 < report.rto_seconds <= backup.RTO_TARGET_S
 
 
 def test_restore_refuses_a_time_without_zone(tmp_path: Path) -> None:
