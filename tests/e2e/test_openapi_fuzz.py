@@ -34,6 +34,9 @@ MAX_EXAMPLES = 25
 # the bar: no server error, nothing off the documented schema (statuses, content
 # types, bodies, headers); schema-valid but rule-breaking input (a CPF with bad check
 # digits) is rightly refused, so positive-data acceptance is not among them
+# endless Server-Sent Events streams cannot be called in-process to completion; the feed
+# is driven over a real server in test_feed_and_noshow_api.py
+STREAMS = ("/feed/appointments",)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 
@@ -68,6 +71,8 @@ def test_api_never_errors_and_follows_its_schema(api_schema: Any) -> None:
     operations = 0
     for result in api_schema.get_all_operations():
         operation = result.ok()
+        if operation.path in STREAMS:
+            continue
         operations += 1
 
         @given(case=operation.as_strategy())

@@ -22,8 +22,10 @@ from neonpro.entrypoints.api.routers import (
     catalog,
     consents,
     erasure,
+    feed,
     incidents,
     lgpd,
+    noshow,
     patients,
     telemedicine,
 )
@@ -48,7 +50,7 @@ def create_app(container: Container) -> FastAPI:
     problems.install(app)
     for router in (catalog.router, patients.router, appointments.router,
                    consents.router, audit.router, telemedicine.router, erasure.router,
-                   incidents.router, lgpd.router):
+                   incidents.router, lgpd.router, noshow.router, feed.router):
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})
 
@@ -70,6 +72,12 @@ def create_app(container: Container) -> FastAPI:
         """Prometheus metrics: requests, latency, pool usage, audit events sealed."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def stop_feed() -> None:
+        """The change feed's LISTEN connection (started by the first subscriber)."""
+        if getattr(app.state, "feed", None) is not None:
+            await app.state.feed.stop()
+
+    app.add_event_handler("shutdown", stop_feed)
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=metrics)
     return app

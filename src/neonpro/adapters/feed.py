@@ -1,0 +1,249 @@
+"""The appointment change feed: one LISTEN connection per process, fanned out per clinic.
+
+The database publishes every appointment change on :data:`CHANNEL` from a trigger, inside
+the changing transaction (``feed_sql.py``): a rolled-back change publishes nothing. This
+module holds the only asynchronous database code of neonpro: a psycopg ``AsyncConnection``
+in autocommit mode that LISTENs and hands each notification to the subscribers of *its*
+clinic (the clinic id in the payload; a subscriber is bound to the clinic of its token), and
+keeps a short replay buffer per clinic for reconnecting clients (``Last-Event-ID``).
+
+Event ids are ``<boot>-<seq>``: ``boot`` is random per process start, ``seq`` grows by one
+per notification. A client whose id comes from another boot, from before a lost LISTEN
+connection, or from older than the buffer keeps, is told to resynchronise (it may have
+missed events) instead of being replayed a partial history silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import psycopg
+import structlog
+
+from neonpro.adapters.db.feed_sql import CHANNEL
+
+log = structlog.get_logger(__name__)
+
+# what a payload may carry to a client: ids, the change and the status (never personal data)
+PAYLOAD_KEYS: Final = ("appointment_id", "event", "status", "version", "patient_id",
+                       "professional_id", "rescheduled_from_id")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    events_per_second: float = 10.0  # per connection (token bucket)
+    burst: int = 10
+    heartbeat_seconds: float = 15.0
+    replay_events: int = 256  # per clinic
+    replay_seconds: float = 300.0
+    queue_size: int = 1000  # per connection; a slower client is told to resynchronise
+    connect_timeout_seconds: float = 10.0
+    reconnect_seconds: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEvent:
+    seq: int
+    clinic_id: uuid.UUID
+    data: dict[str, Any]
+    at: float  # monotonic time of receipt
+
+    def event_id(self, boot: str) -> str:
+        return f"{boot}-{self.seq}"
+
+
+RESYNC: Final = "resync"
+HEARTBEAT: Final = "heartbeat"
+
+
+@dataclass(eq=False, slots=True)
+class Subscription:
+    """One client's queue. ``None`` in the queue means "you may have missed events"."""
+
+    clinic_id: uuid.UUID
+    queue: asyncio.Queue[FeedEvent | None]
+    overflowed: bool = False
+
+    def offer(self, event: FeedEvent | None) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def next(self, heartbeat: float) -> FeedEvent | str:
+        """The next event, :data:`RESYNC`, or :data:`HEARTBEAT` after ``heartbeat`` idle
+        seconds."""
+        if self.overflowed:
+            self.overflowed = False
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            return RESYNC
+        try:
+            item = await asyncio.wait_for(self.queue.get(), heartbeat)
+        except TimeoutError:
+            return HEARTBEAT
+        return RESYNC if item is None else item
+
+
+class TokenBucket:
+    """``rate`` events per second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.clock = clock
+        self.last = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+
+    async def take(self) -> None:
+        self._refill()
+        if self.tokens < 1:
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+            self._refill()
+        self.tokens -= 1
+
+
+@dataclass(slots=True)
+class _Clinic:
+    buffer: deque[FeedEvent] = field(default_factory=deque)
+    evicted_through: int = 0  # the highest seq dropped from the buffer
+    subscribers: set[Subscription] = field(default_factory=set)
+
+
+class ChangeFeed:
+    """LISTEN once, fan out per clinic, remember a little for reconnects."""
+
+    def __init__(self, conninfo: str, config: FeedConfig | None = None) -> None:
+        self._conninfo = conninfo
+        self.config = config or FeedConfig()
+        self.boot = secrets.token_hex(4)
+        self._seq = 0
+        self._gap_through = 0  # events up to this seq may have been missed (lost LISTEN)
+        self._clinics: dict[uuid.UUID, _Clinic] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready: asyncio.Event | None = None
+        self.connected = False
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> bool:
+        """Start listening (once); True when the LISTEN connection is up."""
+        if self._task is None:
+            self._ready = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        assert self._ready is not None  # noqa: S101  (set together with the task)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), self.config.connect_timeout_seconds)
+        return self.connected
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.connected = False
+
+    async def _run(self) -> None:
+        delay = self.config.reconnect_seconds
+        lost = False
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected = True
+                    if lost:  # notifications sent while we were away are gone
+                        self._gap_through = self._seq
+                        self._signal_gap()
+                    if self._ready is not None:
+                        self._ready.set()
+                    delay = self.config.reconnect_seconds
+                    async for note in conn.notifies():
+                        self.publish(note.payload)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("feed_listen_lost", error=type(exc).__name__)
+            self.connected = False
+            lost = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    # ------------------------------------------------------------ publishing
+    def publish(self, payload: str) -> FeedEvent | None:
+        """Hand one notification to its clinic's subscribers and buffer (bad ones dropped)."""
+        try:
+            raw = json.loads(payload)
+            clinic_id = uuid.UUID(str(raw["clinic_id"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("feed_payload_refused")
+            return None
+        self._seq += 1
+        event = FeedEvent(self._seq, clinic_id, {k: raw.get(k) for k in PAYLOAD_KEYS},
+                          time.monotonic())
+        clinic = self._clinics.setdefault(clinic_id, _Clinic())
+        clinic.buffer.append(event)
+        self._prune(clinic)
+        for subscriber in list(clinic.subscribers):
+            subscriber.offer(event)
+        return event
+
+    def _prune(self, clinic: _Clinic) -> None:
+        oldest = time.monotonic() - self.config.replay_seconds
+        while clinic.buffer and (len(clinic.buffer) > self.config.replay_events
+                                 or clinic.buffer[0].at < oldest):
+            clinic.evicted_through = clinic.buffer.popleft().seq
+
+    def _signal_gap(self) -> None:
+        for clinic in self._clinics.values():
+            for subscriber in clinic.subscribers:
+                subscriber.offer(None)
+
+    # ------------------------------------------------------------ subscribing
+    def subscribe(self, clinic_id: uuid.UUID,
+                  last_event_id: str | None = None) -> tuple[Subscription, list[FeedEvent], bool]:
+        """A new subscription of ``clinic_id``, the buffered events after ``last_event_id``
+        and whether they are complete (False: the client should resynchronise). Runs without
+        awaiting, so no event falls between the backlog and the subscription."""
+        clinic = self._clinics.setdefault(clinic_id, _Clinic())
+        subscription = Subscription(clinic_id, asyncio.Queue(self.config.queue_size))
+        clinic.subscribers.add(subscription)
+        if last_event_id is None:
+            return subscription, [], True
+        self._prune(clinic)
+        after = self._parse(last_event_id)
+        if after is None:
+            return subscription, [], False
+        backlog = [e for e in clinic.buffer if e.seq > after]
+        complete = after >= clinic.evicted_through and after >= self._gap_through
+        return subscription, backlog, complete
+
+    def _parse(self, last_event_id: str) -> int | None:
+        boot, _, seq = last_event_id.strip().partition("-")
+        if boot != self.boot or not seq.isdigit() or int(seq) > self._seq:
+            return None
+        return int(seq)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        clinic = self._clinics.get(subscription.clinic_id)
+        if clinic is not None:
+            clinic.subscribers.discard(subscription)
+
+    def subscriber_count(self, clinic_id: uuid.UUID | None = None) -> int:
+        if clinic_id is not None:
+            clinic = self._clinics.get(clinic_id)
+            return len(clinic.subscribers) if clinic else 0
+        return sum(len(c.subscribers) for c in self._clinics.values())
