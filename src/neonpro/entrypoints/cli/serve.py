@@ -18,6 +18,7 @@ from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.cli._common import container, fail, out
+from neonpro.services import noshow
 from neonpro.services.demo import seed_demo
 
 
@@ -27,7 +28,9 @@ def _demo(box: Container, host: str, port: int) -> None:
         first = session.execute(text("SELECT id, name FROM clinics ORDER BY name LIMIT 1")).first()
     if first is None:
         out.print("loading demo data (synthetic patients, a few seconds)...")
-        seed_demo(box, patients=60, months=3)
+        result = seed_demo(box, patients=60, months=3)
+        for clinic in result.clinics:  # no-show scores for the coming two weeks
+            noshow.score_upcoming(box.uow(clinic, SystemActors.CLI), days=14)
         box.seal_audit()
         with box.database.service_session(SystemActors.CLI.id) as session:
             first = session.execute(
@@ -69,4 +72,6 @@ def serve(
         out.print(f"API on http://{host}:{port}  (docs http://{host}:{port}/docs, "
                   "readiness /health/ready, metrics /metrics)", highlight=False)
         # log_config=None: uvicorn's lines go through our handler, so they are redacted too
-        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+        # open change-feed streams (Server-Sent Events) would hold a shutdown forever
+        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None,
+                    timeout_graceful_shutdown=5)
