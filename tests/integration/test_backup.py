@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from neonpro.adapters.backup.pgtools import Target
 from neonpro.adapters.backup.stream import CorruptBackup
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
@@ -123,6 +124,20 @@ def test_round_trip_loses_nothing(source: tuple[Container, uuid.UUID], target: s
                             "ORDER BY seq").fetchall()
     assert [r[0] for r in rows] == ["RESTORE"]  # the BACKUP event comes after its snapshot
     assert after["audit_events"][0] == before["audit_events"][0] + 1
+
+    # the manifest's checksums see a single changed value, and a missing row
+    restored_events = before["audit_events"][0] + 1  # its RESTORE event, sealed
+    assert svc.compare(backup, Target.from_url(_plain(target)), Roles()) == [
+        f"table audit_events: {restored_events} rows, manifest says {restored_events - 1}",
+        "audit chain heads differ from the manifest"]
+    with psycopg.connect(_plain(target)) as conn:
+        conn.execute("ALTER TABLE service_types DISABLE TRIGGER USER")
+        conn.execute("UPDATE service_types SET duration_minutes = duration_minutes + 1")
+        conn.execute("DELETE FROM erasure_ledger WHERE id = (SELECT min(id::text)::uuid "
+                     "FROM erasure_ledger)")
+    problems = svc.compare(backup, Target.from_url(_plain(target)), Roles())
+    assert "table service_types: checksum differs from the manifest" in problems
+    assert any(p.startswith("table erasure_ledger: ") and "rows" in p for p in problems)
 
 
 def test_a_corrupted_file_is_detected_and_never_restored(

@@ -78,20 +78,39 @@ def _role_for(conn: psycopg.Connection[Any], roles: Roles, table: str) -> str | 
     return None
 
 
-def table_stats(conn: psycopg.Connection[Any], roles: Roles) -> dict[str, dict[str, Any]]:
-    """``{table: {"rows": n, "checksum": "..."}}`` for every table of schema public."""
+# Two ways to checksum a table, both a sum over rows (order-independent): the 64-bit hash
+# of each row's values (PostgreSQL's own hash functions, no text conversion: 5x faster),
+# and, for a table with a column type that has no hash function, the MD5 of each row's
+# text form (with the output settings pinned).
+CHECKSUMS = {
+    "hash64": "SELECT count(*), coalesce(sum(hash_record_extended(t, 0)::numeric), 0)::text "
+              "FROM public.{} t",
+    "md5": "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
+           "::bigint), 0)::text FROM public.{} t",
+}
+
+
+def table_stats(conn: psycopg.Connection[Any], roles: Roles,
+                methods: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """``{table: {"rows": n, "checksum": "...", "method": m}}`` for every table of schema
+    public; ``methods`` (a manifest's) makes a restored copy use the same method."""
     conn.execute(_PINNED)
     tables = [r[0] for r in conn.execute(_TABLES).fetchall()]
     out: dict[str, dict[str, Any]] = {}
     for table in tables:
         role = _role_for(conn, roles, table)
         conn.execute("SELECT set_config('role', %s, true)", (role or "none",))
-        query = sql.SQL(
-            "SELECT count(*), coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)"
-            "::bigint), 0)::text FROM public.{} t").format(sql.Identifier(table))
-        row = conn.execute(query).fetchone()
-        assert row is not None  # noqa: S101
-        out[table] = {"rows": int(row[0]), "checksum": str(row[1])}
+        wanted = (methods or {}).get(table)
+        for method in [wanted] if wanted in CHECKSUMS else list(CHECKSUMS):
+            query = sql.SQL(CHECKSUMS[method]).format(sql.Identifier(table))
+            try:
+                with conn.transaction():  # a savepoint: a type without a hash falls back
+                    row = conn.execute(query).fetchone()
+            except psycopg.errors.UndefinedFunction:
+                continue
+            assert row is not None  # noqa: S101
+            out[table] = {"rows": int(row[0]), "checksum": str(row[1]), "method": method}
+            break
     conn.execute("SELECT set_config('role', 'none', true)")
     return out
 
