@@ -166,14 +166,20 @@ def _run(args: list[str], target: Target, what: str, *,
     proc = subprocess.Popen(  # noqa: S603  (fixed binaries, no shell)
         args, env=target.env(), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE if stdout else subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr
+    assert stderr is not None  # noqa: S101
     errors: list[bytes] = []
-    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()  # type: ignore[union-attr]
-                                                          ), daemon=True)
+    reader = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
     reader.start()
-    if stdout is not None:
-        assert proc.stdout is not None  # noqa: S101
-        while block := proc.stdout.read(1 << 20):
-            stdout(block)
+    try:
+        if stdout is not None:
+            assert proc.stdout is not None  # noqa: S101
+            while block := proc.stdout.read(1 << 20):
+                stdout(block)
+    except BaseException:
+        proc.kill()  # e.g. the disk is full: never leave a dump running behind us
+        proc.wait()
+        raise
     code = proc.wait()
     reader.join()
     if code != 0:
