@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import text
 
@@ -68,6 +69,13 @@ def erase_in(uow: SqlUnitOfWork, patient_id: uuid.UUID, request_id: uuid.UUID | 
     return erase_many_in(uow, [patient_id], request_id, hold_expired=hold_expired)[0]
 
 
+@cache
+def _details(d: Decision) -> dict[str, str]:
+    """The audit details of a decision (one shared object per distinct decision)."""
+    return {"category": d.category.value, "action": d.action.value,
+            "legal_reference": d.legal_reference}
+
+
 def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
                   request_id: uuid.UUID | None = None, *,
                   hold_expired: bool = False) -> list[ErasureResult]:
@@ -91,11 +99,8 @@ def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
         decisions = decide(fact)
         decided[patient_id] = decisions
         groups.setdefault(fact, []).append(patient_id)
-        events.extend(
-            Event(action, patient_id, patient_id,
-                  {"category": d.category.value, "action": d.action.value,
-                   "legal_reference": d.legal_reference})
-            for d in decisions if (action := AUDIT_ACTION.get(d.action)) is not None)
+        events.extend(Event(action, patient_id, patient_id, _details(d))
+                      for d in decisions if (action := AUDIT_ACTION.get(d.action)) is not None)
     uow.audit.record_many(events, "patient", risk=RiskLevel.MEDIUM)
     for members in groups.values():
         repo.apply_many(members, decisions=decided[members[0]], unblock=hold_expired)

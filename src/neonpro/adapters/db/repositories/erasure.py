@@ -22,7 +22,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    insert,
     literal,
     select,
     text,
@@ -111,6 +110,15 @@ def _facts_query() -> Any:
 
 
 FACTS = _facts_query()
+# ``:entries``: [ledger id, patient id, kind index] per row; ``:kinds``: the distinct
+# [outcome, decisions] pairs (a batch of patients shares a handful)
+INSERT_LEDGER = text(
+    "INSERT INTO erasure_ledger (clinic_id, id, patient_id, request_id, decided_by, outcome, "
+    "decisions) SELECT :clinic, CAST(e.x ->> 0 AS uuid), CAST(e.x ->> 1 AS uuid), "
+    "CAST(:request AS uuid), :actor, k.x ->> 0, k.x -> 1 "
+    "FROM jsonb_array_elements(CAST(:entries AS jsonb)) WITH ORDINALITY AS e(x, n) "
+    "JOIN jsonb_array_elements(CAST(:kinds AS jsonb)) WITH ORDINALITY AS k(x, i) "
+    "ON k.i = (e.x ->> 2)::int + 1 ORDER BY e.n")
 
 
 class SqlErasureRepository(SqlRepository):
@@ -172,17 +180,21 @@ class SqlErasureRepository(SqlRepository):
 
     def record_many(self, entries: Sequence[tuple[uuid.UUID, list[Decision], str]],
                     request_id: uuid.UUID | None = None) -> list[uuid.UUID]:
-        """One erasure-ledger row per (patient, decisions, outcome); one round trip."""
+        """One erasure-ledger row per (patient, decisions, outcome), in one statement."""
         ids = [uuid.uuid4() for _ in entries]
         if not entries:
             return ids
-        rows = [{
-            "clinic_id": self.clinic_id, "id": entry, "patient_id": patient_id,
-            "request_id": request_id, "decided_by": self._uow.actor.id, "outcome": outcome,
-            "decisions": json.loads(json.dumps({
+        kinds: dict[tuple[str, tuple[Decision, ...]], int] = {}
+        rows = []
+        for entry, (patient_id, decisions, outcome) in zip(ids, entries, strict=True):
+            kind = kinds.setdefault((outcome, tuple(decisions)), len(kinds))
+            rows.append((str(entry), str(patient_id), kind))
+        self._execute(INSERT_LEDGER, {
+            "clinic": self.clinic_id, "request": request_id, "actor": self._uow.actor.id,
+            "entries": json.dumps(rows),
+            "kinds": json.dumps([[outcome, {
                 d.category.value: {"action": d.action.value,
                                    "legal_reference": d.legal_reference}
-                for d in decisions})),
-        } for entry, (patient_id, decisions, outcome) in zip(ids, entries, strict=True)]
-        self._execute(insert(LEDGER), rows)
+                for d in decisions}] for outcome, decisions in kinds]),
+        })
         return ids
