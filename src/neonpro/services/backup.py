@@ -757,6 +757,9 @@ def drill(container: Container, *, directory: Path | None = None, jobs: int = 2,
     finally:
         with suppress(psycopg.Error):
             drop_database(scratch)
+    # the drill restored and checked this backup as verify does: record it as verified
+    _write_json(backup.path / VERIFIED, VerifyReport(
+        backup.id, not problems, list(problems), steps).as_dict() | {"by": "drill"})
     rpo, basis = measure_wal_rpo(_source(container), wait_s=wal_wait_s)
     if rto > RTO_TARGET_S:
         problems.append(f"RTO {rto:.0f} s is over the {RTO_TARGET_S} s target")

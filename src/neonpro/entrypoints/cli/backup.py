@@ -69,12 +69,13 @@ def list_(directory: DirOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json([b.summary() for b in backups])
         return
-    table = Table("id", "finished", "MB", "rows", "migration", "encrypted", "verified")
+    table = Table("MB", "rows", "migration", "encrypted", "verified")
+    table.add_column("id (UTC time of the backup)", no_wrap=True)
     for b in backups:
         s = b.summary()
-        table.add_row(b.id, s["finished_at"][:19], f"{s['bytes'] / 1e6:.1f}", str(s["rows"]),
+        table.add_row(f"{s['bytes'] / 1e6:.1f}", str(s["rows"]),
                       str(s["migration_head"]), "yes" if s["encrypted"] else "no",
-                      "yes" if s["verified"] else "no")
+                      "yes" if s["verified"] else "no", b.id)
     out.print(table)
 
 
