@@ -48,8 +48,10 @@ class Live:
 def live(box: Container) -> Iterator[Live]:
     app = create_app(box)
     app.state.feed_config = CONFIG
+    # log_config=None: uvicorn must not install its own logging handlers in the test
+    # process (later tests check that its loggers go through ours)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

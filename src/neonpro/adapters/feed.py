@@ -142,7 +142,10 @@ class ChangeFeed:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> bool:
         """Start listening (once); True when the LISTEN connection is up."""
-        if self._task is None:
+        if self._task is None or self._task.done():  # first use, or the listener died
+            if self._task is not None:  # what it would have received is lost
+                self._gap_through = self._seq
+                self._signal_gap()
             self._ready = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
         assert self._ready is not None  # noqa: S101  (set together with the task)
@@ -159,6 +162,12 @@ class ChangeFeed:
         self.connected = False
 
     async def _run(self) -> None:
+        try:
+            await self._listen()
+        finally:
+            self.connected = False
+
+    async def _listen(self) -> None:
         delay = self.config.reconnect_seconds
         lost = False
         while True:

@@ -32,7 +32,7 @@ APPEND_ONLY_TABLES = ("audit_events",)
 # the legal-hold role only.
 BLOCKABLE_TABLES = ("patients", "appointments")
 LEGAL_HOLD_TABLES = ("patients", "appointments", "consent_records", "disclosures",
-                     "data_subject_requests")
+                     "data_subject_requests", "appointment_risk_scores")
 # Appended (by the erasure engine; a retrained no-show model is a new row), read by the
 # clinic; never changed.
 LEDGER_TABLES = ("erasure_ledger", "no_show_models")

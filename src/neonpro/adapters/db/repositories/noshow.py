@@ -145,7 +145,7 @@ class SqlNoShowRepository(SqlRepository):
                   *, rows: int, no_shows: int,
                   history: tuple[datetime | None, datetime | None]) -> StoredModel:
         """Store a model as the next version of this clinic's (two trainings at once: the
-        unique ``(clinic_id, version)`` index refuses the second, which is retried)."""
+        unique ``(clinic_id, version)`` index refuses the second with a conflict)."""
         model_id = uuid.uuid4()
         row = self._execute(INSERT_MODEL, {
             "clinic": self.clinic_id, "id": model_id, "kind": kind.value,
