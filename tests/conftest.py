@@ -100,6 +100,16 @@ def fresh_database_url(admin_url: str) -> Iterator[str]:
         drop_database(admin_url, url)
 
 
+@pytest.fixture
+def second_database_url(admin_url: str) -> Iterator[str]:
+    """Another empty database for one test (a restore target beside a source)."""
+    url = create_database(admin_url, "second")
+    try:
+        yield url
+    finally:
+        drop_database(admin_url, url)
+
+
 def make_settings(url: str, **overrides: object) -> Settings:
     return Settings(
         environment=Environment.TEST,

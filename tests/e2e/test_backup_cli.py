@@ -6,12 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import create_database, drop_database
 from tests.e2e.test_cli import BIN
 
 
@@ -23,18 +19,9 @@ def run(url: str, backup_dir: Path, *args: str) -> subprocess.CompletedProcess[s
                           check=False)
 
 
-@pytest.fixture
-def target(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url, "clitarget")
-    try:
-        yield url
-    finally:
-        drop_database(admin_url, url)
-
-
-def test_backup_commands_end_to_end(fresh_database_url: str, target: str,
+def test_backup_commands_end_to_end(fresh_database_url: str, second_database_url: str,
                                     tmp_path: Path) -> None:
-    url, where = fresh_database_url, tmp_path / "backups"
+    url, target, where = fresh_database_url, second_database_url, tmp_path / "backups"
     assert run(url, where, "db", "upgrade").returncode == 0
     seeded = run(url, where, "demo", "seed", "--patients", "15", "--months", "1")
     assert seeded.returncode == 0, seeded.stderr

@@ -83,12 +83,8 @@ def source(admin_url: str, tmp_path: Path) -> Iterator[tuple[Container, uuid.UUI
 
 
 @pytest.fixture
-def target(admin_url: str) -> Iterator[str]:
-    url = create_database(admin_url, "bkdst")
-    try:
-        yield url
-    finally:
-        drop_database(admin_url, url)
+def target(second_database_url: str) -> str:
+    return second_database_url
 
 
 def _events(box: Container, action: str) -> int:
