@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     connect_timeout_s: int = Field(default=5, ge=1, le=120)
     retry_attempts: int = Field(default=3, ge=1, le=10)
     retry_base_delay_s: float = Field(default=0.05, gt=0, le=5)
+    # HTTP API: a request that has not started its answer by then gets 503 request_timeout
+    # (its transaction rolled back unless the commit had begun; docs/reliability.md)
+    request_timeout_s: float = Field(default=30.0, ge=0.5, le=600)
 
     embedded_dir: Path = Field(default_factory=_default_embedded_dir)
     embedded_os_user: str | None = None

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from neonpro.adapters.db.deadline import Outcome
 from neonpro.adapters.db.security import Roles
 
 if TYPE_CHECKING:
@@ -44,6 +45,14 @@ SET_CONTEXT = text(
     "set_config('app.user_agent', :user_agent, true), "
     "set_config('app.session_id', :session_id, true)"
 )
+# the same, and the transaction's statements bounded by the time the request has left
+SET_CONTEXT_BOUNDED = text(
+    str(SET_CONTEXT) + ", set_config('statement_timeout', :statement_timeout, true)"
+)
+# the transaction's id if it wrote anything: after a connection lost during COMMIT the
+# database can still say whether that transaction committed (pg_xact_status)
+CURRENT_XID = text("SELECT pg_current_xact_id_if_assigned()::text")
+_XACT_STATUS = text("SELECT pg_xact_status(CAST(:xid AS xid8))")
 
 
 def context_params(
@@ -64,6 +73,7 @@ _TRANSIENT = (
     psycopg.errors.AdminShutdown,
     psycopg.errors.CannotConnectNow,
 )
+_TIMED_OUT = (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -74,8 +84,15 @@ def is_transient(exc: BaseException) -> bool:
         orig = exc.orig
         if isinstance(orig, _TRANSIENT):
             return True
+        if isinstance(orig, _TIMED_OUT):
+            return False  # the same statement would time out again
         return isinstance(exc, OperationalError) and isinstance(orig, psycopg.OperationalError)
     return False
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """A statement cancelled by ``statement_timeout`` (or a lock wait past ``lock_timeout``)."""
+    return isinstance(exc, DBAPIError) and isinstance(exc.orig, _TIMED_OUT)
 
 
 @dataclass(frozen=True)
@@ -223,6 +240,28 @@ class Database:
         return self._session(
             "replica", self.roles.app, clinic_id, actor_id, actor_role, read_only=True
         )
+
+    def commit_outcome(self, xid: str, budget_s: float) -> Outcome | None:
+        """Whether transaction ``xid`` committed, asked on a new connection for up to
+        ``budget_s`` seconds (the database may be restarting); None if it could not say."""
+        give_up = time.monotonic() + budget_s
+        delay = 0.05
+        while True:
+            try:
+                with self.engine().connect() as conn:
+                    status = conn.execute(_XACT_STATUS, {"xid": xid}).scalar()
+                if status == "committed":
+                    return Outcome.COMMITTED
+                if status == "aborted":
+                    return Outcome.ABORTED
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+            if time.monotonic() + delay > give_up:
+                log.error("commit_outcome_unknown")
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` (one whole transaction) with bounded retries on transient errors."""

@@ -11,10 +11,19 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+import structlog
 from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError
 
-from neonpro.adapters.db.database import SET_CONTEXT, context_params
+from neonpro.adapters.db.database import (
+    CURRENT_XID,
+    SET_CONTEXT,
+    SET_CONTEXT_BOUNDED,
+    context_params,
+    is_transient,
+)
+from neonpro.adapters.db.deadline import CommitOutcomeUnknown, Outcome, RequestTimedOut
+from neonpro.adapters.db.deadline import current as deadline_of_request
 from neonpro.adapters.db.errors import translate
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
 from neonpro.adapters.db.repositories.audit import SqlAuditRepository
@@ -30,6 +39,8 @@ if TYPE_CHECKING:
     from neonpro.adapters.crypto import BlindIndexer, FieldCipher
     from neonpro.adapters.db.database import Database
     from neonpro.domain.actors import Actor
+
+log = structlog.get_logger(__name__)
 
 
 class SqlUnitOfWork:
@@ -64,14 +75,24 @@ class SqlUnitOfWork:
     def __enter__(self) -> Self:
         kind = "service" if self.service else "app"
         role = self._role or (self.db.roles.service if self.service else self.db.roles.app)
+        deadline = deadline_of_request.get()
+        if deadline is not None and deadline.expired:
+            raise RequestTimedOut  # answered already: start no new work for it
         conn = self.db.engine(kind).connect()
         try:
             self._transaction = conn.begin()
             actor = self.actor
-            conn.execute(SET_CONTEXT, context_params(
+            params = context_params(
                 role, self.clinic_id, actor.id, actor.role, request_id=actor.request_id,
                 ip=actor.ip_address, user_agent=actor.user_agent, session_id=actor.session_id,
-            ))
+            )
+            if deadline is None:
+                conn.execute(SET_CONTEXT, params)
+            else:  # no statement outlives the request
+                configured = self.db.settings.pool_setting("statement_timeout_ms")
+                left = max(1, int(deadline.remaining() * 1000))
+                conn.execute(SET_CONTEXT_BOUNDED,
+                             {**params, "statement_timeout": str(min(configured, left))})
         except BaseException:
             conn.close()
             raise
@@ -124,14 +145,40 @@ class SqlUnitOfWork:
         if self._transaction is None:
             msg = "the unit of work is not open"
             raise RuntimeError(msg)
+        deadline = deadline_of_request.get()
+        if deadline is not None and not deadline.begin_commit():
+            self._transaction.rollback()  # the client was told 503: keep nothing
+            raise RequestTimedOut
         try:
+            self._commit()
+        finally:
+            if deadline is not None:
+                deadline.end_commit()
+        self._committed = True
+
+    def _commit(self) -> None:
+        """COMMIT; if the connection breaks during it, ask the database what happened to
+        the transaction instead of guessing (a lost acknowledgement is not a rollback)."""
+        assert self._transaction is not None  # noqa: S101  (checked by commit)
+        xid: str | None = None
+        try:
+            xid = self.connection.execute(CURRENT_XID).scalar()
             self._transaction.commit()
         except DBAPIError as exc:
             error = translate(exc)
-            if error is None:
-                raise
-            raise error from None
-        self._committed = True
+            if error is not None:
+                raise error from None
+            if xid is None or not is_transient(exc):
+                raise  # nothing was written, or the database refused the commit itself
+            deadline = deadline_of_request.get()
+            budget = max(deadline.remaining(), 1.0) if deadline is not None else 30.0
+            outcome = self.db.commit_outcome(xid, budget)
+            if outcome is Outcome.COMMITTED:
+                log.warning("commit_acknowledgement_lost", outcome="committed")
+                return
+            if outcome is None:
+                raise CommitOutcomeUnknown from exc
+            raise
 
     def rollback(self) -> None:
         if self._transaction is not None and self._transaction.is_active:

@@ -13,7 +13,7 @@ from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.db.health import check_health
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
-from neonpro.entrypoints.api import problems
+from neonpro.entrypoints.api import problems, resilience
 from neonpro.entrypoints.api.middleware import BodyLimit, RequestContext
 from neonpro.entrypoints.api.routers import (
     appointments,
@@ -56,8 +56,9 @@ def create_app(container: Container) -> FastAPI:
 
     # request.state reads scope["state"], where RequestContext puts the request id: no
     # extra middleware (bench/api.py measured one costing a quarter of a GET's CPU)
+    # async: answered on the event loop even when every worker thread waits for the pool
     @app.get("/health/live", tags=["health"])
-    def live() -> dict[str, str]:
+    async def live() -> dict[str, str]:
         """The process is up."""
         return {"status": "ok"}
 
@@ -78,6 +79,9 @@ def create_app(container: Container) -> FastAPI:
             await app.state.feed.stop()
 
     app.add_event_handler("shutdown", stop_feed)
-    app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
+    settings = container.settings
+    resilience.retry_idempotent_reads(app, settings.retry_attempts, settings.retry_base_delay_s)
+    app.add_middleware(resilience.RequestDeadline, seconds=settings.request_timeout_s)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=metrics)
     return app

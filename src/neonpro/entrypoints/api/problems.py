@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neonpro.adapters.crypto import DecryptionError
+from neonpro.adapters.db.database import is_timeout, is_transient
+from neonpro.adapters.db.deadline import CommitOutcomeUnknown, RequestTimedOut
 from neonpro.domain import errors as e
 
 log = structlog.get_logger(__name__)
@@ -52,6 +57,8 @@ _DESCRIPTIONS = {
     413: "Request body too large", 422: "Validation failed (fields named, values never echoed)",
     423: "Account locked after repeated failed sign-ins",
     428: "Consent required for this purpose",
+    503: "The database is unavailable, busy or too slow right now; nothing was written. "
+         "Retry after the Retry-After header's seconds",
 }
 
 
@@ -62,7 +69,8 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for s in statuses}
 
 
-COMMON = responses(400, 401, 403, 404, 409, 413, 422, 428)
+COMMON = responses(400, 401, 403, 404, 409, 413, 422, 428, 503)
+RETRY_AFTER_S = 2
 
 
 def problem(status: int, code: str, title: str, detail: str | None = None,
@@ -71,7 +79,40 @@ def problem(status: int, code: str, title: str, detail: str | None = None,
     if detail:
         body["detail"] = detail
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # noqa: PLR2004
+    if status == 503:  # noqa: PLR2004
+        headers = {"Retry-After": str(RETRY_AFTER_S)}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
+    """503 for every way the database can fail us that a later retry may fix; the log
+    line names the error class and SQLSTATE only (driver messages may carry values)."""
+    orig = getattr(exc, "orig", exc)
+    kind = type(orig).__name__
+    request_id = getattr(request.state, "request_id", None)
+    if isinstance(exc, PoolTimeout):
+        log.warning("db_pool_exhausted", request_id=request_id)
+        return problem(503, "pool_exhausted", "database connections exhausted",
+                       "every database connection stayed busy for the pool timeout; "
+                       "nothing was written")
+    if isinstance(exc, RequestTimedOut):
+        return problem(503, "request_timeout", "request timeout",
+                       "the request ran out of time and nothing was written")
+    if isinstance(exc, CommitOutcomeUnknown):
+        log.error("db_commit_outcome_unknown", request_id=request_id)
+        return problem(503, "commit_outcome_unknown", "commit outcome unknown",
+                       "the database connection broke during the commit and the outcome "
+                       "could not be confirmed; read the resource before retrying")
+    sqlstate = getattr(orig, "sqlstate", None)
+    if is_timeout(exc):
+        log.warning("db_query_timeout", sqlstate=sqlstate, request_id=request_id)
+        return problem(503, "query_timeout", "query timeout",
+                       "a database statement exceeded its time limit and was cancelled; "
+                       "nothing was written")
+    log.warning("db_unavailable", error=kind, sqlstate=sqlstate, request_id=request_id)
+    return problem(503, "database_unavailable", "database unavailable",
+                   "the database could not be reached or dropped the connection; "
+                   "nothing was written")
 
 
 def _status_of(exc: e.DomainError) -> int:
@@ -79,6 +120,8 @@ def _status_of(exc: e.DomainError) -> int:
 
 
 def install(app: FastAPI) -> None:
+    _install_unavailable(app)
+
     @app.exception_handler(e.DomainError)
     async def domain_error(request: Request, exc: e.DomainError) -> JSONResponse:
         extra: dict[str, Any] = {}
@@ -116,3 +159,22 @@ def install(app: FastAPI) -> None:
         log.error("decryption_failed", request_id=request.state.request_id)
         return problem(500, "internal_error", "internal error",
                        "a stored value could not be decrypted; the operators were alerted")
+
+
+def _install_unavailable(app: FastAPI) -> None:
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(RequestTimedOut)
+    @app.exception_handler(CommitOutcomeUnknown)
+    @app.exception_handler(psycopg.OperationalError)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return _unavailable(request, exc)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_transient(exc) or is_timeout(exc):
+            return _unavailable(request, exc)
+        log.error("db_error", error=type(exc.orig).__name__,
+                  sqlstate=getattr(exc.orig, "sqlstate", None),
+                  request_id=getattr(request.state, "request_id", None))
+        return problem(500, "internal_error", "internal error",
+                       "the operators were alerted")
