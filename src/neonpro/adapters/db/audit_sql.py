@@ -169,6 +169,10 @@ DECLARE
   v_prev bytea;
   v_hash bytea;
   v_count integer := 0;
+  v_ids uuid[] := '{}';
+  v_seqs bigint[] := '{}';
+  v_prevs bytea[] := '{}';
+  v_hashes bytea[] := '{}';
   r audit_events;
 BEGIN
   -- one sealer per clinic at a time; writers never take this lock
@@ -184,11 +188,17 @@ BEGIN
            ORDER BY e.occurred_at, e.id LIMIT p_limit LOOP
     v_seq := v_seq + 1;
     v_hash := sha256(neonpro_audit_canonical(r, v_seq, v_prev));
-    UPDATE audit_events SET seq = v_seq, prev_hash = v_prev, hash = v_hash
-      WHERE clinic_id = p_clinic AND id = r.id;
+    v_ids := v_ids || r.id;
+    v_seqs := v_seqs || v_seq;
+    v_prevs := v_prevs || v_prev;
+    v_hashes := v_hashes || v_hash;
     v_prev := v_hash;
     v_count := v_count + 1;
   END LOOP;
+  -- one UPDATE for the whole batch (the guard trigger still checks every row)
+  UPDATE audit_events e SET seq = u.seq, prev_hash = u.prev, hash = u.hash
+    FROM unnest(v_ids, v_seqs, v_prevs, v_hashes) AS u(id, seq, prev, hash)
+    WHERE e.clinic_id = p_clinic AND e.id = u.id;
   RETURN v_count;
 END
 $$""",
