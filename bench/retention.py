@@ -436,7 +436,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=20261127)
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-driver path")
+    parser.add_argument("--concurrent-seal", action="store_true",
+                        help="seal while ours runs, as the CLI does (implies --no-raw: the "
+                             "sealer's work would fall on the raw path's turns too)")
     args = parser.parse_args()
+    args.no_raw = args.no_raw or args.concurrent_seal
     t_start = time.perf_counter()
     print(f"load average at start: {load_average()}")
     url = create_scratch_database(args.url)
@@ -463,6 +467,8 @@ def main() -> int:
         report = retention.RetentionReport()
         ours = raw = ours_cpu = 0.0
         try:
+            if args.concurrent_seal:
+                box.start_sealer(interval=1.0)
             t, c = time.perf_counter(), time.process_time()
             plan = retention.plan_retention(box, ACTOR, clinic)
             ours_plan = time.perf_counter() - t
@@ -498,6 +504,7 @@ def main() -> int:
             ours += ours_plan
             raw += raw_plan_s
             t_seal = time.perf_counter()
+            box.stop_sealer()  # the background one, if any, after its pass
             sealed = box.seal_audit(ACTOR)
             ours_seal = time.perf_counter() - t_seal
             again = retention.plan_retention(box, ACTOR, clinic)

@@ -99,16 +99,20 @@ class Container:
         """Seal every pending audit event (the CLI does this before it exits)."""
         return seal_pending(self.database, actor)
 
-    def close(self, *, seal: bool = True) -> None:
-        """Seal pending audit events, release pools, stop an embedded server we started."""
-        if "database" not in self.__dict__:
-            return
+    def stop_sealer(self) -> None:
+        """Stop the background sealer, if one runs (after its current pass)."""
         if self._sealer is not None:
             sealer, self._sealer = self._sealer, None
             try:
                 sealer.stop()
             except (SQLAlchemyError, RuntimeError) as exc:
                 log.warning("audit_sealer_stop_failed", error=type(exc).__name__)
+
+    def close(self, *, seal: bool = True) -> None:
+        """Seal pending audit events, release pools, stop an embedded server we started."""
+        if "database" not in self.__dict__:
+            return
+        self.stop_sealer()
         if seal and self.database.connected:
             try:
                 self.seal_audit()

@@ -60,6 +60,9 @@ def retention(
             out.print(table)
             out.print(f"{len(plan)} action(s) due; run with --apply to carry them out")
             return
+        # seal the run's audit events while it runs (a second database backend), so only
+        # the tail is left for the seal at exit
+        box.start_sealer(interval=1.0)
         with Progress(console=console) as bar:
             task = bar.add_task("retention", total=len(plan))
             report = retention_service.apply_retention(
