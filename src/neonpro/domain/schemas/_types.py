@@ -7,9 +7,19 @@ A failed check raises ``ValueError(reason)`` so pydantic reports the field; mode
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from datetime import time
+from decimal import Decimal
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from neonpro.domain import values
 from neonpro.domain.errors import ValidationFailed
@@ -58,8 +68,16 @@ def _no_nul(value: Any) -> Any:
     return value
 
 
+# a wall-clock time as the API writes it ("08:00:00"): JSON Schema's "time" format is
+# RFC 3339 full-time, which needs an offset, so documenting it so made valid answers fail
+# schema validation (the stateful schemathesis run found it)
+LocalTime = Annotated[time, WithJsonSchema(
+    {"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"})]
+
 INT32_MAX = 2_147_483_647
-Version = Annotated[int, Field(ge=1, le=INT32_MAX, description="optimistic-locking version")]
+# strict: JSON true is not version 1, nor "3" version 3 (the hostile-input corpus sent both)
+Version = Annotated[int, Field(ge=1, le=INT32_MAX, strict=True,
+                               description="optimistic-locking version")]
 
 
 class Schema(BaseModel):
@@ -74,6 +92,25 @@ class Schema(BaseModel):
     @classmethod
     def _refuse_nul(cls, value: Any) -> Any:
         return _no_nul(value)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _refuse_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # lax mode reads JSON true as 1: a count or a duration must be a number
+        if type(value) is bool and info.field_name is not None:
+            kinds = _leaf_types(cls.model_fields[info.field_name].annotation)
+            if bool not in kinds and kinds & {int, float, Decimal}:
+                raise ValueError("must be a number, not true or false")
+        return value
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    args = get_args(annotation)
+    if not args:
+        return {annotation}
+    if get_origin(annotation) is Annotated:
+        return _leaf_types(args[0])
+    return set().union(*(_leaf_types(a) for a in args))
 
 
 class ReadSchema(BaseModel):

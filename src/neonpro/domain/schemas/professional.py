@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from neonpro.domain.paging import Page
 from neonpro.domain.schemas._types import (
     EmailStr,
+    LocalTime,
     Name,
     PhoneStr,
     ReadSchema,
@@ -79,10 +80,10 @@ class ProfessionalRead(ReadSchema):
     email: str | None
     color: str
     is_active: bool
-    work_start_time: time | None
-    work_end_time: time | None
-    break_start_time: time | None
-    break_end_time: time | None
+    work_start_time: LocalTime | None
+    work_end_time: LocalTime | None
+    break_start_time: LocalTime | None
+    break_end_time: LocalTime | None
     can_work_weekends: bool
     max_daily_appointments: int
     appointment_buffer_minutes: int
