@@ -421,3 +421,89 @@ def kill_app_connections(superuser_url: str, dbname: str, share: float,
         for pid in victims:
             conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
     return len(victims)
+
+
+# --------------------------------------------------------------------------- restart
+@dataclass
+class RestartReport:
+    outcomes: list[Outcome]
+    windows: list[tuple[float, float]]  # (database down, database back), monotonic
+    check: BookingCheck
+    audit: bool
+    seconds: float
+
+    def during_outage(self) -> list[Outcome]:
+        return [o for o in self.outcomes
+                if any(down <= o.started + o.seconds and o.started <= up
+                       for down, up in self.windows)]
+
+    def resumed_after(self) -> list[float]:
+        """Per restart: seconds from the database back to the first 2xx read and booking
+        that both started after it (the later of the two)."""
+        out = []
+        for _down, up in self.windows:
+            firsts = []
+            for op in ("read", "book"):
+                ok = [o.started + o.seconds for o in self.outcomes
+                      if o.op == op and o.started >= up and 200 <= o.status < 300]
+                firsts.append(min(ok) - up if ok else float("inf"))
+            out.append(max(firsts))
+        return out
+
+    def failures_after(self, grace_s: float) -> list[Outcome]:
+        """Requests that started ``grace_s`` after a restart (and before the next outage)
+        and still failed."""
+        bad = []
+        for i, (_down, up) in enumerate(self.windows):
+            end = self.windows[i + 1][0] if i + 1 < len(self.windows) else float("inf")
+            bad += [o for o in self.outcomes
+                    if up + grace_s <= o.started and o.started + o.seconds < end
+                    and not 200 <= o.status < 300]
+        return bad
+
+
+def restart_scenario(cluster: PrivateCluster, box: Container, world: World, base: str, *,
+                     clients: int, before_s: float, outage_s: float, after_s: float,
+                     modes: tuple[str, ...] = ("fast",), timeout_s: float = 30.0,
+                     ) -> RestartReport:
+    """``clients`` clients book and read while the cluster is stopped (``modes``: fast
+    shutdown, or immediate = crash) for ``outage_s`` and started again, once per mode."""
+    load = Load(base, world, clients=clients, write_share=0.5, timeout_s=timeout_s)
+    windows = []
+    t0 = time.monotonic()
+    load.start()
+    try:
+        time.sleep(before_s)
+        for mode in modes:
+            down = time.monotonic()
+            cluster.stop(mode)
+            time.sleep(outage_s)
+            cluster.start()
+            up = time.monotonic()
+            windows.append((down, up))
+            say(f"restart ({mode}): database down {up - down:.1f} s")
+            time.sleep(after_s)
+    finally:
+        outcomes = load.stop()
+    seconds = time.monotonic() - t0
+    check = check_bookings(cluster.url("neonpro"), world.clinic, outcomes)
+    audit, _report = audit_ok(box, world.clinic)
+    return RestartReport(outcomes, windows, check, audit, seconds)
+
+
+def restart_world(cluster: PrivateCluster, **overrides: Any) -> tuple[Container, str]:
+    """Create and migrate database ``neonpro`` on the private cluster; a container on it."""
+    from neonpro.adapters.crypto import KeyRing  # noqa: PLC0415
+    from neonpro.adapters.db import migrate  # noqa: PLC0415
+    from neonpro.adapters.db.security import Roles  # noqa: PLC0415
+    from neonpro.config import Environment, Settings  # noqa: PLC0415
+
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE neonpro")
+    url = cluster.url("neonpro")
+    migrate.upgrade(url, Roles())
+    keys = KeyRing(keys={"k1": os.urandom(32)}, active_id="k1",
+                   blind_index_key=os.urandom(32), audit_key=os.urandom(32))
+    settings = Settings(environment=Environment.TEST, database_url=url,
+                        jwt_secret="s" * 32, _env_file=None, **overrides)  # type: ignore[call-arg]
+    return Container(settings, database_url=url, keyring=keys), url
