@@ -229,7 +229,10 @@ def test_injection_in_a_search_is_just_text(
     for value in ("' OR '1'='1", "%", "_", "\\", "x' UNION SELECT * FROM patients --"):
         r = client.get("/patients", headers=world.headers, params={"name": value})
         assert r.status_code == 200, r.text
-        assert r.json()["items"] == []
+        found = r.json()["items"]
+        # only names that hold the text literally (the corpus may have stored some)
+        assert len(found) < len(everyone)
+        assert all(value.lower() in p["full_name"].lower() for p in found)
 
 
 def test_stateful_schemathesis_run_over_the_whole_api(
