@@ -263,6 +263,30 @@ def test_an_erasure_after_the_backup_survives_its_restore(
         drop_database(admin_url, second)
 
 
+def test_a_record_anonymized_after_its_hold_comes_back_anonymized(
+        source: tuple[Container, uuid.UUID], target: str) -> None:
+    box, clinic = source
+    held = patients.register_patient(box.uow(clinic, DPO), PatientCreate(
+        full_name="Prontuario Vencido", cpf=cpf(9301), blood_type="O+"))  # a clinical record
+    first = erasure.erase_patient(box.admin_uow(clinic, DPO), held.id)
+    assert first.outcome == "blocked"
+    backup = svc.create_backup(box)  # holds the record blocked, not anonymized
+    uow = box.admin_uow(clinic, DPO)
+    with uow:  # 20 years later: the retention engine anonymizes it
+        assert erasure.erase_in(uow, held.id, hold_expired=True).outcome == "anonymized"
+        uow.commit()
+
+    report = svc.restore_backup(box, backup, target)
+    assert report.ok, report.problems
+    assert report.reapplied_erasures == 1
+    with psycopg.connect(_plain(target)) as conn:
+        row = conn.execute("SELECT anonymized_at IS NOT NULL, full_name FROM patients "
+                           "WHERE id = %s", (held.id,)).fetchone()
+    assert row is not None
+    assert row[0] is True
+    assert row[1] != "Prontuario Vencido"
+
+
 def test_prune_keeps_days_weeks_months_and_the_only_verified(tmp_path: Path) -> None:
     start = datetime(2026, 1, 1, 3, tzinfo=UTC)
     backups = []

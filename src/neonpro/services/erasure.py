@@ -137,11 +137,16 @@ def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid
     return HeldRecord(patient, page.items)
 
 
+# each patient's latest decision only (a record blocked, then anonymized when its hold ran
+# out, must come back anonymized)
 _LEDGER = text(
-    "SELECT l.clinic_id, l.patient_id, l.outcome FROM erasure_ledger l "
-    "WHERE (CAST(:since AS timestamptz) IS NULL OR l.decided_at >= :since) "
-    "AND (CAST(:clinic AS uuid) IS NULL OR l.clinic_id = :clinic) "
-    "AND EXISTS (SELECT 1 FROM patients p WHERE p.clinic_id = l.clinic_id "
+    "SELECT l.clinic_id, l.patient_id, l.outcome FROM ("
+    "  SELECT DISTINCT ON (clinic_id, patient_id) clinic_id, patient_id, outcome, decided_at "
+    "  FROM erasure_ledger "
+    "  WHERE (CAST(:since AS timestamptz) IS NULL OR decided_at >= :since) "
+    "  AND (CAST(:clinic AS uuid) IS NULL OR clinic_id = :clinic) "
+    "  ORDER BY clinic_id, patient_id, decided_at DESC, id DESC) l "
+    "WHERE EXISTS (SELECT 1 FROM patients p WHERE p.clinic_id = l.clinic_id "
     "            AND p.id = l.patient_id AND CASE l.outcome "
     "              WHEN 'blocked' THEN p.blocked_at IS NULL AND p.anonymized_at IS NULL "
     "              ELSE p.anonymized_at IS NULL END) "
@@ -154,10 +159,12 @@ def reapply_erasures(container: Container, actor: Actor, since: datetime | None 
     ``since``) whose restored row came back unerased. Returns how many were re-erased."""
     with container.database.service_session(actor.id, actor.role) as session:
         due = session.execute(_LEDGER, {"since": since, "clinic": clinic_id}).all()
-    for clinic, patient_id, _outcome in due:
+    for clinic, patient_id, outcome in due:
         uow = container.admin_uow(clinic, actor)
         with uow:
-            erase_in(uow, patient_id)
+            # the ledger's outcome, not a new decision on the restored row: an anonymization
+            # made when the medical-record hold had run out is an anonymization again
+            erase_in(uow, patient_id, hold_expired=outcome != "blocked")
             uow.audit.record(AuditAction.RESTORE, "erasure_ledger", patient_id,
                              patient_id=patient_id, details={"reapplied": True})
             uow.commit()
