@@ -159,12 +159,12 @@ def reapply_erasures(container: Container, actor: Actor, since: datetime | None 
     ``since``) whose restored row came back unerased. Returns how many were re-erased."""
     with container.database.service_session(actor.id, actor.role) as session:
         due = session.execute(_LEDGER, {"since": since, "clinic": clinic_id}).all()
-    for clinic, patient_id, outcome in due:
+    for clinic, patient_id, decided in due:
         uow = container.admin_uow(clinic, actor)
         with uow:
             # the ledger's outcome, not a new decision on the restored row: an anonymization
             # made when the medical-record hold had run out is an anonymization again
-            erase_in(uow, patient_id, hold_expired=outcome != "blocked")
+            erase_in(uow, patient_id, hold_expired=decided != "blocked")
             uow.audit.record(AuditAction.RESTORE, "erasure_ledger", patient_id,
                              patient_id=patient_id, details={"reapplied": True})
             uow.commit()
