@@ -532,19 +532,30 @@ class RestoreReport:
     problems: list[str]
     reapplied_erasures: int
     health: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"backup": self.backup_id, "target": self.target, "ok": self.ok,
                 "seconds": self.seconds, "problems": self.problems,
-                "reapplied_erasures": self.reapplied_erasures, "health_ok": self.health.get("ok")}
+                "warnings": self.warnings, "reapplied_erasures": self.reapplied_erasures,
+                "health_ok": self.health.get("ok")}
 
 
-def _ledger_from(target: Target, roles: Roles) -> list[dict[str, Any]]:
-    """The erasure ledger of a live database, or nothing if it is unreachable or not ours."""
+def _ledger_from(target: Target, roles: Roles,
+                 warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """The erasure ledger of a live database. Unreadable: with ``warnings``, a warning
+    is added and nothing returned; without, ``BackupError`` (never silently nothing)."""
     try:
         with snap.connect(target) as conn:
             return snap.ledger(conn, roles)
-    except psycopg.Error:
+    except psycopg.Error as exc:
+        message = (f"the erasure ledger of {target.describe()} could not be read "
+                   f"({type(exc).__name__}): erasures recorded only there are not re-applied")
+        if warnings is None:
+            raise BackupError(message + "; nothing was changed") from None
+        warnings.append(message)
+        log.warning("erasure_ledger_unreadable", database=target.describe(),
+                    error=type(exc).__name__)
         return []
 
 
@@ -582,10 +593,12 @@ def restore_backup(container: Container, backup: Backup, target_url: str, *,
                              "it without --force")
     # erasures that must survive: the target's own ledger (read before it is replaced), the
     # live database's, and those of every later backup
-    ledger = _ledger_from(target, roles) if exists else []
+    # the target's ledger must be read before it is replaced: failing that, stop here
+    ledger = _ledger_from(target, roles) if exists and not _is_empty(target) else []
+    warnings: list[str] = []
     source = _source(container)
     if source != target:
-        ledger += _ledger_from(source, roles)
+        ledger += _ledger_from(source, roles, warnings)
     ledger += later_ledgers(backup)
     with timings.step("roles"):
         _ensure_roles(target, roles)
@@ -614,13 +627,13 @@ def restore_backup(container: Container, backup: Backup, target_url: str, *,
         record_event(container, AuditAction.RESTORE, backup.id, {
             "target": target.describe(), "ok": ok}, ok=ok, actor=actor)
     return RestoreReport(backup.id, target.describe(), ok, timings.steps, problems,
-                         reapplied, health)
+                         reapplied, health, warnings)
 
 
-def known_erasures(container: Container) -> list[dict[str, Any]]:
+def known_erasures(container: Container, warnings: list[str]) -> list[dict[str, Any]]:
     """Every erasure known outside a database about to be rolled back: its own live ledger
-    (if reachable) and the ledgers of every logical backup."""
-    entries = _ledger_from(_source(container), _roles(container))
+    (a warning if unreachable) and the ledgers of every logical backup."""
+    entries = _ledger_from(_source(container), _roles(container), warnings)
     for backup in catalog(container.settings.backup_dir):
         entries += _backup_ledger(backup)
     return entries

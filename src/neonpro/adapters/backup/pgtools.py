@@ -21,6 +21,7 @@ from urllib.parse import quote
 from sqlalchemy.engine import make_url
 
 from neonpro.adapters.db.embedded import EmbeddedError, _bin_dir
+from neonpro.redaction import redact_text
 
 
 class ToolError(RuntimeError):
@@ -111,7 +112,12 @@ def version(path: Path) -> str:
 
 
 def last_line(stderr: bytes | str) -> str:
-    """The tool's last message line: PostgreSQL's tools name objects, never row values."""
+    """The tool's first error line, redacted. Its DETAIL, CONTEXT and "Command was" lines
+    are dropped: a failed COPY quotes the row ("Failing row contains (...)")."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else "no message"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    quoting = ("detail:", "context:", "command was:", "query was:", "hint:")
+    lines = [ln for ln in lines if not any(q in ln.lower()[:40] for q in quoting)]
+    errors = [ln for ln in lines if "error:" in ln.lower() or "fatal:" in ln.lower()]
+    chosen = errors[0] if errors else (lines[-1] if lines else "no message")
+    return redact_text(chosen[:300])

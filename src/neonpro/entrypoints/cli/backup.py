@@ -118,6 +118,8 @@ def restore(
     else:
         for problem in report.problems:
             out.print(f"[red]FAIL[/] {problem}")
+        for warning in report.warnings:
+            out.print(f"[yellow]WARNING[/] {warning}")
         verdict = "[green]restored[/]" if report.ok else "[red]restored with problems[/]"
         out.print(f"{verdict} {backup_id} into {report.target}: "
                   f"{report.reapplied_erasures} erasure(s) re-applied, health "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +14,7 @@ import typer
 from neonpro.config import Settings
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import AuditAction
-from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.entrypoints.cli._common import console, container, fail, out, print_json
 from neonpro.services import backup as backups
 from neonpro.services import pitr as svc
 
@@ -83,6 +85,49 @@ def info(as_json: JsonOption = False) -> None:
         out.print(f"  {b['label']} {b['type']} {b['start']} .. {b['stop']}")
 
 
+def _pending(settings: Settings) -> Path:
+    return settings.pitr_dir / "pending-erasures.json"
+
+
+def _save_pending(settings: Settings) -> None:
+    warnings: list[str] = []
+    with container() as box:
+        try:
+            erasures = backups.known_erasures(box, warnings)
+        except backups.BackupError as exc:
+            fail(str(exc))
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    file = _pending(settings)
+    file.write_text(json.dumps(erasures))
+    file.chmod(0o600)
+
+
+def _reapply(settings: Settings, target: str) -> int:
+    file = _pending(settings)
+    erasures = json.loads(file.read_text()) if file.is_file() else []
+    try:
+        with container() as box:
+            count = backups.reapply_ledger(box, erasures, SystemActors.BACKUP)
+            backups.record_event(box, AuditAction.RESTORE, "pitr", {
+                "target_time": target, "reapplied_erasures": count})
+    except (psycopg.Error, backups.BackupError) as exc:
+        fail(f"the cluster is restored, but the erasures were NOT re-applied "
+             f"({type(exc).__name__}): run `neonpro pitr reapply` once the database answers")
+    file.unlink(missing_ok=True)
+    return count
+
+
+@app.command()
+def reapply(as_json: JsonOption = False) -> None:
+    """Re-apply the erasures saved by an interrupted `pitr restore` (and the live ledger's)."""
+    settings = _settings()
+    if not _pending(settings).is_file():
+        _save_pending(settings)
+    count = _reapply(settings, "after an interrupted restore")
+    _show({"reapplied_erasures": count}, as_json, f"{count} erasure(s) re-applied")
+
+
 @app.command()
 def restore(
     to: Annotated[datetime, typer.Option(
@@ -99,20 +144,12 @@ def restore(
     if not yes and not typer.confirm(
             f"Every change after {to.isoformat()} on the whole cluster is discarded. Go on?"):
         fail("not confirmed", 2)
-    erasures: list[dict[str, Any]] = []
     if reapply:
-        with container() as box:
-            erasures = backups.known_erasures(box)
+        _save_pending(settings)  # read while the cluster still holds the later erasures
     try:
         done = svc.restore(settings, to)
-    except svc.PitrError as exc:
-        fail(str(exc))
-    with container() as box:
-        if reapply:
-            done["reapplied_erasures"] = backups.reapply_ledger(box, erasures,
-                                                                SystemActors.BACKUP)
-        backups.record_event(box, AuditAction.RESTORE, "pitr", {
-            "target_time": done["target"], "reapplied_erasures": done.get(
-                "reapplied_erasures", 0)})
+    except (svc.PitrError, OSError, subprocess.SubprocessError) as exc:
+        fail(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+    done["reapplied_erasures"] = _reapply(settings, done["target"]) if reapply else 0
     _show(done, as_json, f"restored to {done['target']} in {done['seconds']:.1f} s; "
           f"{done.get('reapplied_erasures', 0)} erasure(s) re-applied")
