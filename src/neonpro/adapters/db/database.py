@@ -52,7 +52,7 @@ SET_CONTEXT_BOUNDED = text(
 # the transaction's id if it wrote anything: after a connection lost during COMMIT the
 # database can still say whether that transaction committed (pg_xact_status)
 CURRENT_XID = text("SELECT pg_current_xact_id_if_assigned()::text")
-_XACT_STATUS = text("SELECT pg_xact_status(CAST(:xid AS xid8))")
+_XACT_STATUS = "SELECT pg_xact_status(CAST(%s AS xid8))"
 
 
 def context_params(
@@ -243,20 +243,29 @@ class Database:
 
     def commit_outcome(self, xid: str, budget_s: float) -> Outcome | None:
         """Whether transaction ``xid`` committed, asked on a new connection for up to
-        ``budget_s`` seconds (the database may be restarting); None if it could not say."""
+        ``budget_s`` seconds (the database may be restarting); None if it could not say.
+
+        The connection is opened outside the pool: a full pool must not make a committed
+        write look failed (its wait would outlast the budget and raise a pool timeout)."""
         give_up = time.monotonic() + budget_s
         delay = 0.05
+        url = self.engine().url.set(drivername="postgresql").render_as_string(
+            hide_password=False)
         while True:
+            wait = max(1, int(give_up - time.monotonic()))
             try:
-                with self.engine().connect() as conn:
-                    status = conn.execute(_XACT_STATUS, {"xid": xid}).scalar()
+                with psycopg.connect(url, autocommit=True, connect_timeout=wait) as conn:
+                    row = conn.execute(_XACT_STATUS, (xid,)).fetchone()
+                status = row[0] if row else None
                 if status == "committed":
                     return Outcome.COMMITTED
                 if status == "aborted":
                     return Outcome.ABORTED
-            except DBAPIError as exc:
-                if not is_transient(exc):
-                    raise
+            except psycopg.OperationalError:
+                pass  # still restarting: ask again
+            except psycopg.Error as exc:
+                log.error("commit_outcome_query_failed", error=type(exc).__name__)  # noqa: TRY400  (class only, no driver text)
+                return None
             if time.monotonic() + delay > give_up:
                 log.error("commit_outcome_unknown")
                 return None
