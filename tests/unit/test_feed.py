@@ -50,7 +50,8 @@ def test_replay_after_last_event_id_and_resync_when_the_buffer_cannot_vouch() ->
         _, backlog, complete = feed.subscribe(A, first.event_id(feed.boot))
         assert [e.seq for e in backlog] == [3, 4, 5]
         assert not complete  # seq 2 was evicted
-        for bad in ("other-2", f"{feed.boot}-99", "garbage"):
+        for bad in ("other-2", f"{feed.boot}-99", "garbage", f"{feed.boot}-\u00b2",
+                    f"{feed.boot}-\u0661"):  # digits to isdigit(), not to int()
             _, backlog, complete = feed.subscribe(A, bad)
             assert (backlog, complete) == ([], False)
         _, backlog, complete = feed.subscribe(B, second.event_id(feed.boot))

@@ -242,7 +242,7 @@ class ChangeFeed:
 
     def _parse(self, last_event_id: str) -> int | None:
         boot, _, seq = last_event_id.strip().partition("-")
-        if boot != self.boot or not seq.isdigit() or int(seq) > self._seq:
+        if boot != self.boot or not (seq.isascii() and seq.isdigit()) or int(seq) > self._seq:
             return None
         return int(seq)
 
