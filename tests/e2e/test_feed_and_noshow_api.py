@@ -384,6 +384,9 @@ def test_risk_score_and_factors_in_reads_and_the_high_risk_list(
 
     is_problem(httpx.get(f"{live.url}/noshow/high-risk", params={"day": "amanhã"},
                          headers=token, timeout=10), 422, "validation_failed")
+    for edge in ("9999-12-31", "0001-01-01"):  # no calendar overflow into a 500
+        is_problem(httpx.get(f"{live.url}/noshow/high-risk", params={"day": edge},
+                             headers=token, timeout=10), 422, "validation_failed")
     is_problem(httpx.get(f"{live.url}/noshow/high-risk", params={"min_score": 101},
                          headers=token, timeout=10), 422, "validation_failed")
     is_problem(httpx.get(f"{live.url}/noshow/high-risk",

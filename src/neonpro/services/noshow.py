@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
-from neonpro.domain.errors import Conflict
+from neonpro.domain.errors import Conflict, ValidationFailed
 from neonpro.domain.noshow import (
     FEATURE_NAMES,
     PATIENT_STRENGTH,
@@ -256,6 +256,8 @@ def high_risk_on(uow: SqlUnitOfWork, day: date | None = None, *,
                  min_score: int = HIGH_RISK_SCORE, limit: int = 200) -> list[HighRisk]:
     """A day's (default: tomorrow's, in the clinic's time zone) scored appointments at or
     above ``min_score``, riskiest first: the front desk's call list. Audited as a read."""
+    if day is not None and not date(1900, 1, 1) <= day <= date(9999, 12, 30):
+        raise ValidationFailed("day", "must be a calendar day between 1900 and 9999")
     with uow:
         zone = ZoneInfo(uow.appointments.clinic_time_zone())
         day = day or (datetime.now(zone).date() + timedelta(days=1))
