@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -124,3 +125,24 @@ def test_a_batch_erases_each_patient_with_its_own_decisions_events_and_ledger_en
     assert retention.plan_retention(container, JOB, clinic, now=in_two_years) == []
     again = retention.apply_retention(container, JOB, [], batch=4)
     assert (again.applied, again.by_outcome) == (0, {})
+
+
+def test_a_patient_due_under_two_policies_in_one_batch_is_erased_once(
+    container: Container, clinic: uuid.UUID
+) -> None:
+    held = patients.register_patient(container.uow(clinic, JOB), PatientCreate(
+        full_name="Duas Politicas", cpf=cpf(4301), patient_notes="asma")).id
+    in_two_years = datetime.now(UTC) + timedelta(days=730)
+    plan = retention.plan_retention(container, JOB, clinic, now=in_two_years)
+    [item] = [i for i in plan if i.target == held]
+    # the same patient, also due because the 20-year hold ran out (a second policy)
+    expired = dataclasses.replace(item, trigger="last_clinical_entry", action="anonymize")
+    report = retention.apply_retention(container, JOB, [item, expired], batch=10)
+    assert report.applied == 2
+    with container.database.service_session(JOB.id) as s:
+        ledger = s.execute(text("SELECT outcome FROM erasure_ledger WHERE patient_id = :p"),
+                           {"p": held}).scalars().all()
+        anonymized = s.execute(text("SELECT anonymized_at IS NOT NULL FROM patients "
+                                    "WHERE id = :p"), {"p": held}).scalar_one()
+    assert ledger == ["anonymized"]  # one erasure, the expired hold's
+    assert anonymized is True

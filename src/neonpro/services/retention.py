@@ -135,7 +135,7 @@ def _apply_batch(uow: SqlUnitOfWork, chunk: list[RetentionItem],
     kind of work rather than one per item."""
     outcomes: dict[int, str] = {}
     revoked: list[uuid.UUID] = []
-    erase: dict[bool, list[uuid.UUID]] = {}  # hold expired? -> patients
+    queued: dict[uuid.UUID, bool] = {}  # patient -> hold expired? (insertion-ordered)
     for n, item in enumerate(chunk):
         trigger = RetentionTrigger(item.trigger)
         if trigger is RetentionTrigger.CONSENT_REVOKED:
@@ -144,8 +144,12 @@ def _apply_batch(uow: SqlUnitOfWork, chunk: list[RetentionItem],
         elif RetentionAction(item.action) is RetentionAction.KEEP:
             outcomes[n] = "kept"
         elif item.target not in done:
-            erase.setdefault(trigger is RetentionTrigger.LAST_CLINICAL_ENTRY,
-                             []).append(item.target)
+            # a patient due under two policies is erased once; an expired hold wins
+            expired = trigger is RetentionTrigger.LAST_CLINICAL_ENTRY
+            queued[item.target] = queued.get(item.target, False) or expired
+    erase: dict[bool, list[uuid.UUID]] = {}
+    for patient, expired in queued.items():
+        erase.setdefault(expired, []).append(patient)
     for hold_expired, patients in erase.items():
         for result in erase_many_in(uow, patients, hold_expired=hold_expired):
             done[result.patient_id] = result.outcome
