@@ -190,15 +190,24 @@ def _book(box: Container, w: World, *, days: int | None = None) -> Any:
 
 def _subscribe(live: Live, box: Container, w: World, last_event_id: str | None = None,
                *, token: dict[str, str] | None = None) -> Reader:
-    before = _subscribers(live, w)
+    # by identity, not by count: a reader closed just before may leave the server's set
+    # while this one joins it, and the count would stand still
+    before = _subscriptions(live, w)
     extra = {"Last-Event-ID": last_event_id} if last_event_id else {}
     reader = Reader(f"{live.url}/feed/appointments",
                     {**(token or headers(box, w.clinic, "receptionist")), **extra})
     deadline = time.monotonic() + 10
-    while _subscribers(live, w) <= before:
+    while not _subscriptions(live, w) - before:
         assert time.monotonic() < deadline, f"no subscription (status {reader.status})"
         time.sleep(0.02)
     return reader
+
+
+def _subscriptions(live: Live, w: World) -> set[object]:
+    """The server's subscription objects of the clinic (held, so none is recycled)."""
+    feed = getattr(live.app.state, "feed", None)
+    clinic = None if feed is None else feed._clinics.get(w.clinic)
+    return set() if clinic is None else set(clinic.subscribers)
 
 
 def _subscribers(live: Live, w: World) -> int:
@@ -298,6 +307,9 @@ def test_a_reconnecting_client_gets_what_it_missed(live: Live, box: Container,
         assert after.json["appointment_id"] == str(live_one.id)
     finally:
         again.close()
+    deadline = time.monotonic() + 5  # the server noticed (else the count below can stand still)
+    while _subscribers(live, a) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     # an id the server cannot vouch for (another boot): told to resynchronise
     stale = _subscribe(live, box, a, last_event_id="00000000-5")
