@@ -7,9 +7,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,64 +21,27 @@ from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
 from neonpro.services import backup, pitr
 from tests.conftest import make_keyring, make_settings
+from tests.reliability.harness import PrivateCluster, cluster_requirements
 
 pytestmark = pytest.mark.slow
 
 
-def _requirements() -> tuple[str, Path] | str:
-    if shutil.which("pgbackrest") is None:
-        return "pgbackrest is not installed (apt-get install pgbackrest; .ci/run does)"
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not bins:
-        return "no PostgreSQL server binaries under /usr/lib/postgresql"
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root, but there is no postgres account to run the cluster"
-        return "postgres", bins[0].parent
-    return pwd.getpwuid(os.geteuid()).pw_name, bins[0].parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def cluster() -> Iterator[tuple[Path, int, Path, Path]]:
-    found = _requirements()
+    """The reliability harness's private cluster (initdb, free port, socket in its dir)."""
+    found = cluster_requirements()
+    if shutil.which("pgbackrest") is None:
+        found = "pgbackrest is not installed (apt-get install pgbackrest; .ci/run does)"
     if isinstance(found, str):
         if os.environ.get("NEONPRO_REQUIRE_PITR"):
             pytest.fail(found)  # .ci/run installs pgbackrest: there this test must run
         pytest.skip(found)
-    user, bin_dir = found
-    base = Path(tempfile.mkdtemp(prefix="neonpro-pitr-", dir="/tmp"))
-    base.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, user, user)
-    pgdata, port = base / "data", _free_port()
-
-    def as_owner(*args: str) -> None:
-        cmd = list(args) if os.geteuid() != 0 else ["runuser", "-u", user, "--", *args]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=300, cwd="/")
-
-    as_owner(str(bin_dir / "initdb"), "-D", str(pgdata), "-U", user, "--auth=trust",
-             "--no-sync")
-    with (pgdata / "postgresql.conf").open("a") as conf:
-        conf.write(f"port = {port}\nlisten_addresses = '127.0.0.1'\n"
-                   f"unix_socket_directories = '{base}'\nfsync = off\n")
-    as_owner(str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-w", "-l", str(base / "start.log"),
-             "start")
+    private = PrivateCluster(*found)
+    private.start()
     try:
-        yield pgdata, port, base, bin_dir
+        yield private.pgdata, private.port, private.base, private.bin_dir
     finally:
-        subprocess.run(
-            [*(["runuser", "-u", user, "--"] if os.geteuid() == 0 else []),
-             str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop"],
-            check=False, capture_output=True, timeout=120, cwd="/")
-        shutil.rmtree(base, ignore_errors=True)
+        private.destroy()  # pitr.restore restarts it behind the harness's back: stop anyway
 
 
 def _conn(base: Path, port: int) -> psycopg.Connection[tuple[object, ...]]:

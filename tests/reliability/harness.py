@@ -114,9 +114,8 @@ class PrivateCluster:
         self.running = False
 
     def destroy(self) -> None:
-        if self.running:
-            with contextlib.suppress(subprocess.SubprocessError):
-                self.stop("immediate")
+        with contextlib.suppress(subprocess.SubprocessError):  # also if started elsewhere
+            self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
 
 
