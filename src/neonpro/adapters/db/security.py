@@ -36,6 +36,9 @@ LEGAL_HOLD_TABLES = ("patients", "appointments", "consent_records", "disclosures
 # Appended (by the erasure engine; a retrained no-show model is a new row), read by the
 # clinic; never changed.
 LEDGER_TABLES = ("erasure_ledger", "no_show_models")
+# Written by the application role, never read or changed by it: commit tokens (what a
+# transaction proves it committed with; looked up and pruned by the service role).
+INSERT_ONLY_TABLES = ("commit_tokens",)
 # Written only by the owner's SECURITY DEFINER functions.
 SERVICE_READ_ONLY_TABLES = ("audit_chain_cuts",)
 OWNER_ONLY_TABLES = ("audit_ref_keys",)
@@ -162,6 +165,12 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
             f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
         ]
+    elif name in INSERT_ONLY_TABLES:
+        out += _tenant_policies(name, roles, ("INSERT",))
+        out += [
+            f"GRANT INSERT ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT, DELETE ON {name} TO {roles.service}",
+        ]
     elif name in SERVICE_READ_ONLY_TABLES:
         out.append(f"GRANT SELECT ON {name} TO {roles.service}")
     elif name in OWNER_ONLY_TABLES:
@@ -207,12 +216,15 @@ def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     """Functions, RLS, policies, grants and triggers for every table of ``metadata``."""
     from neonpro.adapters.db.audit_sql import audit_ddl  # noqa: PLC0415  (imports Roles)
     from neonpro.adapters.db.consent_sql import consent_ddl  # noqa: PLC0415
+    from neonpro.adapters.db.durability_sql import durability_ddl  # noqa: PLC0415
+    from neonpro.adapters.db.erasure_sql import erasure_ddl  # noqa: PLC0415
     from neonpro.adapters.db.feed_sql import feed_ddl  # noqa: PLC0415
 
     statements = _functions_sql()
     for table in metadata.sorted_tables:
         statements += _table_sql(table, roles)
-    return statements + audit_ddl(roles) + consent_ddl() + feed_ddl()
+    return (statements + audit_ddl(roles) + consent_ddl() + feed_ddl() + erasure_ddl()
+            + durability_ddl(roles))
 
 
 def rls_tables(metadata: MetaData) -> list[str]:
