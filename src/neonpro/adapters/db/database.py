@@ -121,6 +121,44 @@ class CommitCheck:
 _RETRY = object()  # the outcome cannot be decided yet: ask again
 
 
+class CommitWatchdog:
+    """Cuts a COMMIT that is still waiting after ``seconds`` (for a synchronous standby
+    that does not answer, say) by cancelling it from another thread.
+
+    ``statement_timeout`` does not do it: the server stops the statement timer before it
+    commits. A cancelled wait for a synchronous standby ends with a warning and the
+    transaction committed locally (it cannot be undone any more); any other cancelled
+    COMMIT ends with an error and the transaction rolled back. Either way the thread and
+    the connection are free again. A connection whose COMMIT was cancelled is discarded
+    afterwards (:attr:`fired`): a cancel arriving late must not hit the next statement."""
+
+    def __init__(self, dbapi_connection: Any, seconds: float) -> None:
+        self._connection = dbapi_connection
+        self._lock = threading.Lock()
+        self._armed = True
+        self.fired = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._cancel)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cancel(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self.fired = True
+            try:
+                self._connection.cancel()
+            except psycopg.Error as exc:
+                log.warning("commit_cancel_failed", error=type(exc).__name__)
+
+    def stop(self) -> bool:
+        """Disarm (the COMMIT returned); True if it had fired."""
+        with self._lock:
+            self._armed = False
+        self._timer.cancel()
+        return self.fired
+
+
 def _remember_backend(dbapi_connection: Any, record: Any) -> None:
     """On every new pooled connection: remember its server process (one query, once)."""
     cursor = dbapi_connection.cursor()

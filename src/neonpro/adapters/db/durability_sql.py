@@ -18,11 +18,9 @@ from neonpro.adapters.db.security import Roles
 
 # The statement a write transaction runs just before COMMIT, in one round trip: the token
 # goes in only if the transaction wrote something (a zero-row INSERT assigns no transaction
-# id, so a read stays read-only), and the COMMIT that follows is bounded by the time the
-# request has left (set_config in the CTE runs only when a token is written).
-_BOUND = "SELECT set_config('statement_timeout', :statement_timeout, true)"
-_ADD = ("INSERT INTO commit_tokens (clinic_id, token) SELECT :clinic, :token FROM bound "
-          "WHERE pg_current_xact_id_if_assigned() IS NOT NULL")
+# id, so a read stays read-only).
+_ADD = ("INSERT INTO commit_tokens (clinic_id, token) SELECT :clinic, :token "
+        "WHERE pg_current_xact_id_if_assigned() IS NOT NULL")
 # With an idempotency key, the same transaction also marks the key's work as committed, so
 # the key can never disagree with the work; no row marked: another attempt took the key over.
 _MARK = ("UPDATE idempotency_keys SET state = 'committed', "
@@ -30,11 +28,10 @@ _MARK = ("UPDATE idempotency_keys SET state = 'committed', "
          "WHERE clinic_id = :key_clinic AND key_hash = :key_hash AND claim = :claim "
          "AND state <> 'done' RETURNING 1")
 _ADD_MARKED = ("INSERT INTO commit_tokens (clinic_id, token) SELECT :clinic, :token "
-                 "FROM bound WHERE EXISTS (SELECT 1 FROM marked)")
+               "WHERE EXISTS (SELECT 1 FROM marked)")
 
-PRE_COMMIT = text(f"WITH bound AS (SELECT 1) {_ADD}")
-PRE_COMMIT_BOUNDED = text(f"WITH bound AS ({_BOUND}) {_ADD}")
-PRE_COMMIT_MARKED = text(f"WITH bound AS ({_BOUND}), marked AS ({_MARK}) {_ADD_MARKED}")
+PRE_COMMIT = text(_ADD)
+PRE_COMMIT_MARKED = text(f"WITH marked AS ({_MARK}) {_ADD_MARKED}")
 
 LOOKUP_SQL = "SELECT neonpro_commit_token_exists(%s, %s)"
 # who the original connection was, and what it is doing now (None: it is gone)

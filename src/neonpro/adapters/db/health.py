@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.db import migrate
-from neonpro.adapters.db.models import Base
+from neonpro.adapters.db.database import CommitWatchdog
+from neonpro.adapters.db.models import SYSTEM_CLINIC_ID, Base
 from neonpro.adapters.db.security import rls_tables
 from neonpro.domain.actors import SystemActors
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 
 _PROBE_CLINIC = uuid.UUID(int=0)  # no clinic has this id: the probe sees no rows
 
+_PROBE_CONTEXT = text("SELECT set_config('role', :role, true), "
+                      "set_config('statement_timeout', :ms, true)")
+_PROBE_WRITE = text("INSERT INTO commit_tokens (clinic_id, token) VALUES (:clinic, :token)")
 _RLS_SQL = text(
     "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
     "WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY(:names)"
@@ -75,6 +79,28 @@ def check_health(db: Database) -> dict[str, Any]:
         return {"ok": ok, "tables": len(found), "missing": missing,
                 "not_enabled": not_enabled, "not_forced": not_forced}
 
+    def commits() -> dict[str, Any]:
+        """A bounded write: one commit token, committed within the readiness bound. A
+        COMMIT still waiting at the bound (a synchronous standby that does not answer, a
+        stalled disk) is cut there (see ``CommitWatchdog``) and the check fails."""
+        bound_ms = db.settings.readiness_commit_timeout_ms
+        start = time.perf_counter()
+        with db.engine("service").connect() as conn:
+            transaction = conn.begin()
+            conn.execute(_PROBE_CONTEXT, {"role": db.roles.service, "ms": str(bound_ms)})
+            conn.execute(_PROBE_WRITE, {"clinic": SYSTEM_CLINIC_ID, "token": uuid.uuid4()})
+            watchdog = CommitWatchdog(conn.connection.dbapi_connection,
+                                      bound_ms / 1000 - (time.perf_counter() - start))
+            try:
+                transaction.commit()
+            finally:
+                cut = watchdog.stop()
+                if cut:
+                    conn.invalidate()
+        took = (time.perf_counter() - start) * 1000
+        return {"ok": not cut and took < bound_ms, "commit_ms": round(took, 1),
+                "bound_ms": bound_ms}
+
     def tenant_role() -> dict[str, Any]:
         health = SystemActors.HEALTH
         with db.tenant_session(_PROBE_CLINIC, health.id, health.role) as session:
@@ -89,6 +115,7 @@ def check_health(db: Database) -> dict[str, Any]:
         checks["migrations"] = _check(migrations)
         checks["rls"] = _check(rls)
         checks["tenant_role"] = _check(tenant_role)
+        checks["commits"] = _check(commits)
         checks["pool"] = {
             "ok": True,
             "engines": {k: vars(v) for k, v in db.pool_stats().items()},

@@ -20,16 +20,18 @@ from neonpro.adapters.db.database import (
     SET_CONTEXT,
     SET_CONTEXT_BOUNDED,
     CommitCheck,
+    CommitWatchdog,
     context_params,
     is_transient,
 )
-from neonpro.adapters.db.deadline import CommitOutcomeUnknown, Outcome, RequestTimedOut
-from neonpro.adapters.db.deadline import current as deadline_of_request
-from neonpro.adapters.db.durability_sql import (
-    PRE_COMMIT,
-    PRE_COMMIT_BOUNDED,
-    PRE_COMMIT_MARKED,
+from neonpro.adapters.db.deadline import (
+    CommitOutcomeUnknown,
+    Deadline,
+    Outcome,
+    RequestTimedOut,
 )
+from neonpro.adapters.db.deadline import current as deadline_of_request
+from neonpro.adapters.db.durability_sql import PRE_COMMIT, PRE_COMMIT_MARKED
 from neonpro.adapters.db.errors import translate
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
@@ -181,9 +183,6 @@ class SqlUnitOfWork:
                             self.connection.info.get(BACKEND))
         params: dict[str, object] = {"clinic": check.clinic_id, "token": check.token}
         statement = PRE_COMMIT
-        if deadline is not None:  # the COMMIT too is bounded by the time left
-            params["statement_timeout"] = str(max(1, int(deadline.remaining() * 1000)))
-            statement = PRE_COMMIT_BOUNDED
         if claim is not None:  # the key's work is marked committed by this very transaction
             params.update(key_clinic=claim.clinic_id, key_hash=claim.key_hash,
                           claim=claim.claim)
@@ -193,7 +192,7 @@ class SqlUnitOfWork:
             wrote = self.connection.execute(statement, params).rowcount > 0
             if claim is not None and not wrote:
                 raise IdempotencyKeyTaken
-            transaction.commit()
+            self._bounded_commit(transaction, deadline)
         except DBAPIError as exc:
             error = translate(exc)
             if error is not None:
@@ -209,9 +208,24 @@ class SqlUnitOfWork:
                 raise CommitOutcomeUnknown from exc
             raise
 
-    def _commit_read(self, transaction: RootTransaction) -> None:
+    def _bounded_commit(self, transaction: RootTransaction, deadline: Deadline | None) -> None:
+        """COMMIT, cut at the request's deadline if it is still waiting then (see
+        :class:`CommitWatchdog`); the answer at the deadline is the middleware's."""
+        if deadline is None:
+            transaction.commit()
+            return
+        connection = self.connection
+        watchdog = CommitWatchdog(connection.connection.dbapi_connection, deadline.remaining())
         try:
             transaction.commit()
+        finally:
+            if watchdog.stop():
+                log.warning("commit_cut_at_deadline")
+                connection.invalidate()
+
+    def _commit_read(self, transaction: RootTransaction) -> None:
+        try:
+            self._bounded_commit(transaction, deadline_of_request.get())
         except DBAPIError as exc:
             error = translate(exc)
             if error is not None:

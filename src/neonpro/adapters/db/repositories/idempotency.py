@@ -9,49 +9,24 @@ taken over can no longer mark the key, so two attempts never both commit their w
 
 from __future__ import annotations
 
-import json
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
-from neonpro.adapters.db.repositories._base import SqlRepository
+from neonpro.adapters.crypto import DecryptionError
+from neonpro.adapters.db.repositories._base import SqlRepository, log
+from neonpro.domain.idempotency import Claim, KeyRow
 
 TABLE = "idempotency_keys"
 COLUMN = "body_encrypted"
 
 
-@dataclass(frozen=True)
-class Claim:
-    """The attempt that holds a key: its units of work mark the key when they commit."""
-
-    clinic_id: uuid.UUID
-    key_hash: bytes
-    claim: uuid.UUID
-
-
 current_claim: ContextVar[Claim | None] = ContextVar("neonpro_idempotency_claim", default=None)
-
-
-@dataclass(frozen=True)
-class KeyRow:
-    """A key's row as a later attempt finds it."""
-
-    request_hash: bytes
-    claim: uuid.UUID
-    state: str
-    abandoned: bool  # in flight, but past its lease or from before a server restart
-    expired: bool
-    status_code: int | None
-    content_type: str | None
-    body: str | None
-    scrubbed: bool
-    request_id: str | None
-    created_at: datetime
+"""The claim of the request being served: every unit of work that commits marks its key."""
 
 
 CLAIM = text(
@@ -60,8 +35,8 @@ CLAIM = text(
     ":claim, 'in_flight', pg_postmaster_start_time(), now() + make_interval(secs => :lease), "
     "now() + make_interval(hours => :ttl)) ON CONFLICT (clinic_id, key_hash) DO NOTHING")
 FIND = text(
-    "SELECT request_hash, claim, state, state = 'in_flight' AND (lease_until < now() OR "
-    "server_started <> pg_postmaster_start_time()) AS abandoned, expires_at < now() AS expired, "
+    "SELECT request_hash, claim, state, (lease_until < now() OR "
+    "server_started <> pg_postmaster_start_time()) AS lapsed, expires_at < now() AS expired, "
     "status_code, content_type, body_encrypted, scrubbed_at IS NOT NULL AS scrubbed, "
     "request_id, created_at FROM idempotency_keys WHERE clinic_id = :clinic AND key_hash = :key")
 # an abandoned attempt, or an expired key, is taken over by a new claim; the row lock makes a
@@ -116,9 +91,12 @@ class SqlIdempotencyRepository(SqlRepository):
             return None
         body = None
         if row.body_encrypted is not None:
-            body = self._uow.cipher.decrypt(row.body_encrypted, table=TABLE, column=COLUMN,
-                                            row_id=row.claim)
-        return KeyRow(row.request_hash, row.claim, row.state, row.abandoned, row.expired,
+            try:
+                body = self._uow.cipher.decrypt(row.body_encrypted, table=TABLE, column=COLUMN,
+                                                row_id=row.claim)
+            except DecryptionError:  # its field key was removed since: the answer is gone
+                log.warning("idempotent_answer_undecryptable")
+        return KeyRow(row.request_hash, row.claim, row.state, row.lapsed, row.expired,
                       row.status_code, row.content_type, body, row.scrubbed, row.request_id,
                       row.created_at)
 
@@ -158,9 +136,3 @@ class SqlIdempotencyRepository(SqlRepository):
         return [{"type": r.resource_type, "id": r.resource_id, "action": r.action}
                 for r in rows]
 
-
-def answer_json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        return None
