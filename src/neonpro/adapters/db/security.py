@@ -94,11 +94,15 @@ $bootstrap$;
 """
 
 
-def schema_privileges_sql(roles: Roles) -> list[str]:
-    """What PostgreSQL 15+ needs on schema ``public``, run by the migrator before SET ROLE."""
+def schema_privileges_sql(roles: Roles, *, held: bool = False) -> list[str]:
+    """What PostgreSQL 15+ needs on schema ``public``, run by the migrator before SET ROLE.
+
+    ``held``: the database is a restore on hold (``restore_hold``): the application and
+    legal-hold roles stay without usage until the hold is lifted."""
+    users = [roles.service] if held else [roles.app, roles.service, roles.legal_hold]
     return [
         f"GRANT USAGE, CREATE ON SCHEMA public TO {roles.owner}",
-        f"GRANT USAGE ON SCHEMA public TO {roles.app}, {roles.service}, {roles.legal_hold}",
+        f"GRANT USAGE ON SCHEMA public TO {', '.join(users)}",
         "CREATE EXTENSION IF NOT EXISTS btree_gist",
     ]
 
