@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+# A server tuned for speed (synchronous_commit = off) acknowledges a COMMIT before its record
+# is on disk, and a crash then loses it: every transaction of ours waits for its own flush
+# (other values are kept: local, remote_write, remote_apply are all durable locally).
+DURABLE_COMMIT = ("set_config('synchronous_commit', CASE current_setting('synchronous_commit') "
+                  "WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)")
 SET_CONTEXT = text(
     "SELECT set_config('role', :role, true), "
     "set_config('app.clinic_id', :clinic_id, true), "
@@ -50,7 +55,7 @@ SET_CONTEXT = text(
     "set_config('app.request_id', :request_id, true), "
     "set_config('app.ip', :ip, true), "
     "set_config('app.user_agent', :user_agent, true), "
-    "set_config('app.session_id', :session_id, true)"
+    "set_config('app.session_id', :session_id, true), " + DURABLE_COMMIT
 )
 # the same, and the transaction's statements bounded by the time the request has left
 SET_CONTEXT_BOUNDED = text(

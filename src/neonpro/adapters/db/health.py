@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.db import migrate
-from neonpro.adapters.db.database import CommitWatchdog
+from neonpro.adapters.db.database import DURABLE_COMMIT, CommitWatchdog
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID, Base
 from neonpro.adapters.db.restore_hold import READ as HOLD_READ
 from neonpro.adapters.db.security import rls_tables
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _PROBE_CLINIC = uuid.UUID(int=0)  # no clinic has this id: the probe sees no rows
 
 _PROBE_CONTEXT = text("SELECT set_config('role', :role, true), "
-                      "set_config('statement_timeout', :ms, true)")
+                      "set_config('statement_timeout', :ms, true), " + DURABLE_COMMIT)
 _PROBE_WRITE = text("INSERT INTO commit_tokens (clinic_id, token) VALUES (:clinic, :token)")
 _APP_CAN_USE = text("SELECT has_schema_privilege(:role, 'public', 'USAGE')")
 _RLS_SQL = text(
