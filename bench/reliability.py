@@ -35,6 +35,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -50,6 +52,7 @@ from tests.reliability.harness import (
     PrivateCluster,
     ProcessServer,
     ThreadServer,
+    World,
     build_world,
     check_bookings,
     cluster_requirements,
@@ -66,30 +69,38 @@ from neonpro.entrypoints.api.app import create_app
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def restart(args: argparse.Namespace) -> int:
+@contextmanager
+def served_cluster(clients: int, timeout_s: float, *, tuned: bool = False,
+                   ) -> Iterator[tuple[PrivateCluster, Container, ThreadServer, World]]:
+    """A private cluster (tuned for speed if asked), the API on it, a world of ``clients``
+    lanes; all removed afterwards."""
     found = cluster_requirements()
     if isinstance(found, str):
-        print(f"cannot run: {found}")
-        return 2
+        raise SystemExit(f"cannot run: {found}")
     cluster = PrivateCluster(*found)
     cluster.start()
-    timeout_s = 10.0
     try:
+        if tuned:
+            tuned_for_speed(cluster)
         box, _url = restart_world(cluster, pool_size=20, max_overflow=10, connect_timeout_s=2,
                                   request_timeout_s=timeout_s)
         box.start_sealer()
         server = ThreadServer(create_app(box))
         try:
-            world = build_world(box, patients=300, lanes=args.clients)
-            report = restart_scenario(cluster, box, world, server.base, clients=args.clients,
-                                      before_s=10, outage_s=5, after_s=15,
-                                      modes=("fast", "immediate", "fast"),
-                                      timeout_s=timeout_s + 10)
+            yield cluster, box, server, build_world(box, patients=300, lanes=clients)
         finally:
             server.stop()
             box.close()
     finally:
         cluster.destroy()
+
+
+def restart(args: argparse.Namespace) -> int:
+    timeout_s = 10.0
+    with served_cluster(args.clients, timeout_s) as (cluster, box, server, world):
+        report = restart_scenario(cluster, box, world, server.base, clients=args.clients,
+                                  before_s=10, outage_s=5, after_s=15,
+                                  modes=("fast", "immediate", "fast"), timeout_s=timeout_s + 10)
     outage = report.during_outage()
     failed = [o for o in report.outcomes if not 200 <= o.status < 300]
     resumed = report.resumed_after()
@@ -199,29 +210,11 @@ def soak(args: argparse.Namespace) -> int:
 
 
 def crashloop(args: argparse.Namespace) -> int:
-    found = cluster_requirements()
-    if isinstance(found, str):
-        print(f"cannot run: {found}")
-        return 2
-    cluster = PrivateCluster(*found)
-    cluster.start()
     timeout_s = 10.0
     load_before = os.getloadavg()
-    try:
-        tuned_for_speed(cluster)
-        box, _url = restart_world(cluster, pool_size=20, max_overflow=10, connect_timeout_s=2,
-                                  request_timeout_s=timeout_s)
-        box.start_sealer()
-        server = ThreadServer(create_app(box))
-        try:
-            world = build_world(box, patients=300, lanes=args.clients)
-            report = crash_loop(cluster, box, world, server.base, clients=args.clients,
-                                kills=args.kills, gap_s=(2.0, 6.0), timeout_s=timeout_s + 10)
-        finally:
-            server.stop()
-            box.close()
-    finally:
-        cluster.destroy()
+    with served_cluster(args.clients, timeout_s, tuned=True) as (cluster, box, server, world):
+        report = crash_loop(cluster, box, world, server.base, clients=args.clients,
+                            kills=args.kills, gap_s=(2.0, 6.0), timeout_s=timeout_s + 10)
     recovery = report.recovery()
     undecided = [b for b in report.bookings if not b.decided]
     print(report.summary())
