@@ -86,6 +86,13 @@ def seed_world(session: Session, clinic_id: uuid.UUID) -> dict[str, uuid.UUID]:
         data_description="exam results", purpose="diagnosis", legal_basis="health_protection",
         consent_record_id=consent,
     )
+    ids["commit_tokens"] = token = uuid.uuid4()
+    session.execute(insert(_t("commit_tokens")).values(clinic_id=c, token=token))
+    ids["idempotency_keys"] = claim = uuid.uuid4()
+    session.execute(insert(_t("idempotency_keys")).values(
+        clinic_id=c, key_hash=secrets.token_bytes(32), request_hash=secrets.token_bytes(32),
+        claim=claim, state="done", server_started=T0, lease_until=T0,
+        expires_at=T0 + timedelta(days=1)))
     ids["security_incidents"] = _insert(
         session, "security_incidents", clinic_id=c, detected_at=T0, learned_at=T0,
         description="lost laptop",

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     # HTTP API: a request that has not started its answer by then gets 503 request_timeout
     # (its transaction rolled back unless the commit had begun; docs/reliability.md)
     request_timeout_s: float = Field(default=30.0, ge=0.5, le=600)
+    # readiness: a write (one commit token) must commit within this, or /health/ready is 503
+    # (commits stalled: a synchronous standby that does not answer, a full WAL disk, ...)
+    readiness_commit_timeout_ms: int = Field(default=2000, ge=100, le=60_000)
+    # Idempotency-Key answers are kept this long (at least a day), then pruned
+    idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
 
     embedded_dir: Path = Field(default_factory=_default_embedded_dir)
     embedded_os_user: str | None = None

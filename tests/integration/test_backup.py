@@ -112,9 +112,11 @@ def test_round_trip_loses_nothing(source: tuple[Container, uuid.UUID], target: s
     restored = svc.restore_backup(box, backup, target)
     assert restored.ok, restored.problems
     after = fingerprint(target)
-    # the restore appends its own audit event and the migration head is the same
-    assert {t: v for t, v in after.items() if t != "audit_events"} == {
-        t: v for t, v in before.items() if t != "audit_events"}
+    # the restore appends its own audit event (and the commit tokens of its own writes and
+    # health check) and the migration head is the same
+    own = ("audit_events", "commit_tokens")
+    assert {t: v for t, v in after.items() if t not in own} == {
+        t: v for t, v in before.items() if t not in own}
     with psycopg.connect(_plain(target)) as conn:
         rows = conn.execute("SELECT action FROM audit_events WHERE resource_type = 'backup' "
                             "ORDER BY seq").fetchall()
@@ -123,9 +125,10 @@ def test_round_trip_loses_nothing(source: tuple[Container, uuid.UUID], target: s
 
     # the manifest's checksums see a single changed value, and a missing row
     restored_events = before["audit_events"][0] + 1  # its RESTORE event, sealed
-    assert svc.compare(backup, Target.from_url(_plain(target)), Roles()) == [
+    differences = svc.compare(backup, Target.from_url(_plain(target)), Roles())
+    assert [d for d in differences if not d.startswith("table commit_tokens: ")] == [
         f"table audit_events: {restored_events} rows, manifest says {restored_events - 1}",
-        "audit chain heads differ from the manifest"]
+        "audit chain heads differ from the manifest"]  # (and the restore's commit tokens)
     with psycopg.connect(_plain(target)) as conn:
         conn.execute("ALTER TABLE service_types DISABLE TRIGGER USER")
         conn.execute("UPDATE service_types SET duration_minutes = duration_minutes + 1")
@@ -252,7 +255,10 @@ def test_an_erasure_after_the_backup_survives_its_restore(
     second = create_database(admin_url, "bkdst2")
     try:
         report = svc.restore_backup(lost, backup, second)
-        assert report.ok, report.problems
+        # what the later backup knows is re-applied; what only the live ledger knew cannot
+        # be proven: the restore says so and leaves the database closed (test_restore_hold)
+        assert report.held
+        assert not report.ok
         assert report.reapplied_erasures == 1
         with psycopg.connect(_plain(second)) as conn:
             names = [r[0] for r in conn.execute("SELECT full_name FROM patients").fetchall()]

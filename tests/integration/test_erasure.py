@@ -168,11 +168,13 @@ def test_erasures_are_reapplied_after_a_restore(container: Container, clinic: uu
         full_name="Prontuario Restaurado", patient_notes="x"))
     erasure.erase_patient(container.admin_uow(clinic, DPO), gone.id)
     erasure.erase_patient(container.admin_uow(clinic, DPO), held.id)
-    # a restore of an older backup brings the rows back as they were
-    with container.database.service_session(DPO.id) as s:
-        s.execute(text("UPDATE patients SET full_name = 'Voltou do Backup', anonymized_at = NULL,"
-                       " is_active = true WHERE id = :p"), {"p": gone.id})
-        s.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"), {"p": held.id})
+    # a restore of an older backup brings the rows back as they were (pg_restore loads rows
+    # before the triggers exist: no guard, no audit)
+    with container.database.engine().begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text("UPDATE patients SET full_name = 'Voltou do Backup', "
+                          "anonymized_at = NULL, is_active = true WHERE id = :p"), {"p": gone.id})
+        conn.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"), {"p": held.id})
     assert erasure.reapply_erasures(container, DPO, clinic_id=clinic) == 2
     with container.uow(clinic, DPO) as tx:
         assert tx.patients.get(gone.id).full_name == "Paciente anonimizado"

@@ -11,7 +11,11 @@ from sqlalchemy.exc import DBAPIError
 
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.models import Base
-from neonpro.adapters.db.security import OWNER_ONLY_TABLES, SERVICE_READ_ONLY_TABLES
+from neonpro.adapters.db.security import (
+    INSERT_ONLY_TABLES,
+    OWNER_ONLY_TABLES,
+    SERVICE_READ_ONLY_TABLES,
+)
 from tests.conftest import make_settings
 from tests.factories import ACTOR, seed_clinic, seed_world
 
@@ -21,6 +25,7 @@ APP_TABLES = sorted(set(Base.metadata.tables) - set(SERVICE_READ_ONLY_TABLES)
 TABLES = APP_TABLES
 TENANT_KEY = {name: ("id" if name == "clinics" else "clinic_id") for name in TABLES}
 GLOBAL = {"staff_users"}
+READABLE = sorted(set(TABLES) - set(INSERT_ONLY_TABLES))  # commit tokens: write-only
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def test_the_seed_covers_every_table(world: dict[str, dict[str, uuid.UUID]]) -> 
     assert set(world["a"]) == set(TABLES)
 
 
-@pytest.mark.parametrize("name", sorted(set(TABLES) - GLOBAL))
+@pytest.mark.parametrize("name", sorted(set(READABLE) - GLOBAL))
 def test_tenant_sees_only_its_own_rows(
     db: Database, world: dict[str, dict[str, uuid.UUID]], name: str
 ) -> None:
@@ -47,7 +52,7 @@ def test_tenant_sees_only_its_own_rows(
     assert b not in seen
 
 
-@pytest.mark.parametrize("name", TABLES)
+@pytest.mark.parametrize("name", READABLE)
 def test_no_clinic_set_sees_nothing(db: Database, name: str,
                                     world: dict[str, dict[str, uuid.UUID]]) -> None:
     assert world
@@ -173,8 +178,8 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
     t = Base.metadata.tables[name]
     key = TENANT_KEY[name] if name not in GLOBAL else "id"
     row_id = world["b"][name]
-    id_col = {"clinic_memberships": "user_id",
-              "appointment_risk_scores": "appointment_id"}.get(name, "id")
+    id_col = {"clinic_memberships": "user_id", "appointment_risk_scores": "appointment_id",
+              "commit_tokens": "token", "idempotency_keys": "claim"}.get(name, "id")
     with db.service_session(ACTOR) as session:
         row = dict(session.execute(select(t).where(t.c[id_col] == row_id)).mappings().one())
     for generated in [c.name for c in t.columns if c.computed is not None]:
@@ -197,6 +202,18 @@ def test_application_role_has_no_access_to_chain_and_key_tables(
         world["a"]["clinics"], ACTOR
     ) as session:
         session.execute(text(f"SELECT * FROM {name}"))
+
+
+@pytest.mark.parametrize("name", sorted(INSERT_ONLY_TABLES))
+def test_application_role_cannot_read_or_change_commit_tokens_even_its_own(
+    db: Database, world: dict[str, dict[str, uuid.UUID]], name: str
+) -> None:
+    for statement in (f"SELECT * FROM {name}", f"DELETE FROM {name}",
+                      f"UPDATE {name} SET committed_at = now()"):
+        with pytest.raises(DBAPIError, match="permission denied"), db.tenant_session(
+            world["a"]["clinics"], ACTOR
+        ) as session:
+            session.execute(text(statement))
 
 
 def test_service_role_cannot_read_the_patient_ref_key(db: Database) -> None:

@@ -4,6 +4,7 @@ API over real HTTP. Each module gets a database of its own on the test server, s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
 from tests.conftest import create_database, drop_database
+from tests.reliability.harness import PrivateCluster, cluster_requirements
 
 HERE = Path(__file__).parent
 
@@ -36,3 +38,19 @@ def own_database(admin_url: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(admin_url, url)
+
+
+@pytest.fixture
+def cluster() -> Iterator[PrivateCluster]:
+    """A private PostgreSQL cluster of this test's own, started (stopped and removed after)."""
+    found = cluster_requirements()
+    if isinstance(found, str):
+        if os.environ.get("NEONPRO_REQUIRE_PITR"):  # CI: the private-cluster tests must run
+            pytest.fail(found)
+        pytest.skip(found)
+    own = PrivateCluster(*found)
+    try:
+        own.start()
+        yield own
+    finally:
+        own.destroy()

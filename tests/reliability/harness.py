@@ -18,6 +18,7 @@ import os
 import pwd
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -113,10 +114,62 @@ class PrivateCluster:
                        "-m", mode, "stop")
         self.running = False
 
+    def postmaster_pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (children in /proc)."""
+        top = self.postmaster_pid()
+        if top is None:
+            return []
+        found = [top]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == top:
+                    found.append(int(stat.parent.name))
+        return found
+
+    def crash(self, *, children: bool = False, wait_s: float = 30.0) -> None:
+        """``kill -9`` the postmaster (a crash: the next start recovers from the WAL). Its
+        processes notice and exit; with ``children`` they are killed at once too (as when
+        the whole cluster dies); those still alive after ``wait_s`` are killed."""
+        procs = self.processes()
+        if not procs:
+            raise RuntimeError("the cluster is not running")
+        victims = procs if children else procs[:1]
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        until = time.monotonic() + wait_s
+        while (alive := [p for p in procs if Path(f"/proc/{p}").exists()
+                         and not _zombie(p)]) and time.monotonic() < until:
+            time.sleep(0.05)
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # a dead postmaster stays a zombie until init reaps it (a second or two here), and
+        # PostgreSQL takes a lock file naming a live pid for a running server
+        until = time.monotonic() + 10
+        while Path(f"/proc/{procs[0]}").exists() and time.monotonic() < until:
+            time.sleep(0.05)
+        if _zombie(procs[0]):
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        self.running = False
+
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.SubprocessError):  # also if started elsewhere
             self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 # ---------------------------------------------------------------------------- servers

@@ -6,9 +6,7 @@ booking is in the database, every failed one left nothing; the audit chain verif
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,7 +15,6 @@ from tests.reliability.harness import (
     PrivateCluster,
     ThreadServer,
     build_world,
-    cluster_requirements,
     percentile,
     restart_scenario,
     restart_world,
@@ -26,21 +23,6 @@ from tests.reliability.harness import (
 
 pytestmark = pytest.mark.slow
 REQUEST_TIMEOUT_S = 8.0
-
-
-@pytest.fixture
-def cluster() -> Iterator[PrivateCluster]:
-    found = cluster_requirements()
-    if isinstance(found, str):
-        if os.environ.get("NEONPRO_REQUIRE_PITR"):  # CI: the private-cluster tests must run
-            pytest.fail(found)
-        pytest.skip(found)
-    own = PrivateCluster(*found)
-    try:
-        own.start()
-        yield own
-    finally:
-        own.destroy()
 
 
 def test_service_survives_a_database_restart_under_load(cluster: PrivateCluster) -> None:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import OperationalError
 
-from neonpro.adapters.db.deadline import Deadline
+from neonpro.adapters.db.deadline import COMMITTED, COMMITTING, RUNNING, Deadline
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.entrypoints.api.app import create_app
@@ -289,10 +289,15 @@ def test_deadline_refuses_a_commit_once_answered() -> None:
     deadline = Deadline(0.01)
     time.sleep(0.02)
     assert deadline.remaining() < 0
-    assert deadline.expire()
+    assert deadline.expire() == RUNNING  # answered request_timeout: nothing was written
     assert not deadline.begin_commit()
     other = Deadline(5)
     assert other.begin_commit()
-    assert not other.expire()  # a commit under way is never cut off
+    # a commit under way is answered commit_outcome_unknown, and nothing commits afterwards
+    assert other.expire() == COMMITTING
     other.end_commit()
-    assert not other.expire()
+    assert not other.begin_commit()
+    done = Deadline(5)
+    assert done.begin_commit()
+    done.end_commit()
+    assert done.expire() == COMMITTED

@@ -106,3 +106,41 @@ class ConsentRequired(DomainError):
     def __init__(self, purpose: str) -> None:
         super().__init__(f"no granted, unexpired consent for purpose {purpose}")
         self.purpose = purpose
+
+
+class Gone(DomainError):
+    """The record was there and is no more, for good: nothing may be written to it."""
+
+    code = "gone"
+
+
+class PatientErased(Gone):
+    """The patient was erased (anonymized, or blocked under a legal hold): a correction would
+    put personal data back."""
+
+    code = "patient_erased"
+
+    def __init__(self, patient_id: uuid.UUID) -> None:
+        super().__init__(f"patient {patient_id} was erased: its data can no longer be "
+                         "corrected")
+        self.entity_id = patient_id
+
+
+class PatientDeleted(Gone):
+    code = "patient_deleted"
+
+    def __init__(self, patient_id: uuid.UUID) -> None:
+        super().__init__(f"patient {patient_id} was deleted: its data can no longer be "
+                         "corrected")
+        self.entity_id = patient_id
+
+
+class IdempotencyKeyTaken(Conflict):
+    """Another attempt with the same idempotency key took it over while this one ran (this
+    one was presumed abandoned): this one's work is rolled back, the other's stands."""
+
+    code = "idempotency_key_taken_over"
+
+    def __init__(self) -> None:
+        super().__init__("another request with the same Idempotency-Key took it over; this "
+                         "one was rolled back")

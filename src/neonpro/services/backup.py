@@ -22,7 +22,6 @@ A directory without a manifest is an interrupted backup: never listed, never res
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -51,8 +50,9 @@ from neonpro.adapters.backup.stream import (
     decrypt_file,
     parse_key,
     sha256_file,
+    write_atomically,
 )
-from neonpro.adapters.db import migrate
+from neonpro.adapters.db import migrate, restore_hold
 from neonpro.adapters.db.audit import verify_chains
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.health import check_health
@@ -251,13 +251,7 @@ def _new_id() -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    write_atomically(path, json.dumps(data, indent=2, default=str).encode())
 
 
 # ---------------------------------------------------------------------------- create
@@ -533,18 +527,22 @@ class RestoreReport:
     reapplied_erasures: int
     health: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    erasures_proven: bool = True
+    held: bool = False  # closed to the application role until ``finish`` is run
+    finish: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"backup": self.backup_id, "target": self.target, "ok": self.ok,
                 "seconds": self.seconds, "problems": self.problems,
                 "warnings": self.warnings, "reapplied_erasures": self.reapplied_erasures,
-                "health_ok": self.health.get("ok")}
+                "erasures_proven": self.erasures_proven, "held": self.held,
+                "finish": self.finish, "health_ok": self.health.get("ok")}
 
 
 def _ledger_from(target: Target, roles: Roles,
-                 warnings: list[str] | None = None) -> list[dict[str, Any]]:
+                 warnings: list[str] | None = None) -> list[dict[str, Any]] | None:
     """The erasure ledger of a live database. Unreadable: with ``warnings``, a warning
-    is added and nothing returned; without, ``BackupError`` (never silently nothing)."""
+    is added and None returned; without, ``BackupError`` (never silently nothing)."""
     try:
         with snap.connect(target) as conn:
             return snap.ledger(conn, roles)
@@ -556,7 +554,7 @@ def _ledger_from(target: Target, roles: Roles,
         warnings.append(message)
         log.warning("erasure_ledger_unreadable", database=target.describe(),
                     error=type(exc).__name__)
-        return []
+        return None
 
 
 def later_ledgers(backup: Backup) -> list[dict[str, Any]]:
@@ -578,62 +576,189 @@ def _backup_ledger(backup: Backup) -> list[dict[str, Any]]:
     return []
 
 
+def finish_command(backup_id: str) -> str:
+    return (f"`neonpro backup reapply {backup_id} --target URL` once the live database's "
+            "erasure ledger (NEONPRO_DATABASE_URL) answers, or the same with "
+            "--accept-erasure-risk to open it without (recorded in the audit trail)")
+
+
 def restore_backup(container: Container, backup: Backup, target_url: str, *,
-                   force: bool = False, jobs: int = 2,
+                   force: bool = False, jobs: int = 2, accept_erasure_risk: bool = False,
                    actor: Actor = SystemActors.BACKUP) -> RestoreReport:
     """Restore ``backup`` into ``target_url``: roles and grants, then the data, then the
-    migrations, then every erasure recorded after the backup, then a health check."""
+    migrations, then every erasure recorded after the backup, then a health check.
+
+    The erasures re-applied are proven complete only when the live database's erasure
+    ledger was read (or the target itself was the live database, and its ledger was read
+    before it was replaced): erasures decided after the newest backup are recorded nowhere
+    else. Otherwise the restored database is left on hold, closed to the application role
+    (:mod:`neonpro.adapters.db.restore_hold`), ``held`` is set and ``finish`` names the
+    command that finishes the job; ``accept_erasure_risk`` opens it anyway, recorded in
+    the audit trail. The target is created, and a replaced one dropped, only once the
+    backup's files are checked and decrypted, and it is on hold from its creation on."""
     roles = _roles(container)
     target = Target.from_url(target_url)
     timings = Timings()
     check_files(backup)
     exists = _database_exists(target)
-    if exists and not _is_empty(target) and not force:
+    own = exists and not _is_empty(target)
+    if own and not force:
         raise RestoreRefused(f"database {target.describe()} is not empty: refusing to overwrite "
                              "it without --force")
-    # erasures that must survive: the target's own ledger (read before it is replaced), the
-    # live database's, and those of every later backup
-    # the target's ledger must be read before it is replaced: failing that, stop here
-    ledger = _ledger_from(target, roles) if exists and not _is_empty(target) else []
-    warnings: list[str] = []
-    source = _source(container)
-    if source != target:
-        ledger += _ledger_from(source, roles, warnings)
-    ledger += later_ledgers(backup)
-    with timings.step("roles"):
-        _ensure_roles(target, roles)
-    with timings.step("pg_restore"):
-        _create_database(target, replace=exists)
-        with _plain_files(backup, _key(container)) as files:
+    ledger, proven, warnings = _erasures_to_keep(container, backup, target, own=own)
+    reason = f"backup {backup.id} is being restored"
+    with _plain_files(backup, _key(container)) as files:
+        with timings.step("roles"):
+            _ensure_roles(target, roles)
+        with timings.step("pg_restore"):
+            _create_database(target, replace=exists)
+            _hold(target, roles, reason)
             _restore_files(target, files, jobs, backup.manifest)
+            _hold(target, roles, reason)  # the dump's grants gave the usage back
     with timings.step("compare"):
         problems = compare(backup, target, roles)
     with timings.step("migrate"):
         migrate.upgrade(target.url(), roles)
     restored = Container(container.settings, database_url=target.url(),
                          keyring=container.keyring)
+    finish = None
     try:
         with timings.step("reapply_erasures"):
             reapplied = reapply_ledger(restored, ledger, actor)
+        if proven or accept_erasure_risk:
+            _lift(target, roles)
+            if not proven:
+                record_accepted_risk(restored, backup.id, warnings, actor)
+        else:
+            finish = finish_command(backup.id)
+            _hold(target, roles, f"restore of backup {backup.id} could not prove that every "
+                                 f"erasure was re-applied: run {finish}")
+            problems.append("erasures decided after the newest backup could not be proven "
+                            "re-applied: the database is closed to the application role")
         with timings.step("health"):
             health = check_health(restored.database)
         ok = not problems and bool(health["ok"])
         record_event(restored, AuditAction.RESTORE, backup.id, {
-            "reapplied_erasures": reapplied, "ok": ok, "snapshot_at": backup.manifest[
-                "snapshot_at"]}, ok=ok, actor=actor)
+            "reapplied_erasures": reapplied, "ok": ok, "erasures_proven": proven,
+            "held": finish is not None, "snapshot_at": backup.manifest["snapshot_at"]},
+            ok=ok, actor=actor)
     finally:
         restored.close()
     with suppress(Exception):
         record_event(container, AuditAction.RESTORE, backup.id, {
             "target": target.describe(), "ok": ok}, ok=ok, actor=actor)
     return RestoreReport(backup.id, target.describe(), ok, timings.steps, problems,
-                         reapplied, health, warnings)
+                         reapplied, health, warnings, proven, finish is not None, finish)
+
+
+def _erasures_to_keep(container: Container, backup: Backup, target: Target, *,
+                      own: bool) -> tuple[list[dict[str, Any]], bool, list[str]]:
+    """The erasures a restore must re-apply: the target's own ledger (read before it is
+    replaced: if that fails, stop here), the live database's, and those of every later
+    backup; whether they are proven complete; and why not."""
+    roles = _roles(container)
+    ledger = (_ledger_from(target, roles) or []) if own else []
+    warnings: list[str] = []
+    source = _source(container)
+    proven = own and source == target
+    if source != target:
+        live = _ledger_from(source, roles, warnings)
+        proven = live is not None
+        ledger += live or []
+    elif not own:
+        warnings.append(f"the live database {target.describe()} is gone or empty: erasures "
+                        "decided after the newest backup are recorded nowhere")
+    return ledger + later_ledgers(backup), proven, warnings
+
+
+def _hold(target: Target, roles: Roles, reason: str) -> None:
+    with snap.connect(target) as conn:
+        restore_hold.hold(conn, roles, reason)
+
+
+def _lift(target: Target, roles: Roles) -> None:
+    with snap.connect(target) as conn:
+        restore_hold.lift(conn, roles)
+
+
+def hold_live(container: Container, reason: str) -> None:
+    """Close ``container``'s database to the application role (a point-in-time restore
+    whose erasures are not proven re-applied yet)."""
+    _hold(_source(container), _roles(container), reason)
+
+
+def lift_live(container: Container) -> None:
+    _lift(_source(container), _roles(container))
+
+
+def record_accepted_risk(restored: Container, backup_id: str, why: list[str],
+                         actor: Actor) -> None:
+    """Opening a restore whose erasures were not proven re-applied is a decision someone
+    answers for: a critical event in the restored database's audit trail."""
+    uow = restored.service_uow(actor)
+    with uow:
+        uow.audit.record(AuditAction.RESTORE, "backup", backup_id, risk=RiskLevel.CRITICAL,
+                         details={"erasures_proven": False, "accepted_risk": True,
+                                  "why": [w[:300] for w in why]})
+        uow.commit()
+    restored.seal_audit(actor)
+
+
+@dataclass
+class FinishReport:
+    backup_id: str
+    target: str
+    reapplied_erasures: int
+    erasures_proven: bool
+    health: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"backup": self.backup_id, "target": self.target,
+                "reapplied_erasures": self.reapplied_erasures,
+                "erasures_proven": self.erasures_proven, "health_ok": self.health.get("ok")}
+
+
+def finish_restore(container: Container, backup: Backup, target_url: str, *,
+                   accept_erasure_risk: bool = False,
+                   actor: Actor = SystemActors.BACKUP) -> FinishReport:
+    """Finish a restore left on hold: read the live database's erasure ledger (it must
+    answer now, unless ``accept_erasure_risk``), re-apply every erasure it and the later
+    backups know, and open the database to the application role again."""
+    roles = _roles(container)
+    target = Target.from_url(target_url)
+    source = _source(container)
+    warnings: list[str] = []
+    if source == target:
+        live = None
+        warnings.append(f"{target.describe()} is the live database itself: erasures decided "
+                        "after the newest backup are recorded nowhere else")
+    else:
+        live = _ledger_from(source, roles, warnings if accept_erasure_risk else None)
+    proven = live is not None
+    if not proven and not accept_erasure_risk:
+        raise BackupError(warnings[0] + "; the database stays closed: run this again once "
+                          "it answers, or add --accept-erasure-risk")
+    entries = (live or []) + later_ledgers(backup)
+    restored = Container(container.settings, database_url=target.url(),
+                         keyring=container.keyring)
+    try:
+        reapplied = reapply_ledger(restored, entries, actor)
+        _lift(target, roles)
+        if not proven:
+            record_accepted_risk(restored, backup.id, warnings, actor)
+        health = check_health(restored.database)
+        record_event(restored, AuditAction.RESTORE, backup.id, {
+            "phase": "finish", "reapplied_erasures": reapplied, "erasures_proven": proven},
+            actor=actor)
+    finally:
+        restored.close()
+    return FinishReport(backup.id, target.describe(), reapplied, proven, health)
 
 
 def known_erasures(container: Container, warnings: list[str]) -> list[dict[str, Any]]:
     """Every erasure known outside a database about to be rolled back: its own live ledger
     (a warning if unreachable) and the ledgers of every logical backup."""
-    entries = _ledger_from(_source(container), _roles(container), warnings)
+    entries = _ledger_from(_source(container), _roles(container), warnings) or []
     for backup in catalog(container.settings.backup_dir):
         entries += _backup_ledger(backup)
     return entries

@@ -104,6 +104,8 @@ def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
     uow.audit.record_many(events, "patient", risk=RiskLevel.MEDIUM)
     for members in groups.values():
         repo.apply_many(members, decisions=decided[members[0]], unblock=hold_expired)
+    # answers kept for Idempotency-Key retries are copies of the record: they go too
+    uow.idempotency.scrub(ids)
     outcomes = {patient_id: outcome(decided[patient_id]) for patient_id in ids}
     ledger = repo.record_many([(p, decided[p], outcomes[p]) for p in ids], request_id)
     return [ErasureResult(p, outcomes[p], decided[p], entry)

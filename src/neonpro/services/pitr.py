@@ -29,6 +29,7 @@ import psycopg
 import structlog
 
 from neonpro.adapters.backup.pgtools import last_line
+from neonpro.adapters.backup.stream import write_atomically
 from neonpro.config import Settings
 
 log = structlog.get_logger(__name__)
@@ -114,7 +115,7 @@ def _bin_dir(pgdata: Path, given: Path | None) -> Path:
 
 def _write_config(cluster: Cluster) -> None:
     base = Path(cluster.pitr_dir)
-    cluster.config.write_text(
+    _write(cluster.config, (
         "[global]\n"
         f"repo1-path={base / 'repo'}\n"
         "repo1-retention-full=2\n"
@@ -130,7 +131,12 @@ def _write_config(cluster: Cluster) -> None:
         f"pg1-path={cluster.pgdata}\n"
         f"pg1-port={cluster.port}\n"
         f"pg1-socket-path={cluster.socket_dir}\n"
-        f"pg1-user={cluster.os_user}\n")
+        f"pg1-user={cluster.os_user}\n"), 0o640)
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    """Whole or not at all: a full disk leaves the old file and no temporary one."""
+    write_atomically(path, text.encode(), mode)
 
 
 def _sql(cluster: Cluster, statements: list[str]) -> None:
@@ -171,7 +177,6 @@ def setup(settings: Settings, pgdata: Path, port: int, *, socket_dir: Path | Non
         if os.geteuid() == 0:
             shutil.chown(path, owner, owner)
     _write_config(cluster)
-    cluster.config.chmod(0o640)
     if os.geteuid() == 0:
         shutil.chown(cluster.config, owner, owner)
     archive = (f"{shutil.which('pgbackrest') or 'pgbackrest'} --config={cluster.config} "
@@ -187,7 +192,7 @@ def setup(settings: Settings, pgdata: Path, port: int, *, socket_dir: Path | Non
         _pg_ctl(cluster, "restart")
     _pgbackrest(cluster, "stanza-create")
     _pgbackrest(cluster, "check")
-    _state_file(settings).write_text(json.dumps(asdict(cluster), indent=2))
+    _write(_state_file(settings), json.dumps(asdict(cluster), indent=2), 0o600)
     log.info("pitr_setup", stanza=stanza, port=port)
     return cluster
 

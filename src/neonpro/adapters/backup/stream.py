@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import struct
@@ -94,7 +95,26 @@ class HashingWriter:
         return self._sha.hexdigest()
 
     def abort(self) -> None:
-        self._file.close()
+        """Close without the final chunk (the caller removes the file); closing may fail
+        again on the full disk that caused the abort."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """``data`` into ``path`` all at once: written beside it, synced, then renamed over it.
+    A failure (a full disk) leaves the old file as it was and no temporary file behind."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def sha256_file(path: Path) -> str:

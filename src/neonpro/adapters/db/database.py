@@ -10,6 +10,8 @@ so a pooled connection never carries a tenant into the next transaction).
 from __future__ import annotations
 
 import atexit
+import heapq
+import itertools
 import random
 import threading
 import time
@@ -17,15 +19,22 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg.errors
 import structlog
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from neonpro.adapters.db.deadline import Outcome
+from neonpro.adapters.db.durability_sql import (
+    BACKEND_IDENTITY,
+    BACKEND_NOW,
+    LOOKUP_SQL,
+    TERMINATE,
+)
 from neonpro.adapters.db.security import Roles
 
 if TYPE_CHECKING:
@@ -35,6 +44,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
+# A server tuned for speed (synchronous_commit = off) acknowledges a COMMIT before its record
+# is on disk, and a crash then loses it: every transaction of ours waits for its own flush
+# (other values are kept: local, remote_write, remote_apply are all durable locally).
+DURABLE_COMMIT = ("set_config('synchronous_commit', CASE current_setting('synchronous_commit') "
+                  "WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)")
 SET_CONTEXT = text(
     "SELECT set_config('role', :role, true), "
     "set_config('app.clinic_id', :clinic_id, true), "
@@ -43,18 +57,12 @@ SET_CONTEXT = text(
     "set_config('app.request_id', :request_id, true), "
     "set_config('app.ip', :ip, true), "
     "set_config('app.user_agent', :user_agent, true), "
-    "set_config('app.session_id', :session_id, true)"
+    "set_config('app.session_id', :session_id, true), " + DURABLE_COMMIT
 )
 # the same, and the transaction's statements bounded by the time the request has left
 SET_CONTEXT_BOUNDED = text(
     str(SET_CONTEXT) + ", set_config('statement_timeout', :statement_timeout, true)"
 )
-# the transaction's id if it wrote anything: after a connection lost during COMMIT the
-# database can still say whether that transaction committed (pg_xact_status)
-CURRENT_XID = text("SELECT pg_current_xact_id_if_assigned()::text")
-_XACT_STATUS = "SELECT pg_xact_status(CAST(%s AS xid8))"
-
-
 def context_params(
     role: str, clinic_id: uuid.UUID | None, actor_id: uuid.UUID, actor_role: str,
     *, request_id: str | None = None, ip: str | None = None, user_agent: str | None = None,
@@ -93,6 +101,113 @@ def is_transient(exc: BaseException) -> bool:
 def is_timeout(exc: BaseException) -> bool:
     """A statement cancelled by ``statement_timeout`` (or a lock wait past ``lock_timeout``)."""
     return isinstance(exc, DBAPIError) and isinstance(exc.orig, _TIMED_OUT)
+
+
+BACKEND = "neonpro_backend"  # key of a pooled connection's info: its server process
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Who a connection is on the server: process id, its start, the server's start."""
+
+    pid: int
+    started: datetime
+    server_started: datetime
+
+
+@dataclass(frozen=True)
+class CommitCheck:
+    """What a transaction left to find out later whether it committed: its random token
+    (inserted in the transaction itself) and the server process that ran it."""
+
+    clinic_id: uuid.UUID
+    token: uuid.UUID
+    backend: Backend | None
+
+
+_RETRY = object()  # the outcome cannot be decided yet: ask again
+
+
+class CommitWatchdog:
+    """Cuts a COMMIT that is still waiting after ``seconds`` (for a synchronous standby
+    that does not answer, say) by cancelling it from another thread.
+
+    ``statement_timeout`` does not do it: the server stops the statement timer before it
+    commits. A cancelled wait for a synchronous standby ends with a warning and the
+    transaction committed locally (it cannot be undone any more); any other cancelled
+    COMMIT ends with an error and the transaction rolled back. Either way the thread and
+    the connection are free again. A connection whose COMMIT was cancelled is discarded
+    afterwards (:attr:`fired`): a cancel arriving late must not hit the next statement.
+
+    Arming costs a lock and a heap push: one shared thread (:data:`_ALARMS`) waits for the
+    earliest deadline, not a thread per COMMIT."""
+
+    def __init__(self, dbapi_connection: Any, seconds: float) -> None:
+        self._connection = dbapi_connection
+        self._lock = threading.Lock()
+        self._armed = True
+        self.fired = False
+        _ALARMS.arm(time.monotonic() + max(seconds, 0.0), self)
+
+    def ring(self) -> None:
+        with self._lock:
+            if not self._armed:
+                return
+            self.fired = True
+            try:
+                self._connection.cancel()
+            except psycopg.Error as exc:
+                log.warning("commit_cancel_failed", error=type(exc).__name__)
+
+    def stop(self) -> bool:
+        """Disarm (the COMMIT returned); True if it had fired."""
+        with self._lock:
+            self._armed = False
+            self._connection = None  # the alarm may wait for its time: hold nothing
+        return self.fired
+
+
+class _Alarms:
+    """One daemon thread ringing watchdogs at their time; disarmed ones ring as no-ops."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, CommitWatchdog]] = []
+        self._count = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, when: float, watchdog: CommitWatchdog) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (when, next(self._count), watchdog))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="commit-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._wake.wait(self._heap[0][0] - time.monotonic() if self._heap else None)
+                _when, _n, watchdog = heapq.heappop(self._heap)
+            watchdog.ring()
+
+
+_ALARMS = _Alarms()
+
+
+def _remember_backend(dbapi_connection: Any, record: Any) -> None:
+    """On every new pooled connection: remember its server process (one query, once)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(BACKEND_IDENTITY)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+        dbapi_connection.rollback()
+    if row is not None:
+        record.info[BACKEND] = Backend(*row)
 
 
 @dataclass(frozen=True)
@@ -177,7 +292,7 @@ class Database:
     def _create_engine(self, url: str) -> Engine:
         s = self.settings
         timeout_ms = s.pool_setting("statement_timeout_ms")
-        return create_engine(
+        engine = create_engine(
             url,
             pool_size=s.pool_setting("pool_size"),
             max_overflow=s.pool_setting("max_overflow"),
@@ -192,6 +307,8 @@ class Database:
                 "options": f"-c statement_timeout={timeout_ms} -c TimeZone=UTC",
             },
         )
+        event.listen(engine, "connect", _remember_backend)
+        return engine
 
     # -------------------------------------------------------------- sessions
     def _factory(self, kind: str) -> sessionmaker[Session]:
@@ -241,26 +358,35 @@ class Database:
             "replica", self.roles.app, clinic_id, actor_id, actor_role, read_only=True
         )
 
-    def commit_outcome(self, xid: str, budget_s: float) -> Outcome | None:
-        """Whether transaction ``xid`` committed, asked on a new connection for up to
-        ``budget_s`` seconds (the database may be restarting); None if it could not say.
+    def commit_outcome(self, check: CommitCheck, budget_s: float) -> Outcome | None:
+        """Whether the transaction of ``check`` committed, asked on new connections for up
+        to ``budget_s`` seconds (the database may be restarting); None if it cannot say.
 
-        The connection is opened outside the pool: a full pool must not make a committed
-        write look failed (its wait would outlast the budget and raise a pool timeout)."""
+        * its token is there: it committed (a token is random: no other transaction has it);
+        * the server restarted since it ran: None. Its absence would mean "lost", but the
+          server that answers may not be the one that ran it (a failover), so we do not
+          guess; the client retries with its idempotency key;
+        * its server process is gone, or idle outside any transaction: it ended without
+          committing (a transaction that committed is visible once its process is idle);
+        * its process is still in the transaction (the network broke, the server has not
+          noticed): it is terminated, which ends the transaction, and we ask again.
+
+        The state of the process is read before the token, each in its own snapshot, so a
+        commit that ends between the two reads is seen. Connections are opened outside the
+        pool (a full pool must not make a committed write look failed) with the login of
+        the application's connections, which may end its own processes."""
         give_up = time.monotonic() + budget_s
         delay = 0.05
-        url = self.engine().url.set(drivername="postgresql").render_as_string(
+        url = self.engine("app").url.set(drivername="postgresql").render_as_string(
             hide_password=False)
         while True:
             wait = max(1, int(give_up - time.monotonic()))
             try:
-                with psycopg.connect(url, autocommit=True, connect_timeout=wait) as conn:
-                    row = conn.execute(_XACT_STATUS, (xid,)).fetchone()
-                status = row[0] if row else None
-                if status == "committed":
-                    return Outcome.COMMITTED
-                if status == "aborted":
-                    return Outcome.ABORTED
+                with psycopg.connect(url, autocommit=True, connect_timeout=wait,
+                                     application_name="neonpro-commit-check") as conn:
+                    outcome = _decide(conn, check)
+                if outcome is not _RETRY:
+                    return outcome  # type: ignore[return-value]
             except psycopg.OperationalError:
                 pass  # still restarting: ask again
             except psycopg.Error as exc:
@@ -310,6 +436,24 @@ class Database:
         if self._embedded is not None:
             self._embedded.stop()
         atexit.unregister(self.close)
+
+
+def _decide(conn: psycopg.Connection[Any], check: CommitCheck) -> Outcome | None | object:
+    backend = check.backend
+    server, state = None, None
+    if backend is not None:
+        server, state = conn.execute(BACKEND_NOW, (backend.pid, backend.started)).fetchone() \
+            or (None, None)
+    found = conn.execute(LOOKUP_SQL, (check.clinic_id, check.token)).fetchone()
+    if found is not None and found[0]:
+        return Outcome.COMMITTED
+    if backend is None or server != backend.server_started:
+        log.warning("commit_outcome_server_restarted")
+        return None
+    if state is None or state == "idle":
+        return Outcome.ABORTED
+    conn.execute(TERMINATE, (backend.pid,))
+    return _RETRY
 
 
 def normalise_url(url: str) -> str:

@@ -10,7 +10,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.db import migrate
-from neonpro.adapters.db.models import Base
+from neonpro.adapters.db.database import DURABLE_COMMIT, CommitWatchdog
+from neonpro.adapters.db.models import SYSTEM_CLINIC_ID, Base
+from neonpro.adapters.db.restore_hold import READ as HOLD_READ
 from neonpro.adapters.db.security import rls_tables
 from neonpro.domain.actors import SystemActors
 
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
 
 _PROBE_CLINIC = uuid.UUID(int=0)  # no clinic has this id: the probe sees no rows
 
+_PROBE_CONTEXT = text("SELECT set_config('role', :role, true), "
+                      "set_config('statement_timeout', :ms, true), " + DURABLE_COMMIT)
+_PROBE_WRITE = text("INSERT INTO commit_tokens (clinic_id, token) VALUES (:clinic, :token)")
+_APP_CAN_USE = text("SELECT has_schema_privilege(:role, 'public', 'USAGE')")
 _RLS_SQL = text(
     "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c "
     "WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY(:names)"
@@ -43,6 +49,42 @@ def _safe(exc: BaseException) -> str:
     # driver messages about connectivity carry host/port, never personal data
     first = str(getattr(exc, "orig", exc) or exc).splitlines()
     return first[0][:200] if first else type(exc).__name__
+
+
+def _commits(db: Database) -> dict[str, Any]:
+    """A bounded write: one commit token, committed within the readiness bound. A
+    COMMIT still waiting at the bound (a synchronous standby that does not answer, a
+    stalled disk) is cut there (see ``CommitWatchdog``) and the check fails."""
+    bound_ms = db.settings.readiness_commit_timeout_ms
+    start = time.perf_counter()
+    with db.engine("service").connect() as conn:
+        transaction = conn.begin()
+        conn.execute(_PROBE_CONTEXT, {"role": db.roles.service, "ms": str(bound_ms)})
+        conn.execute(_PROBE_WRITE, {"clinic": SYSTEM_CLINIC_ID, "token": uuid.uuid4()})
+        watchdog = CommitWatchdog(conn.connection.dbapi_connection,
+                                  bound_ms / 1000 - (time.perf_counter() - start))
+        try:
+            transaction.commit()
+        finally:
+            cut = watchdog.stop()
+            if cut:
+                conn.invalidate()
+    took = (time.perf_counter() - start) * 1000
+    return {"ok": not cut and took < bound_ms, "commit_ms": round(took, 1),
+            "bound_ms": bound_ms}
+
+
+def _restore_hold(db: Database) -> dict[str, Any]:
+    """A restore that could not prove its erasures re-applied leaves the database closed
+    to the application role (adapters/db/restore_hold.py) until that is finished."""
+    with db.engine().connect() as conn:
+        reason = conn.execute(text(HOLD_READ)).scalar()
+        usable = conn.execute(_APP_CAN_USE, {"role": db.roles.app}).scalar()
+    report: dict[str, Any] = {"ok": reason is None and bool(usable),
+                              "application_role_can_use_schema": bool(usable)}
+    if reason is not None:
+        report["reason"] = reason
+    return report
 
 
 def check_health(db: Database) -> dict[str, Any]:
@@ -88,7 +130,9 @@ def check_health(db: Database) -> dict[str, Any]:
     if checks["connectivity"]["ok"]:
         checks["migrations"] = _check(migrations)
         checks["rls"] = _check(rls)
+        checks["restore_hold"] = _check(lambda: _restore_hold(db))
         checks["tenant_role"] = _check(tenant_role)
+        checks["commits"] = _check(lambda: _commits(db))
         checks["pool"] = {
             "ok": True,
             "engines": {k: vars(v) for k, v in db.pool_stats().items()},

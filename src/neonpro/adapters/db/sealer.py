@@ -1,15 +1,18 @@
 """A background thread that seals audit events shortly after they commit (long-lived
-processes such as the API; the CLI seals once before it exits)."""
+processes such as the API; the CLI seals once before it exits), and prunes expired commit
+tokens and idempotency keys once a minute."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.db.housekeeping import EVERY_S, prune_expired
 from neonpro.adapters.metrics import Metrics
 from neonpro.domain.actors import Actor, SystemActors
 
@@ -32,6 +35,7 @@ class BackgroundSealer:
         self._thread.start()
 
     def _run(self) -> None:
+        pruned_at = time.monotonic()
         while not self._stop.wait(self._interval):
             try:
                 sealed = seal_pending(self._db, self._actor)
@@ -39,6 +43,12 @@ class BackgroundSealer:
                     self._metrics.audit_sealed.inc(sealed)
             except (SQLAlchemyError, RuntimeError) as exc:
                 log.warning("audit_seal_failed", error=type(exc).__name__)
+            if time.monotonic() - pruned_at >= EVERY_S:
+                pruned_at = time.monotonic()
+                try:
+                    prune_expired(self._db, self._actor)
+                except (SQLAlchemyError, RuntimeError) as exc:
+                    log.warning("prune_failed", error=type(exc).__name__)
 
     def stop(self) -> None:
         """Stop and seal one last time, so nothing stays unsealed after shutdown."""

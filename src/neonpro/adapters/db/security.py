@@ -36,6 +36,9 @@ LEGAL_HOLD_TABLES = ("patients", "appointments", "consent_records", "disclosures
 # Appended (by the erasure engine; a retrained no-show model is a new row), read by the
 # clinic; never changed.
 LEDGER_TABLES = ("erasure_ledger", "no_show_models")
+# Written by the application role, never read or changed by it: commit tokens (what a
+# transaction proves it committed with; looked up and pruned by the service role).
+INSERT_ONLY_TABLES = ("commit_tokens",)
 # Written only by the owner's SECURITY DEFINER functions.
 SERVICE_READ_ONLY_TABLES = ("audit_chain_cuts",)
 OWNER_ONLY_TABLES = ("audit_ref_keys",)
@@ -91,11 +94,15 @@ $bootstrap$;
 """
 
 
-def schema_privileges_sql(roles: Roles) -> list[str]:
-    """What PostgreSQL 15+ needs on schema ``public``, run by the migrator before SET ROLE."""
+def schema_privileges_sql(roles: Roles, *, held: bool = False) -> list[str]:
+    """What PostgreSQL 15+ needs on schema ``public``, run by the migrator before SET ROLE.
+
+    ``held``: the database is a restore on hold (``restore_hold``): the application and
+    legal-hold roles stay without usage until the hold is lifted."""
+    users = [roles.service] if held else [roles.app, roles.service, roles.legal_hold]
     return [
         f"GRANT USAGE, CREATE ON SCHEMA public TO {roles.owner}",
-        f"GRANT USAGE ON SCHEMA public TO {roles.app}, {roles.service}, {roles.legal_hold}",
+        f"GRANT USAGE ON SCHEMA public TO {', '.join(users)}",
         "CREATE EXTENSION IF NOT EXISTS btree_gist",
     ]
 
@@ -162,6 +169,12 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
             f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
         ]
+    elif name in INSERT_ONLY_TABLES:
+        out += _tenant_policies(name, roles, ("INSERT",))
+        out += [
+            f"GRANT INSERT ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT, DELETE ON {name} TO {roles.service}",
+        ]
     elif name in SERVICE_READ_ONLY_TABLES:
         out.append(f"GRANT SELECT ON {name} TO {roles.service}")
     elif name in OWNER_ONLY_TABLES:
@@ -207,12 +220,15 @@ def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     """Functions, RLS, policies, grants and triggers for every table of ``metadata``."""
     from neonpro.adapters.db.audit_sql import audit_ddl  # noqa: PLC0415  (imports Roles)
     from neonpro.adapters.db.consent_sql import consent_ddl  # noqa: PLC0415
+    from neonpro.adapters.db.durability_sql import durability_ddl  # noqa: PLC0415
+    from neonpro.adapters.db.erasure_sql import erasure_ddl  # noqa: PLC0415
     from neonpro.adapters.db.feed_sql import feed_ddl  # noqa: PLC0415
 
     statements = _functions_sql()
     for table in metadata.sorted_tables:
         statements += _table_sql(table, roles)
-    return statements + audit_ddl(roles) + consent_ddl() + feed_ddl()
+    return (statements + audit_ddl(roles) + consent_ddl() + feed_ddl() + erasure_ddl()
+            + durability_ddl(roles))
 
 
 def rls_tables(metadata: MetaData) -> list[str]:

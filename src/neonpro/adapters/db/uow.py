@@ -16,23 +16,33 @@ from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError
 
 from neonpro.adapters.db.database import (
-    CURRENT_XID,
+    BACKEND,
     SET_CONTEXT,
     SET_CONTEXT_BOUNDED,
+    CommitCheck,
+    CommitWatchdog,
     context_params,
     is_transient,
 )
-from neonpro.adapters.db.deadline import CommitOutcomeUnknown, Outcome, RequestTimedOut
+from neonpro.adapters.db.deadline import (
+    CommitOutcomeUnknown,
+    Deadline,
+    Outcome,
+    RequestTimedOut,
+)
 from neonpro.adapters.db.deadline import current as deadline_of_request
+from neonpro.adapters.db.durability_sql import PRE_COMMIT, PRE_COMMIT_MARKED
 from neonpro.adapters.db.errors import translate
+from neonpro.adapters.db.models import SYSTEM_CLINIC_ID
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
 from neonpro.adapters.db.repositories.audit import SqlAuditRepository
 from neonpro.adapters.db.repositories.clinic import SqlClinicRepository, SqlStaffLoginRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
+from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
-from neonpro.domain.errors import ConsentRequired, DomainError, Forbidden
+from neonpro.domain.errors import ConsentRequired, DomainError, Forbidden, IdempotencyKeyTaken
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 
 if TYPE_CHECKING:
@@ -157,27 +167,69 @@ class SqlUnitOfWork:
         self._committed = True
 
     def _commit(self) -> None:
-        """COMMIT; if the connection breaks during it, ask the database what happened to
-        the transaction instead of guessing (a lost acknowledgement is not a rollback)."""
-        assert self._transaction is not None  # noqa: S101  (checked by commit)
-        xid: str | None = None
+        """COMMIT. A transaction that wrote something first inserts a random token, in the
+        same round trip that asks whether it wrote anything; if the connection then breaks
+        during COMMIT, the token, looked up on another connection, says whether it committed
+        (a lost acknowledgement is not a rollback, and a transaction id cannot say: the
+        server reuses the id of a transaction whose commit record a crash discarded)."""
+        transaction = self._transaction
+        assert transaction is not None  # noqa: S101  (checked by commit)
+        deadline = deadline_of_request.get()
+        claim = current_claim.get()
+        if claim is None and deadline is not None and deadline.retried:
+            self._commit_read(transaction)  # retried whole if its connection breaks
+            return
+        check = CommitCheck(self.clinic_id or SYSTEM_CLINIC_ID, uuid.uuid4(),
+                            self.connection.info.get(BACKEND))
+        params: dict[str, object] = {"clinic": check.clinic_id, "token": check.token}
+        statement = PRE_COMMIT
+        if claim is not None:  # the key's work is marked committed by this very transaction
+            params.update(key_clinic=claim.clinic_id, key_hash=claim.key_hash,
+                          claim=claim.claim)
+            statement = PRE_COMMIT_MARKED
+        wrote = False
         try:
-            xid = self.connection.execute(CURRENT_XID).scalar()
-            self._transaction.commit()
+            wrote = self.connection.execute(statement, params).rowcount > 0
+            if claim is not None and not wrote:
+                raise IdempotencyKeyTaken
+            self._bounded_commit(transaction, deadline)
         except DBAPIError as exc:
             error = translate(exc)
             if error is not None:
                 raise error from None
-            if xid is None or not is_transient(exc):
+            if not wrote or not is_transient(exc):
                 raise  # nothing was written, or the database refused the commit itself
-            deadline = deadline_of_request.get()
             budget = max(deadline.remaining(), 1.0) if deadline is not None else 30.0
-            outcome = self.db.commit_outcome(xid, budget)
+            outcome = self.db.commit_outcome(check, budget)
             if outcome is Outcome.COMMITTED:
                 log.warning("commit_acknowledgement_lost", outcome="committed")
                 return
             if outcome is None:
                 raise CommitOutcomeUnknown from exc
+            raise
+
+    def _bounded_commit(self, transaction: RootTransaction, deadline: Deadline | None) -> None:
+        """COMMIT, cut at the request's deadline if it is still waiting then (see
+        :class:`CommitWatchdog`); the answer at the deadline is the middleware's."""
+        if deadline is None:
+            transaction.commit()
+            return
+        connection = self.connection
+        watchdog = CommitWatchdog(connection.connection.dbapi_connection, deadline.remaining())
+        try:
+            transaction.commit()
+        finally:
+            if watchdog.stop():
+                log.warning("commit_cut_at_deadline")
+                connection.invalidate()
+
+    def _commit_read(self, transaction: RootTransaction) -> None:
+        try:
+            self._bounded_commit(transaction, deadline_of_request.get())
+        except DBAPIError as exc:
+            error = translate(exc)
+            if error is not None:
+                raise error from None
             raise
 
     def rollback(self) -> None:
@@ -216,3 +268,7 @@ class SqlUnitOfWork:
     @cached_property
     def consents(self) -> SqlConsentRepository:
         return SqlConsentRepository(self)
+
+    @cached_property
+    def idempotency(self) -> SqlIdempotencyRepository:
+        return SqlIdempotencyRepository(self)

@@ -13,7 +13,7 @@ from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.db.health import check_health
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
-from neonpro.entrypoints.api import problems, resilience
+from neonpro.entrypoints.api import idempotency, problems, resilience
 from neonpro.entrypoints.api.middleware import BodyLimit, RequestContext
 from neonpro.entrypoints.api.routers import (
     appointments,
@@ -80,6 +80,7 @@ def create_app(container: Container) -> FastAPI:
 
     app.add_event_handler("shutdown", stop_feed)
     settings = container.settings
+    idempotency.use_idempotency_keys(app)
     resilience.retry_idempotent_reads(app, settings.retry_attempts, settings.retry_base_delay_s)
     app.add_middleware(resilience.RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -55,7 +55,12 @@ class RequestContext:
 
 
 class BodyLimit:
-    """Refuses bodies over ``limit`` bytes with 413 problem+json, streamed or not."""
+    """Refuses bodies over ``limit`` bytes with 413 problem+json, declared or streamed.
+
+    A body with a Content-Length over the limit is refused before it is read. A body without
+    one (``Transfer-Encoding: chunked``) is read here first, up to the limit, and handed to
+    the application whole: the framework's body parser would turn an error raised while it
+    reads into a 400 "error parsing the body"."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -66,24 +71,27 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(send)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.limit:
+                await self._refuse(send)
+                return
+            await self.app(scope, receive, send)  # the server holds it to its length
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLargeError
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLargeError:
-            await self._refuse(send)
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, send: Send) -> None:
         body: dict[str, Any] = {"type": "https://neonpro.dev/problems/body_too_large",
@@ -94,5 +102,15 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
-class _TooLargeError(Exception):
-    pass
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read once, then the client's own messages (a disconnect, say)."""
+    pending = True
+
+    async def replayed() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

@@ -29,6 +29,7 @@ MEDIA_TYPE = "application/problem+json"
 
 STATUS: list[tuple[type[e.DomainError], int]] = [
     (e.Unauthenticated, 401), (e.Locked, 423), (e.Forbidden, 403), (e.NotFound, 404),
+    (e.Gone, 410),
     (e.ConsentRequired, 428), (e.StaleVersion, 409), (e.DoubleBooking, 409),
     (e.InvalidTransition, 409), (e.Conflict, 409), (e.BookingRuleViolation, 422),
     (e.ValidationFailed, 422),
@@ -53,12 +54,19 @@ class Problem(BaseModel):
 _DESCRIPTIONS = {
     400: "Malformed request body", 401: "Missing, invalid or expired token",
     403: "The token's role may not do this", 404: "Not found (or in another clinic)",
-    409: "Conflict: duplicate, stale version, double booking or invalid transition",
-    413: "Request body too large", 422: "Validation failed (fields named, values never echoed)",
+    409: "Conflict: duplicate, stale version, double booking or invalid transition; "
+         "or a request with the same Idempotency-Key is still in progress, or was carried "
+         "out but its answer was lost",
+    410: "Gone: the record was erased or deleted and can no longer be changed; or the "
+         "stored answer of this Idempotency-Key named a patient since erased",
+    413: "Request body too large",
+    422: "Validation failed (fields named, values never echoed); or this Idempotency-Key "
+         "was used with another request",
     423: "Account locked after repeated failed sign-ins",
     428: "Consent required for this purpose",
-    503: "The database is unavailable, busy or too slow right now; nothing was written. "
-         "Retry after the Retry-After header's seconds",
+    503: "The database is unavailable, busy or too slow right now; nothing was written "
+         "(but for commit_outcome_unknown: retry with the same Idempotency-Key, which "
+         "answers what happened). Retry after the Retry-After header's seconds",
 }
 
 
@@ -71,6 +79,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 COMMON = responses(400, 401, 403, 404, 409, 413, 422, 428, 503)
 RETRY_AFTER_S = 2
+COMMIT_OUTCOME_UNKNOWN = (
+    "the database connection broke during the commit, or the commit outlived the request's "
+    "deadline, and whether it took effect is not known: retry with the same "
+    "Idempotency-Key (it answers what happened), or read the resource before retrying")
 
 
 def problem(status: int, code: str, title: str, detail: str | None = None,
@@ -101,8 +113,7 @@ def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
     if isinstance(exc, CommitOutcomeUnknown):
         log.error("db_commit_outcome_unknown", request_id=request_id)
         return problem(503, "commit_outcome_unknown", "commit outcome unknown",
-                       "the database connection broke during the commit and the outcome "
-                       "could not be confirmed; read the resource before retrying")
+                       COMMIT_OUTCOME_UNKNOWN)
     sqlstate = getattr(orig, "sqlstate", None)
     if is_timeout(exc):
         log.warning("db_query_timeout", sqlstate=sqlstate, request_id=request_id)

@@ -1,11 +1,11 @@
 """Staying up when the database does not: a deadline per request, retried reads.
 
 * :class:`RequestDeadline` gives every request ``seconds`` to start its answer. Its units of
-  work bound their statements by the time left; a request still running at the deadline is
-  answered ``503 request_timeout`` (``Retry-After``) unless its commit has already begun,
-  and its transaction is then rolled back when it reaches the commit (see
-  :mod:`neonpro.adapters.db.deadline`). Streaming answers (the SSE feed) are bounded only
-  until their first byte.
+  work bound their statements and their COMMIT by the time left; a request still running at
+  the deadline is answered ``503 request_timeout`` (``Retry-After``) if no commit had begun
+  (its transaction is then rolled back when it reaches the commit), or ``503
+  commit_outcome_unknown`` if one had (see :mod:`neonpro.adapters.db.deadline`). Streaming
+  answers (the SSE feed) are bounded only until their first byte.
 * :func:`retry_idempotent_reads` re-runs a GET whose database connection broke (killed,
   restarted, refused) a few times with jittered backoff, inside the deadline. Writes are
   never retried: a failed write is reported, and the unit of work makes sure it was not kept.
@@ -26,17 +26,26 @@ from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from neonpro.adapters.db.database import is_transient
-from neonpro.adapters.db.deadline import Deadline
+from neonpro.adapters.db.deadline import COMMITTED, RUNNING, Deadline
 from neonpro.adapters.db.deadline import current as current_deadline
+from neonpro.entrypoints.api.problems import COMMIT_OUTCOME_UNKNOWN
 
 log = structlog.get_logger(__name__)
 RETRY_AFTER_S = 2
 READ_METHODS = frozenset({"GET", "HEAD"})
+COMMITTED_GRACE_S = 1.0  # a commit finished at the deadline: time to send its answer
 _ABANDONED: set[asyncio.Future[Any]] = set()  # late handlers still finishing in a thread
 
 
 class RequestDeadline:
-    """Answers 503 problem+json when a request has not started its answer in time."""
+    """Answers 503 problem+json when a request has not started its answer in time.
+
+    A request still running at its deadline is answered ``request_timeout`` if none of its
+    commits had begun (nothing was written, and nothing will be: see
+    :mod:`neonpro.adapters.db.deadline`), and ``commit_outcome_unknown`` if one had (a
+    COMMIT waiting for a synchronous standby that does not answer, say): the client retries
+    with its ``Idempotency-Key``. It never hangs past its deadline (plus a second's grace for
+    an answer being written after a finished commit)."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -46,7 +55,7 @@ class RequestDeadline:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = Deadline(self.seconds)
+        deadline = Deadline(self.seconds, retried=scope.get("method") in READ_METHODS)
         started = asyncio.Event()
         abandoned = False
 
@@ -62,27 +71,44 @@ class RequestDeadline:
             task = asyncio.ensure_future(self.app(scope, receive, guarded))
         finally:
             current_deadline.reset(token)
-        first_byte = asyncio.ensure_future(started.wait())
-        try:
-            await asyncio.wait({task, first_byte}, timeout=self.seconds,
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            first_byte.cancel()
-        if task.done() or started.is_set() or not deadline.expire():
-            await task  # answered, streaming, or committing: its own answer goes out
-            return
-        abandoned = True
-        _ABANDONED.add(task)
-        task.add_done_callback(_finished_late)
-        log.warning("request_timeout", seconds=self.seconds, method=scope.get("method"))
-        body = {"type": "https://neonpro.dev/problems/request_timeout",
-                "title": "request timeout", "status": 503,
-                "detail": f"the request did not complete within {self.seconds:g} s and "
-                          "nothing was written; retry later"}
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"retry-after", str(RETRY_AFTER_S).encode())]})
-        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+        if not await _answered(task, started, self.seconds):
+            found = deadline.expire()
+            if found != COMMITTED or not await _answered(task, started, COMMITTED_GRACE_S):
+                abandoned = True
+                _ABANDONED.add(task)
+                task.add_done_callback(_finished_late)
+                await _timed_out(send, scope, self.seconds, found)
+                return
+        await task  # answered, streaming, or just committed: its own answer goes out
+
+
+async def _answered(task: asyncio.Future[Any], started: asyncio.Event, seconds: float) -> bool:
+    """Whether the request finished or began its answer within ``seconds``."""
+    first_byte = asyncio.ensure_future(started.wait())
+    try:
+        await asyncio.wait({task, first_byte}, timeout=seconds,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        first_byte.cancel()
+    return task.done() or started.is_set()
+
+
+async def _timed_out(send: Send, scope: Scope, seconds: float, found: str) -> None:
+    if found == RUNNING:
+        log.warning("request_timeout", seconds=seconds, method=scope.get("method"))
+        code, title = "request_timeout", "request timeout"
+        detail = (f"the request did not complete within {seconds:g} s and nothing was "
+                  "written; retry later")
+    else:
+        log.error("request_timeout_in_commit", seconds=seconds, method=scope.get("method"))
+        code, title = "commit_outcome_unknown", "commit outcome unknown"
+        detail = f"the request did not complete within {seconds:g} s: {COMMIT_OUTCOME_UNKNOWN}"
+    body = {"type": f"https://neonpro.dev/problems/{code}", "title": title, "status": 503,
+            "detail": detail}
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"retry-after", str(RETRY_AFTER_S).encode())]})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
 def _finished_late(task: asyncio.Future[Any]) -> None:

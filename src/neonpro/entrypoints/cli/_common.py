@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import sys
@@ -26,8 +27,17 @@ out = Console()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however long
     raise typer.Exit(code)
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, and where (paths are no
+    personal data); never a traceback."""
+    reason = exc.strerror or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename else ""
+    hint = ": free some space and run it again" if exc.errno == errno.ENOSPC else ""
+    return f"{reason.lower()}{where}{hint}"
 
 
 def print_json(data: Any) -> None:

@@ -14,7 +14,7 @@ from rich.table import Table
 from neonpro.adapters.backup.pgtools import ToolError
 from neonpro.adapters.backup.stream import CorruptBackup
 from neonpro.bootstrap import Container
-from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.entrypoints.cli._common import container, fail, os_error, out, print_json
 from neonpro.redaction import redact_text
 from neonpro.services import backup as svc
 
@@ -24,6 +24,12 @@ app = typer.Typer(help="Logical backups: create, verify, restore, prune, drill."
 DirOption = Annotated[Path | None, typer.Option(
     "--dir", help="Backup directory (default NEONPRO_BACKUP_DIR).")]
 JsonOption = Annotated[bool, typer.Option("--json")]
+AcceptRiskOption = Annotated[bool, typer.Option(
+    "--accept-erasure-risk",
+    help="Open the restored database even though erasures decided after the newest backup "
+         "could not be proven re-applied (the live ledger did not answer); recorded in the "
+         "audit trail as a critical event.")]
+HELD = 4  # exit code: restored, but closed to the application until erasures are proven
 
 
 @contextmanager
@@ -37,6 +43,8 @@ def _box(directory: Path | None) -> Iterator[tuple[Container, Path]]:
             fail(str(exc))
         except psycopg.Error as exc:
             fail(f"database error: {redact_text(str(exc).splitlines()[0][:300])}")
+        except OSError as exc:  # a full disk, a missing directory, no permission
+            fail(os_error(exc))
 
 
 def _find(directory: Path, backup_id: str) -> svc.Backup:
@@ -102,15 +110,20 @@ def restore(
     backup_id: str,
     target: Annotated[str, typer.Option("--target", help="Database URL to restore into.")],
     force: Annotated[bool, typer.Option(help="Replace a non-empty target database.")] = False,
+    accept_erasure_risk: AcceptRiskOption = False,
     directory: DirOption = None,
     as_json: JsonOption = False,
     jobs: Annotated[int, typer.Option(min=1, max=16)] = 2,
 ) -> None:
-    """Restore into --target: roles, data, migrations, re-applied erasures, health check."""
+    """Restore into --target: roles, data, migrations, re-applied erasures, health check.
+
+    Exit 4 when the erasures decided after the newest backup could not be proven re-applied
+    (the live ledger did not answer): the database is then closed to the application role
+    until `neonpro backup reapply` finishes the job."""
     with _box(directory) as (box, where):
         try:
             report = svc.restore_backup(box, _find(where, backup_id), target, force=force,
-                                        jobs=jobs)
+                                        jobs=jobs, accept_erasure_risk=accept_erasure_risk)
         except svc.RestoreRefused as exc:
             fail(str(exc), 2)
     if as_json:
@@ -124,7 +137,37 @@ def restore(
         out.print(f"{verdict} {backup_id} into {report.target}: "
                   f"{report.reapplied_erasures} erasure(s) re-applied, health "
                   f"{'ok' if report.health.get('ok') else 'FAILED'}; seconds {report.seconds}")
+    if report.held:
+        fail(f"restored, but closed to the application: erasures decided after the newest "
+             f"backup could not be proven re-applied; run {report.finish}", HELD)
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def reapply(
+    backup_id: str,
+    target: Annotated[str, typer.Option("--target", help="The restored database's URL.")],
+    accept_erasure_risk: AcceptRiskOption = False,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Finish a restore left closed (exit 4): re-apply the erasures of the live ledger and
+    of the later backups, then open the database to the application role again."""
+    with _box(directory) as (box, where):
+        try:
+            done = svc.finish_restore(box, _find(where, backup_id), target,
+                                      accept_erasure_risk=accept_erasure_risk)
+        except svc.BackupError as exc:
+            fail(str(exc), HELD)
+    if as_json:
+        print_json(done.as_dict())
+    else:
+        how = "proven" if done.erasures_proven else "NOT proven (risk accepted, audited)"
+        out.print(f"{done.target}: {done.reapplied_erasures} erasure(s) re-applied, {how}; "
+                  f"open to the application; health "
+                  f"{'ok' if done.health.get('ok') else 'FAILED'}")
+    if not done.health.get("ok"):
         raise typer.Exit(1)
 
 

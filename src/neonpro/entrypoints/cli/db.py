@@ -9,6 +9,7 @@ from rich.table import Table
 
 from neonpro.adapters.db import migrate, schema_check
 from neonpro.adapters.db.health import check_health
+from neonpro.adapters.db.housekeeping import prune_expired
 from neonpro.entrypoints.cli._common import container, fail, out, print_json
 
 app = typer.Typer(help="Manage the database schema and check its health.", no_args_is_help=True)
@@ -76,7 +77,8 @@ def check() -> None:
 
 @app.command()
 def health(as_json: JsonFlag = True) -> None:
-    """Check connectivity, latency, migrations, RLS and the tenant role; exit 1 on failure."""
+    """Check connectivity, latency, migrations, RLS, the tenant role and that a write commits
+    in time; exit 1 on failure."""
     with container() as box:
         report = check_health(box.database)
     if as_json:
@@ -86,3 +88,16 @@ def health(as_json: JsonFlag = True) -> None:
             out.print(f"{name}: {'ok' if result['ok'] else 'FAIL'}")
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def prune(as_json: JsonFlag = False) -> None:
+    """Delete commit tokens older than ten minutes and expired idempotency keys (the API
+    does it every minute; a database written only by the CLI needs it now and then)."""
+    with container() as box:
+        pruned = prune_expired(box.database)
+    if as_json:
+        print_json(vars(pruned))
+    else:
+        out.print(f"pruned {pruned.commit_tokens} commit token(s) and "
+                  f"{pruned.idempotency_keys} expired idempotency key(s)")

@@ -11,16 +11,28 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from neonpro.adapters.backup.stream import write_atomically
 from neonpro.config import Settings
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import AuditAction
-from neonpro.entrypoints.cli._common import console, container, fail, out, print_json
+from neonpro.entrypoints.cli._common import console, container, fail, os_error, out, print_json
 from neonpro.services import backup as backups
 from neonpro.services import pitr as svc
 
 app = typer.Typer(help="Point-in-time recovery with pgBackRest (WAL archiving).",
                   no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json")]
+AcceptRiskOption = Annotated[bool, typer.Option(
+    "--accept-erasure-risk",
+    help="Open the database even though erasures decided after the target time could not "
+         "all be read (recorded in the audit trail as a critical event).")]
+HELD = 4  # exit code: restored, but closed to the application until erasures are proven
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return os_error(exc)
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
 
 def _settings() -> Settings:
@@ -51,8 +63,8 @@ def setup(
     try:
         cluster = svc.setup(_settings(), pgdata, port, socket_dir=socket_dir, bin_dir=bin_dir,
                             stanza=stanza, restart=restart)
-    except (svc.PitrError, OSError, psycopg.Error) as exc:
-        fail(str(exc).splitlines()[0][:300])
+    except (svc.PitrError, OSError, psycopg.Error, subprocess.SubprocessError) as exc:
+        fail(_one_line(exc))
     _show({"stanza": cluster.stanza, "config": str(cluster.config)}, as_json,
           f"WAL archiving on; stanza {cluster.stanza} checked ({cluster.config})")
 
@@ -63,8 +75,8 @@ def backup(kind: Annotated[str, typer.Option("--type", help="full, diff or incr"
     """Take a base backup into the pgBackRest repository."""
     try:
         done = svc.base_backup(_settings(), kind)
-    except svc.PitrError as exc:
-        fail(str(exc))
+    except (svc.PitrError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        fail(_one_line(exc))
     _show(done, as_json, f"base backup {done['label']} ({done['type']}, "
           f"{done['bytes'] / 1e6:.1f} MB) in {done['seconds']:.1f} s")
 
@@ -74,8 +86,8 @@ def info(as_json: JsonOption = False) -> None:
     """The repository: base backups and the archived WAL range."""
     try:
         data = svc.info(_settings())
-    except svc.PitrError as exc:
-        fail(str(exc))
+    except (svc.PitrError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        fail(_one_line(exc))
     if as_json:
         print_json(data)
         return
@@ -89,7 +101,9 @@ def _pending(settings: Settings) -> Path:
     return settings.pitr_dir / "pending-erasures.json"
 
 
-def _save_pending(settings: Settings) -> None:
+def _save_pending(settings: Settings) -> bool:
+    """Save the erasures a rewind must not lose, read while the cluster still holds them;
+    whether they are complete (the live ledger answered)."""
     warnings: list[str] = []
     with container() as box:
         try:
@@ -98,33 +112,65 @@ def _save_pending(settings: Settings) -> None:
             fail(str(exc))
     for warning in warnings:
         console.print(f"[yellow]warning:[/] {warning}")
-    file = _pending(settings)
-    file.write_text(json.dumps(erasures))
-    file.chmod(0o600)
+    proven = not warnings
+    try:
+        write_atomically(_pending(settings),
+                         json.dumps({"proven": proven, "erasures": erasures}).encode())
+    except OSError as exc:
+        fail(f"the erasures to re-apply could not be saved, nothing was restored: "
+             f"{os_error(exc)}")
+    return proven
 
 
-def _reapply(settings: Settings, target: str) -> int:
+def _load_pending(settings: Settings) -> tuple[list[dict[str, Any]], bool]:
     file = _pending(settings)
-    erasures = json.loads(file.read_text()) if file.is_file() else []
+    if not file.is_file():
+        return [], False  # what the rewind discarded is known nowhere any more
+    data = json.loads(file.read_text())
+    if isinstance(data, list):  # saved by an older version, which did not say
+        return data, False
+    return list(data["erasures"]), bool(data["proven"])
+
+
+def _reapply(settings: Settings, target: str, *, accept_erasure_risk: bool) -> int:
+    """Close the database, re-apply the saved erasures, and open it again only if they are
+    complete (or the risk is accepted, which the audit trail records)."""
+    erasures, proven = _load_pending(settings)
+    why = ("erasures decided after the target time may be missing (the live erasure ledger "
+           "could not be read before the rewind)")
     try:
         with container() as box:
+            backups.hold_live(box, f"point-in-time restore to {target}: erasures not "
+                                   f"re-applied yet; run `neonpro pitr reapply`")
             count = backups.reapply_ledger(box, erasures, SystemActors.BACKUP)
+            if proven or accept_erasure_risk:
+                backups.lift_live(box)
+                if not proven:
+                    backups.record_accepted_risk(box, "pitr", [why], SystemActors.BACKUP)
+            else:
+                backups.hold_live(box, f"point-in-time restore to {target}: {why}; run "
+                                       "`neonpro pitr reapply --accept-erasure-risk` to open it")
             backups.record_event(box, AuditAction.RESTORE, "pitr", {
-                "target_time": target, "reapplied_erasures": count})
-    except (psycopg.Error, backups.BackupError) as exc:
+                "target_time": target, "reapplied_erasures": count,
+                "erasures_proven": proven, "held": not (proven or accept_erasure_risk)})
+    except (psycopg.Error, backups.BackupError, OSError) as exc:
         fail(f"the cluster is restored, but the erasures were NOT re-applied "
              f"({type(exc).__name__}): run `neonpro pitr reapply` once the database answers")
-    file.unlink(missing_ok=True)
+    if not (proven or accept_erasure_risk):
+        fail(f"restored, {count} erasure(s) re-applied, but closed to the application: {why}; "
+             "`neonpro pitr reapply --accept-erasure-risk` opens it (recorded in the audit "
+             "trail)", HELD)
+    _pending(settings).unlink(missing_ok=True)
     return count
 
 
 @app.command()
-def reapply(as_json: JsonOption = False) -> None:
-    """Re-apply the erasures saved by an interrupted `pitr restore` (and the live ledger's)."""
+def reapply(accept_erasure_risk: AcceptRiskOption = False, as_json: JsonOption = False) -> None:
+    """Re-apply the erasures saved by an interrupted `pitr restore`, and open the database
+    to the application again once they are complete (or the risk is accepted)."""
     settings = _settings()
-    if not _pending(settings).is_file():
-        _save_pending(settings)
-    count = _reapply(settings, "after an interrupted restore")
+    count = _reapply(settings, "after an interrupted restore",
+                     accept_erasure_risk=accept_erasure_risk)
     _show({"reapplied_erasures": count}, as_json, f"{count} erasure(s) re-applied")
 
 
@@ -137,9 +183,13 @@ def restore(
     reapply: Annotated[bool, typer.Option(
         help="Re-apply erasures recorded after the target time (needs NEONPRO_DATABASE_URL "
              "on this cluster).")] = True,
+    accept_erasure_risk: AcceptRiskOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Stop the cluster, restore it to --to, start it; then re-apply later erasures."""
+    """Stop the cluster, restore it to --to, start it; then re-apply later erasures.
+
+    Exit 4 when the erasures decided after --to could not all be read beforehand (the
+    database did not answer): it is then left closed to the application role."""
     settings = _settings()
     if not yes and not typer.confirm(
             f"Every change after {to.isoformat()} on the whole cluster is discarded. Go on?"):
@@ -149,7 +199,8 @@ def restore(
     try:
         done = svc.restore(settings, to)
     except (svc.PitrError, OSError, subprocess.SubprocessError) as exc:
-        fail(str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
-    done["reapplied_erasures"] = _reapply(settings, done["target"]) if reapply else 0
+        fail(_one_line(exc))
+    done["reapplied_erasures"] = _reapply(
+        settings, done["target"], accept_erasure_risk=accept_erasure_risk) if reapply else 0
     _show(done, as_json, f"restored to {done['target']} in {done['seconds']:.1f} s; "
           f"{done.get('reapplied_erasures', 0)} erasure(s) re-applied")

@@ -61,6 +61,9 @@ def serve(
             migrate.upgrade(db.owner_url, db.roles)
         report = check_health(db)
         if not report["ok"]:
+            hold = report["checks"].get("restore_hold", {})
+            if hold.get("reason"):  # a restore that could not prove its erasures re-applied
+                fail(f"the database is closed to the application: {hold['reason']}", 4)
             failed = [k for k, v in report["checks"].items() if not v["ok"]]
             fail(f"database unhealthy: {', '.join(failed)}")
         where = "embedded PostgreSQL" if db.embedded is not None else "configured database"

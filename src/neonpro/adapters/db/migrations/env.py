@@ -8,6 +8,7 @@ from sqlalchemy.pool import NullPool
 
 from neonpro.adapters.db.migrations import migration_roles
 from neonpro.adapters.db.models import Base
+from neonpro.adapters.db.restore_hold import READ as HELD
 from neonpro.adapters.db.security import bootstrap_roles_sql, schema_privileges_sql
 
 
@@ -19,7 +20,8 @@ def run_migrations_online() -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(hashtext('neonpro.migrations'))"))
         connection.execute(text(bootstrap_roles_sql(roles)))
-        for statement in schema_privileges_sql(roles):
+        held = connection.execute(text(HELD)).scalar() is not None  # a restore on hold
+        for statement in schema_privileges_sql(roles, held=held):
             connection.execute(text(statement))
         connection.commit()
         connection.execute(text(f'SET ROLE "{roles.owner}"'))

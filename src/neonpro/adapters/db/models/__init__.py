@@ -10,6 +10,7 @@ from neonpro.adapters.db.models.audit import (
 )
 from neonpro.adapters.db.models.clinic import Clinic
 from neonpro.adapters.db.models.consent import ConsentRecord
+from neonpro.adapters.db.models.durability import CommitToken, IdempotencyKey
 from neonpro.adapters.db.models.erasure import ErasureLedgerEntry
 from neonpro.adapters.db.models.lgpd import (
     DataSubjectRequest,
@@ -33,10 +34,12 @@ __all__ = [
     "Base",
     "Clinic",
     "ClinicMembership",
+    "CommitToken",
     "ConsentRecord",
     "DataSubjectRequest",
     "Disclosure",
     "ErasureLedgerEntry",
+    "IdempotencyKey",
     "NoShowModel",
     "Patient",
     "Professional",

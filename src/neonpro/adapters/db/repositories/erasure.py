@@ -153,7 +153,10 @@ class SqlErasureRepository(SqlRepository):
         now = datetime.now(UTC)
         blocked = any(d.action is Action.BLOCK for d in decisions)
         changes = patient_changes(decisions)
-        changes.update(right_to_forget_requested_at=now, updated_by=self._uow.actor.id)
+        # the version advances: a correction prepared from the record as it was read before
+        # the erasure is stale (and the database refuses it anyway: erasure_sql)
+        changes.update(right_to_forget_requested_at=now, updated_by=self._uow.actor.id,
+                       version=P.version + 1)
         mine = {"clinic": self.clinic_id, "ids": ids}
         if not blocked:
             changes.update(anonymized_at=now, is_active=False)
@@ -169,7 +172,7 @@ class SqlErasureRepository(SqlRepository):
         if blocked:
             self._execute(update(APPOINTMENTS).where(
                 A.clinic_id == bindparam("clinic"), A.patient_id == any_(IDS),
-            ).values(blocked_at=now), mine)
+            ).values(blocked_at=now, version=A.version + 1), mine)
             changes["blocked_at"] = now
         self._execute(update(PATIENTS).where(
             and_(P.clinic_id == bindparam("clinic"), P.id == any_(IDS))).values(**changes), mine)

@@ -22,13 +22,20 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     tuple_,
     update,
 )
 
 from neonpro.adapters.db.models import Patient
 from neonpro.adapters.db.repositories._base import SqlRepository
-from neonpro.domain.errors import Forbidden, NotFound, StaleVersion
+from neonpro.domain.errors import (
+    Forbidden,
+    NotFound,
+    PatientDeleted,
+    PatientErased,
+    StaleVersion,
+)
 from neonpro.domain.paging import Direction, Page, PageRequest, decode_cursor, encode_cursor
 from neonpro.domain.schemas.patient import (
     READ_FIELDS,
@@ -64,6 +71,7 @@ _PLAIN_READ = [f for f in READ_FIELDS if f not in ENCRYPTED]
 READ_COLUMNS = [T[f] for f in _PLAIN_READ] + [T[c] for c in ENCRYPTED.values()]
 
 _VISIBLE = T.deleted_at.is_(None)
+_NOT_ERASED = T.anonymized_at.is_(None)  # blocked rows the application role never sees
 _BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
 GET = select(*READ_COLUMNS).where(_BY_ID, _VISIBLE)
 GET_ANY = select(*READ_COLUMNS).where(_BY_ID)
@@ -76,7 +84,12 @@ BY_CNS = select(*READ_COLUMNS).where(
 BY_CPF_ALL_CLINICS = select(*READ_COLUMNS).where(
     T.cpf_blind_index == bindparam("bi"), _VISIBLE
 ).order_by(T.clinic_id)
-VERSION_OF = select(T.version).where(_BY_ID, _VISIBLE)
+# why a write found no row: gone, erased (the ledger also knows a blocked record, which the
+# application role cannot see), deleted, or another version
+STATE_OF = text(
+    "SELECT p.version, p.anonymized_at IS NOT NULL, p.deleted_at IS NOT NULL, EXISTS ("
+    "  SELECT 1 FROM erasure_ledger l WHERE l.clinic_id = :b_clinic AND l.patient_id = :b_id)"
+    " FROM (SELECT 1) one LEFT JOIN patients p ON p.clinic_id = :b_clinic AND p.id = :b_id")
 INSERT = insert(TABLE).returning(*READ_COLUMNS)
 
 SORT_COLUMNS = {
@@ -238,7 +251,7 @@ class SqlPatientRepository(SqlRepository):
         changes = self._to_row(patient_id, data.changes())
         statement = (
             update(TABLE)
-            .where(_BY_ID, _VISIBLE, T.version == data.version)
+            .where(_BY_ID, _VISIBLE, _NOT_ERASED, T.version == data.version)
             .values(**changes, version=T.version + 1, updated_by=self._uow.actor.id)
             .returning(*READ_COLUMNS)
         )
@@ -249,7 +262,7 @@ class SqlPatientRepository(SqlRepository):
 
     def delete(self, patient_id: uuid.UUID, version: int | None = None) -> None:
         """Soft delete: the row stays (medical records are kept), hidden from every read."""
-        statement = update(TABLE).where(_BY_ID, _VISIBLE).values(
+        statement = update(TABLE).where(_BY_ID, _VISIBLE, _NOT_ERASED).values(
             deleted_at=datetime.now(UTC), is_active=False, version=T.version + 1,
             updated_by=self._uow.actor.id,
         )
@@ -260,9 +273,15 @@ class SqlPatientRepository(SqlRepository):
             self._raise_missing_or_stale(patient_id, version)
 
     def _raise_missing_or_stale(self, patient_id: uuid.UUID, version: int | None) -> None:
-        current = self._execute(
-            VERSION_OF, {"b_clinic": self.clinic_id, "b_id": patient_id}
-        ).scalar()
-        if current is None or version is None:
+        row = self._execute(STATE_OF, {"b_clinic": self.clinic_id, "b_id": patient_id}).one()
+        current, anonymized, deleted, erased = cast(
+            "tuple[int | None, bool | None, bool | None, bool]", tuple(row))
+        if anonymized or erased:
+            raise PatientErased(patient_id)
+        if current is None:
+            raise NotFound("patient", patient_id)
+        if deleted:
+            raise PatientDeleted(patient_id)
+        if version is None:
             raise NotFound("patient", patient_id)
         raise StaleVersion("patient", patient_id, version)
