@@ -200,6 +200,8 @@ class _Known:
     # (chain, clinic) -> seq -> (hash hex, who vouches)
     wanted: dict[tuple[str, uuid.UUID], dict[int, tuple[str, str]]] = field(
         default_factory=dict)
+    # chains whose clinic still holds the rows that made their entries
+    must_exist: set[tuple[str, uuid.UUID]] = field(default_factory=set)
 
     def vouch(self, chain: str, clinic: uuid.UUID, seq: int, head: str, who: str) -> None:
         self.wanted.setdefault((chain, clinic), {})[seq] = (head, who)
@@ -245,6 +247,7 @@ def verify_chains(db: Database, actor: Actor, keyring: KeyRing,
         else:  # the output settings, for the chains read as text all the same
             conn.execute(_TEXT_SETTINGS)
         _read_cuts_and_anchors(conn, known, fast)
+        known.must_exist = _must_exist(conn, clinic_id)
         # the system chain first: the heads it recorded vouch for the other chains
         recorded: dict[tuple[str, uuid.UUID], tuple[int, str]] = {}
         system = _verify_one(conn, keyring, AUDIT, SYSTEM_CHAIN, known, fast=fast,
@@ -292,10 +295,32 @@ def _read_cuts_and_anchors(conn: psycopg.Connection[Any], known: _Known, fast: b
         known.anchors[uuid.UUID(str(clinic))] = (seq, _bytes(head, fast), key_id, signature)
 
 
+# Clinics whose chain cannot be empty: the rows that made its entries are still there. Every
+# audited row change wrote an event; an erased patient has a ledger entry; a consent status
+# other than pending summarises consent rows (consent_sql.py).
+_MUST_EXIST = {
+    AUDIT: "SELECT DISTINCT clinic_id FROM patients UNION SELECT DISTINCT clinic_id "
+           "FROM professionals",
+    LEDGER: "SELECT DISTINCT clinic_id FROM patients WHERE anonymized_at IS NOT NULL "
+            "OR blocked_at IS NOT NULL",
+    "consent_records": "SELECT DISTINCT clinic_id FROM patients "
+                       "WHERE data_consent_status <> 'pending'",
+}
+
+
+def _must_exist(conn: psycopg.Connection[Any], only: uuid.UUID | None,
+                ) -> set[tuple[str, uuid.UUID]]:
+    out: set[tuple[str, uuid.UUID]] = set()
+    for chain, query in _MUST_EXIST.items():
+        out |= {(chain, uuid.UUID(str(r[0]))) for r in conn.execute(query)
+                if only is None or uuid.UUID(str(r[0])) == only}
+    return out
+
+
 def _targets(conn: psycopg.Connection[Any], known: _Known,
              only: uuid.UUID | None) -> list[tuple[str, uuid.UUID]]:
     """Every chain that exists, or should: rows, cuts, anchors, vouched heads."""
-    found: set[tuple[str, uuid.UUID]] = set()
+    found: set[tuple[str, uuid.UUID]] = set(known.must_exist)
     for chain in CHAINS:
         where, params = ("WHERE clinic_id = %s", (only,)) if only else ("", ())
         found |= {(chain, uuid.UUID(str(r[0]))) for r in conn.execute(
@@ -341,6 +366,11 @@ def _verify_one(conn: psycopg.Connection[Any], keyring: KeyRing, chain: str,
                        "AND seq IS NOT NULL ORDER BY seq", (clinic,))
         rows = _typed(cursor) if typed else prefetched(cursor, 5000)
         check_text_chain(report, rows, rules)
+    if (report.ok and report.sealed == 0 and report.unsealed == 0 and rules.cut is None
+            and (chain, clinic) in known.must_exist):
+        report.broken_at = 1
+        report.reason = ("the chain is empty but the clinic still holds the records that "
+                         "wrote its entries: the whole chain was deleted")
     if report.ok and rules.wanted:
         report.checkpoint = "matches"
     return report
