@@ -93,9 +93,9 @@ def _rehash(box: Container, clinic: uuid.UUID, keyring: KeyRing | None, *,
     """What a tamperer does after editing: recompute every hash from ``from_seq`` to the
     head, with the public unkeyed encoding, or with a key (the right one: a superuser who
     also holds the audit key)."""
-    from neonpro.adapters.db.audit_text import text_mode  # noqa: PLC0415
-
     import psycopg  # noqa: PLC0415
+
+    from neonpro.adapters.db.audit_text import text_mode  # noqa: PLC0415
 
     dsn = owner_url(box).replace("postgresql+psycopg://", "postgresql://")
     statements = []
@@ -132,8 +132,8 @@ def _hex(value: str | None) -> str:
     return "NULL" if value is None else f"'\\x{value}'"
 
 
-EDIT = "UPDATE audit_events SET actor_role = 'dpo', details = '{{}}' " \
-       "WHERE clinic_id = '{c}' AND seq = 3"
+EDIT = ("UPDATE audit_events SET actor_role = 'dpo', details = '{{}}' "
+        "WHERE clinic_id = '{c}' AND seq = 3")
 TAMPERINGS = {
     "edit": [EDIT],
     "delete in the middle": ["DELETE FROM audit_events WHERE clinic_id = '{c}' AND seq = 3"],
@@ -172,7 +172,7 @@ def test_each_tampering_breaks_verify_with_and_without_checkpoints(
 
 @pytest.mark.parametrize("unkeyed", [True, False], ids=["public-sha256", "wrong-key"])
 def test_a_rewrite_rehashed_without_the_key_is_detected(
-        box: Container, world: dict[str, object], unkeyed: bool) -> None:  # noqa: FBT001
+        box: Container, world: dict[str, object], unkeyed: bool) -> None:
     """The review's attack: edit an event, recompute every hash from there to the head with
     the project's public encoding (SHA-256, no key), or with a key of one's own."""
     target = world["target"]
