@@ -37,7 +37,9 @@ import structlog
 
 from neonpro.adapters.crypto import KeyRing
 from neonpro.adapters.db.audit import (
+    AUDIT,
     LINE_MARK,
+    SYSTEM_CHAIN,
     chain_heads,
     record_heads,
     seal_pending,
@@ -87,6 +89,11 @@ class CheckpointWriter:
         record_heads(self._db, self._keyring, self._actor, moved)
         self._publish(document)
         self._last.update({(h[0], h[1]): (h[2], h[3]) for h in heads})
+        # the system chain moved by the record itself: not a reason for the next checkpoint
+        # (only its entry is taken from this second read: another chain that moved since
+        # the first must still be signed next time)
+        self._last.update({(h[0], h[1]): (h[2], h[3]) for h in chain_heads(self._db, self._actor)
+                           if (h[0], h[1]) == (AUDIT, SYSTEM_CHAIN)})
         log.info("audit_checkpoint", heads=len(moved), file=path.name)
         return CheckpointResult(path, len(moved))
 

@@ -513,9 +513,11 @@ def read_checkpoints(path: Path) -> list[Checkpoint]:
     for file in files:
         content = file.read_text(encoding="utf-8")
         if LINE_MARK in content and not content.lstrip().startswith("{"):
+            decoder = json.JSONDecoder()
             for line in content.splitlines():
-                if LINE_MARK in line:
-                    out += load_checkpoints(json.loads(line.split(LINE_MARK, 1)[1]))
+                if LINE_MARK in line:  # syslog adds a priority before, a NUL after
+                    record, _end = decoder.raw_decode(line.split(LINE_MARK, 1)[1])
+                    out += load_checkpoints(record)
             continue
         out += load_checkpoints(json.loads(content))
     return out
