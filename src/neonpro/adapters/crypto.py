@@ -736,3 +736,25 @@ def promote_blind_index_key(path: Path, key: bytes, *, retired_at: str) -> None:
         document["blind_index_key"] = encode_key(key)
         del document[NEXT_BLIND_INDEX_KEY_FIELD]
         _replace_key_file(real, document)
+
+
+def add_audit_key_to_file(path: Path) -> str:
+    """Add a fresh audit key with the next id (``a2``, ``a3``...) and make it the one that
+    seals new events and signs new checkpoints; returns its id.
+
+    Earlier audit keys stay: the events and checkpoints they signed keep verifying (remove
+    one only once nothing it sealed is kept, not even in archives). A key file of before
+    key ids keeps its ``audit_key`` as ``a1``.
+    """
+    with _key_file_locked(path) as (real, document):
+        keys = dict(document.get("audit_keys") or {})
+        if "audit_key" in document:
+            keys.setdefault(LEGACY_AUDIT_KEY_ID, document["audit_key"])
+        numbers = [int(m.group(1)) for kid in keys
+                   if (m := _NUMBERED_AUDIT_KEY_ID.fullmatch(kid))]
+        new_id = f"a{max(numbers, default=0) + 1}"
+        keys[new_id] = encode_key(os.urandom(KEY_BYTES))
+        document["audit_keys"] = keys
+        document["active_audit_key"] = new_id
+        _replace_key_file(real, document)
+    return new_id

@@ -25,6 +25,8 @@ from neonpro.services import audit as audit_service
 
 app = typer.Typer(help="Seal, verify and checkpoint the audit trail.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
+CHAIN_LABELS = {"audit_events": "audit", "erasure_ledger": "erasure", "consent_records": "consent",
+                "disclosures": "disclosure"}
 
 
 @app.command()
@@ -60,12 +62,16 @@ def verify(
     else:
         table = Table("clinic", "chain", "sealed", "head", "unsealed", "status")
         for r in reports:
-            status = "ok" if r.ok else f"BROKEN at seq {r.broken_at}: {r.reason}"
+            status = "ok" if r.ok else f"BROKEN at seq {r.broken_at}"
             if r.checkpoint:
                 status += f" (checkpoint {r.checkpoint})"
-            table.add_row(str(r.clinic_id), r.chain, str(r.sealed), str(r.head_seq),
-                          str(r.unsealed), status)
+            table.add_row(str(r.clinic_id), CHAIN_LABELS.get(r.chain, r.chain), str(r.sealed),
+                          str(r.head_seq), str(r.unsealed), status)
         out.print(table)
+        for r in reports:  # the reasons in full, one line each (never wrapped into the table)
+            if not r.ok:
+                out.print(f"{r.clinic_id} {r.chain}: BROKEN at seq {r.broken_at}: {r.reason}",
+                          soft_wrap=True, highlight=False, markup=False)
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
