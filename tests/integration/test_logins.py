@@ -205,3 +205,25 @@ def test_sql_on_the_application_login_cannot_write_audited_rows_as_another_clini
     with pytest.raises(DBAPIError, match="bound once"), db.tenant_session(a, ME.id) as s:
         s.execute(text("SELECT neonpro_bind_context(:b, :a, 'admin', '', '', '', '')"),
                   {"b": str(b), "a": str(ME.id)})
+
+
+def test_the_application_login_bound_to_no_clinic_cannot_write_a_clinics_event(
+        db: Database) -> None:
+    """Only a login that bypasses row-level security (the service) names, in a
+    cross-clinic transaction, the clinic each of its events concerns."""
+    with db.service_session(ME.id) as s:
+        clinic = s.execute(text("INSERT INTO clinics (name) VALUES ('Sem contexto') "
+                                "RETURNING id")).scalar_one()
+    with psycopg.connect(_app_dsn(db)) as conn:
+        conn.execute("SELECT neonpro_bind_context('', %s, 'admin', '', '', '', '')",
+                      (str(ME.id),))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="clinic of its"):
+            conn.execute("INSERT INTO audit_events (clinic_id, action) VALUES (%s, 'VIEW')",
+                         (clinic,))
+    with db.service_session(ME.id) as s:  # the service may, for its cross-clinic work
+        s.execute(text("INSERT INTO audit_events (clinic_id, action) VALUES (:c, 'VIEW')"),
+                  {"c": clinic})
+    with pytest.raises(DBAPIError, match="actor_id is the transaction"), \
+            db.service_session(ME.id) as s:  # but never as someone else
+        s.execute(text("INSERT INTO audit_events (clinic_id, action, actor_id) "
+                       "VALUES (:c, 'VIEW', gen_random_uuid())"), {"c": clinic})
