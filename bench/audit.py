@@ -85,6 +85,7 @@ from neonpro.adapters.db.audit import _COLUMNS as _CHAIN_COLUMNS
 from neonpro.adapters.db.audit import (
     _TEXT_SETTINGS,
     ChainReport,
+    seal_hashes,
     seal_pending,
     verify_chains,
 )
@@ -592,13 +593,8 @@ def raw_seal(url: str, clinic: uuid.UUID, keyring: Any, batch: int = 5000) -> in
             if not rows:
                 conn.rollback()
                 return total
-            prev = None if head is None else head[2:]
-            ids, hashes = [], []
-            for n, row in enumerate(rows, start=seq + 1):
-                digest = hasher.digest(audit_v2(row, key_id, str(n), prev).encode())
-                ids.append(uuid.UUID(row[2]))
-                hashes.append(digest)
-                prev = digest.hex()
+            ids, hashes = seal_hashes(rows, audit_v2, key_id, hasher, seq,
+                                      None if head is None else bytes.fromhex(head[2:]))
             conn.execute("SELECT neonpro_chain_seal(%s, %s, %s, %s, %s, %s, %s)",
                          ("audit_events", clinic, seq,
                           None if head is None else bytes.fromhex(head[2:]), key_id, ids,

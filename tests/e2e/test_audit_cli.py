@@ -34,15 +34,20 @@ def run(url: str, keys: Path, *args: str,
                           check=False)
 
 
-def test_verify_detects_tampering_and_truncation(
-    fresh_database_url: str, roles: Roles, tmp_path: Path
-) -> None:
-    url = fresh_database_url
+def _keyed(url: str, roles: Roles, tmp_path: Path) -> tuple[Container, Path]:
+    """A migrated database and a container on a key file the CLI will read too."""
     migrate.upgrade(url, roles)
     keys = tmp_path / "keys.json"
     generate_key_file(keys)
     settings = make_settings(url, key_file=keys)
-    box = Container(settings, database_url=url, keyring=load_keyring(settings))
+    return Container(settings, database_url=url, keyring=load_keyring(settings)), keys
+
+
+def test_verify_detects_tampering_and_truncation(
+    fresh_database_url: str, roles: Roles, tmp_path: Path
+) -> None:
+    url = fresh_database_url
+    box, keys = _keyed(url, roles, tmp_path)
     clinic = clinics.create_clinic(box.service_uow(ME), ClinicCreate(name="CLI")).id
     for i in range(4):
         patients.register_patient(box.uow(clinic, ME), PatientCreate(full_name=f"P {i}"))
@@ -98,11 +103,8 @@ def test_checkpoints_for_cron_and_a_rotated_audit_key(
     --checkpoints DIR` reads every file there; `keys audit-key` rotates the audit key and
     the events of the old one still verify."""
     url = fresh_database_url
-    migrate.upgrade(url, roles)
-    keys = tmp_path / "keys.json"
-    generate_key_file(keys)
-    settings = make_settings(url, key_file=keys)
-    box = Container(settings, database_url=url, keyring=load_keyring(settings))
+    box, keys = _keyed(url, roles, tmp_path)
+    settings = box.settings
     clinic = clinics.create_clinic(box.service_uow(ME), ClinicCreate(name="Cron")).id
     patients.register_patient(box.uow(clinic, ME), PatientCreate(full_name="Antes"))
     box.close()

@@ -23,7 +23,7 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -130,18 +130,27 @@ def _seal_batch(db: Database, actor: Actor, chain: str, clinic: uuid.UUID, key_i
             rows = cur.fetchall()
         if not rows:
             return 0
-        prev = None if after_hash is None else after_hash.hex()
-        ids, hashes = [], []
-        for n, row in enumerate(rows, start=after_seq + 1):
-            digest = hasher.digest(build(row, key_id, str(n), prev).encode())
-            ids.append(uuid.UUID(row[2]))
-            hashes.append(digest)
-            prev = digest.hex()
+        ids, hashes = seal_hashes(rows, build, key_id, hasher, after_seq, after_hash)
         session.execute(text(
             "SELECT neonpro_chain_seal(:k, :c, :s, :h, :kid, CAST(:ids AS uuid[]), :hashes)"),
             {"k": chain, "c": clinic, "s": after_seq, "h": after_hash, "kid": key_id,
              "ids": ids, "hashes": hashes})
     return len(rows)
+
+
+def seal_hashes(rows: list[tuple[Any, ...]], build: Callable[..., str], key_id: str,
+                hasher: Hmac, after_seq: int, after_hash: bytes | None,
+                ) -> tuple[list[uuid.UUID], list[bytes]]:
+    """The ids and chained hashes of ``rows`` (text rows, in sealing order) after the head
+    ``(after_seq, after_hash)``."""
+    prev = None if after_hash is None else after_hash.hex()
+    ids, hashes = [], []
+    for n, row in enumerate(rows, start=after_seq + 1):
+        digest = hasher.digest(build(row, key_id, str(n), prev).encode())
+        ids.append(uuid.UUID(row[2]))
+        hashes.append(digest)
+        prev = digest.hex()
+    return ids, hashes
 
 
 # --------------------------------------------------------------------------- reporting
