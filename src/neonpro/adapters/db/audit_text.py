@@ -18,6 +18,7 @@ key_id``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import queue
 import threading
@@ -77,9 +78,16 @@ def _hex(v: str | None) -> str | None:
     return None if v is None else v[2:]  # '\\x...'
 
 
+@functools.lru_cache(maxsize=4096)
+def _ip6(ip: str) -> str | None:
+    """IPv6 and masked addresses through the reference formatter (a trail repeats the same
+    few addresses: each is parsed once)."""
+    return _ip(ip)
+
+
 def _ip_text(ip: str | None) -> str | None:
     if ip is not None and (":" in ip or "/" in ip):
-        return _ip(ip)  # IPv6 and masks: the reference formatter
+        return _ip6(ip)
     return ip
 
 
@@ -97,7 +105,7 @@ def audit_v2(row: Row, key_id: str, seq: str, prev: str | None) -> str:
     (clinic, _, eid, occ, actor, role, action, rtype, res, pref, status, risk, ip, ua,
      session, request, details, retain) = row[:18]
     if ip is not None and (":" in ip or "/" in ip):
-        ip = _ip(ip)
+        ip = _ip6(ip)
     ts = f"{occ[:10]}T{occ[11:26]}Z" if len(occ) == _TS_LEN and occ[-3:] == "+00" else (
         _ts_text(occ))
     pref_hex = None if pref is None else pref[2:]
