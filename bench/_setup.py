@@ -236,11 +236,10 @@ def load(
         dataset = Dataset(url, keyring, clinic_ids, sizes, clinic_ids[0], next_n=patients)
         with psycopg.connect(url) as conn:
             conn.execute(f"SET ROLE {ROLES.service}")
-            # the row-change audit trigger (if the schema has one) needs an acting user:
+            # the row-change audit trigger needs an acting user, bound to the transaction:
             # the import acts as the named demo-seed system actor, one audit event per row
             conn.execute(
-                "SELECT set_config('app.actor_id', %s, false), "
-                "set_config('app.actor_role', 'system', false)",
+                "SELECT neonpro_bind_context('', %s, 'system', '', '', '', '')",
                 (str(LOADER_ACTOR),),
             )
             with conn.cursor().copy("COPY clinics (id, name, timezone) FROM STDIN") as copy:

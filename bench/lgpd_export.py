@@ -141,7 +141,7 @@ def raw_export(conn: psycopg.Connection[tuple[object, ...]], clinic: uuid.UUID,
                pid: uuid.UUID) -> bytes:
     """The database work of one export on the bare driver (see the module docstring)."""
     cur = conn.cursor()
-    cur.execute(_sql(SET_CONTEXT), context_params(ROLES.app, clinic, ACTOR.id, ACTOR.role))
+    cur.execute(_sql(SET_CONTEXT), context_params(clinic, ACTOR.id, ACTOR.role))
     params = {"c": clinic, "p": pid}
     tables = [cur.execute(sql, params).fetchall() for sql in RAW_READS]
     involved = list({row[3] for row in tables[1]})  # appointments.professional_id

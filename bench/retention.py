@@ -74,6 +74,7 @@ from sqlalchemy.engine import make_url
 
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher
 from neonpro.adapters.db import migrate
+from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import SET_CONTEXT, context_params
 from neonpro.adapters.db.repositories import erasure as erasure_repo
 from neonpro.adapters.db.repositories.audit import INSERT as AUDIT_INSERT
@@ -204,8 +205,8 @@ def seed(url: str, patients: int, seed_value: int) -> tuple[uuid.UUID, dict[str,
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
         conn.execute(f"SET ROLE {ROLES.service}")
-        conn.execute("SELECT set_config('app.actor_id', %s, false), "
-                     "set_config('app.actor_role', 'system', false)", (str(ACTOR.id),))
+        conn.execute("SELECT neonpro_bind_context('', %s, 'system', '', '', '', '')",
+                     (str(ACTOR.id),))
         conn.execute("INSERT INTO clinics (id, name, timezone) VALUES (%s, %s, %s)",
                      (clinic, "Clínica Retenção", "America/Sao_Paulo"))
         professionals = [uuid.uuid4() for _ in range(max(10, patients // 500))]
@@ -237,21 +238,14 @@ def seed(url: str, patients: int, seed_value: int) -> tuple[uuid.UUID, dict[str,
     return clinic, counts
 
 
-def seal_all(url: str) -> int:
-    """Seal every pending event (the seeding's): in production the API's background sealer
+def seal_all(url: str, keyring: Any) -> int:
+    """Seal every pending entry (the seeding's): in production the API's background sealer
     has sealed them long before a retention run, so the run's seal counts only its own."""
-    total = 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"SET ROLE {ROLES.service}")
-        clinics = [r[0] for r in conn.execute("SELECT neonpro_audit_unsealed_clinics()")]
-        for clinic in clinics:
-            while True:
-                row = conn.execute("SELECT neonpro_audit_seal(%s, 5000)", (clinic,)).fetchone()
-                sealed = int(row[0]) if row else 0
-                total += sealed
-                if sealed < 5000:
-                    break
-    return total
+    box = Container(make_settings(url), database_url=url, keyring=keyring)
+    try:
+        return seal_pending(box.database, keyring, ACTOR)
+    finally:
+        box.close(seal=False)
 
 
 # --------------------------------------------------------------------------- raw path
@@ -299,14 +293,12 @@ class Raw:
 
     def batch(self, items: list[retention.RetentionItem], n: int) -> None:
         cur = self.conn.cursor()
-        cur.execute(self.context, context_params(ROLES.service, self.clinic, ACTOR.id,
-                                                 ACTOR.role))
+        cur.execute(self.context, context_params(self.clinic, ACTOR.id, ACTOR.role))
         revoked = [i.target for i in items if i.trigger == "consent_revoked"]
         now = datetime.now(UTC)
         if revoked:
-            cur.execute("UPDATE consent_records SET evidence = "
-                        "'{\"removed\": \"retention\"}'::jsonb WHERE clinic_id = %(c)s "
-                        "AND id = ANY(CAST(%(ids)s AS uuid[]))", {"c": self.clinic, "ids": revoked})
+            cur.execute("SELECT neonpro_remove_consent_evidence(NULL, %(ids)s, 'retention')",
+                        {"ids": revoked})
         for expired in (False, True):
             trigger = "last_clinical_entry" if expired else "inactivity"
             ids = list(dict.fromkeys(i.target for i in items if i.trigger == trigger))
@@ -341,17 +333,15 @@ class Raw:
                 mine = {"clinic": self.clinic, "ids": members}
                 held = any(d.action is Action.BLOCK for d in decisions)
                 if held:
-                    cur.execute("UPDATE consent_records SET evidence = %(e)s WHERE clinic_id = "
-                                "%(clinic)s AND patient_id = ANY(%(ids)s)",
-                                {**mine, "e": Jsonb({"removed": "erasure"})})
+                    cur.execute("SELECT neonpro_remove_consent_evidence(%(ids)s, NULL, "
+                                "'erasure')", mine)
                     cur.execute("UPDATE appointments SET blocked_at = %(now)s WHERE clinic_id = "
                                 "%(clinic)s AND patient_id = ANY(%(ids)s)", {**mine, "now": now})
                 else:
                     cur.execute("DELETE FROM appointments WHERE clinic_id = %(clinic)s "
                                 "AND patient_id = ANY(%(ids)s)", mine)
-                    cur.execute("UPDATE consent_records SET evidence = %(e)s WHERE clinic_id = "
-                                "%(clinic)s AND patient_id = ANY(%(ids)s)",
-                                {**mine, "e": Jsonb({"removed": "erasure"})})
+                    cur.execute("SELECT neonpro_remove_consent_evidence(%(ids)s, NULL, "
+                                "'erasure')", mine)
                 sql, params = self.patients_update(decisions, expired)
                 cur.execute(sql, {**params, **mine, "now": now, "actor": ACTOR.id})
                 outcomes.append([outcome(decisions), {
@@ -452,7 +442,8 @@ def main() -> int:
         print(f"seeded {args.patients:,} patients in one clinic in "
               f"{time.perf_counter() - t0:.0f} s: {counts}")
         t0 = time.perf_counter()
-        print(f"sealed the seeding's {seal_all(url):,} audit events "
+        ring = make_keyring()
+        print(f"sealed the seeding's {seal_all(url, ring):,} audit events "
               f"({time.perf_counter() - t0:.0f} s, not timed as retention)")
         if not args.no_raw:
             raw_url = clone(args.url, url)
@@ -462,7 +453,7 @@ def main() -> int:
         # the two paths alternate batch by batch (which one goes first alternates too), so
         # the host's load, checkpoints and autovacuum weigh on both alike; ours runs each
         # batch through apply_retention, exactly as the CLI's single call loops over them
-        box = Container(make_settings(url), database_url=url, keyring=make_keyring())
+        box = Container(make_settings(url), database_url=url, keyring=ring)
         conn = psycopg.connect(raw_url) if raw_url is not None else None
         report = retention.RetentionReport()
         ours = raw = ours_cpu = 0.0

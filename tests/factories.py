@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, text
 from sqlalchemy.orm import Session
 
 from neonpro.adapters.db.models import Base
@@ -69,7 +69,11 @@ def seed_world(session: Session, clinic_id: uuid.UUID) -> dict[str, uuid.UUID]:
         legal_basis="consent", status="granted", given_at=T0, terms_version="v1",
         terms_hash="a" * 64,
     )
-    ids["audit_events"] = _insert(session, "audit_events", clinic_id=c, action="VIEW")
+    # the clinic's events come from its row changes above: a service transaction bound to
+    # no clinic may not write an event into a clinic's chain itself
+    ids["audit_events"] = session.execute(text(
+        "SELECT id FROM audit_events WHERE clinic_id = :c AND resource_type = 'patients' "
+        "LIMIT 1"), {"c": c}).scalar_one()
     ids["data_subject_requests"] = _insert(
         session, "data_subject_requests", clinic_id=c, patient_id=patient, kind="access",
         received_at=T0, due_at=T0 + timedelta(days=15),

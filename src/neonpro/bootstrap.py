@@ -6,18 +6,17 @@ first asked for.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from functools import cached_property
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
+from neonpro.adapters.checkpoints import CheckpointWriter
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
-from neonpro.adapters.db.sealer import BackgroundSealer
+from neonpro.adapters.db.sealer import BackgroundCheckpointer, BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.adapters.metrics import Metrics
 from neonpro.config import Settings, get_settings
@@ -40,6 +39,7 @@ class Container:
         self._database_url = database_url
         self._keyring = keyring
         self._sealer: BackgroundSealer | None = None
+        self._checkpointer: BackgroundCheckpointer | None = None
         self.metrics: Metrics | None = None
 
     @cached_property
@@ -81,26 +81,41 @@ class Container:
 
     @cached_property
     def checkpoint_key(self) -> bytes:
-        """HMAC key of audit checkpoints and retention cuts, kept outside the database: the
-        key file's ``audit_key`` (older key files: derived from the blind-index key)."""
-        if self.keyring.audit_key is not None:
-            return self.keyring.audit_key
-        return hmac.new(self.keyring.blind_index_key, b"neonpro-audit-checkpoint-key-v1",
-                        hashlib.sha256).digest()
+        """The key of signatures made before audit key ids (checkpoint files of format v1,
+        retention cuts without a key id); new ones use ``keyring.active_audit_key``."""
+        return self.keyring.legacy_audit_key
+
+    @cached_property
+    def checkpoints(self) -> CheckpointWriter:
+        """Signed checkpoints of every chain's head (files, and the optional sinks)."""
+        return CheckpointWriter(self.database, self.keyring, self.settings)
 
     def start_sealer(self, interval: float = 0.5) -> BackgroundSealer:
         """Seal audit events in the background (the API); ``close()`` stops it."""
         if self._sealer is None:
-            self._sealer = BackgroundSealer(self.database, interval, metrics=self.metrics)
+            self._sealer = BackgroundSealer(self.database, self.keyring, interval,
+                                            metrics=self.metrics)
             self._sealer.start()
         return self._sealer
 
+    def start_checkpointer(self) -> BackgroundCheckpointer:
+        """Take a checkpoint every ``audit_checkpoint_interval_s`` (the API); ``close()``
+        stops it after a last one."""
+        if self._checkpointer is None:
+            self._checkpointer = BackgroundCheckpointer(
+                self.checkpoints, self.settings.audit_checkpoint_interval_s)
+            self._checkpointer.start()
+        return self._checkpointer
+
     def seal_audit(self, actor: Actor = SystemActors.SCHEDULER) -> int:
         """Seal every pending audit event (the CLI does this before it exits)."""
-        return seal_pending(self.database, actor)
+        return seal_pending(self.database, self.keyring, actor)
 
     def stop_sealer(self) -> None:
-        """Stop the background sealer, if one runs (after its current pass)."""
+        """Stop the background checkpointer and sealer, if they run (after their pass)."""
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            checkpointer.stop()
         if self._sealer is not None:
             sealer, self._sealer = self._sealer, None
             try:

@@ -71,11 +71,14 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.DEVELOPMENT
 
-    # The owner URL runs migrations; tenant and service sessions switch role per transaction
-    # (SET LOCAL ROLE), so this single URL is enough. Production may give each its own login.
+    # One login per role (adapters/db/logins.py): the owner's URL runs migrations, the
+    # application's every tenant transaction, the service's cross-clinic jobs, the legal
+    # hold's reads of blocked records. Production sets each. Elsewhere one URL is enough:
+    # a superuser's NEONPRO_DATABASE_URL, from which the others are derived.
     database_url: SecretStr | None = None
     app_database_url: SecretStr | None = None
     service_database_url: SecretStr | None = None
+    legal_hold_database_url: SecretStr | None = None
     replica_database_url: SecretStr | None = None
 
     owner_role: str = Field(default="neonpro_owner", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
@@ -112,6 +115,11 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
     active_key_id: str | None = None
     blind_index_key: SecretStr | None = None
+    # Audit keys (HMAC of the audit chains, checkpoints and retention cuts; docs/audit.md):
+    # "a1:<base64 32 bytes>,a2:<...>" (or "audit_keys" in the key file); the active one
+    # seals new events, the others verify what they sealed. Production requires them.
+    audit_keys: SecretStr | None = None
+    active_audit_key_id: str | None = None
 
     # HTTP API authentication: HS256 with a shared secret, or RS256 with a key pair (the
     # public key verifies; the private key, where this process issues tokens, signs).
@@ -135,12 +143,27 @@ class Settings(BaseSettings):
     # pgBackRest (point-in-time recovery): its repository and configuration directory.
     pitr_dir: Path = Field(default_factory=lambda: _default_data_dir() / "pitr")
 
+    # Signed checkpoints of every chain's head (docs/audit.md), taken by `neonpro serve`
+    # every interval and by `neonpro audit checkpoint` (cron): written to the directory
+    # (keep it where the database's operators cannot write), and optionally POSTed to an
+    # HTTP endpoint and sent to syslog ("/dev/log" or "host:port", UDP). Events sealed
+    # after the newest checkpoint can vanish unnoticed: the interval bounds that window.
+    audit_checkpoint_dir: Path = Field(default_factory=lambda: _default_data_dir() / "checkpoints")
+    audit_checkpoint_interval_s: float = Field(default=300.0, ge=5, le=86_400)
+    audit_checkpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    audit_checkpoint_syslog: str | None = None
+
     log_level: str = "INFO"
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Self:
         if self.environment is Environment.PRODUCTION and self.database_url is None:
             msg = "production needs NEONPRO_DATABASE_URL: the embedded database is for development"
+            raise ValueError(msg)
+        if self.environment is Environment.PRODUCTION and (
+                self.app_database_url is None or self.service_database_url is None):
+            msg = ("production needs NEONPRO_APP_DATABASE_URL and NEONPRO_SERVICE_DATABASE_URL: "
+                   "one login per role, none derived from the owner's")
             raise ValueError(msg)
         roles = {self.owner_role, self.app_role, self.service_role, self.legal_hold_role}
         if len(roles) != 4:  # noqa: PLR2004

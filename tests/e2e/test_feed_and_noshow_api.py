@@ -345,8 +345,8 @@ def test_each_connection_is_limited_to_ten_events_a_second(
     try:
         with box.database.engine().connect() as conn, conn.begin():
             for i in range(30):  # what the trigger would send, 30 changes in one commit
-                conn.execute(text("SELECT pg_notify('neonpro_appointments', :p)"), {
-                    "p": json.dumps({"clinic_id": str(a.clinic), "appointment_id":
+                conn.execute(text("SELECT pg_notify(neonpro_feed_channel(:c), :p)"), {
+                    "c": a.clinic, "p": json.dumps({"clinic_id": str(a.clinic), "appointment_id":
                                      str(uuid.uuid4()), "event": "booked",
                                      "status": "scheduled", "version": i + 1})})
         frames = reader.events(30, timeout=15)

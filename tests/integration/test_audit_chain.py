@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import threading
@@ -14,12 +15,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from neonpro.adapters.db import audit as chains
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.audit import (
     export_checkpoints,
     load_checkpoints,
-    prune_expired,
-    seal_pending,
     verify_chains,
 )
 from neonpro.adapters.db.security import Roles
@@ -27,8 +27,10 @@ from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
+from neonpro.domain.vocabulary import AuditAction
 from neonpro.services import clinics, patients
 from tests.conftest import make_keyring, make_settings
+from tests.tamper import as_owner, owner_url
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-00000000a0d1"), "admin", ip_address="2001:db8::7",
            request_id="req-42", user_agent="pytest", session_id="s-1")
@@ -56,20 +58,23 @@ def _clinic(box: Container, n_patients: int = 3) -> uuid.UUID:
     return clinic
 
 
+def seal_pending(box: Container, clinic: uuid.UUID | None = None) -> int:
+    return chains.seal_pending(box.database, box.keyring, SYSTEM, clinic)
+
+
+def prune_expired(box: Container, archive: Path, clinic: uuid.UUID, *, dry_run: bool = False,
+                  ) -> list[chains.PruneResult]:
+    return chains.prune_expired(box.database, box.keyring, SYSTEM, archive, clinic,
+                                dry_run=dry_run)
+
+
 def _owner(box: Container, *statements: str) -> None:
-    """Run statements as the database owner role, guard trigger disabled: a tamperer."""
-    engine = create_engine(box.database.owner_url, poolclass=NullPool)
-    with engine.begin() as conn:
-        conn.execute(text(f"SET LOCAL ROLE {box.database.roles.owner}"))
-        conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-        for statement in statements:
-            conn.execute(text(statement))
-        conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
-    engine.dispose()
+    as_owner(box, *statements)
 
 
 def _report(box: Container, clinic: uuid.UUID, **kw: object):  # type: ignore[no-untyped-def]
-    return verify_chains(box.database, SYSTEM, clinic, **kw)[0]  # type: ignore[arg-type]
+    reports = verify_chains(box.database, SYSTEM, box.keyring, clinic, **kw)  # type: ignore[arg-type]
+    return next(r for r in reports if r.clinic_id == clinic and r.chain == "audit_events")
 
 
 def test_triggers_record_changes_with_field_names_only(box: Container) -> None:
@@ -118,7 +123,7 @@ def test_a_write_without_an_acting_user_is_refused(box: Container) -> None:
 
 def test_sealed_chain_verifies(box: Container) -> None:
     clinic = _clinic(box)
-    assert seal_pending(box.database, SYSTEM) > 0
+    assert seal_pending(box) > 0
     report = _report(box, clinic)
     assert report.ok, report
     assert report.unsealed == 0
@@ -131,34 +136,28 @@ def test_unsealed_tail_is_reported_then_sealed(box: Container) -> None:
     assert before.ok
     assert before.unsealed > 0
     assert before.sealed == 0
-    seal_pending(box.database, SYSTEM, clinic)
+    seal_pending(box, clinic)
     after = _report(box, clinic)
     assert (after.unsealed, after.sealed) == (0, before.unsealed)
 
 
-def test_python_and_sql_hash_tricky_details_alike_in_any_time_zone(box: Container) -> None:
+def test_fast_and_reference_verifiers_hash_tricky_details_alike(box: Container) -> None:
     clinic = _clinic(box, 0)
     tricky = {
         "é": 'quote " backslash \\ newline \n tab \t ctrl \u0001 unicode ção 🙂',
         "aa": [1, -2, 30000000000, True, False, None, {"z": "", "b": []}],
         "b": {"nested": {"k": "v"}}, "n": None, "dec": 1,
     }
-    with box.database.tenant_session(clinic, ME.id, "admin") as s:
-        s.execute(text(
-            "INSERT INTO audit_events (clinic_id, action, details, ip_address) "
-            "VALUES (:c, 'VIEW', CAST(:d AS jsonb), '::ffff:10.1.2.3')"),
-            {"c": clinic, "d": __import__("json").dumps(tricky)})
-        s.execute(text("INSERT INTO audit_events (clinic_id, action, details) "
-                       "VALUES (:c, 'VIEW', '{\"x\": 1.50, \"y\": 1e3}'::jsonb)"), {"c": clinic})
-    engine = create_engine(box.database.owner_url, poolclass=NullPool)
-    with engine.begin() as conn:  # seal from a session in another time zone and locale
-        conn.execute(text("SET TimeZone = 'Asia/Kathmandu'"))
-        conn.execute(text("SET LOCAL ROLE neonpro_service"))
-        conn.execute(text("SELECT neonpro_audit_seal(:c, 100)"), {"c": clinic})
-    engine.dispose()
-    assert _report(box, clinic).ok  # the fast (text) verifier
+    mapped = Actor(ME.id, "admin", ip_address="::ffff:10.1.2.3", user_agent="agent ção")
+    with box.uow(clinic, mapped) as tx:
+        tx.audit.record(AuditAction.VIEW, details=tricky)
+        tx.connection.execute(text("INSERT INTO audit_events (action, details) "
+                                   "VALUES ('VIEW', '{\"x\": 1.50, \"y\": 1e3}'::jsonb)"))
+        tx.commit()
+    seal_pending(box, clinic)
+    assert _report(box, clinic).ok  # the fast (text) verifier, which also sealed them
     # the reference verifier re-renders every field, details included, in Python
-    assert verify_chains(box.database, SYSTEM, clinic, reference=True)[0].ok
+    assert _report(box, clinic, reference=True).ok
 
 
 def test_concurrent_writers_and_sealers_make_one_gap_free_chain(box: Container) -> None:
@@ -170,7 +169,7 @@ def test_concurrent_writers_and_sealers_make_one_gap_free_chain(box: Container) 
             for i in range(5):
                 patients.register_patient(box.uow(clinic, ME), PatientCreate(
                     full_name=f"Concorrente {n}-{i}"))
-                seal_pending(box.database, SYSTEM, clinic)
+                seal_pending(box, clinic)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -180,7 +179,7 @@ def test_concurrent_writers_and_sealers_make_one_gap_free_chain(box: Container) 
     for t in threads:
         t.join()
     assert errors == []
-    seal_pending(box.database, SYSTEM)
+    seal_pending(box)
     report = _report(box, clinic)
     assert report.ok, report
     with box.database.service_session(SYSTEM.id) as s:
@@ -200,11 +199,11 @@ def test_concurrent_writers_and_sealers_make_one_gap_free_chain(box: Container) 
 ])
 def test_tampering_as_the_owner_is_detected(box: Container, tamper: str, reason: str) -> None:
     clinic = _clinic(box)
-    seal_pending(box.database, SYSTEM)
+    seal_pending(box)
     assert _report(box, clinic).ok
     _owner(box, *tamper.format(c=clinic).split(" ;; "))
     report = _report(box, clinic)
-    reference = verify_chains(box.database, SYSTEM, clinic, reference=True)[0]
+    reference = _report(box, clinic, reference=True)
     assert (reference.broken_at, reference.reason) == (report.broken_at, report.reason)
     assert not report.ok
     expected = 4 if "seq = 4" in tamper and "seq = 3" not in tamper else 3
@@ -214,7 +213,7 @@ def test_tampering_as_the_owner_is_detected(box: Container, tamper: str, reason:
 
 def test_an_inserted_event_is_detected(box: Container) -> None:
     clinic = _clinic(box)
-    seal_pending(box.database, SYSTEM)
+    seal_pending(box)
     _owner(box,
            f"UPDATE audit_events SET seq = seq + 1000 WHERE clinic_id = '{clinic}' AND seq >= 3",
            f"UPDATE audit_events SET seq = seq - 999 WHERE clinic_id = '{clinic}' AND seq >= 1003",
@@ -228,27 +227,25 @@ def test_an_inserted_event_is_detected(box: Container) -> None:
 
 def test_checkpoints_detect_truncation_and_forgery(box: Container) -> None:
     clinic = _clinic(box)
-    data = export_checkpoints(box.database, SYSTEM, box.checkpoint_key)
-    cps = load_checkpoints(data)
-    ok = _report(box, clinic, checkpoints=cps, checkpoint_key=box.checkpoint_key)
+    cps = load_checkpoints(export_checkpoints(box.database, box.keyring, SYSTEM))
+    ok = _report(box, clinic, checkpoints=cps)
     assert ok.ok
     assert ok.checkpoint == "matches"
     head = ok.head_seq
     _owner(box, f"DELETE FROM audit_events WHERE clinic_id = '{clinic}' AND seq >= {head - 1}")
-    assert _report(box, clinic).ok  # without the checkpoint the shorter chain looks fine
-    cut = _report(box, clinic, checkpoints=cps, checkpoint_key=box.checkpoint_key)
+    assert _report(box, clinic).ok  # without a checkpoint the shorter chain looks fine
+    cut = _report(box, clinic, checkpoints=cps)
     assert not cut.ok
-    assert "truncated" in (cut.reason or "")
-    forged = [type(c)(c.clinic_id, c.seq - 2, c.hash, c.signature) for c in cps]
-    bad = _report(box, clinic, checkpoints=forged, checkpoint_key=box.checkpoint_key)
+    assert "events were deleted" in (cut.reason or "")
+    forged = [dataclasses.replace(c, seq=c.seq - 2) for c in cps]
+    bad = _report(box, clinic, checkpoints=forged)
     assert "signature invalid" in (bad.reason or "")
 
 
 def test_sealing_cannot_rewrite_content(box: Container) -> None:
     clinic = _clinic(box, 1)
-    engine = create_engine(box.database.owner_url, poolclass=NullPool)
+    engine = create_engine(owner_url(box), poolclass=NullPool)
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
-        conn.execute(text(f"SET LOCAL ROLE {box.database.roles.owner}"))
         conn.execute(text("UPDATE audit_events SET seq = 77, hash = '\\x01', action = 'EXPORT' "
                           "WHERE clinic_id = :c"), {"c": clinic})
     engine.dispose()
@@ -284,9 +281,10 @@ def test_a_failed_change_leaves_no_event(box: Container) -> None:
 
 
 def _old_events(box: Container, clinic: uuid.UUID, years: int, count: int) -> None:
-    engine = create_engine(box.database.owner_url, poolclass=NullPool)
+    engine = create_engine(owner_url(box), poolclass=NullPool)
     with engine.begin() as conn:  # the owner (an import) may set the time; the app may not
-        conn.execute(text(f"SET LOCAL ROLE {box.database.roles.owner}"))
+        conn.execute(text("SELECT neonpro_bind_context(:c, :a, 'system', '', '', '', '')"),
+                     {"c": str(clinic), "a": str(SYSTEM.id)})
         for _ in range(count):
             conn.execute(text(
                 "INSERT INTO audit_events (clinic_id, action, resource_type, occurred_at) "
@@ -310,27 +308,26 @@ def test_retention_prunes_whole_expired_segments_behind_a_signed_cut(
 ) -> None:
     clinic = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Old")).id
     _old_events(box, clinic, 4, 5)       # 3-year category: expired
-    seal_pending(box.database, SYSTEM)
+    seal_pending(box)
     patients.register_patient(box.uow(clinic, ME), PatientCreate(full_name="Recente"))
-    seal_pending(box.database, SYSTEM)
+    seal_pending(box)
     _old_events(box, clinic, 4, 2)       # expired, but after a live event: kept (whole segments)
-    seal_pending(box.database, SYSTEM)
-    key = box.checkpoint_key
-    dry = prune_expired(box.database, SYSTEM, key, tmp_path, clinic, dry_run=True)
+    seal_pending(box)
+    dry = prune_expired(box, tmp_path, clinic, dry_run=True)
     assert [r.upto_seq for r in dry] == [5]
-    done = prune_expired(box.database, SYSTEM, key, tmp_path, clinic)
+    done = prune_expired(box, tmp_path, clinic)
     assert [(r.upto_seq, r.pruned) for r in done] == [(5, 5)]
     with gzip.open(done[0].archive) as stored:
         archive = [json.loads(line) for line in stored.read().splitlines()]
     assert [e["seq"] for e in archive] == [1, 2, 3, 4, 5]
-    seal_pending(box.database, SYSTEM)
-    report = _report(box, clinic, checkpoint_key=key)
+    seal_pending(box)
+    report = _report(box, clinic)
     assert report.ok, report
     assert report.first_seq == 6
-    assert prune_expired(box.database, SYSTEM, key, tmp_path, clinic) == []  # idempotent
+    assert prune_expired(box, tmp_path, clinic) == []  # idempotent
     _owner(box, f"UPDATE audit_chain_cuts SET archive_sha256 = repeat('0', 64) "
                 f"WHERE clinic_id = '{clinic}'")
-    assert "cut signature invalid" in (_report(box, clinic, checkpoint_key=key).reason or "")
+    assert "cut signature invalid" in (_report(box, clinic).reason or "")
 
 
 def test_the_background_sealer_seals_shortly_after_commit(box: Container) -> None:

@@ -97,9 +97,10 @@ def test_compliance_report_json_and_html(container: Container, clinic: uuid.UUID
     pid = patients.register_patient(container.uow(clinic, OTHER),
                                     PatientCreate(full_name="Relatada <b>")).id
     patients.get_patient(container.uow(clinic, NOSY), pid)
-    seal_pending(container.database, DPO)
+    seal_pending(container.database, container.keyring, DPO)
     since, until = _window()
-    report = audit_service.clinic_report(container.uow(clinic, DPO), since, until)
+    report = audit_service.clinic_report(container.uow(clinic, DPO), since, until,
+                                         container.keyring)
     assert report["accesses_by_role"]["receptionist"] >= 1
     assert report["audit_chain"]["ok"] is True
     assert report["audit_chain"]["unsealed"] == 0

@@ -124,7 +124,10 @@ def seed_everything(container: Container, label: str = "Export") -> Seeded:
                 recipient_address="Av. Boa Viagem, 1", data_description="resultados de exames",
                 data_categories=["clinical"], purpose="diagnóstico",
                 legal_basis="health_protection", disclosed_by=ADMIN.id))
-        # an erasure decision about the patient (say, marketing data deleted on request)
+        tx.commit()
+    # an erasure decision about the patient (say, marketing data deleted on request): the
+    # erasure engine's (service role); the application only reads the ledger
+    with container.admin_uow(clinic, ADMIN) as tx:
         tx.connection.execute(insert(cast(Table, ErasureLedgerEntry.__table__)).values(
             clinic_id=clinic, id=uuid.uuid4(), patient_id=patient, decided_by=ADMIN.id,
             outcome="deleted", decisions={"marketing": {

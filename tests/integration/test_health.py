@@ -71,14 +71,30 @@ def test_rls_disabled_or_not_forced_is_named(migrated_url: str) -> None:
 
 def test_tenant_role_with_bypassrls_fails(migrated_url: str) -> None:
     name = f"neonpro_test_bypass_{secrets.token_hex(3)}"
-    _owner_sql(migrated_url, f"CREATE ROLE {name} NOLOGIN BYPASSRLS")
+    _owner_sql(migrated_url, f"CREATE ROLE {name} LOGIN BYPASSRLS")
+    _owner_sql(migrated_url, "GRANT EXECUTE ON FUNCTION neonpro_bind_context(text, text, text, "
+                             f"text, text, text, text) TO {name}")
     try:
         report = _health(migrated_url, app_role=name)
         tenant = report["checks"]["tenant_role"]  # type: ignore[index]
         assert not report["ok"]
         assert tenant["bypassrls"] is True
     finally:
+        _owner_sql(migrated_url, f"REVOKE ALL ON FUNCTION neonpro_bind_context(text, text, text, "
+                                 f"text, text, text, text) FROM {name}")
         _owner_sql(migrated_url, f"DROP ROLE {name}")
+
+
+def test_application_login_with_a_membership_fails(migrated_url: str, roles: Roles) -> None:
+    """A membership granted by hand (the way back to another role's powers) is named."""
+    _owner_sql(migrated_url, f"GRANT {roles.service} TO {roles.app}")
+    try:
+        report = _health(migrated_url)
+        tenant = report["checks"]["tenant_role"]  # type: ignore[index]
+        assert not report["ok"]
+        assert tenant["member_of"] == [roles.service]
+    finally:
+        _owner_sql(migrated_url, f"REVOKE {roles.service} FROM {roles.app}")
 
 
 def test_tenant_role_that_owns_the_tables_fails(migrated_url: str, roles: Roles) -> None:

@@ -215,7 +215,7 @@ def test_rotation_is_audited_by_the_triggers_and_a_summary(world: World) -> None
         "internal_notes_encrypted",
     }
     box.seal_audit()
-    reports = verify_chains(box.database, ADMIN)
+    reports = verify_chains(box.database, ADMIN, box.keyring)
     assert reports
     assert all(r.ok and r.unsealed == 0 for r in reports), [r.as_dict() for r in reports]
 

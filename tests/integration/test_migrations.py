@@ -74,7 +74,7 @@ def drifted_security(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                 "CREATE POLICY patients_tenant_delete ON patients AS RESTRICTIVE FOR DELETE",
             )
             for s in original(metadata, roles)  # type: ignore[arg-type]
-            if s != f"GRANT SELECT, INSERT, UPDATE, DELETE ON disclosures TO {roles.service}"
+            if s != f"GRANT SELECT, INSERT, UPDATE, DELETE ON data_subject_requests TO {roles.service}"
         ]
         statements.append(
             "CREATE TRIGGER clinics_extra BEFORE DELETE ON clinics "
@@ -92,7 +92,7 @@ def test_drift_in_policies_grants_and_triggers_is_named(admin_url: str, roles: R
     assert not report.clean
     text_report = "\n".join(report.lines())
     assert "policy patients patients_tenant_delete" in text_report
-    assert f"grant disclosures {roles.service} DELETE" in text_report
+    assert f"grant data_subject_requests {roles.service} DELETE" in text_report
     assert "trigger clinics clinics_extra" in text_report
 
 

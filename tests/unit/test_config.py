@@ -16,6 +16,17 @@ def test_production_refuses_the_embedded_default(monkeypatch: pytest.MonkeyPatch
         settings(environment=Environment.PRODUCTION)
 
 
+def test_production_takes_one_url_per_role() -> None:
+    """A login per role: production never derives the application or service login from
+    the owner's URL, so a missing one is a configuration error at start, not at first use."""
+    with pytest.raises(ValidationError, match="NEONPRO_APP_DATABASE_URL"):
+        settings(environment=Environment.PRODUCTION, database_url="postgresql://o@h/db",
+                 service_database_url="postgresql://s@h/db")
+    with pytest.raises(ValidationError, match="NEONPRO_SERVICE_DATABASE_URL"):
+        settings(environment=Environment.PRODUCTION, database_url="postgresql://o@h/db",
+                 app_database_url="postgresql://a@h/db")
+
+
 def test_roles_must_differ() -> None:
     with pytest.raises(ValidationError, match="different roles"):
         settings(app_role="neonpro_service")
@@ -27,7 +38,9 @@ def test_role_names_are_identifiers() -> None:
 
 
 def test_pool_defaults_follow_environment() -> None:
-    prod = settings(environment=Environment.PRODUCTION, database_url="postgresql://h/db")
+    prod = settings(environment=Environment.PRODUCTION, database_url="postgresql://h/db",
+                    app_database_url="postgresql://app@h/db",
+                    service_database_url="postgresql://service@h/db")
     dev = settings(environment=Environment.DEVELOPMENT)
     assert prod.pool_setting("pool_size") > dev.pool_setting("pool_size")
     assert prod.pool_setting("statement_timeout_ms") == 15_000

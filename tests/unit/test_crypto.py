@@ -49,6 +49,8 @@ def _no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "NEONPRO_ENCRYPTION_KEYS",
         "NEONPRO_ACTIVE_KEY_ID",
         "NEONPRO_BLIND_INDEX_KEY",
+        "NEONPRO_AUDIT_KEYS",
+        "NEONPRO_ACTIVE_AUDIT_KEY_ID",
         "NEONPRO_ENVIRONMENT",
     ):
         monkeypatch.delenv(name, raising=False)
@@ -57,6 +59,8 @@ def _no_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def settings(tmp_path: Path, environment: Environment, **kw: object) -> Settings:
     if environment is Environment.PRODUCTION:
         kw.setdefault("database_url", "postgresql://db.invalid/neonpro")
+        kw.setdefault("app_database_url", "postgresql://app@db.invalid/neonpro")
+        kw.setdefault("service_database_url", "postgresql://service@db.invalid/neonpro")
     return Settings(
         _env_file=None,
         environment=environment,
@@ -381,9 +385,12 @@ def test_load_from_environment_strings(tmp_path: Path) -> None:
             Environment.PRODUCTION,
             encryption_keys=env,
             blind_index_key=b64(key(200)),
+            audit_keys=f"a1:{b64(key(201))},a2:{b64(key(202))}",
         )
     )
     assert kr.active_id == "k2"  # the last listed
+    assert kr.active_audit_key == ("a2", key(202))  # the newest numbered
+    assert dict(kr.audit_keys) == {"a1": key(201), "a2": key(202)}
     assert dict(kr.keys) == {"k1": key(1), "k2": key(2)}
     assert kr.blind_index_key == key(200)
     assert kr.generated is False
@@ -395,6 +402,7 @@ def test_load_from_environment_strings(tmp_path: Path) -> None:
             encryption_keys=env,
             blind_index_key=b64(key(200)),
             active_key_id="k1",
+            audit_keys=f"a1:{b64(key(201))}",
         )
     )
     assert explicit.active_id == "k1"
@@ -403,9 +411,38 @@ def test_load_from_environment_strings(tmp_path: Path) -> None:
 def test_environment_variables_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEONPRO_ENCRYPTION_KEYS", f"a:{b64(key(1))}")
     monkeypatch.setenv("NEONPRO_BLIND_INDEX_KEY", base64.urlsafe_b64encode(key(250)).decode())
+    with pytest.raises(KeyConfigError, match="NEONPRO_AUDIT_KEYS"):
+        load_keyring(settings(tmp_path, Environment.PRODUCTION))  # the trail needs its key
+    monkeypatch.setenv("NEONPRO_AUDIT_KEYS", f"x:{b64(key(251))},y:{b64(key(252))}")
+    monkeypatch.setenv("NEONPRO_ACTIVE_AUDIT_KEY_ID", "x")
     kr = load_keyring(settings(tmp_path, Environment.PRODUCTION))
     assert kr.active_id == "a"
     assert kr.blind_index_key == key(250)
+    assert kr.active_audit_key == ("x", key(251))
+
+
+def test_audit_keys_rotate_and_stay_apart_from_the_other_keys(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    generate_key_file(path)
+    ring = load_keyring(settings(tmp_path, Environment.PRODUCTION, key_file=path))
+    assert ring.active_audit_id == "a1"
+    doc = json.loads(path.read_text())
+    doc["audit_keys"]["a2"] = b64(key(90))
+    doc["active_audit_key"] = "a2"
+    path.write_text(json.dumps(doc))
+    path.chmod(0o600)
+    rotated = load_keyring(settings(tmp_path, Environment.PRODUCTION, key_file=path))
+    assert rotated.active_audit_key == ("a2", key(90))
+    assert rotated.audit_keys["a1"] == ring.audit_keys["a1"]  # old events still verify
+    with pytest.raises(KeyConfigError, match="must differ"):
+        KeyRing(keys={"k1": key(1)}, active_id="k1", blind_index_key=key(2),
+                audit_keys={"a1": key(1)})
+    with pytest.raises(KeyConfigError, match="not among"):
+        KeyRing(keys={"k1": key(1)}, active_id="k1", blind_index_key=key(2),
+                audit_keys={"a1": key(3)}, active_audit_id="a9")
+    legacy = KeyRing(keys={"k1": key(1)}, active_id="k1", blind_index_key=key(2),
+                     audit_key=key(4))
+    assert legacy.active_audit_key == ("a1", key(4))  # a key file of before key ids
 
 
 @pytest.mark.parametrize(

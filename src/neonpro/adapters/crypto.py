@@ -62,6 +62,15 @@ BLOB_VERSION: Final = 1
 DEV_KEY_FILE_NAME: Final = "dev-keys.json"
 
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+LEGACY_AUDIT_KEY_ID: Final = "a1"
+DERIVED_AUDIT_KEY_ID: Final = "derived"
+_NUMBERED_AUDIT_KEY_ID: Final = re.compile(r"a([0-9]{1,9})")
+
+
+def _audit_key_order(key_id: str) -> tuple[int, str]:
+    """``a2`` after ``a1``, ``a10`` after ``a9``: the newest numbered id is the default."""
+    m = _NUMBERED_AUDIT_KEY_ID.fullmatch(key_id)
+    return (int(m.group(1)) if m else 0, key_id)
 _AAD_LABEL: Final = b"neonpro/v1\x00"
 _PATIENT_REF_KIND: Final = "patient_ref"
 _CONTEXT_CACHE_MAX: Final = 4096
@@ -89,9 +98,14 @@ class KeyRing:
     active_id: str
     blind_index_key: bytes = field(repr=False)
     generated: bool = False
-    # signs audit checkpoints and retention cuts; separate from the blind-index key so a
-    # reindex does not orphan signatures. Older key files without it derive one.
+    # A key file's single ``audit_key`` of before key ids (it becomes audit key ``a1``).
     audit_key: bytes | None = field(default=None, repr=False)
+    # Audit keys by id (HMAC of every audit event and erasure-ledger entry, checkpoints and
+    # retention cuts): separate from the blind-index key so a reindex does not orphan them.
+    # ``active_audit_id`` seals new events; the others only verify what they sealed
+    # (rotation). Without any, one is derived from the blind-index key (id ``derived``).
+    audit_keys: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    active_audit_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -116,11 +130,51 @@ class KeyRing:
             raise KeyConfigError("the blind-index key must differ from every encryption key")
         # a private, read-only copy: nobody can swap a key under a live FieldCipher
         object.__setattr__(self, "keys", MappingProxyType(dict(self.keys)))
+        self._init_audit_keys()
+
+    def _init_audit_keys(self) -> None:
+        audit = dict(self.audit_keys)
+        if self.audit_key is not None:
+            audit.setdefault(LEGACY_AUDIT_KEY_ID, self.audit_key)
+        if not audit:
+            audit[DERIVED_AUDIT_KEY_ID] = self.legacy_audit_key
+        for key_id, key in audit.items():
+            if not _valid_key_id(key_id):
+                raise KeyConfigError(f"audit key id {key_id!r} is invalid: use 1-32 characters "
+                                     "of A-Z, a-z, 0-9, _ or -")
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+                raise KeyConfigError(f"audit key {key_id!r} must be {KEY_BYTES} bytes")
+            if any(hmac.compare_digest(key, k) for k in (*self.keys.values(),
+                                                         self.blind_index_key)):
+                raise KeyConfigError(f"audit key {key_id!r} must differ from the encryption "
+                                     "and blind-index keys")
+        active = self.active_audit_id or max(audit, key=_audit_key_order)
+        if active not in audit:
+            raise KeyConfigError(f"active audit key id {active!r} is not among the audit key "
+                                 f"ids {sorted(audit)}")
+        object.__setattr__(self, "audit_keys", MappingProxyType(audit))
+        object.__setattr__(self, "active_audit_id", active)
+
+    @property
+    def active_audit_key(self) -> tuple[str, bytes]:
+        """The id and key that seal new audit events and sign new checkpoints."""
+        assert self.active_audit_id is not None  # noqa: S101  (set in __post_init__)
+        return self.active_audit_id, self.audit_keys[self.active_audit_id]
+
+    @property
+    def legacy_audit_key(self) -> bytes:
+        """The key of signatures made before audit key ids (checkpoint files of format v1,
+        retention cuts without a key id): the key file's ``audit_key``, else derived."""
+        if self.audit_key is not None:
+            return self.audit_key
+        return hmac.new(self.blind_index_key, b"neonpro-audit-checkpoint-key-v1",
+                        hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return (
             f"KeyRing(key_ids={sorted(self.keys)!r}, active_id={self.active_id!r}, "
-            f"generated={self.generated!r})"
+            f"audit_key_ids={sorted(self.audit_keys)!r}, "
+            f"active_audit_id={self.active_audit_id!r}, generated={self.generated!r})"
         )
 
     __str__ = __repr__
@@ -140,6 +194,8 @@ class KeyRing:
             blind_index_key=self.blind_index_key,
             generated=self.generated,
             audit_key=self.audit_key,
+            audit_keys=self.audit_keys,
+            active_audit_id=self.active_audit_id,
         )
 
 
@@ -207,15 +263,31 @@ def _read_key_file(path: Path, *, generated: bool = False) -> KeyRing:
         generated=generated,
         audit_key=(_b64_key(data["audit_key"], f"audit_key in key file {path}")
                    if "audit_key" in data else None),
+        audit_keys=_audit_keys_of(data, path),
+        active_audit_id=_active_audit_of(data, path),
     )
 
 
-def _keyring_from_strings(
-    encryption_keys: str, blind_index_key: str, active: str | None
-) -> KeyRing:
+def _audit_keys_of(data: dict[str, Any], path: Path) -> dict[str, bytes]:
+    keys = data.get("audit_keys", {})
+    if not isinstance(keys, dict):
+        raise KeyConfigError(f'key file {path}: "audit_keys" must be {{"<id>": "<base64>"}}')
+    return {str(kid): _b64_key(value, f"audit key {kid!r} in key file {path}")
+            for kid, value in keys.items()}
+
+
+def _active_audit_of(data: dict[str, Any], path: Path) -> str | None:
+    active = data.get("active_audit_key")
+    if active is not None and not isinstance(active, str):
+        raise KeyConfigError(f'key file {path}: "active_audit_key" must be a key id')
+    return active
+
+
+def _key_list(text: str, variable: str) -> tuple[dict[str, bytes], str | None]:
+    """``kid1:<base64>,kid2:<base64>`` -> keys by id, and the last id."""
     keys: dict[str, bytes] = {}
     last: str | None = None
-    for raw_entry in encryption_keys.split(","):
+    for raw_entry in text.split(","):
         entry = raw_entry.strip()
         if not entry:
             continue
@@ -223,13 +295,21 @@ def _keyring_from_strings(
         kid = kid.strip()
         if not sep or not _valid_key_id(kid):
             raise KeyConfigError(
-                "NEONPRO_ENCRYPTION_KEYS must look like 'kid1:<base64>,kid2:<base64>' with key "
+                f"{variable} must look like 'kid1:<base64>,kid2:<base64>' with key "
                 "ids of 1-32 characters A-Z, a-z, 0-9, _ or -"
             )
         if kid in keys:
-            raise KeyConfigError(f"NEONPRO_ENCRYPTION_KEYS lists key id {kid!r} twice")
-        keys[kid] = _b64_key(b64, f"key {kid!r} in NEONPRO_ENCRYPTION_KEYS")
+            raise KeyConfigError(f"{variable} lists key id {kid!r} twice")
+        keys[kid] = _b64_key(b64, f"key {kid!r} in {variable}")
         last = kid
+    return keys, last
+
+
+def _keyring_from_strings(
+    encryption_keys: str, blind_index_key: str, active: str | None,
+    audit_keys: str | None = None, active_audit: str | None = None,
+) -> KeyRing:
+    keys, last = _key_list(encryption_keys, "NEONPRO_ENCRYPTION_KEYS")
     if last is None:
         raise KeyConfigError("NEONPRO_ENCRYPTION_KEYS is empty: list 'kid1:<base64>'")
     active_id = active.strip() if active else last
@@ -238,10 +318,16 @@ def _keyring_from_strings(
             f"NEONPRO_ACTIVE_KEY_ID {active_id!r} is not among the ids in "
             f"NEONPRO_ENCRYPTION_KEYS {sorted(keys)}"
         )
+    audit, _ = _key_list(audit_keys or "", "NEONPRO_AUDIT_KEYS")
+    if active_audit and active_audit.strip() not in audit:
+        raise KeyConfigError(f"NEONPRO_ACTIVE_AUDIT_KEY_ID {active_audit.strip()!r} is not "
+                             f"among the ids in NEONPRO_AUDIT_KEYS {sorted(audit)}")
     return KeyRing(
         keys=keys,
         active_id=active_id,
         blind_index_key=_b64_key(blind_index_key, "NEONPRO_BLIND_INDEX_KEY"),
+        audit_keys=audit,
+        active_audit_id=active_audit.strip() if active_audit else None,
     )
 
 
@@ -260,7 +346,8 @@ def generate_key_file(path: Path) -> None:
         "active": "k1",
         "keys": {"k1": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")},
         "blind_index_key": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"),
-        "audit_key": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii"),
+        "audit_keys": {"a1": base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")},
+        "active_audit_key": "a1",
     }
     payload = (json.dumps(document, indent=2) + "\n").encode("ascii")
     # mkstemp creates the file 0600 whatever the umask
@@ -302,8 +389,14 @@ def load_keyring(settings: Settings) -> KeyRing:
 
     keys = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
     bik = settings.blind_index_key.get_secret_value() if settings.blind_index_key else None
+    audit = settings.audit_keys.get_secret_value() if settings.audit_keys else None
     if keys and bik:
-        return _keyring_from_strings(keys, bik, settings.active_key_id)
+        if settings.environment is Environment.PRODUCTION and not audit:
+            raise KeyConfigError(
+                "production needs NEONPRO_AUDIT_KEYS ('a1:<base64>'): the audit trail is keyed "
+                "with a key of its own, kept outside the database")
+        return _keyring_from_strings(keys, bik, settings.active_key_id, audit,
+                                     settings.active_audit_key_id)
     if keys or bik or settings.active_key_id:
         raise KeyConfigError(
             "incomplete key configuration: set both NEONPRO_ENCRYPTION_KEYS and "
@@ -643,3 +736,25 @@ def promote_blind_index_key(path: Path, key: bytes, *, retired_at: str) -> None:
         document["blind_index_key"] = encode_key(key)
         del document[NEXT_BLIND_INDEX_KEY_FIELD]
         _replace_key_file(real, document)
+
+
+def add_audit_key_to_file(path: Path) -> str:
+    """Add a fresh audit key with the next id (``a2``, ``a3``...) and make it the one that
+    seals new events and signs new checkpoints; returns its id.
+
+    Earlier audit keys stay: the events and checkpoints they signed keep verifying (remove
+    one only once nothing it sealed is kept, not even in archives). A key file of before
+    key ids keeps its ``audit_key`` as ``a1``.
+    """
+    with _key_file_locked(path) as (real, document):
+        keys = dict(document.get("audit_keys") or {})
+        if "audit_key" in document:
+            keys.setdefault(LEGACY_AUDIT_KEY_ID, document["audit_key"])
+        numbers = [int(m.group(1)) for kid in keys
+                   if (m := _NUMBERED_AUDIT_KEY_ID.fullmatch(kid))]
+        new_id = f"a{max(numbers, default=0) + 1}"
+        keys[new_id] = encode_key(os.urandom(KEY_BYTES))
+        document["audit_keys"] = keys
+        document["active_audit_key"] = new_id
+        _replace_key_file(real, document)
+    return new_id

@@ -1,11 +1,16 @@
 """The appointment change feed: one LISTEN connection per process, fanned out per clinic.
 
-The database publishes every appointment change on :data:`CHANNEL` from a trigger, inside
-the changing transaction (``feed_sql.py``): a rolled-back change publishes nothing. This
-module holds the only asynchronous database code of neonpro: a psycopg ``AsyncConnection``
-in autocommit mode that LISTENs and hands each notification to the subscribers of *its*
-clinic (the clinic id in the payload; a subscriber is bound to the clinic of its token), and
-keeps a short replay buffer per clinic for reconnecting clients (``Last-Event-ID``).
+The database publishes every appointment change on the clinic's own channel from a
+trigger, inside the changing transaction (``feed_sql.py``): a rolled-back change publishes
+nothing. The channel's name is an HMAC of the clinic id under a key only the owner can
+read; the service login asks for it (``neonpro_feed_channel``), so this connection is a
+service connection, whose statements the application login cannot see. This module holds
+the only asynchronous database code of neonpro: a psycopg ``AsyncConnection`` in
+autocommit mode that LISTENs to the channel of every clinic that has had a subscriber
+since the process started (:meth:`ChangeFeed.listen_to`, before the subscription), hands
+each notification to the subscribers of *its* clinic (the clinic id in the payload, which
+must be the channel's; a subscriber is bound to the clinic of its token), and keeps a short
+replay buffer per clinic for reconnecting clients (``Last-Event-ID``).
 
 Event ids are ``<boot>-<seq>``: ``boot`` is random per process start, ``seq`` grows by one
 per notification. A client whose id comes from another boot, from before a lost LISTEN
@@ -28,8 +33,7 @@ from typing import Any, Final
 
 import psycopg
 import structlog
-
-from neonpro.adapters.db.feed_sql import CHANNEL
+from psycopg import sql
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +52,7 @@ class FeedConfig:
     queue_size: int = 1000  # per connection; a slower client is told to resynchronise
     connect_timeout_seconds: float = 10.0
     reconnect_seconds: float = 1.0
+    poll_seconds: float = 0.1  # how soon a new clinic's channel is listened to
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +143,9 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
         self.connected = False
+        # clinic -> set once its channel is listened to on the current connection
+        self._wanted: dict[uuid.UUID, asyncio.Event] = {}
+        self._channels: dict[str, uuid.UUID] = {}  # channel listened to -> its clinic
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> bool:
@@ -174,7 +182,10 @@ class ChangeFeed:
             try:
                 conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
                 async with conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._channels.clear()
+                    for ready in self._wanted.values():
+                        ready.clear()
+                    await self._listen_wanted(conn)
                     self.connected = True
                     if lost:  # notifications sent while we were away are gone
                         self._gap_through = self._seq
@@ -182,8 +193,10 @@ class ChangeFeed:
                     if self._ready is not None:
                         self._ready.set()
                     delay = self.config.reconnect_seconds
-                    async for note in conn.notifies():
-                        self.publish(note.payload)
+                    while True:
+                        async for note in conn.notifies(timeout=self.config.poll_seconds):
+                            self.publish(note.payload, self._channels.get(note.channel))
+                        await self._listen_wanted(conn)
             except (psycopg.Error, OSError) as exc:
                 log.warning("feed_listen_lost", error=type(exc).__name__)
             self.connected = False
@@ -191,13 +204,39 @@ class ChangeFeed:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 
+    async def _listen_wanted(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """LISTEN to the channel of every wanted clinic not listened to yet."""
+        for clinic, ready in list(self._wanted.items()):
+            if ready.is_set():
+                continue
+            cursor = await conn.execute("SELECT neonpro_feed_channel(%s)", (clinic,))
+            row = await cursor.fetchone()
+            channel = str(row[0]) if row else ""
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            self._channels[channel] = clinic
+            ready.set()
+
+    async def listen_to(self, clinic_id: uuid.UUID) -> bool:
+        """Make sure the clinic's channel is listened to (before subscribing to it, so no
+        change of the clinic falls between); False if that did not happen in time."""
+        ready = self._wanted.setdefault(clinic_id, asyncio.Event())
+        if not ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), self.config.connect_timeout_seconds)
+        return ready.is_set()
+
     # ------------------------------------------------------------ publishing
-    def publish(self, payload: str) -> FeedEvent | None:
-        """Hand one notification to its clinic's subscribers and buffer (bad ones dropped)."""
+    def publish(self, payload: str, channel_clinic: uuid.UUID | None = None,
+                ) -> FeedEvent | None:
+        """Hand one notification to its clinic's subscribers and buffer (bad ones dropped,
+        and one whose clinic is not its channel's)."""
         try:
             raw = json.loads(payload)
             clinic_id = uuid.UUID(str(raw["clinic_id"]))
         except (ValueError, KeyError, TypeError):
+            log.warning("feed_payload_refused")
+            return None
+        if channel_clinic is not None and channel_clinic != clinic_id:
             log.warning("feed_payload_refused")
             return None
         self._seq += 1

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from neonpro.adapters.crypto import KeyRing
 from neonpro.adapters.db.audit import verify_chains
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.paging import Page
@@ -45,12 +46,13 @@ def investigate_access(uow: SqlUnitOfWork, since: datetime, until: datetime, *,
     return result
 
 
-def clinic_report(uow: SqlUnitOfWork, since: datetime, until: datetime) -> dict[str, Any]:
-    """The compliance report of the unit of work's clinic, with its chain verified."""
+def clinic_report(uow: SqlUnitOfWork, since: datetime, until: datetime,
+                  keyring: KeyRing) -> dict[str, Any]:
+    """The compliance report of the unit of work's clinic, with its chains verified."""
     clinic = uow.clinic_id
     assert clinic is not None  # noqa: S101
-    chains = verify_chains(uow.db, uow.actor, clinic)
-    chain = chains[0].as_dict() if chains else {}
+    chains = verify_chains(uow.db, uow.actor, keyring, clinic)
+    chain = next((c.as_dict() for c in chains if c.chain == "audit_events"), {})
     with uow:
         report = compliance_report(uow.connection, clinic, since, until, chain)
         uow.audit.record(AuditAction.EXPORT, "compliance_report",

@@ -506,7 +506,7 @@ def verify_backup(container: Container, backup: Backup, *, jobs: int = 2,
 def _verify_audit(container: Container, target: Target) -> tuple[int, list[str]]:
     db = Database(container.settings, url=target.url())
     try:
-        reports = verify_chains(db, SystemActors.BACKUP, checkpoint_key=container.checkpoint_key)
+        reports = verify_chains(db, SystemActors.BACKUP, container.keyring)
     finally:
         db.close()
     problems = [f"audit chain of clinic {r.clinic_id} broken at {r.broken_at}: {r.reason}"
@@ -618,7 +618,7 @@ def restore_backup(container: Container, backup: Backup, target_url: str, *,
     with timings.step("compare"):
         problems = compare(backup, target, roles)
     with timings.step("migrate"):
-        migrate.upgrade(target.url(), roles)
+        migrate.upgrade(target.url(), roles, audit_key=container.keyring.active_audit_key)
     restored = Container(container.settings, database_url=target.url(),
                          keyring=container.keyring)
     finish = None

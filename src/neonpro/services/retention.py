@@ -124,9 +124,11 @@ def apply_retention(container: Container, actor: Actor, items: list[RetentionIte
     return report
 
 
+# the consent ledger is append-only: this is its one allowed change (audited, in the
+# clinic's transaction; see audit_sql.py)
 _REMOVE_EVIDENCE = text(
-    "UPDATE consent_records SET evidence = '{\"removed\": \"retention\"}'::jsonb "
-    "WHERE clinic_id = :c AND id = ANY(CAST(:ids AS uuid[]))")
+    "SELECT neonpro_remove_consent_evidence(CAST(:patients AS uuid[]), CAST(:ids AS uuid[]), "
+    "'retention')")
 
 
 def _apply_batch(uow: SqlUnitOfWork, chunk: list[RetentionItem],
@@ -154,6 +156,6 @@ def _apply_batch(uow: SqlUnitOfWork, chunk: list[RetentionItem],
         for result in erase_many_in(uow, patients, hold_expired=hold_expired):
             done[result.patient_id] = result.outcome
     if revoked:  # after the erasures, as when items ran one by one in plan order
-        uow.connection.execute(_REMOVE_EVIDENCE, {"c": uow.clinic_id, "ids": revoked})
+        uow.connection.execute(_REMOVE_EVIDENCE, {"patients": [], "ids": revoked})
     return [outcomes[n] if n in outcomes else done[item.target]
             for n, item in enumerate(chunk)]

@@ -1,9 +1,18 @@
-"""Sealing and verifying the audit chains, and signed checkpoints of their heads.
+"""Sealing and verifying the chains, signed checkpoints of their heads, retention pruning.
 
-Sealing runs as the service role through ``neonpro_audit_seal`` (short transactions,
-one clinic at a time). Verification reads every sealed event with the service role and
-recomputes each hash in Python from the stored fields (``domain.audit_chain``), so a
-change made in the database by anyone, owner included, shows up as a broken link.
+Two chains per clinic: the audit trail (``audit_events``) and the erasure ledger
+(``erasure_ledger``). Both are sealed here, by the process that holds the audit keys: it
+reads a chain's head and its unsealed entries under the chain's lock
+(``neonpro_chain_head``), computes each entry's HMAC with the active audit key, and writes
+seq, prev_hash, hash and key id through ``neonpro_chain_seal``, which accepts only the next
+sequence numbers after the head. The database never sees the key.
+
+Verification reads every sealed entry with the service role and recomputes each HMAC from
+the stored fields (``audit_text``), so a change made in the database by anyone without
+the key, owner and superuser included, shows up as a broken link; signed checkpoints
+(files outside the database, and heads recorded in the system chain) bind each chain's
+hash at their sequence numbers, against a rewrite by someone who holds the key, and
+against deleted tails and whole chains.
 """
 
 from __future__ import annotations
@@ -14,57 +23,137 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg.types.json import set_json_loads
 from sqlalchemy import text
 
-from neonpro.adapters.db.audit_text import check_text_chain, prefetched, text_mode
-from neonpro.adapters.db.database import Database, context_params
+from neonpro.adapters.crypto import KeyRing
+from neonpro.adapters.db.audit_text import (
+    LEDGER_SPECS,
+    ChainRules,
+    audit_v2,
+    check_text_chain,
+    prefetched,
+    text_hashes,
+    text_loaders,
+    text_mode,
+)
+from neonpro.adapters.db.database import Database
 from neonpro.domain.actors import Actor
 from neonpro.domain.audit_chain import (
     ChainEvent,
+    Hmac,
+    LedgerEntry,
     checkpoint_valid,
     event_hash,
-    sign_checkpoint,
+    head_valid,
+    keyed_event_hash,
+    keyed_ledger_hash,
+    sign_head,
 )
 
+AUDIT: Final = "audit_events"
+LEDGER: Final = "erasure_ledger"
+# every chained table: the audit trail, then the ledgers (audit_text.LEDGER_SPECS)
+CHAINS: Final = (AUDIT, *LEDGER_SPECS)
+SYSTEM_CHAIN: Final = uuid.UUID(int=0)
 SEAL_BATCH = 5000
-_COLUMNS = (
-    "clinic_id, seq, id, occurred_at, actor_id, actor_role, action, resource_type, "
-    "resource_id, patient_ref, status, risk_level, ip_address, user_agent, session_id, "
-    "request_id, details, retain_until, prev_hash, hash"
-)
+# the in-database checkpoint: a VERIFY event of the system chain naming every chain head
+CHECKPOINT_RESOURCE: Final = "audit_checkpoint"
+_COLUMNS = {
+    AUDIT: ("clinic_id, seq, id, occurred_at, actor_id, actor_role, action, resource_type, "
+            "resource_id, patient_ref, status, risk_level, ip_address, user_agent, session_id, "
+            "request_id, details, retain_until, prev_hash, hash, key_id"),
+    **{name: spec.columns for name, spec in LEDGER_SPECS.items()},
+}
+_ORDER = {AUDIT: "occurred_at, id", **{n: s.order for n, s in LEDGER_SPECS.items()}}
+# the chains whose reference (typed) verification lives in domain.audit_chain; the others
+# have one encoding, from text
+_TYPED = (AUDIT, LEDGER)
+_TEXT_SETTINGS = ("SELECT set_config('TimeZone', 'UTC', true), "
+                  "set_config('DateStyle', 'ISO, YMD', true), "
+                  "set_config('bytea_output', 'hex', true)")
 
 
-def seal_pending(db: Database, actor: Actor, clinic_id: uuid.UUID | None = None) -> int:
-    """Seal every unsealed event (of one clinic, or all); returns how many were sealed."""
-    total = 0
+def hashers(keyring: KeyRing) -> dict[str, Hmac]:
+    return {kid: Hmac(key) for kid, key in keyring.audit_keys.items()}
+
+
+# ------------------------------------------------------------------------------- sealing
+def seal_pending(db: Database, keyring: KeyRing, actor: Actor,
+                 clinic_id: uuid.UUID | None = None) -> int:
+    """Seal every unsealed entry of both chains (of one clinic, or all); returns how many."""
     with db.service_session(actor.id, actor.role) as session:
         present = session.execute(text(
-            "SELECT to_regprocedure('neonpro_audit_seal(uuid,integer)') IS NOT NULL")).scalar()
+            "SELECT to_regprocedure('neonpro_chain_seal(text,uuid,bigint,bytea,text,uuid[],"
+            "bytea[])') IS NOT NULL")).scalar()
         if not present:  # a database not migrated yet has nothing to seal
             return 0
-        clinics = [clinic_id] if clinic_id else list(session.execute(
-            text("SELECT neonpro_audit_unsealed_clinics()")).scalars())
-    for clinic in clinics:
+        work = [(chain, clinic_id) for chain in CHAINS] if clinic_id else [
+            (chain, c) for chain in CHAINS for c in session.execute(text(
+                f"SELECT DISTINCT clinic_id FROM {chain} WHERE seq IS NULL")).scalars()]  # noqa: S608
+    key_id, key = keyring.active_audit_key
+    hasher = Hmac(key)
+    total = 0
+    for chain, clinic in work:
         while True:
-            with db.service_session(actor.id, actor.role) as session:
-                sealed = session.execute(text("SELECT neonpro_audit_seal(:c, :n)"),
-                                         {"c": clinic, "n": SEAL_BATCH}).scalar_one()
-            total += int(sealed)
+            sealed = _seal_batch(db, actor, chain, clinic, key_id, hasher)
+            total += sealed
             if sealed < SEAL_BATCH:
                 break
     return total
 
 
+def _seal_batch(db: Database, actor: Actor, chain: str, clinic: uuid.UUID, key_id: str,
+                hasher: Hmac) -> int:
+    """One short transaction: lock the chain, read its head and next unsealed entries,
+    hash them, write the seals."""
+    build = audit_v2 if chain == AUDIT else LEDGER_SPECS[chain].canonical
+    with db.service_session(actor.id, actor.role) as session:
+        raw = session.connection().connection.driver_connection
+        seq, head = session.execute(text("SELECT seq, hash FROM neonpro_chain_head(:k, :c)"),
+                                    {"k": chain, "c": clinic}).one()
+        after_seq, after_hash = int(seq), None if head is None else bytes(head)
+        with raw.cursor() as cur:
+            text_mode(cur)
+            cur.execute(f"SELECT {_COLUMNS[chain]} FROM {chain} WHERE clinic_id = %s "  # noqa: S608
+                        f"AND seq IS NULL ORDER BY {_ORDER[chain]} LIMIT %s",
+                        (clinic, SEAL_BATCH))
+            rows = cur.fetchall()
+        if not rows:
+            return 0
+        ids, hashes = seal_hashes(rows, build, key_id, hasher, after_seq, after_hash)
+        session.execute(text(
+            "SELECT neonpro_chain_seal(:k, :c, :s, :h, :kid, CAST(:ids AS uuid[]), :hashes)"),
+            {"k": chain, "c": clinic, "s": after_seq, "h": after_hash, "kid": key_id,
+             "ids": ids, "hashes": hashes})
+    return len(rows)
+
+
+def seal_hashes(rows: list[tuple[Any, ...]], build: Callable[..., str], key_id: str,
+                hasher: Hmac, after_seq: int, after_hash: bytes | None,
+                ) -> tuple[list[uuid.UUID], list[bytes]]:
+    """The ids and chained hashes of ``rows`` (text rows, in sealing order) after the head
+    ``(after_seq, after_hash)``."""
+    prev = None if after_hash is None else after_hash.hex()
+    ids, hashes = [], []
+    for n, row in enumerate(rows, start=after_seq + 1):
+        digest = hasher.digest(build(row, key_id, str(n), prev).encode())
+        ids.append(uuid.UUID(row[2]))
+        hashes.append(digest)
+        prev = digest.hex()
+    return ids, hashes
+
+
+# --------------------------------------------------------------------------- reporting
 @dataclass
 class ChainReport:
     clinic_id: uuid.UUID
@@ -76,6 +165,7 @@ class ChainReport:
     broken_at: int | None = None
     reason: str | None = None
     checkpoint: str | None = None
+    chain: str = AUDIT
 
     @property
     def ok(self) -> bool:
@@ -88,18 +178,42 @@ class ChainReport:
         return out
 
 
-@dataclass
+@dataclass(frozen=True)
 class Checkpoint:
+    """One signed chain head. ``key_id`` None: a file of format v1 (audit chains only,
+    signed with the key of before audit key ids)."""
+
     clinic_id: uuid.UUID
     seq: int
     hash: str
     signature: str
+    chain: str = AUDIT
+    key_id: str | None = None
+
+    def valid(self, keyring: KeyRing) -> bool:
+        head = bytes.fromhex(self.hash)
+        if self.key_id is None:
+            return self.chain == AUDIT and checkpoint_valid(
+                keyring.legacy_audit_key, self.clinic_id, self.seq, head, self.signature)
+        key = keyring.audit_keys.get(self.key_id)
+        return key is not None and head_valid(key, self.key_id, self.chain, self.clinic_id,
+                                              self.seq, head, self.signature)
 
 
 @dataclass
-class _Cut:
-    seq: int
-    hash: bytes
+class _Known:
+    """What a verification knows beyond the chains: cuts, anchors, vouched heads."""
+
+    cuts: dict[uuid.UUID, tuple[int, bytes, str, str, str | None]] = field(default_factory=dict)
+    anchors: dict[uuid.UUID, tuple[int, bytes, str, str]] = field(default_factory=dict)
+    # (chain, clinic) -> seq -> (hash hex, who vouches)
+    wanted: dict[tuple[str, uuid.UUID], dict[int, tuple[str, str]]] = field(
+        default_factory=dict)
+    # chains whose clinic still holds the rows that made their entries
+    must_exist: set[tuple[str, uuid.UUID]] = field(default_factory=set)
+
+    def vouch(self, chain: str, clinic: uuid.UUID, seq: int, head: str, who: str) -> None:
+        self.wanted.setdefault((chain, clinic), {})[seq] = (head, who)
 
 
 def _raw(db: Database) -> psycopg.Connection[Any]:
@@ -109,154 +223,314 @@ def _raw(db: Database) -> psycopg.Connection[Any]:
     return conn
 
 
-def _begin(conn: psycopg.Connection[Any], db: Database, actor: Actor) -> None:
-    params = context_params(db.roles.service, None, actor.id, actor.role)
-    conn.execute(
-        "SELECT set_config('role', %(role)s, true), set_config('app.actor_id', %(actor_id)s, "
-        "true), set_config('app.actor_role', %(actor_role)s, true)", params,
-    )
+def _begin(conn: psycopg.Connection[Any], actor: Actor) -> None:
+    conn.execute("SELECT set_config('app.actor_id', %s, true), "
+                 "set_config('app.actor_role', %s, true)", (str(actor.id), actor.role))
 
 
-def _check_chain(report: ChainReport, rows: Iterable[tuple[Any, ...]], cut: _Cut | None) -> None:
-    expected_seq = cut.seq + 1 if cut else 1
-    prev: bytes | None = cut.hash if cut else None
-    report.first_seq = expected_seq
-    for row in rows:
-        event = ChainEvent(*row)
-        if event.seq != expected_seq:
-            report.broken_at = expected_seq
-            report.reason = (f"missing event: expected seq {expected_seq}, found {event.seq} "
-                             "(deleted or renumbered)")
-            return
-        stored_prev = None if event.prev_hash is None else bytes(event.prev_hash)
-        if stored_prev != prev:
-            report.broken_at = event.seq
-            report.reason = "prev_hash does not match the previous event (inserted or reordered)"
-            return
-        try:
-            computed = event_hash(event, prev)
-        except TypeError:
-            computed = b""
-        if event.hash is None or computed != bytes(event.hash):
-            report.broken_at = event.seq
-            report.reason = "hash does not match the event's content (edited)"
-            return
-        prev = computed
-        report.sealed += 1
-        report.head_seq = event.seq
-        expected_seq += 1
-    report.head_hash = prev.hex() if prev else None
+def _bytes(value: Any, fast: bool) -> bytes:  # noqa: FBT001
+    return bytes.fromhex(value[2:]) if fast else bytes(value)
 
 
-def verify_chains(db: Database, actor: Actor, clinic_id: uuid.UUID | None = None,
-                  checkpoints: list[Checkpoint] | None = None,
-                  checkpoint_key: bytes | None = None, *,
+def verify_chains(db: Database, actor: Actor, keyring: KeyRing,
+                  clinic_id: uuid.UUID | None = None,
+                  checkpoints: list[Checkpoint] | None = None, *,
                   reference: bool = False) -> list[ChainReport]:
-    """Recompute every clinic's chain (or one); each report names its first broken link.
+    """Recompute every clinic's chains (or one clinic's); each report names its chain's
+    first broken link.
 
-    The fast path reads text columns (``audit_text``); ``reference=True`` recomputes from
-    typed values through ``domain.audit_chain`` (slower; tests compare the two).
+    The system chain is read first whatever ``clinic_id``: the heads it recorded at each
+    in-database checkpoint must still be there, with their hashes, in every other chain.
+    Signed ``checkpoints`` (files) bind the same way. The fast path reads text columns
+    (``audit_text``); ``reference=True`` recomputes from typed values through
+    ``domain.audit_chain`` (slower; tests compare the two).
     """
+    known = _Known()
     reports: list[ChainReport] = []
+    bad_files = _file_checkpoints(checkpoints or [], keyring, known, clinic_id)
     with _raw(db) as conn:
-        _begin(conn, db, actor)
-        if not reference:
+        _begin(conn, actor)
+        fast = not reference
+        if fast:
             text_mode(conn)
-        where, params = ("WHERE clinic_id = %(c)s", {"c": clinic_id}) if clinic_id else ("", {})
-        clinics = [uuid.UUID(str(r[0])) for r in conn.execute(
-            f"SELECT DISTINCT clinic_id FROM audit_events {where} ORDER BY 1", params)]  # noqa: S608
-        if clinic_id and clinic_id not in clinics:
-            clinics.append(clinic_id)
-        reports.extend(_verify_one(conn, clinic, checkpoint_key, fast=not reference)
-                       for clinic in clinics)
+        else:  # the output settings, for the chains read as text all the same
+            conn.execute(_TEXT_SETTINGS)
+        _read_cuts_and_anchors(conn, known, fast)
+        known.must_exist = _must_exist(conn, clinic_id)
+        # the system chain first: the heads it recorded vouch for the other chains
+        recorded: dict[tuple[str, uuid.UUID], tuple[int, str]] = {}
+        system = _verify_one(conn, keyring, AUDIT, SYSTEM_CHAIN, known, fast=fast,
+                             recorded=recorded)
+        for (chain, clinic), (seq, head) in recorded.items():
+            known.vouch(chain, clinic, seq, head, "the checkpoint recorded in the system chain")
+        targets = _targets(conn, known, clinic_id)
+        if clinic_id is None or clinic_id == SYSTEM_CHAIN:
+            reports.append(system)
+        reports.extend(_verify_one(conn, keyring, chain, clinic, known, fast=fast)
+                       for chain, clinic in targets if (chain, clinic) != (AUDIT, SYSTEM_CHAIN))
         conn.rollback()
-    _apply_checkpoints(reports, checkpoints or [], checkpoint_key, clinic_id)
+    for cp in bad_files:
+        report = next((r for r in reports if (r.chain, r.clinic_id) == (cp.chain, cp.clinic_id)),
+                      None)
+        if report is None:
+            report = ChainReport(cp.clinic_id, chain=cp.chain)
+            reports.append(report)
+        report.reason = report.reason or "checkpoint signature invalid (forged checkpoint file)"
+        report.checkpoint = "invalid signature"
     return reports
 
 
-def _verify_one(conn: psycopg.Connection[Any], clinic: uuid.UUID,
-                key: bytes | None = None, *, fast: bool = False) -> ChainReport:
-    report = ChainReport(clinic)
-    cut_row = conn.execute(
-        "SELECT seq, hash, archive_sha256, signature FROM audit_chain_cuts WHERE clinic_id = %s "
-        "ORDER BY seq DESC LIMIT 1", (clinic,)).fetchone()
-    if cut_row and fast:  # text mode: bytea arrives as '\\x...'
-        cut_row = (cut_row[0], bytes.fromhex(cut_row[1][2:]), cut_row[2], cut_row[3])
-    cut = _Cut(cut_row[0], bytes(cut_row[1])) if cut_row else None
-    if cut_row and key is not None and not hmac.compare_digest(
-            sign_cut(key, clinic, cut_row[0], bytes(cut_row[1]), cut_row[2]), cut_row[3]):
-        report.broken_at = cut_row[0]
-        report.reason = "retention cut signature invalid (the cut was forged or altered)"
-        return report
+def _file_checkpoints(checkpoints: list[Checkpoint], keyring: KeyRing, known: _Known,
+                      only: uuid.UUID | None) -> list[Checkpoint]:
+    """Vouch for every validly signed head of the files; return the forged ones."""
+    bad = []
+    for cp in checkpoints:
+        if only is not None and cp.clinic_id not in (only, SYSTEM_CHAIN):
+            continue
+        if not cp.valid(keyring):
+            bad.append(cp)
+            continue
+        known.vouch(cp.chain, cp.clinic_id, cp.seq, cp.hash, "a signed checkpoint")
+    return bad
+
+
+def _read_cuts_and_anchors(conn: psycopg.Connection[Any], known: _Known, fast: bool) -> None:  # noqa: FBT001
+    for clinic, seq, head, archive, signature, key_id in conn.execute(
+            "SELECT DISTINCT ON (clinic_id) clinic_id, seq, hash, archive_sha256, signature, "
+            "key_id FROM audit_chain_cuts ORDER BY clinic_id, seq DESC"):
+        known.cuts[uuid.UUID(str(clinic))] = (seq, _bytes(head, fast), archive, signature, key_id)
+    for clinic, seq, head, key_id, signature in conn.execute(
+            "SELECT clinic_id, seq, hash, key_id, signature FROM audit_chain_anchors"):
+        known.anchors[uuid.UUID(str(clinic))] = (seq, _bytes(head, fast), key_id, signature)
+
+
+# Clinics whose chain cannot be empty: the rows that made its entries are still there. Every
+# audited row change wrote an event; an erased patient has a ledger entry; a consent status
+# other than pending summarises consent rows (consent_sql.py).
+_MUST_EXIST = {
+    AUDIT: "SELECT DISTINCT clinic_id FROM patients UNION SELECT DISTINCT clinic_id "
+           "FROM professionals",
+    LEDGER: "SELECT DISTINCT clinic_id FROM patients WHERE anonymized_at IS NOT NULL "
+            "OR blocked_at IS NOT NULL",
+    "consent_records": "SELECT DISTINCT clinic_id FROM patients "
+                       "WHERE data_consent_status <> 'pending'",
+}
+
+
+def _must_exist(conn: psycopg.Connection[Any], only: uuid.UUID | None,
+                ) -> set[tuple[str, uuid.UUID]]:
+    out: set[tuple[str, uuid.UUID]] = set()
+    for chain, query in _MUST_EXIST.items():
+        out |= {(chain, uuid.UUID(str(r[0]))) for r in conn.execute(query)
+                if only is None or uuid.UUID(str(r[0])) == only}
+    return out
+
+
+def _targets(conn: psycopg.Connection[Any], known: _Known,
+             only: uuid.UUID | None) -> list[tuple[str, uuid.UUID]]:
+    """Every chain that exists, or should: rows, cuts, anchors, vouched heads."""
+    found: set[tuple[str, uuid.UUID]] = set(known.must_exist)
+    for chain in CHAINS:
+        where, params = ("WHERE clinic_id = %s", (only,)) if only else ("", ())
+        found |= {(chain, uuid.UUID(str(r[0]))) for r in conn.execute(
+            f"SELECT DISTINCT clinic_id FROM {chain} {where}", params)}  # noqa: S608
+    found |= {(AUDIT, c) for c in (*known.cuts, *known.anchors)}
+    found |= set(known.wanted)
+    if only is not None:
+        found = {t for t in found if t[1] == only} | {(AUDIT, only)}
+    return sorted(found, key=lambda t: (str(t[1]), t[0]))
+
+
+def _verify_one(conn: psycopg.Connection[Any], keyring: KeyRing, chain: str,
+                clinic: uuid.UUID, known: _Known, *, fast: bool,
+                recorded: dict[tuple[str, uuid.UUID], tuple[int, str]] | None = None,
+                ) -> ChainReport:
+    report = ChainReport(clinic, chain=chain)
+    typed = not fast and chain in _TYPED
+    rules = (ChainRules(chain, partial(_reference_keyed, keyring, chain), _reference_legacy)
+             if typed else ChainRules(chain, text_hashes(chain, hashers(keyring))))
+    if chain == AUDIT:
+        problem = _cut_and_anchor(rules, known, keyring, clinic)
+        if problem is not None:
+            report.broken_at, report.reason = problem
+            return report
+    wanted = known.wanted.get((chain, clinic), {})
+    cut_seq = rules.cut[0] if rules.cut else 0
+    for seq, (head, who) in wanted.items():
+        if seq > cut_seq:
+            rules.wanted[seq] = (head, who)
+        elif seq == cut_seq and rules.cut and rules.cut[1] != head:
+            report.broken_at, report.reason = seq, f"the retention cut differs from {who}"
+            return report
+    if recorded is not None:
+        rules.on_row = partial(_recorded_heads, recorded)
     report.unsealed = conn.execute(
-        "SELECT count(*) FROM audit_events WHERE clinic_id = %s AND seq IS NULL", (clinic,)
+        f"SELECT count(*) FROM {chain} WHERE clinic_id = %s AND seq IS NULL", (clinic,)  # noqa: S608
     ).fetchone()[0]  # type: ignore[index]
-    with conn.cursor(name=f"chain_{clinic.hex}") as cursor:
+    with conn.cursor(name=f"chain_{chain}_{clinic.hex}") as cursor:
         cursor.itersize = 5000
-        cursor.execute(
-            f"SELECT {_COLUMNS} FROM audit_events WHERE clinic_id = %s AND seq IS NOT NULL "  # noqa: S608
-            "ORDER BY seq", (clinic,))
-        if fast:
-            check_text_chain(report, prefetched(cursor, 5000),
-                             (cut.seq, cut.hash.hex()) if cut else None)
-        else:
-            _check_chain(report, _rows(cursor), cut)
+        if not fast and not typed:
+            text_loaders(cursor)
+        cursor.execute(f"SELECT {_COLUMNS[chain]} FROM {chain} WHERE clinic_id = %s "  # noqa: S608
+                       "AND seq IS NOT NULL ORDER BY seq", (clinic,))
+        rows = _typed(cursor) if typed else prefetched(cursor, 5000)
+        check_text_chain(report, rows, rules)
+    if (report.ok and report.sealed == 0 and report.unsealed == 0 and rules.cut is None
+            and (chain, clinic) in known.must_exist):
+        report.broken_at = 1
+        report.reason = ("the chain is empty but the clinic still holds the records that "
+                         "wrote its entries: the whole chain was deleted (or those records "
+                         "were written around it)")
+    if report.ok and rules.wanted:
+        report.checkpoint = "matches"
     return report
 
 
-def _rows(cursor: psycopg.ServerCursor[Any]) -> Iterator[tuple[Any, ...]]:
-    yield from cursor
+def _cut_and_anchor(rules: ChainRules, known: _Known, keyring: KeyRing,
+                    clinic: uuid.UUID) -> tuple[int, str] | None:
+    cut = known.cuts.get(clinic)
+    if cut is not None:
+        seq, head, archive, signature, key_id = cut
+        key = keyring.legacy_audit_key if key_id is None else keyring.audit_keys.get(key_id)
+        if key is None or not hmac.compare_digest(sign_cut(key, clinic, seq, head, archive),
+                                                  signature):
+            return seq, "retention cut signature invalid (the cut was forged or altered)"
+        rules.cut = (seq, head.hex())
+    anchor = known.anchors.get(clinic)
+    if anchor is not None:
+        seq, head, key_id, signature = anchor
+        key = keyring.audit_keys.get(key_id)
+        if key is None or not head_valid(key, key_id, AUDIT, clinic, seq, head, signature):
+            return seq, "anchor signature invalid (the anchor was forged or altered)"
+        rules.anchor = (seq, head.hex())
+    return None
 
 
-def _apply_checkpoints(reports: list[ChainReport], checkpoints: list[Checkpoint],
-                       key: bytes | None, only: uuid.UUID | None) -> None:
-    by_clinic = {r.clinic_id: r for r in reports}
-    for cp in checkpoints:
-        if only is not None and cp.clinic_id != only:
+def _recorded_heads(recorded: dict[tuple[str, uuid.UUID], tuple[int, str]],
+                    row: tuple[Any, ...], _hash: str) -> None:
+    """A verified system-chain event that is an in-database checkpoint: remember its heads."""
+    if row[6] != "VERIFY" or row[7] != CHECKPOINT_RESOURCE:
+        return
+    details = json.loads(row[16]) if isinstance(row[16], str) else row[16]
+    for chain, heads in (details.get("heads") or {}).items():
+        if chain not in CHAINS or not isinstance(heads, dict):
             continue
-        report = by_clinic.get(cp.clinic_id)
-        if report is None:
-            report = ChainReport(cp.clinic_id)
-            reports.append(report)
-            by_clinic[cp.clinic_id] = report
-        if key is not None and not checkpoint_valid(key, cp.clinic_id, cp.seq,
-                                                    bytes.fromhex(cp.hash), cp.signature):
-            report.reason = report.reason or "checkpoint signature invalid (forged checkpoint file)"
-            report.checkpoint = "invalid signature"
-            continue
-        if report.head_seq < cp.seq and report.broken_at is None:
-            report.broken_at = report.head_seq + 1
-            report.reason = (f"chain ends at seq {report.head_seq} but a signed checkpoint "
-                             f"covers seq {cp.seq}: the tail was truncated")
-            report.checkpoint = "truncated"
-        elif report.ok:
-            report.checkpoint = "matches"
+        for clinic, (seq, head) in heads.items():
+            key = (chain, uuid.UUID(clinic))
+            if key not in recorded or recorded[key][0] < int(seq):
+                recorded[key] = (int(seq), str(head))
 
 
-def export_checkpoints(db: Database, actor: Actor, key: bytes) -> dict[str, Any]:
-    """The signed head of every sealed chain (after sealing what is pending)."""
-    seal_pending(db, actor)
-    heads = []
+def _typed(cursor: psycopg.ServerCursor[Any]) -> Iterator[tuple[Any, ...]]:
+    """The reference path: typed rows, their stored hashes as the checker's hex text."""
+    for row in cursor:
+        prev = None if row[-3] is None else "\\x" + bytes(row[-3]).hex()
+        stored = None if row[-2] is None else "\\x" + bytes(row[-2]).hex()
+        yield (*row[:-3], prev, stored, row[-1])
+
+
+def _reference_keyed(keyring: KeyRing, chain: str, row: tuple[Any, ...], key_id: str,
+                     seq: str, prev: str | None) -> str | None:
+    key = keyring.audit_keys.get(key_id)
+    if key is None:
+        return None
+    before = None if prev is None else bytes.fromhex(prev)
+    if chain == AUDIT:
+        return keyed_event_hash(key, ChainEvent(*row), key_id, int(seq), before).hex()
+    return keyed_ledger_hash(key, LedgerEntry(*row), key_id, int(seq), before).hex()
+
+
+def _reference_legacy(row: tuple[Any, ...], _seq: str, prev: str | None) -> str:
+    return event_hash(ChainEvent(*row), None if prev is None else bytes.fromhex(prev)).hex()
+
+
+# ------------------------------------------------------------------------- checkpoints
+def chain_heads(db: Database, actor: Actor) -> list[tuple[str, uuid.UUID, int, bytes]]:
+    """(chain, clinic, seq, hash) of every sealed chain's head."""
     with db.service_session(actor.id, actor.role) as session:
-        rows = session.execute(text(
-            "SELECT DISTINCT ON (clinic_id) clinic_id, seq, hash FROM audit_events "
-            "WHERE seq IS NOT NULL ORDER BY clinic_id, seq DESC")).all()
-    for clinic, seq, stored in rows:
-        head = bytes(stored)
-        heads.append(Checkpoint(clinic, seq, head.hex(), sign_checkpoint(key, clinic, seq, head)))
+        return [(chain, clinic, int(seq), bytes(head))
+                for chain in CHAINS for clinic, seq, head in session.execute(text(
+                    f"SELECT DISTINCT ON (clinic_id) clinic_id, seq, hash FROM {chain} "  # noqa: S608
+                    "WHERE seq IS NOT NULL ORDER BY clinic_id, seq DESC")).all()]
+
+
+def sign_heads(keyring: KeyRing, heads: Iterable[tuple[str, uuid.UUID, int, bytes]],
+               ) -> dict[str, Any]:
+    """A checkpoint document (format v2) of ``heads``, signed with the active audit key."""
+    key_id, key = keyring.active_audit_key
     return {
-        "format": "neonpro-audit-checkpoints-v1",
+        "format": "neonpro-audit-checkpoints-v2",
         "created_at": datetime.now(UTC).isoformat(),
-        "checkpoints": [{**asdict(h), "clinic_id": str(h.clinic_id)} for h in heads],
+        "key_id": key_id,
+        "checkpoints": [{
+            "chain": chain, "clinic_id": str(clinic), "seq": seq, "hash": head.hex(),
+            "signature": sign_head(key, key_id, chain, clinic, seq, head)}
+            for chain, clinic, seq, head in heads],
     }
 
 
-def load_checkpoints(data: dict[str, Any]) -> list[Checkpoint]:
-    if data.get("format") != "neonpro-audit-checkpoints-v1":
-        msg = "not a neonpro checkpoint file"
-        raise ValueError(msg)
-    return [Checkpoint(uuid.UUID(c["clinic_id"]), int(c["seq"]), str(c["hash"]),
-                       str(c["signature"])) for c in data["checkpoints"]]
+def export_checkpoints(db: Database, keyring: KeyRing, actor: Actor) -> dict[str, Any]:
+    """The signed head of every sealed chain (after sealing what is pending)."""
+    seal_pending(db, keyring, actor)
+    return sign_heads(keyring, chain_heads(db, actor))
+
+
+def record_heads(db: Database, keyring: KeyRing, actor: Actor,
+                 heads: Iterable[tuple[str, uuid.UUID, int, bytes]]) -> None:
+    """Write ``heads`` into the system chain (a VERIFY event), then seal it: deleting a
+    whole clinic's chain, or its tail up to there, now breaks ``verify`` even without a
+    checkpoint file."""
+    by_chain: dict[str, dict[str, list[Any]]] = {}
+    for chain, clinic, seq, head in heads:
+        if (chain, clinic) != (AUDIT, SYSTEM_CHAIN):  # its own head moves as it records
+            by_chain.setdefault(chain, {})[str(clinic)] = [seq, head.hex()]
+    if not by_chain:
+        return
+    with db.service_session(actor.id, actor.role) as session:
+        session.execute(text(
+            "INSERT INTO audit_events (action, resource_type, details) "
+            "VALUES ('VERIFY', :r, CAST(:d AS jsonb))"),
+            {"r": CHECKPOINT_RESOURCE, "d": json.dumps({"heads": by_chain})})
+    seal_pending(db, keyring, actor, SYSTEM_CHAIN)
+
+
+def load_checkpoints(data: Any) -> list[Checkpoint]:
+    """Checkpoints of a file's JSON (format v1 or v2) or of one syslog/HTTP record."""
+    if isinstance(data, dict) and data.get("format") == "neonpro-audit-checkpoints-v1":
+        return [Checkpoint(uuid.UUID(c["clinic_id"]), int(c["seq"]), str(c["hash"]),
+                           str(c["signature"])) for c in data["checkpoints"]]
+    if isinstance(data, dict) and data.get("format") == "neonpro-audit-checkpoints-v2":
+        key_id = str(data["key_id"])
+        return [Checkpoint(uuid.UUID(c["clinic_id"]), int(c["seq"]), str(c["hash"]),
+                           str(c["signature"]), str(c["chain"]), key_id)
+                for c in data["checkpoints"]]
+    if isinstance(data, dict) and {"chain", "clinic_id", "seq", "hash", "signature",
+                                   "key_id"} <= set(data):
+        return [Checkpoint(uuid.UUID(data["clinic_id"]), int(data["seq"]), str(data["hash"]),
+                           str(data["signature"]), str(data["chain"]), str(data["key_id"]))]
+    msg = "not a neonpro checkpoint file"
+    raise ValueError(msg)
+
+
+LINE_MARK: Final = "neonpro-checkpoint "
+
+
+def read_checkpoints(path: Path) -> list[Checkpoint]:
+    """Every checkpoint in ``path``: a checkpoint file, a directory of them, or lines
+    carrying ``neonpro-checkpoint {...}`` (as syslog receives them)."""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    out: list[Checkpoint] = []
+    for file in files:
+        content = file.read_text(encoding="utf-8")
+        if LINE_MARK in content and not content.lstrip().startswith("{"):
+            decoder = json.JSONDecoder()
+            for line in content.splitlines():
+                if LINE_MARK in line:  # syslog adds a priority before, a NUL after
+                    record, _end = decoder.raw_decode(line.split(LINE_MARK, 1)[1])
+                    out += load_checkpoints(record)
+            continue
+        out += load_checkpoints(json.loads(content))
+    return out
 
 
 # ----------------------------------------------------------------- retention pruning
@@ -291,7 +565,7 @@ def _prunable_upto(conn: psycopg.Connection[Any], clinic: uuid.UUID) -> int | No
     return upto if low and low[0] is not None and upto >= low[0] else None
 
 
-def prune_expired(db: Database, actor: Actor, key: bytes, archive_dir: Path,
+def prune_expired(db: Database, keyring: KeyRing, actor: Actor, archive_dir: Path,
                   clinic_id: uuid.UUID | None = None, *, dry_run: bool = False,
                   ) -> list[PruneResult]:
     """Archive and delete each chain's expired prefix, leaving a signed cut behind it.
@@ -300,10 +574,10 @@ def prune_expired(db: Database, actor: Actor, key: bytes, archive_dir: Path,
     within its retention; the archive (gzipped JSON lines with every field and hash) is
     written and synced before anything is deleted.
     """
-    seal_pending(db, actor, clinic_id)
+    seal_pending(db, keyring, actor, clinic_id)
     results: list[PruneResult] = []
     with _raw(db) as conn:
-        _begin(conn, db, actor)
+        _begin(conn, actor)
         clinics = [clinic_id] if clinic_id else [r[0] for r in conn.execute(
             "SELECT DISTINCT clinic_id FROM audit_events WHERE seq IS NOT NULL")]
         plan = [(c, _prunable_upto(conn, c)) for c in clinics]
@@ -314,20 +588,20 @@ def prune_expired(db: Database, actor: Actor, key: bytes, archive_dir: Path,
         if dry_run:
             results.append(PruneResult(clinic, upto, -1, "", ""))
             continue
-        results.append(_prune_one(db, actor, key, archive_dir, clinic, upto))
+        results.append(_prune_one(db, keyring, actor, archive_dir, clinic, upto))
     return results
 
 
-def _prune_one(db: Database, actor: Actor, key: bytes, archive_dir: Path, clinic: uuid.UUID,
-               upto: int) -> PruneResult:
+def _prune_one(db: Database, keyring: KeyRing, actor: Actor, archive_dir: Path,
+               clinic: uuid.UUID, upto: int) -> PruneResult:
     archive_dir.mkdir(parents=True, exist_ok=True)
     path = archive_dir / f"audit-{clinic}-upto-{upto}.jsonl.gz"
     digest = hashlib.sha256()
     head = b""
     with _raw(db) as conn:
-        _begin(conn, db, actor)
+        _begin(conn, actor)
         with conn.cursor(name="archive") as cursor, gzip.open(path, "wb") as sink:
-            cursor.execute(f"SELECT {_COLUMNS} FROM audit_events WHERE clinic_id = %s "  # noqa: S608
+            cursor.execute(f"SELECT {_COLUMNS[AUDIT]} FROM audit_events WHERE clinic_id = %s "  # noqa: S608
                            "AND seq <= %s ORDER BY seq", (clinic, upto))
             for row in cursor:
                 event = ChainEvent(*row)
@@ -340,16 +614,19 @@ def _prune_one(db: Database, actor: Actor, key: bytes, archive_dir: Path, clinic
             digest.update(chunk)
         os.fsync(stored.fileno())
     archive_sha = digest.hexdigest()
+    key_id, key = keyring.active_audit_key
     signature = sign_cut(key, clinic, upto, head, archive_sha)
-    with db.service_session(actor.id, actor.role) as session:
-        pruned = session.execute(text("SELECT neonpro_audit_prune(:c, :s, :h, :a, :sig)"), {
-            "c": clinic, "s": upto, "h": head, "a": archive_sha, "sig": signature,
-        }).scalar_one()
+    # the clinic's transaction: the RETENTION event below goes to its chain
+    with db.service_session(actor.id, actor.role, clinic) as session:
+        pruned = session.execute(text(
+            "SELECT neonpro_audit_prune(:c, :s, :h, :a, :kid, :sig)"), {
+            "c": clinic, "s": upto, "h": head, "a": archive_sha, "kid": key_id,
+            "sig": signature}).scalar_one()
         session.execute(text(
-            "INSERT INTO audit_events (clinic_id, actor_id, actor_role, action, resource_type, "
-            "details) VALUES (:c, :a, :r, 'RETENTION', 'audit_events', CAST(:d AS jsonb))"),
-            {"c": clinic, "a": actor.id, "r": actor.role, "d": json.dumps(
-                {"pruned": int(pruned), "upto_seq": upto, "archive_sha256": archive_sha})})
+            "INSERT INTO audit_events (action, resource_type, details) "
+            "VALUES ('RETENTION', 'audit_events', CAST(:d AS jsonb))"),
+            {"d": json.dumps({"pruned": int(pruned), "upto_seq": upto,
+                              "archive_sha256": archive_sha})})
     return PruneResult(clinic, upto, int(pruned), str(path), archive_sha)
 
 

@@ -1,20 +1,37 @@
-"""The audit trail in the database: row-change triggers, the guard, sealing, patient refs.
+"""The audit trail in the database: row-change triggers, guards, sealing, the bound context.
 
 Part of the expected DDL (see ``security.py``); migrations carry frozen copies.
 
-Canonical encoding of an event (``neonpro_audit_canonical``; mirrored in Python by
-``neonpro.adapters.audit.chain.canonical``): the text ``neonpro-audit-v1`` followed by
-each field length-prefixed as ``<octets>:<value>`` (NULL is ``~``), in this order:
-clinic_id, seq, id, occurred_at (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffffZ``), actor_id,
-actor_role, action, resource_type, resource_id, patient_ref (hex), status, risk_level,
-ip_address (``host()``), user_agent, session_id, request_id, details (jsonb text: keys
-ordered by length then bytes), retain_until (``YYYY-MM-DD``), prev_hash (hex).
-``hash = sha256(canonical)``. Nothing depends on the session's time zone or locale.
+What the database does, and what it leaves to the process that holds the audit key:
+
+* **Inserting.** Events are inserted unsealed. ``neonpro_audit_before_insert`` takes the
+  actor, role, request, address, agent and session of every event from the transaction's
+  bound context (``neonpro_session_context``) and refuses an insert naming others; the
+  clinic is the transaction's (events of a row-change trigger: the changed row's).
+* **Binding the context.** ``neonpro_bind_context`` sets the ``app.*`` settings as the
+  first statement of a transaction and stores an HMAC of them and of the transaction's
+  id (``app.context``), keyed with a key only the owner can read (``audit_ref_keys``).
+  A later ``set_config('app.clinic_id', ...)`` in the same transaction breaks the HMAC, and
+  binding again is refused (the transaction already has an id), so SQL running on an
+  application connection cannot write audit events (nor audited changes) as another
+  clinic or actor.
+* **Sealing.** The database never holds the audit key: the sealer (Python, with the key)
+  reads a chain's head and its unsealed entries under a per-clinic lock
+  (``neonpro_chain_head``), computes each HMAC, and writes them through
+  ``neonpro_chain_seal``, which only accepts the next sequence numbers after the current
+  head with the head's hash as ``prev_hash``. Without the key nobody can produce hashes
+  that verify; the service role can at worst write wrong ones, which ``verify`` reports.
+* **Guards.** ``neonpro_ledger_guard`` refuses UPDATE and DELETE on every ledger for every
+  role, owner included (sealing an entry once and pruning below a signed cut excepted);
+  TRUNCATE is refused by statement triggers. Both fire ``ALWAYS`` (also under
+  ``session_replication_role = replica``).
+
+Canonical encodings: ``neonpro.domain.audit_chain``.
 """
 
 from __future__ import annotations
 
-from neonpro.adapters.db.security import Roles
+from neonpro.adapters.db.security import GUARDED_TABLES, Roles
 
 # Tables whose every INSERT, UPDATE and DELETE is recorded by a trigger, whoever runs it.
 AUDITED_TABLES = (
@@ -23,30 +40,153 @@ AUDITED_TABLES = (
 )
 # Columns whose change alone is bookkeeping, not a change of personal data.
 IGNORED_FIELDS = ("updated_at", "updated_by", "version", "search_name")
-SEAL_COLUMNS = ("seq", "prev_hash", "hash")
+SEAL_COLUMNS = ("seq", "prev_hash", "hash", "key_id")
+# the chained tables (each clinic has one chain in each; audit_text.LEDGER_SPECS)
+CHAINS = ("audit_events", "erasure_ledger", "consent_records", "disclosures")
+# what the law may require removing from a consent row, and why (erasure, retention)
+EVIDENCE_REMOVED = ("erasure", "retention")
 LP = "neonpro_lp"
+NIL = "'00000000-0000-0000-0000-000000000000'::uuid"
+# the HMAC of the patient-ref key (owner only): patient refs, bound contexts, feed channels
+_HMAC = "sha256(k.outer_pad || sha256(k.inner_pad || convert_to({message}, 'UTF8')))"
+_KEY = "FROM audit_ref_keys k WHERE k.id = 1"
+_CONTEXT_FIELDS = ("clinic_id", "actor_id", "actor_role", "request_id", "ip", "user_agent",
+                   "session_id")
+
+
+def _context_functions() -> list[str]:
+    """Binding the transaction's context, and reading it back verified."""
+    args = ", ".join(f"p_{f} text" for f in _CONTEXT_FIELDS)
+    mac_args = "p_xid text, " + args
+    message = ("'neonpro-context-v1' || neonpro_lp(p_xid) || "
+               + " || ".join(f"neonpro_lp(p_{f})" for f in _CONTEXT_FIELDS))
+    sets = ",\n    ".join(f"set_config('app.{f}', coalesce(p_{f}, ''), true)"
+                         for f in _CONTEXT_FIELDS)
+    current = ", ".join(f"coalesce(current_setting('app.{f}', true), '')"
+                        for f in _CONTEXT_FIELDS)
+    given = ", ".join(f"coalesce(p_{f}, '')" for f in _CONTEXT_FIELDS)
+    return [
+        f"""CREATE FUNCTION neonpro_context_mac({mac_args}) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT encode({_HMAC.format(message=message)}, 'hex') {_KEY}
+$$""",
+        f"""CREATE FUNCTION neonpro_bind_context({args}) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  -- once per transaction, as its first statement: the transaction id it is bound to is
+  -- assigned here, so a second call (after SQL switched a setting) finds one and stops
+  IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+    RAISE EXCEPTION 'a transaction''s context is bound once, by its first statement'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  PERFORM NULLIF(p_clinic_id, '')::uuid, NULLIF(p_actor_id, '')::uuid, NULLIF(p_ip, '')::inet;
+  PERFORM {sets},
+    set_config('app.context', neonpro_context_mac(pg_current_xact_id()::text, {given}), true);
+END
+$$""",
+        f"""CREATE FUNCTION neonpro_session_context(OUT clinic_id uuid, OUT actor_id uuid,
+    OUT actor_role text, OUT request_id text, OUT ip inet, OUT user_agent text,
+    OUT session_id text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  v_xid xid8 := pg_current_xact_id_if_assigned();
+BEGIN
+  IF v_xid IS NULL OR coalesce(current_setting('app.context', true), '')
+      <> neonpro_context_mac(v_xid::text, {current}) THEN
+    RAISE EXCEPTION 'the transaction''s context (clinic, actor, role) is not the one its '
+      'first statement bound (neonpro_bind_context), or was changed since'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  clinic_id := NULLIF(current_setting('app.clinic_id', true), '')::uuid;
+  actor_id := NULLIF(current_setting('app.actor_id', true), '')::uuid;
+  actor_role := NULLIF(current_setting('app.actor_role', true), '');
+  request_id := NULLIF(current_setting('app.request_id', true), '');
+  ip := NULLIF(current_setting('app.ip', true), '')::inet;
+  user_agent := NULLIF(current_setting('app.user_agent', true), '');
+  session_id := NULLIF(current_setting('app.session_id', true), '');
+END
+$$""",
+    ]
+
+
+def _chain_functions() -> list[str]:
+    """The head of a chain under its sealing lock, and appending seals after it."""
+    chains = ", ".join(f"'{c}'" for c in CHAINS)
+    return [
+        f"""CREATE FUNCTION neonpro_chain_head(p_chain text, p_clinic uuid, OUT seq bigint,
+    OUT hash bytea)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  IF p_chain IS NULL OR p_chain NOT IN ({chains}) THEN
+    RAISE EXCEPTION 'no chain %', p_chain USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- one sealer per chain at a time (held until the transaction ends); writers never wait
+  PERFORM pg_advisory_xact_lock(hashtextextended(
+    CASE p_chain WHEN 'audit_events' THEN 'neonpro.audit.seal:'
+    ELSE 'neonpro.chain.seal:' || p_chain || ':' END || p_clinic::text, 0));
+  EXECUTE format('SELECT e.seq, e.hash FROM %I e WHERE e.clinic_id = $1 AND e.seq IS NOT NULL '
+                 'ORDER BY e.seq DESC LIMIT 1', p_chain) INTO seq, hash USING p_clinic;
+  IF seq IS NULL AND p_chain = 'audit_events' THEN  -- everything pruned: the cut's head
+    SELECT c.seq, c.hash INTO seq, hash FROM audit_chain_cuts c
+      WHERE c.clinic_id = p_clinic ORDER BY c.seq DESC LIMIT 1;
+  END IF;
+  seq := coalesce(seq, 0);
+END
+$$""",
+        """CREATE FUNCTION neonpro_chain_seal(p_chain text, p_clinic uuid, p_after_seq bigint,
+    p_after_hash bytea, p_key_id text, p_ids uuid[], p_hashes bytea[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  v_head record;
+  v_count integer;
+BEGIN
+  SELECT * INTO v_head FROM neonpro_chain_head(p_chain, p_clinic);
+  IF v_head.seq <> p_after_seq OR v_head.hash IS DISTINCT FROM p_after_hash THEN
+    RAISE EXCEPTION 'the chain is at seq %, not %: seal after its head', v_head.seq,
+      p_after_seq USING ERRCODE = 'serialization_failure';
+  END IF;
+  IF p_key_id IS NULL OR p_key_id !~ '^[A-Za-z0-9_-]{1,32}$' THEN
+    RAISE EXCEPTION 'a seal names its audit key' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF cardinality(p_ids) IS DISTINCT FROM cardinality(p_hashes) OR EXISTS (
+      SELECT FROM unnest(p_hashes) h WHERE h IS NULL OR octet_length(h) <> 32) THEN
+    RAISE EXCEPTION 'one 32-byte hash per entry' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- one UPDATE for the whole batch (the guard trigger still checks every row)
+  EXECUTE format('UPDATE %I e SET seq = $3 + u.n, hash = u.h, key_id = $5, '
+                 'prev_hash = CASE WHEN u.n = 1 THEN $4 ELSE $6[u.n - 1] END '
+                 'FROM unnest($1::uuid[], $6::bytea[]) WITH ORDINALITY AS u(id, h, n) '
+                 'WHERE e.clinic_id = $2 AND e.id = u.id AND e.seq IS NULL', p_chain)
+    USING p_ids, p_clinic, p_after_seq, p_after_hash, p_key_id, p_hashes;
+  GET DIAGNOSTICS v_count = ROW_COUNT;
+  IF v_count <> coalesce(cardinality(p_ids), 0) THEN
+    RAISE EXCEPTION 'only unsealed entries of the clinic are sealed, each once'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN v_count;
+END
+$$""",
+    ]
 
 
 def _functions(roles: Roles) -> list[str]:
     ignored = ", ".join(f"'{c}'" for c in IGNORED_FIELDS)
     seal = ", ".join(f"'{c}'" for c in SEAL_COLUMNS)
+    chains = ", ".join(f"'{c}'" for c in CHAINS)
+    removed = ", ".join(f"""'{{"removed": "{r}"}}'::jsonb""" for r in EVIDENCE_REMOVED)
+    reasons = ", ".join(f"'{r}'" for r in EVIDENCE_REMOVED)
+    fields = ("actor_id", "actor_role", "request_id", "ip_address", "user_agent", "session_id")
+    from_context = "\n".join(
+        f"""  IF NEW.{f} IS NULL THEN
+    NEW.{f} := v_ctx.{'ip' if f == 'ip_address' else f};
+  ELSIF NEW.{f} IS DISTINCT FROM v_ctx.{'ip' if f == 'ip_address' else f} THEN
+    RAISE EXCEPTION 'an audit event''s {f} is the transaction''s own'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;""" for f in fields)
     return [
         f"""CREATE FUNCTION {LP}(v text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN v IS NULL THEN '~' ELSE octet_length(v)::text || ':' || v END
-$$""",
-        """CREATE FUNCTION neonpro_audit_canonical(e audit_events, p_seq bigint, p_prev bytea)
-RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
-  SELECT convert_to('neonpro-audit-v1'
-    || neonpro_lp(e.clinic_id::text) || neonpro_lp(p_seq::text) || neonpro_lp(e.id::text)
-    || neonpro_lp(to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-    || neonpro_lp(e.actor_id::text) || neonpro_lp(e.actor_role) || neonpro_lp(e.action)
-    || neonpro_lp(e.resource_type) || neonpro_lp(e.resource_id)
-    || neonpro_lp(encode(e.patient_ref, 'hex')) || neonpro_lp(e.status)
-    || neonpro_lp(e.risk_level) || neonpro_lp(host(e.ip_address)) || neonpro_lp(e.user_agent)
-    || neonpro_lp(e.session_id) || neonpro_lp(e.request_id) || neonpro_lp(e.details::text)
-    || neonpro_lp(to_char(e.retain_until, 'YYYY-MM-DD'))
-    || neonpro_lp(encode(p_prev, 'hex')), 'UTF8')
 $$""",
         # retention by category (domain.md): 10 years for patient and clinical records,
         # 7 for critical security events, 5 for authentication, 6 at least for any access
@@ -72,13 +212,32 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
       || convert_to('patient_ref:' || p_patient::text, 'UTF8'))) END
   FROM audit_ref_keys k WHERE k.id = 1
 $$""",
-        """CREATE FUNCTION neonpro_audit_before_insert() RETURNS trigger
+        *_context_functions(),
+        f"""CREATE FUNCTION neonpro_audit_before_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_ctx record;
 BEGIN
-  IF NEW.seq IS NOT NULL OR NEW.hash IS NOT NULL OR NEW.prev_hash IS NOT NULL THEN
+  IF NEW.seq IS NOT NULL OR NEW.hash IS NOT NULL OR NEW.prev_hash IS NOT NULL
+     OR NEW.key_id IS NOT NULL THEN
     RAISE EXCEPTION 'audit events are inserted unsealed; the sealer assigns seq and hash'
       USING ERRCODE = 'insufficient_privilege';
   END IF;
+  -- who, from where, in which clinic: the transaction's bound context, not the insert's
+  SELECT * INTO v_ctx FROM neonpro_session_context();
+  -- the clinic: the transaction's. A row-change trigger's event (depth > 1) belongs to the
+  -- changed row's clinic; a cross-clinic transaction (bound to no clinic) of a role that
+  -- bypasses row-level security (the service login) names the clinic it acted on
+  IF pg_trigger_depth() <= 1 THEN
+    IF NEW.clinic_id IS NULL THEN
+      NEW.clinic_id := coalesce(v_ctx.clinic_id, {NIL});
+    ELSIF NEW.clinic_id <> coalesce(v_ctx.clinic_id, {NIL}) AND NOT (v_ctx.clinic_id IS NULL
+        AND (SELECT r.rolbypassrls FROM pg_roles r WHERE r.rolname = current_user)) THEN
+      RAISE EXCEPTION 'an audit event belongs to the clinic of its transaction'
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+  END IF;
+{from_context}
   -- the database stamps the time; only the owner (imports, restores) may set another
   IF NEW.occurred_at IS NULL OR NOT pg_has_role(current_user,
       (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'MEMBER') THEN
@@ -89,21 +248,34 @@ BEGIN
   RETURN NEW;
 END
 $$""",
-        f"""CREATE FUNCTION neonpro_audit_guard() RETURNS trigger
+        f"""CREATE FUNCTION neonpro_ledger_guard() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  v_old jsonb := to_jsonb(OLD);
+  v_new jsonb;
 BEGIN
   IF TG_OP = 'UPDATE' THEN
-    IF OLD.seq IS NULL AND OLD.hash IS NULL AND NEW.seq IS NOT NULL AND NEW.hash IS NOT NULL
-       AND (to_jsonb(NEW) - ARRAY[{seal}]) = (to_jsonb(OLD) - ARRAY[{seal}]) THEN
-      RETURN NEW;  -- sealing: seq and hashes set once, the event itself unchanged
+    v_new := to_jsonb(NEW);
+    IF TG_TABLE_NAME IN ({chains}) AND v_old ->> 'seq' IS NULL AND v_old ->> 'hash' IS NULL
+       AND v_new ->> 'seq' IS NOT NULL AND v_new ->> 'hash' IS NOT NULL
+       AND v_new ->> 'key_id' IS NOT NULL
+       AND (v_new - ARRAY[{seal}]) = (v_old - ARRAY[{seal}]) THEN
+      RETURN NEW;  -- sealing: seq, hashes and key id set once, the entry itself unchanged
+    END IF;
+    IF TG_TABLE_NAME = 'consent_records' AND current_user = (SELECT pg_get_userbyid(c.relowner)
+         FROM pg_class c WHERE c.oid = TG_RELID)
+       AND v_new -> 'evidence' IN ({removed})
+       AND (v_new - 'evidence') = (v_old - 'evidence') THEN
+      RETURN NEW;  -- neonpro_remove_consent_evidence: the channel's identifiers go
     END IF;
   ELSIF TG_OP = 'DELETE' THEN
-    IF OLD.seq IS NOT NULL AND EXISTS (SELECT 1 FROM audit_chain_cuts c
-        WHERE c.clinic_id = OLD.clinic_id AND c.seq >= OLD.seq) THEN
+    IF TG_TABLE_NAME = 'audit_events' AND v_old ->> 'seq' IS NOT NULL AND EXISTS (
+        SELECT 1 FROM audit_chain_cuts c WHERE c.clinic_id = (v_old ->> 'clinic_id')::uuid
+        AND c.seq >= (v_old ->> 'seq')::bigint) THEN
       RETURN OLD;  -- pruning an archived segment below a signed cut
     END IF;
   END IF;
-  RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP
+  RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
     USING ERRCODE = 'insufficient_privilege';
 END
 $$""",
@@ -144,7 +316,7 @@ BEGIN
       WHEN 'revoked' THEN 'CONSENT_REVOKED' WHEN 'expired' THEN 'CONSENT_EXPIRED'
       ELSE 'CREATE' END;
   END IF;
-  v_clinic := coalesce((v_row ->> 'clinic_id')::uuid, '00000000-0000-0000-0000-000000000000');
+  v_clinic := coalesce((v_row ->> 'clinic_id')::uuid, {NIL});
   v_patient := CASE WHEN TG_TABLE_NAME = 'patients' THEN (v_row ->> 'id')::uuid
                     ELSE (v_row ->> 'patient_id')::uuid END;
   INSERT INTO audit_events (clinic_id, actor_id, actor_role, action, resource_type,
@@ -162,48 +334,9 @@ BEGIN
   RETURN NULL;
 END
 $$""",
-        """CREATE FUNCTION neonpro_audit_seal(p_clinic uuid, p_limit integer) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
-DECLARE
-  v_seq bigint;
-  v_prev bytea;
-  v_hash bytea;
-  v_count integer := 0;
-  v_ids uuid[] := '{}';
-  v_seqs bigint[] := '{}';
-  v_prevs bytea[] := '{}';
-  v_hashes bytea[] := '{}';
-  r audit_events;
-BEGIN
-  -- one sealer per clinic at a time; writers never take this lock
-  PERFORM pg_advisory_xact_lock(hashtextextended('neonpro.audit.seal:' || p_clinic::text, 0));
-  SELECT e.seq, e.hash INTO v_seq, v_prev FROM audit_events e
-    WHERE e.clinic_id = p_clinic AND e.seq IS NOT NULL ORDER BY e.seq DESC LIMIT 1;
-  IF v_seq IS NULL THEN
-    SELECT c.seq, c.hash INTO v_seq, v_prev FROM audit_chain_cuts c
-      WHERE c.clinic_id = p_clinic ORDER BY c.seq DESC LIMIT 1;
-  END IF;
-  v_seq := coalesce(v_seq, 0);
-  FOR r IN SELECT * FROM audit_events e WHERE e.clinic_id = p_clinic AND e.seq IS NULL
-           ORDER BY e.occurred_at, e.id LIMIT p_limit LOOP
-    v_seq := v_seq + 1;
-    v_hash := sha256(neonpro_audit_canonical(r, v_seq, v_prev));
-    v_ids := v_ids || r.id;
-    v_seqs := v_seqs || v_seq;
-    v_prevs := v_prevs || v_prev;
-    v_hashes := v_hashes || v_hash;
-    v_prev := v_hash;
-    v_count := v_count + 1;
-  END LOOP;
-  -- one UPDATE for the whole batch (the guard trigger still checks every row)
-  UPDATE audit_events e SET seq = u.seq, prev_hash = u.prev, hash = u.hash
-    FROM unnest(v_ids, v_seqs, v_prevs, v_hashes) AS u(id, seq, prev, hash)
-    WHERE e.clinic_id = p_clinic AND e.id = u.id;
-  RETURN v_count;
-END
-$$""",
+        *_chain_functions(),
         """CREATE FUNCTION neonpro_audit_prune(p_clinic uuid, p_upto bigint, p_hash bytea,
-    p_archive_sha256 text, p_signature text) RETURNS bigint
+    p_archive_sha256 text, p_key_id text, p_signature text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   v_count bigint;
@@ -219,26 +352,88 @@ BEGIN
       USING ERRCODE = 'data_exception';
   END IF;
   SELECT count(*) INTO v_count FROM audit_events WHERE clinic_id = p_clinic AND seq <= p_upto;
-  INSERT INTO audit_chain_cuts (clinic_id, seq, hash, pruned_events, archive_sha256, signature)
-    VALUES (p_clinic, p_upto, p_hash, v_count, p_archive_sha256, p_signature);
+  INSERT INTO audit_chain_cuts (clinic_id, seq, hash, pruned_events, archive_sha256,
+      signature, key_id)
+    VALUES (p_clinic, p_upto, p_hash, v_count, p_archive_sha256, p_signature, p_key_id);
   DELETE FROM audit_events WHERE clinic_id = p_clinic AND seq <= p_upto;
   RETURN v_count;
 END
 $$""",
-        """CREATE FUNCTION neonpro_audit_unsealed_clinics() RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT DISTINCT clinic_id FROM audit_events WHERE seq IS NULL
+        f"""CREATE FUNCTION neonpro_remove_consent_evidence(p_patients uuid[], p_ids uuid[],
+    p_reason text) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  v_clinic uuid := (SELECT clinic_id FROM neonpro_session_context());
+  v_count integer;
+BEGIN
+  IF p_reason IS NULL OR p_reason NOT IN ({reasons}) THEN
+    RAISE EXCEPTION 'consent evidence is removed on erasure or retention only'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_clinic IS NULL THEN
+    RAISE EXCEPTION 'consent evidence is removed in one clinic''s transaction'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  -- the proof stays (who, when, which terms); the channel's identifiers do not. Each row
+  -- changed is audited by the row-change trigger, the call itself by the event below
+  UPDATE consent_records SET evidence = jsonb_build_object('removed', p_reason)
+   WHERE clinic_id = v_clinic AND evidence IS DISTINCT FROM jsonb_build_object('removed', p_reason)
+     AND (patient_id = ANY(coalesce(p_patients, '{{}}')) OR id = ANY(coalesce(p_ids, '{{}}')));
+  GET DIAGNOSTICS v_count = ROW_COUNT;
+  IF v_count > 0 THEN
+    INSERT INTO audit_events (action, resource_type, risk_level, details)
+    VALUES ('ANONYMIZE', 'consent_records', 'medium', jsonb_build_object(
+      'fields', jsonb_build_array('evidence'), 'reason', p_reason, 'rows', v_count));
+  END IF;
+  RETURN v_count;
+END
 $$""",
         "REVOKE ALL ON FUNCTION neonpro_patient_ref(uuid) FROM PUBLIC",
-        "REVOKE ALL ON FUNCTION neonpro_audit_seal(uuid, integer) FROM PUBLIC",
-        "REVOKE ALL ON FUNCTION neonpro_audit_unsealed_clinics() FROM PUBLIC",
-        "REVOKE ALL ON FUNCTION neonpro_audit_prune(uuid, bigint, bytea, text, text) FROM PUBLIC",
+        f"REVOKE ALL ON FUNCTION neonpro_context_mac({_args(8)}) FROM PUBLIC",
+        f"REVOKE ALL ON FUNCTION neonpro_bind_context({_args(7)}) FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION neonpro_session_context() FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION neonpro_chain_head(text, uuid) FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION neonpro_chain_seal(text, uuid, bigint, bytea, text, uuid[], "
+        "bytea[]) FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION neonpro_audit_prune(uuid, bigint, bytea, text, text, text) "
+        "FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION neonpro_remove_consent_evidence(uuid[], uuid[], text) FROM PUBLIC",
         f"GRANT EXECUTE ON FUNCTION neonpro_patient_ref(uuid) TO {roles.app}, {roles.service}",
-        f"GRANT EXECUTE ON FUNCTION neonpro_audit_seal(uuid, integer) TO {roles.service}",
-        f"GRANT EXECUTE ON FUNCTION neonpro_audit_unsealed_clinics() TO {roles.service}",
-        f"GRANT EXECUTE ON FUNCTION neonpro_audit_prune(uuid, bigint, bytea, text, text) "
+        f"GRANT EXECUTE ON FUNCTION neonpro_bind_context({_args(7)}) TO {roles.app}, "
+        f"{roles.service}, {roles.legal_hold}",
+        f"GRANT EXECUTE ON FUNCTION neonpro_session_context() TO {roles.app}, {roles.service}",
+        f"GRANT EXECUTE ON FUNCTION neonpro_chain_head(text, uuid) TO {roles.service}",
+        "GRANT EXECUTE ON FUNCTION neonpro_chain_seal(text, uuid, bigint, bytea, text, uuid[], "
+        f"bytea[]) TO {roles.service}",
+        "GRANT EXECUTE ON FUNCTION neonpro_audit_prune(uuid, bigint, bytea, text, text, text) "
+        f"TO {roles.service}",
+        "GRANT EXECUTE ON FUNCTION neonpro_remove_consent_evidence(uuid[], uuid[], text) "
         f"TO {roles.service}",
     ]
+
+
+def _args(n: int) -> str:
+    return ", ".join(["text"] * n)
+
+
+def ledger_ddl() -> list[str]:
+    """Guard triggers of every ledger: no UPDATE, DELETE or TRUNCATE, whoever runs it.
+
+    ``ENABLE ALWAYS``: they fire under ``session_replication_role = replica`` too (a
+    superuser's way around ordinary triggers); only disabling them (owner, superuser) or a
+    superuser's direct catalog surgery gets past them, and ``verify`` covers the chains."""
+    out: list[str] = []
+    for table in GUARDED_TABLES:
+        guard, stop = f"{table}_guard", f"{table}_no_truncate"
+        out += [
+            f"CREATE TRIGGER {guard} BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION neonpro_ledger_guard()",
+            f"CREATE TRIGGER {stop} BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION neonpro_refuse_change()",
+            f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {guard}",
+            f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {stop}",
+        ]
+    return out
 
 
 def audit_ddl(roles: Roles) -> list[str]:
@@ -253,13 +448,18 @@ def audit_ddl(roles: Roles) -> list[str]:
         f"TO {roles.owner} USING (true) WITH CHECK (true)",
         f"CREATE POLICY audit_ref_keys_owner ON audit_ref_keys AS PERMISSIVE FOR SELECT "
         f"TO {roles.owner} USING (true)",
+        f"CREATE POLICY erasure_ledger_owner ON erasure_ledger AS PERMISSIVE FOR ALL "
+        f"TO {roles.owner} USING (true) WITH CHECK (true)",
+        f"CREATE POLICY consent_records_owner ON consent_records AS PERMISSIVE FOR ALL "
+        f"TO {roles.owner} USING (true) WITH CHECK (true)",
+        f"CREATE POLICY disclosures_owner ON disclosures AS PERMISSIVE FOR ALL "
+        f"TO {roles.owner} USING (true) WITH CHECK (true)",
+        f"CREATE POLICY audit_chain_anchors_owner ON audit_chain_anchors AS PERMISSIVE FOR ALL "
+        f"TO {roles.owner} USING (true) WITH CHECK (true)",
         "CREATE TRIGGER audit_events_before_insert BEFORE INSERT ON audit_events "
         "FOR EACH ROW EXECUTE FUNCTION neonpro_audit_before_insert()",
-        "CREATE TRIGGER audit_events_guard BEFORE UPDATE OR DELETE ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION neonpro_audit_guard()",
-        "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
-        "FOR EACH STATEMENT EXECUTE FUNCTION neonpro_refuse_change()",
     ]
+    out += ledger_ddl()
     out += [
         f"CREATE TRIGGER {t}_audit AFTER INSERT OR UPDATE OR DELETE ON {t} "
         "FOR EACH ROW EXECUTE FUNCTION neonpro_audit_row_change()"

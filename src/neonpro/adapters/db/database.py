@@ -1,10 +1,13 @@
 """Managed database clients: engines, pools, tenant and service sessions, retries.
 
 One :class:`Database` per process, built from settings by the composition root.
-Nothing connects until a session is first asked for. Every tenant transaction
-starts with one round trip that switches to the application role and sets the
-clinic and the acting user with ``set_config(..., true)`` (transaction-local,
-so a pooled connection never carries a tenant into the next transaction).
+Nothing connects until a session is first asked for. Each kind of work has its own pool
+on its own login (``logins.py``): tenant work on the application login, cross-clinic work
+on the service login, legal-hold reads on theirs; no session ever changes role. Every
+transaction starts with one round trip that sets the clinic and the acting user with
+``set_config(..., true)`` (transaction-local, so a pooled connection never carries a
+tenant into the next transaction) and binds them to the transaction
+(``neonpro_bind_context``: the audit trail refuses events of a context changed later).
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from neonpro.adapters.db.durability_sql import (
     LOOKUP_SQL,
     TERMINATE,
 )
+from neonpro.adapters.db.logins import login_url
 from neonpro.adapters.db.security import Roles
+from neonpro.config import Environment
 
 if TYPE_CHECKING:
     from neonpro.adapters.db.embedded import EmbeddedPostgres
@@ -49,9 +54,15 @@ T = TypeVar("T")
 # (other values are kept: local, remote_write, remote_apply are all durable locally).
 DURABLE_COMMIT = ("set_config('synchronous_commit', CASE current_setting('synchronous_commit') "
                   "WHEN 'off' THEN 'on' ELSE current_setting('synchronous_commit') END, true)")
+# sets every app.* setting and binds them to the transaction (audit_sql.py)
 SET_CONTEXT = text(
-    "SELECT set_config('role', :role, true), "
-    "set_config('app.clinic_id', :clinic_id, true), "
+    "SELECT neonpro_bind_context(:clinic_id, :actor_id, :actor_role, :request_id, :ip, "
+    ":user_agent, :session_id), " + DURABLE_COMMIT
+)
+# a read-only transaction writes no audit event: the settings alone (no binding, which
+# needs a transaction id a standby cannot give)
+SET_CONTEXT_READ_ONLY = text(
+    "SELECT set_config('app.clinic_id', :clinic_id, true), "
     "set_config('app.actor_id', :actor_id, true), "
     "set_config('app.actor_role', :actor_role, true), "
     "set_config('app.request_id', :request_id, true), "
@@ -64,13 +75,13 @@ SET_CONTEXT_BOUNDED = text(
     str(SET_CONTEXT) + ", set_config('statement_timeout', :statement_timeout, true)"
 )
 def context_params(
-    role: str, clinic_id: uuid.UUID | None, actor_id: uuid.UUID, actor_role: str,
+    clinic_id: uuid.UUID | None, actor_id: uuid.UUID, actor_role: str,
     *, request_id: str | None = None, ip: str | None = None, user_agent: str | None = None,
     session_id: str | None = None,
 ) -> dict[str, str]:
     """Parameters of :data:`SET_CONTEXT`; the audit triggers read these settings."""
     return {
-        "role": role, "clinic_id": str(clinic_id) if clinic_id else "",
+        "clinic_id": str(clinic_id) if clinic_id else "",
         "actor_id": str(actor_id), "actor_role": actor_role, "request_id": request_id or "",
         "ip": ip or "", "user_agent": (user_agent or "")[:500], "session_id": session_id or "",
     }
@@ -242,7 +253,9 @@ class Database:
     # ------------------------------------------------------------------ urls
     @property
     def owner_url(self) -> str:
-        """The owner URL; starts the embedded server if that is the configured default."""
+        """The configured URL (``NEONPRO_DATABASE_URL``): the owner's login, or in development
+        and tests a superuser's that bootstraps the logins. Starts the embedded server if
+        that is the configured default. Migrations, backups and schema checks use it."""
         if self._url is None:
             if self.settings.database_url is not None:
                 self._url = self.settings.database_url.get_secret_value()
@@ -265,13 +278,31 @@ class Database:
     def embedded(self) -> EmbeddedPostgres | None:
         return self._embedded
 
-    def _url_for(self, kind: str) -> str:
+    def url_for(self, kind: str) -> str:
+        """The URL of ``kind``'s login: ``owner``, ``app``, ``service``, ``legal_hold`` or
+        ``replica`` (the application login on a replica; the primary if none is set).
+
+        Given explicitly (``NEONPRO_APP_DATABASE_URL``...), or derived from the one
+        configured URL outside production (``logins.login_url``)."""
+        if kind == "owner":
+            return self.owner_url
         explicit = {
             "app": self.settings.app_database_url,
             "service": self.settings.service_database_url,
+            "legal_hold": self.settings.legal_hold_database_url,
             "replica": self.settings.replica_database_url,
         }.get(kind)
-        return normalise_url(explicit.get_secret_value()) if explicit else self.owner_url
+        if explicit is not None:
+            return normalise_url(explicit.get_secret_value())
+        if kind == "replica":
+            return self.url_for("app")
+        role = {"app": self.roles.app, "service": self.roles.service,
+                "legal_hold": self.roles.legal_hold}[kind]
+        if self.settings.environment is Environment.PRODUCTION:
+            msg = (f"production needs NEONPRO_{kind.upper()}_DATABASE_URL: the {role} login "
+                   "is not derived from NEONPRO_DATABASE_URL there")
+            raise RuntimeError(msg)
+        return normalise_url(login_url(self.owner_url, role))
 
     # --------------------------------------------------------------- engines
     def engine(self, kind: str = "owner") -> Engine:
@@ -282,7 +313,7 @@ class Database:
         with self._lock:
             if self._closed:
                 raise RuntimeError("database is closed")
-            url = self.owner_url if kind == "owner" else self._url_for(kind)
+            url = self.url_for(kind)
             engine = self._engines.get(url)
             if engine is None:
                 engine = self._create_engine(url)
@@ -320,13 +351,16 @@ class Database:
         return factory
 
     @contextmanager
-    def _session(self, kind: str, role: str, clinic_id: uuid.UUID | None,
+    def _session(self, kind: str, clinic_id: uuid.UUID | None,
                  actor_id: uuid.UUID, actor_role: str, *, read_only: bool = False,
                  ) -> Iterator[Session]:
         with self._factory(kind)() as session, session.begin():
+            params = context_params(clinic_id, actor_id, actor_role)
             if read_only:
                 session.execute(text("SET TRANSACTION READ ONLY"))
-            session.execute(SET_CONTEXT, context_params(role, clinic_id, actor_id, actor_role))
+                session.execute(SET_CONTEXT_READ_ONLY, params)
+            else:
+                session.execute(SET_CONTEXT, params)
             session.info.update(
                 kind=kind, clinic_id=clinic_id, actor_id=actor_id, read_only=read_only
             )
@@ -339,11 +373,14 @@ class Database:
 
         Commits when the block ends normally, rolls back on an exception.
         """
-        return self._session("app", self.roles.app, clinic_id, actor_id, actor_role)
+        return self._session("app", clinic_id, actor_id, actor_role)
 
-    def service_session(self, actor_id: uuid.UUID, actor_role: str = "system") -> Any:
-        """One cross-clinic transaction as the service role (BYPASSRLS), for audited admin work."""
-        return self._session("service", self.roles.service, None, actor_id, actor_role)
+    def service_session(self, actor_id: uuid.UUID, actor_role: str = "system",
+                        clinic_id: uuid.UUID | None = None) -> Any:
+        """One cross-clinic transaction as the service role (BYPASSRLS), for audited admin
+        work; ``clinic_id`` is the clinic whose audit chain its events go to (none: the
+        system chain)."""
+        return self._session("service", clinic_id, actor_id, actor_role)
 
     def read_only_session(
         self, clinic_id: uuid.UUID, actor_id: uuid.UUID, actor_role: str = "system"
@@ -354,9 +391,7 @@ class Database:
         (a patient's record, an export) use :meth:`tenant_session` on the primary:
         an audit event cannot be written in a read-only transaction.
         """
-        return self._session(
-            "replica", self.roles.app, clinic_id, actor_id, actor_role, read_only=True
-        )
+        return self._session("replica", clinic_id, actor_id, actor_role, read_only=True)
 
     def commit_outcome(self, check: CommitCheck, budget_s: float) -> Outcome | None:
         """Whether the transaction of ``check`` committed, asked on new connections for up

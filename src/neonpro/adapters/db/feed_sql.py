@@ -4,11 +4,18 @@ Part of the expected DDL (see ``security.py``); migration 0007 carries a frozen 
 
 * ``neonpro_appointment_feed``: publishes booked, rescheduled, confirmed, checked-in,
   started, completed, no-show, cancelled and deleted appointments with ``pg_notify`` on
-  :data:`CHANNEL`, from the trigger, so the notification belongs to the same transaction:
-  PostgreSQL delivers it at commit and drops it on rollback, whoever made the change (the
-  services, the demo generator, raw SQL). The payload is ids, the event, the status and
-  the version: never a name, a time or any text. Rows blocked under a legal hold publish
-  nothing. A reschedule is announced once, by the new row (``rescheduled_from_id``).
+  the clinic's own channel, from the trigger, so the notification belongs to the same
+  transaction: PostgreSQL delivers it at commit and drops it on rollback, whoever made the
+  change (the services, the demo generator, raw SQL). The payload is ids, the event, the
+  status and the version: never a name, a time or any text. Rows blocked under a legal
+  hold publish nothing. A reschedule is announced once, by the new row
+  (``rescheduled_from_id``).
+* ``neonpro_feed_channel``: a clinic's channel, ``neonpro_feed_`` and 128 bits of an HMAC
+  of the clinic id keyed with the owner-only ``audit_ref_keys`` key. PostgreSQL lets any
+  role LISTEN to any channel; what it cannot do here is name another clinic's: only the
+  service login may call this function (the change feed listens on a service
+  connection, whose statements the application login cannot see in pg_stat_activity),
+  and the trigger that notifies runs as the owner.
 * ``neonpro_risk_outcome``: fills ``appointment_risk_scores.actual_outcome`` when the
   appointment is completed, missed or cancelled, so recorded predictions can be checked
   against what happened.
@@ -16,10 +23,17 @@ Part of the expected DDL (see ``security.py``); migration 0007 carries a frozen 
 
 from __future__ import annotations
 
-CHANNEL = "neonpro_appointments"
+CHANNEL_PREFIX = "neonpro_feed_"
 
-FEED_FUNCTION = f"""CREATE FUNCTION neonpro_appointment_feed() RETURNS trigger
-LANGUAGE plpgsql AS $$
+CHANNEL_FUNCTION = """CREATE FUNCTION neonpro_feed_channel(p_clinic uuid) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT 'neonpro_feed_' || left(encode(sha256(k.outer_pad || sha256(k.inner_pad
+    || convert_to('neonpro-feed-v1:' || p_clinic::text, 'UTF8'))), 'hex'), 32)
+  FROM audit_ref_keys k WHERE k.id = 1
+$$"""
+
+FEED_FUNCTION = """CREATE FUNCTION neonpro_appointment_feed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   v_row appointments;
   v_event text;
@@ -43,7 +57,7 @@ BEGIN
   IF v_event IS NULL OR v_row.blocked_at IS NOT NULL THEN
     RETURN NULL;
   END IF;
-  PERFORM pg_notify('{CHANNEL}', json_build_object(
+  PERFORM pg_notify(neonpro_feed_channel(v_row.clinic_id), json_build_object(
     'clinic_id', v_row.clinic_id, 'appointment_id', v_row.id, 'event', v_event,
     'status', v_row.status, 'version', v_row.version, 'patient_id', v_row.patient_id,
     'professional_id', v_row.professional_id,
@@ -77,6 +91,14 @@ OUTCOME_TRIGGER = (
 )
 
 
-def feed_ddl() -> list[str]:
+CHANNEL_GRANTS = (
+    "REVOKE ALL ON FUNCTION neonpro_feed_channel(uuid) FROM PUBLIC",
+    "REVOKE ALL ON FUNCTION neonpro_appointment_feed() FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION neonpro_feed_channel(uuid) TO {service}",
+)
+
+
+def feed_ddl(service: str) -> list[str]:
     """Functions first, then the triggers that call them."""
-    return [FEED_FUNCTION, OUTCOME_FUNCTION, FEED_TRIGGER, OUTCOME_TRIGGER]
+    return [CHANNEL_FUNCTION, FEED_FUNCTION, OUTCOME_FUNCTION, FEED_TRIGGER, OUTCOME_TRIGGER,
+            *(g.format(service=service) for g in CHANNEL_GRANTS)]

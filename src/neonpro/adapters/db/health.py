@@ -32,7 +32,10 @@ _RLS_SQL = text(
 _ROLE_SQL = text(
     "SELECT current_user, r.rolsuper, r.rolbypassrls, "
     "  EXISTS (SELECT 1 FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "
-    "          AND c.relname = ANY(:names) AND pg_has_role(current_user, c.relowner, 'USAGE'))"
+    "          AND c.relname = ANY(:names) AND pg_has_role(current_user, c.relowner, 'USAGE')),"
+    # the application's login is member of no role: no SET ROLE back to more powers
+    "  ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+    "        WHERE m.member = r.oid ORDER BY 1)"
     " FROM pg_roles r WHERE r.rolname = current_user"
 )
 
@@ -121,10 +124,10 @@ def check_health(db: Database) -> dict[str, Any]:
         health = SystemActors.HEALTH
         with db.tenant_session(_PROBE_CLINIC, health.id, health.role) as session:
             row = session.execute(_ROLE_SQL, {"names": names}).one()
-        role, superuser, bypass, owns = row
-        ok = not (superuser or bypass or owns)
+        role, superuser, bypass, owns, member_of = row
+        ok = not (superuser or bypass or owns or member_of)
         return {"ok": ok, "role": role, "superuser": superuser, "bypassrls": bypass,
-                "owns_tables": owns}
+                "owns_tables": owns, "member_of": list(member_of)}
 
     checks = {"connectivity": _check(connectivity)}
     if checks["connectivity"]["ok"]:

@@ -19,8 +19,13 @@ from neonpro.adapters.db.security import Roles
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def alembic_config(url: str, roles: Roles, *, stdout: io.StringIO | None = None) -> Config:
-    """An Alembic config for ``url``; revision files get a UTC timestamp prefix."""
+def alembic_config(url: str, roles: Roles, *, stdout: io.StringIO | None = None,
+                   audit_key: tuple[str, bytes] | None = None) -> Config:
+    """An Alembic config for ``url``; revision files get a UTC timestamp prefix.
+
+    ``audit_key`` (id, key): revision 0011 signs the chains sealed before audit keys with
+    it; without it, that revision refuses a database that has sealed events.
+    """
     cfg = Config(stdout=stdout) if stdout is not None else Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option(
@@ -31,6 +36,8 @@ def alembic_config(url: str, roles: Roles, *, stdout: io.StringIO | None = None)
     cfg.set_main_option("truncate_slug_length", "40")
     cfg.attributes["url"] = url
     cfg.attributes["roles"] = roles
+    if audit_key is not None:
+        cfg.attributes["audit_key"] = audit_key
     return cfg
 
 
@@ -65,8 +72,9 @@ def revisions(url: str) -> Revisions:
     return Revisions(current_revisions(url), head_revision())
 
 
-def upgrade(url: str, roles: Roles, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url, roles), revision)
+def upgrade(url: str, roles: Roles, revision: str = "head", *,
+            audit_key: tuple[str, bytes] | None = None) -> None:
+    command.upgrade(alembic_config(url, roles, audit_key=audit_key), revision)
 
 
 def downgrade(url: str, roles: Roles, revision: str) -> None:

@@ -62,7 +62,8 @@ CATALOG_QUERIES: dict[str, str] = {
                coalesce(qual, ''), coalesce(with_check, '')
         FROM pg_policies WHERE schemaname = 'public'""",
     "trigger": """
-        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid)
+        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid),
+               'enabled=' || tgenabled::text
         FROM pg_trigger WHERE NOT tgisinternal""",
     "function": f"""
         SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',

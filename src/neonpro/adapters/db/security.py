@@ -7,14 +7,16 @@ scratch database from the models plus :func:`expected_ddl` and compares its
 catalog with a database built by the migrations, so a policy, trigger or grant
 changed here without a migration is reported as drift.
 
-Roles (cluster-wide, created idempotently, never dropped by a downgrade):
+Roles (cluster-wide, created idempotently, never dropped by a downgrade), each its own
+login (``logins.py``): work connects as the role it needs, never through SET ROLE.
 
 * owner (``neonpro_owner``): owns every object; migrations run as it. Row-level
   security is forced, so the owner sees no tenant rows.
-* application (``neonpro_app``): tenant work; no BYPASSRLS, owns nothing; every
-  row it reads or writes must match ``app.clinic_id`` of the transaction.
+* application (``neonpro_app``): tenant work; no BYPASSRLS, owns nothing, member of no
+  role; every row it reads or writes must match ``app.clinic_id`` of the transaction.
 * service (``neonpro_service``): BYPASSRLS, for audited cross-clinic work
-  (administration, backups, audit verification).
+  (administration, sealing, audit verification).
+* legal hold (``neonpro_legal_hold``): reads blocked records of one clinic, nothing else.
 """
 
 from __future__ import annotations
@@ -26,21 +28,30 @@ from sqlalchemy import MetaData, Table
 CURRENT_CLINIC = "NULLIF(current_setting('app.clinic_id', true), '')::uuid"
 CURRENT_ACTOR = "NULLIF(current_setting('app.actor_id', true), '')::uuid"
 
-# Tables whose rows the application role may never change once written.
+# Tables whose rows the application role may never change once written (audit_sql.py).
 APPEND_ONLY_TABLES = ("audit_events",)
 # Rows an erasure under legal hold blocks: hidden from the application role, readable by
 # the legal-hold role only.
 BLOCKABLE_TABLES = ("patients", "appointments")
 LEGAL_HOLD_TABLES = ("patients", "appointments", "consent_records", "disclosures",
                      "data_subject_requests", "appointment_risk_scores")
-# Appended (by the erasure engine; a retrained no-show model is a new row), read by the
-# clinic; never changed.
-LEDGER_TABLES = ("erasure_ledger", "no_show_models")
+# Ledgers: appended, read by the clinic, never changed. No role is granted UPDATE, DELETE
+# or TRUNCATE on them, and guard triggers refuse those to everyone, owner included
+# (audit_sql.ledger_ddl); the only changes are the sealing of an entry's chain columns and,
+# for consent_records, the anonymization of a consent's personal evidence on erasure or
+# retention (``neonpro_remove_consent_evidence``, audited). A revocation, an expiry or a
+# renewal of a consent is a new row; a retrained no-show model is a new version.
+LEDGER_TABLES = ("consent_records", "disclosures", "erasure_ledger", "no_show_models")
+# Ledgers the application role reads but does not append to: the erasure engine (service
+# role) records every erasure; a restore re-applies what this ledger says.
+APP_READ_ONLY_LEDGERS = ("erasure_ledger",)
+# Written only by the owner's SECURITY DEFINER functions (and migrations).
+SERVICE_READ_ONLY_TABLES = ("audit_chain_cuts", "audit_chain_anchors")
+# Every table whose rows never change: guard triggers (audit_sql.py).
+GUARDED_TABLES = (*APPEND_ONLY_TABLES, *LEDGER_TABLES, *SERVICE_READ_ONLY_TABLES)
 # Written by the application role, never read or changed by it: commit tokens (what a
 # transaction proves it committed with; looked up and pruned by the service role).
 INSERT_ONLY_TABLES = ("commit_tokens",)
-# Written only by the owner's SECURITY DEFINER functions.
-SERVICE_READ_ONLY_TABLES = ("audit_chain_cuts",)
 OWNER_ONLY_TABLES = ("audit_ref_keys",)
 # Columns of global tables the application role must never read.
 SECRET_COLUMNS = {"staff_users": ("password_hash",)}
@@ -55,47 +66,55 @@ class Roles:
 
 
 def bootstrap_roles_sql(roles: Roles) -> str:
-    """Idempotent, race-safe creation of the three roles, and membership for the caller.
+    """Idempotent, race-safe creation of the four logins (one per role; logins.py).
 
-    Creating a BYPASSRLS role needs a superuser; when a DBA has created the roles
-    beforehand with the right attributes, a non-superuser migrator can run this too.
+    Each is a LOGIN role with no power over the cluster (no superuser, CREATEDB, CREATEROLE
+    or replication); only the service role bypasses row-level security. The application and
+    legal-hold logins are members of no role at all (a membership granted by hand is
+    revoked): SQL running on their connections can only ever be that role. Creating a
+    BYPASSRLS role needs a superuser; when a DBA has created the roles beforehand with the
+    right attributes, a non-superuser migrator can run this too (it then changes nothing).
     """
     return f"""
 DO $bootstrap$
 DECLARE
   spec record;
+  m record;
 BEGIN
   FOR spec IN SELECT * FROM (VALUES
-      ('{roles.owner}', 'NOLOGIN NOBYPASSRLS'),
-      ('{roles.app}', 'NOLOGIN NOBYPASSRLS'),
-      ('{roles.service}', 'NOLOGIN BYPASSRLS'),
-      ('{roles.legal_hold}', 'NOLOGIN NOBYPASSRLS')) AS t(name, attrs)
+      ('{roles.owner}', false), ('{roles.app}', false),
+      ('{roles.service}', true), ('{roles.legal_hold}', false)) AS t(name, bypass)
   LOOP
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = spec.name) THEN
       BEGIN
-        EXECUTE format('CREATE ROLE %I %s', spec.name, spec.attrs);
+        EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                       'NOREPLICATION %s', spec.name,
+                       CASE WHEN spec.bypass THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END);
       EXCEPTION WHEN duplicate_object OR unique_violation THEN
         NULL;  -- another database of this cluster created it at the same moment
       END;
     END IF;
-    IF NOT pg_has_role(current_user, spec.name, 'MEMBER') THEN
-      EXECUTE format('GRANT %I TO %I', spec.name, current_user);
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = spec.name AND (NOT rolcanlogin
+               OR rolsuper OR rolcreatedb OR rolcreaterole OR rolreplication
+               OR rolbypassrls <> spec.bypass)) THEN
+      EXECUTE format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                     'NOREPLICATION %s', spec.name,
+                     CASE WHEN spec.bypass THEN 'BYPASSRLS' ELSE 'NOBYPASSRLS' END);
     END IF;
   END LOOP;
-  IF EXISTS (SELECT FROM pg_roles WHERE rolname IN ('{roles.app}', '{roles.legal_hold}')
-             AND (rolsuper OR rolbypassrls)) THEN
-    RAISE EXCEPTION 'roles {roles.app} and {roles.legal_hold} must not be superuser or BYPASSRLS';
-  END IF;
-  IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{roles.service}' AND NOT rolbypassrls) THEN
-    ALTER ROLE {roles.service} BYPASSRLS;
-  END IF;
+  FOR m IN SELECT g.rolname AS grp, u.rolname AS member FROM pg_auth_members a
+      JOIN pg_roles g ON g.oid = a.roleid JOIN pg_roles u ON u.oid = a.member
+      WHERE u.rolname IN ('{roles.app}', '{roles.legal_hold}')
+  LOOP
+    EXECUTE format('REVOKE %I FROM %I', m.grp, m.member);
+  END LOOP;
 END
 $bootstrap$;
 """
 
 
 def schema_privileges_sql(roles: Roles, *, held: bool = False) -> list[str]:
-    """What PostgreSQL 15+ needs on schema ``public``, run by the migrator before SET ROLE.
+    """What PostgreSQL 15+ needs on schema ``public``, run by the bootstrap connection.
 
     ``held``: the database is a restore on hold (``restore_hold``): the application and
     legal-hold roles stay without usage until the hold is lifted."""
@@ -148,19 +167,22 @@ def _tenant_policies(name: str, roles: Roles, commands: tuple[str, ...]) -> list
     ]
 
 
-def _table_sql(table: Table, roles: Roles) -> list[str]:
+def _access_sql(table: Table, roles: Roles) -> list[str]:
+    """Policies and grants of ``table``, by the kind of table it is."""
     name = table.name
     scope = _scope(table)
-    out = [
-        f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY",
-        f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY",
-        f"REVOKE ALL ON {name} FROM PUBLIC",
-    ]
+    out: list[str] = []
     if name in APPEND_ONLY_TABLES:
         # guard triggers and owner policies come from audit_sql.audit_ddl
         out += _tenant_policies(name, roles, ("SELECT", "INSERT"))
         out += [
             f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
+        ]
+    elif name in APP_READ_ONLY_LEDGERS:
+        out += _tenant_policies(name, roles, ("SELECT",))
+        out += [
+            f"GRANT SELECT ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
         ]
     elif name in LEDGER_TABLES:
@@ -202,6 +224,17 @@ def _table_sql(table: Table, roles: Roles) -> list[str]:
             f"GRANT SELECT ({visible}) ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
         ]
+    return out
+
+
+def _table_sql(table: Table, roles: Roles) -> list[str]:
+    name = table.name
+    out = [
+        f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY",
+        f"REVOKE ALL ON {name} FROM PUBLIC",
+        *_access_sql(table, roles),
+    ]
     if name in LEGAL_HOLD_TABLES:
         out += [
             f"CREATE POLICY {name}_legal_hold_select ON {name} AS PERMISSIVE FOR SELECT "
@@ -227,8 +260,8 @@ def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     statements = _functions_sql()
     for table in metadata.sorted_tables:
         statements += _table_sql(table, roles)
-    return (statements + audit_ddl(roles) + consent_ddl() + feed_ddl() + erasure_ddl()
-            + durability_ddl(roles))
+    return (statements + audit_ddl(roles) + consent_ddl() + feed_ddl(roles.service)
+            + erasure_ddl() + durability_ddl(roles))
 
 
 def rls_tables(metadata: MetaData) -> list[str]:

@@ -83,8 +83,10 @@ class SqlUnitOfWork:
 
     # ------------------------------------------------------------- lifecycle
     def __enter__(self) -> Self:
-        kind = "service" if self.service else "app"
-        role = self._role or (self.db.roles.service if self.service else self.db.roles.app)
+        # each role has its own login (and pool): the legal-hold role is not reached by
+        # SET ROLE from another login, it is connected to
+        kind = ("service" if self.service
+                else "legal_hold" if self._role == self.db.roles.legal_hold else "app")
         deadline = deadline_of_request.get()
         if deadline is not None and deadline.expired:
             raise RequestTimedOut  # answered already: start no new work for it
@@ -93,7 +95,7 @@ class SqlUnitOfWork:
             self._transaction = conn.begin()
             actor = self.actor
             params = context_params(
-                role, self.clinic_id, actor.id, actor.role, request_id=actor.request_id,
+                self.clinic_id, actor.id, actor.role, request_id=actor.request_id,
                 ip=actor.ip_address, user_agent=actor.user_agent, session_id=actor.session_id,
             )
             if deadline is None:
@@ -131,9 +133,10 @@ class SqlUnitOfWork:
     def _record_denial(self, exc: DomainError) -> None:
         """A refused operation is a security event; its own transaction, since the refused
         one rolled back."""
-        denial = SqlUnitOfWork(self.db, self.cipher, self.blind, self.actor, None, service=True)
+        # the service role in the refused transaction's clinic: its chain gets the event
+        denial = SqlUnitOfWork(self.db, self.cipher, self.blind, self.actor, self.clinic_id,
+                               service=True)
         with denial:
-            denial.clinic_id = self.clinic_id  # events go to the clinic's chain
             denial.audit.record(
                 AuditAction.PERMISSION_DENIED, status=AuditStatus.BLOCKED, risk=RiskLevel.MEDIUM,
                 details={"error": exc.code},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +12,8 @@ import typer
 from rich.table import Table
 
 from neonpro.adapters.db.audit import (
-    export_checkpoints,
-    load_checkpoints,
     prune_expired,
+    read_checkpoints,
     seal_pending,
     verify_chains,
 )
@@ -27,58 +25,70 @@ from neonpro.services import audit as audit_service
 
 app = typer.Typer(help="Seal, verify and checkpoint the audit trail.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
+CHAIN_LABELS = {"audit_events": "audit", "erasure_ledger": "erasure", "consent_records": "consent",
+                "disclosures": "disclosure"}
 
 
 @app.command()
 def seal() -> None:
     """Seal every pending audit event now (it also happens at the end of every command)."""
     with container() as box:
-        count = seal_pending(box.database, ACTOR)
+        count = seal_pending(box.database, box.keyring, ACTOR)
     out.print(f"sealed {count} event(s)")
 
 
 @app.command()
 def verify(
-    clinic: Annotated[uuid.UUID | None, typer.Option(help="Only this clinic's chain.")] = None,
+    clinic: Annotated[uuid.UUID | None, typer.Option(help="Only this clinic's chains.")] = None,
     checkpoints: Annotated[
         Path | None,
-        typer.Option(help="A checkpoint file from `audit checkpoint`: detects truncation."),
+        typer.Option(help="A checkpoint file, a directory of them, or syslog lines: every "
+                          "chain must still hold each signed hash."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Recompute every chain (or one); exit 1 naming the first broken link of each."""
+    """Recompute every chain (or one clinic's): audit trail and erasure ledger; exit 1
+    naming the first broken link of each."""
     cps = None
     if checkpoints is not None:
         try:
-            cps = load_checkpoints(json.loads(checkpoints.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError) as exc:
+            cps = read_checkpoints(checkpoints)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             fail(f"cannot read checkpoints: {type(exc).__name__}")
     with container() as box:
-        reports = verify_chains(box.database, ACTOR, clinic, cps, box.checkpoint_key)
+        reports = verify_chains(box.database, ACTOR, box.keyring, clinic, cps)
     if as_json:
         print_json([r.as_dict() for r in reports])
     else:
-        table = Table("clinic", "sealed", "head", "unsealed", "status")
+        table = Table("clinic", "chain", "sealed", "head", "unsealed", "status")
         for r in reports:
-            status = "ok" if r.ok else f"BROKEN at seq {r.broken_at}: {r.reason}"
+            status = "ok" if r.ok else f"BROKEN at seq {r.broken_at}"
             if r.checkpoint:
                 status += f" (checkpoint {r.checkpoint})"
-            table.add_row(str(r.clinic_id), str(r.sealed), str(r.head_seq), str(r.unsealed),
-                          status)
+            table.add_row(str(r.clinic_id), CHAIN_LABELS.get(r.chain, r.chain), str(r.sealed),
+                          str(r.head_seq), str(r.unsealed), status)
         out.print(table)
+        for r in reports:  # the reasons in full, one line each (never wrapped into the table)
+            if not r.ok:
+                out.print(f"{r.clinic_id} {r.chain}: BROKEN at seq {r.broken_at}: {r.reason}",
+                          soft_wrap=True, highlight=False, markup=False)
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
 
 @app.command()
 def checkpoint(
-    output: Annotated[Path, typer.Option("--out", help="Where to write the signed heads.")],
+    output: Annotated[Path | None, typer.Option(
+        "--out", help="Write to this file instead of a new file in the checkpoint directory.",
+    )] = None,
+    directory: Annotated[Path | None, typer.Option(
+        "--dir", help="The checkpoint directory (default NEONPRO_AUDIT_CHECKPOINT_DIR).")] = None,
 ) -> None:
-    """Export each chain's head signed with a key kept outside the database."""
+    """Sign every chain's head with the audit key and write it outside the database (also
+    to the HTTP endpoint and syslog if set, and into the system chain). For cron."""
     with container() as box:
-        data = export_checkpoints(box.database, ACTOR, box.checkpoint_key)
-    output.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    out.print(f"{len(data['checkpoints'])} checkpoint(s) written to {output}")
+        result = box.checkpoints.take(directory, full=True, path=output)
+    out.print(f"{result.heads} chain head(s) signed and written to {result.path}")
 
 
 Clinic = Annotated[uuid.UUID, typer.Option(help="The clinic whose trail to read.")]
@@ -171,7 +181,7 @@ def report(
     """The clinic's compliance report for a period as JSON (and HTML with --html)."""
     start, end = _window(since, until)
     with container() as box:
-        data = audit_service.clinic_report(box.uow(clinic, ACTOR), start, end)
+        data = audit_service.clinic_report(box.uow(clinic, ACTOR), start, end, box.keyring)
     if html is not None:
         html.write_text(report_html(data), encoding="utf-8")
     print_json(data)
@@ -185,7 +195,7 @@ def prune(
 ) -> None:
     """Archive and delete each chain's expired prefix, leaving a signed cut (retention)."""
     with container() as box:
-        results = prune_expired(box.database, ACTOR, box.checkpoint_key, archive_dir, clinic,
+        results = prune_expired(box.database, box.keyring, ACTOR, archive_dir, clinic,
                                 dry_run=dry_run)
     if not results:
         out.print("nothing past its retention period")

@@ -22,7 +22,8 @@ def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     with container() as box:
         db = box.database
-        migrate.upgrade(db.owner_url, db.roles, revision)
+        migrate.upgrade(db.owner_url, db.roles, revision,
+                        audit_key=box.keyring.active_audit_key)
         out.print(f"at {', '.join(migrate.current_revisions(db.owner_url)) or 'base'}")
 
 

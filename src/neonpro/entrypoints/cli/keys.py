@@ -27,6 +27,7 @@ from neonpro.adapters.crypto import (
     DecryptionError,
     KeyConfigError,
     activate_key_in_file,
+    add_audit_key_to_file,
     add_key_to_file,
     decode_key,
     dev_key_file_path,
@@ -154,6 +155,24 @@ def add(
         if activate else
         f"next: restart every process, then `neonpro keys activate {new_id}`, restart again "
         "and run `neonpro keys rotate`", highlight=False)
+
+
+@app.command("audit-key")
+def audit_key(as_json: JsonFlag = False) -> None:
+    """Add a new audit key (next id: a2, a3...) and make it seal new audit events; the older
+    ones stay to verify what they sealed (docs/audit.md)."""
+    with container() as box, _clean_errors():
+        path = _key_file(box.settings, (
+            "generate a key with `openssl rand -base64 32`, append it to NEONPRO_AUDIT_KEYS "
+            "as ',a2:<base64>' (keep the old ones), set NEONPRO_ACTIVE_AUDIT_KEY_ID=a2 and "
+            "restart every process"))
+        new_id = add_audit_key_to_file(path)
+    if as_json:
+        print_json({"audit_key_id": new_id, "key_file": str(path)})
+        return
+    out.print(f"added audit key {new_id} to {path} and made it active", highlight=False)
+    console.print("next: restart every process (they read keys at start); keep the older "
+                  "audit keys as long as anything they sealed is kept", highlight=False)
 
 
 @app.command()

@@ -58,7 +58,7 @@ def serve(
     with container() as box:
         db = box.database
         if migrate_first:
-            migrate.upgrade(db.owner_url, db.roles)
+            migrate.upgrade(db.owner_url, db.roles, audit_key=box.keyring.active_audit_key)
         report = check_health(db)
         if not report["ok"]:
             hold = report["checks"].get("restore_hold", {})
@@ -72,6 +72,7 @@ def serve(
             _demo(box, host, port)
         app = create_app(box)
         box.start_sealer()
+        box.start_checkpointer()
         out.print(f"API on http://{host}:{port}  (docs http://{host}:{port}/docs, "
                   "readiness /health/ready, metrics /metrics)", highlight=False)
         # log_config=None: uvicorn's lines go through our handler, so they are redacted too

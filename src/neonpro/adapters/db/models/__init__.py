@@ -4,6 +4,7 @@ from neonpro.adapters.db.base import Base
 from neonpro.adapters.db.models.appointment import Appointment
 from neonpro.adapters.db.models.audit import (
     SYSTEM_CLINIC_ID,
+    AuditChainAnchor,
     AuditChainCut,
     AuditEvent,
     AuditRefKey,
@@ -28,6 +29,7 @@ __all__ = [
     "SYSTEM_CLINIC_ID",
     "Appointment",
     "AppointmentRiskScore",
+    "AuditChainAnchor",
     "AuditChainCut",
     "AuditEvent",
     "AuditRefKey",

@@ -16,7 +16,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ForeignKeyConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,4 +65,24 @@ def tenant_fk(column_name: str, target_table: str, *, nullable: bool) -> Foreign
         ["clinic_id", column_name],
         [f"{target_table}.clinic_id", f"{target_table}.id"],
         ondelete=ondelete,
+    )
+
+
+class Chained:
+    """An entry of a per-clinic chain (``adapters/db/audit.py``): inserted unsealed, then
+    given its ``seq``, the previous entry's hash and its own keyed hash by the sealer."""
+
+    seq: Mapped[int | None] = mapped_column(BigInteger, comment="NULL until sealed")
+    prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(Text, comment="the audit key of the hash")
+
+
+def chain_args(table: str, *order: str) -> tuple[Any, ...]:
+    """The constraints of a chained table: one entry per seq, and the unsealed index."""
+    return (
+        UniqueConstraint("clinic_id", "seq"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        Index(f"ix_{table}_unsealed", "clinic_id", *order, "id",
+              postgresql_where=text("seq IS NULL")),
     )

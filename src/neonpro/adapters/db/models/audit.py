@@ -5,13 +5,14 @@ clinic, and events that belong to no clinic (backups, restores, failed logins
 before a clinic is known) go to the system chain, ``clinic_id`` = the nil UUID
 ``00000000-0000-0000-0000-000000000000``.
 
-Writers insert events unsealed (``seq``, ``prev_hash``, ``hash`` NULL), so no audited
-transaction waits on a per-clinic lock. The sealer (``neonpro_audit_seal``, a short
-transaction per batch) assigns the gap-free ``seq`` in commit-visible order and chains
-``hash = sha256(prev_hash || canonical(event))``. The guard trigger lets those three
-columns go from NULL to a value once and refuses every other UPDATE and every DELETE
-(except pruning below a signed cut). ``details`` is redacted: which fields changed,
-never their values.
+Writers insert events unsealed (``seq``, ``prev_hash``, ``hash``, ``key_id`` NULL), so no
+audited transaction waits on a per-clinic lock. The sealer (a process holding the audit
+key, through ``neonpro_chain_seal``, a short transaction per batch) assigns the gap-free
+``seq`` in commit-visible order and chains ``hash = HMAC(audit key, canonical(event, seq,
+prev_hash))`` naming the key by ``key_id``; the database never holds that key. The guard
+trigger lets those columns go from NULL to a value once and refuses every other UPDATE
+and every DELETE (except pruning below a signed cut). ``details`` is redacted: which
+fields changed, never their values.
 """
 
 import uuid
@@ -105,6 +106,8 @@ class AuditEvent(Base):
     )
     prev_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
     hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(
+        Text, comment="the audit key of the hash (NULL: unkeyed, sealed before audit keys)")
 
 
 class AuditChainCut(Base):
@@ -124,6 +127,28 @@ class AuditChainCut(Base):
     archive_sha256: Mapped[str] = mapped_column(Text)
     signature: Mapped[str] = mapped_column(Text, comment="HMAC-SHA256 of the cut, hex")
     cut_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    key_id: Mapped[str | None] = mapped_column(
+        Text, comment="the audit key of the signature (NULL: the key of before key ids)")
+
+
+class AuditChainAnchor(Base):
+    """The head of a chain's unkeyed prefix (events sealed before audit keys), signed with
+    an audit key when the keyed chain began (migration 0011): the events up to ``seq``
+    verify by their plain hashes only because this signature vouches for ``hash``, and no
+    unkeyed event may follow it."""
+
+    __tablename__ = "audit_chain_anchors"
+    __table_args__ = table_args("tenant", CheckConstraint("seq >= 1", name="seq_positive"))
+
+    clinic_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, sort_order=-10,
+        comment="tenant, or the nil UUID for the system chain; no FK on purpose",
+    )
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str] = mapped_column(Text, comment="HMAC-SHA256 of the head, hex")
+    anchored_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class AuditRefKey(Base):

@@ -7,6 +7,11 @@ points at the row it changes, so the old state stays readable. The unique
 revocations of the same row cannot both commit. The current state of a
 (patient, purpose) is the row nobody supersedes. ``patients.data_consent_status``
 only summarises this table.
+
+The database enforces it (no UPDATE or DELETE granted, guard triggers for everyone), and
+each clinic's rows are chained and keyed like the audit trail (``evidence`` left out: the
+law may require removing the channel's identifiers), so ``neonpro audit verify`` detects a
+row edited, removed or slipped in even by the owner.
 """
 
 import uuid
@@ -24,7 +29,13 @@ from neonpro.adapters.db.models._checks import (
     ck_in,
     ck_regex,
 )
-from neonpro.adapters.db.models._columns import actor_column, pii, tenant_fk
+from neonpro.adapters.db.models._columns import (
+    Chained,
+    actor_column,
+    chain_args,
+    pii,
+    tenant_fk,
+)
 from neonpro.domain.vocabulary import AnonymizationRule as Anon
 from neonpro.domain.vocabulary import (
     CollectionMethod,
@@ -35,7 +46,7 @@ from neonpro.domain.vocabulary import (
 )
 
 
-class ConsentRecord(TenantMixin, Base):
+class ConsentRecord(Chained, TenantMixin, Base):
     """One state of one consent (append-only; see the module docstring)."""
 
     __tablename__ = "consent_records"
@@ -60,6 +71,7 @@ class ConsentRecord(TenantMixin, Base):
         CheckConstraint("revoked_at >= given_at", name="revoked_after_given"),
         CheckConstraint("expires_at > given_at", name="expires_after_given"),
         CheckConstraint("supersedes_id <> id", name="not_superseding_itself"),
+        *chain_args("consent_records", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

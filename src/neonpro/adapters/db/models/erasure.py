@@ -1,7 +1,10 @@
 """The erasure ledger: every erasure decision, so a restore can re-apply it.
 
-Append-only for everyone but the owner. ``patient_id`` has no foreign key on purpose:
-a patient deleted outright (nothing under legal hold) leaves the ledger entry behind.
+Append-only (guard triggers refuse UPDATE, DELETE and TRUNCATE, owner included) and
+chained per clinic like the audit trail: entries are inserted unsealed and the sealer
+gives each its ``seq`` and keyed ``hash`` (``domain.audit_chain.canonical_ledger``), so
+``neonpro audit verify`` detects an entry edited, removed or slipped in. ``patient_id``
+has no foreign key on purpose: a patient deleted outright leaves the entry behind.
 """
 
 import uuid
@@ -13,14 +16,18 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from neonpro.adapters.db.base import Base, TenantMixin, table_args, uuid_pk
-from neonpro.adapters.db.models._columns import actor_column
+from neonpro.adapters.db.models._columns import Chained, actor_column, chain_args
 
 
-class ErasureLedgerEntry(TenantMixin, Base):
+class ErasureLedgerEntry(Chained, TenantMixin, Base):
     """One erasure: the per-category decisions (action and legal reference) and who made it."""
 
     __tablename__ = "erasure_ledger"
-    __table_args__ = table_args("tenant", Index(None, "clinic_id", "decided_at"))
+    __table_args__ = table_args(
+        "tenant",
+        Index(None, "clinic_id", "decided_at"),
+        *chain_args("erasure_ledger", "decided_at"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     patient_id: Mapped[uuid.UUID] = mapped_column(

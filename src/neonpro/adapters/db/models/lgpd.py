@@ -15,7 +15,7 @@ from neonpro.adapters.db.models._checks import (
     ck_non_negative,
     ck_regex,
 )
-from neonpro.adapters.db.models._columns import actor_column, tenant_fk
+from neonpro.adapters.db.models._columns import Chained, actor_column, chain_args, tenant_fk
 from neonpro.domain.vocabulary import (
     DataCategory,
     DataSubjectRequestKind,
@@ -102,8 +102,8 @@ class RetentionPolicy(TenantMixin, TimestampMixin, Base):
     legal_reference: Mapped[str] = mapped_column(Text)  # e.g. "Lei 13.787/2018 art. 6"
 
 
-class Disclosure(TenantMixin, Base):
-    """The sharing log: with whom a patient's data was shared (append-only)."""
+class Disclosure(Chained, TenantMixin, Base):
+    """The sharing log: with whom a patient's data was shared (append-only, chained)."""
 
     __tablename__ = "disclosures"
     __table_args__ = table_args(
@@ -114,6 +114,7 @@ class Disclosure(TenantMixin, Base):
         Index(None, "clinic_id", "disclosed_at"),
         ck_in("legal_basis", LegalBasis),
         ck_array_in("data_categories", DataCategory),
+        *chain_args("disclosures", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

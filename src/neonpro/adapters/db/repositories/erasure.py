@@ -110,6 +110,10 @@ def _facts_query() -> Any:
 
 
 FACTS = _facts_query()
+# the only change the consent ledger allows (see audit_sql.py)
+REMOVE_EVIDENCE = text(
+    "SELECT neonpro_remove_consent_evidence(CAST(:patients AS uuid[]), CAST(:ids AS uuid[]), "
+    ":reason)")
 # ``:entries``: [ledger id, patient id, kind index] per row; ``:kinds``: the distinct
 # [outcome, decisions] pairs (a batch of patients shares a handful)
 INSERT_LEDGER = text(
@@ -165,10 +169,10 @@ class SqlErasureRepository(SqlRepository):
             # nothing took place: the bookings go; their free text with them
             self._execute(delete(APPOINTMENTS).where(
                 A.clinic_id == bindparam("clinic"), A.patient_id == any_(IDS)), mine)
-        # proof of consent is kept, the channel's identifiers (address, device) are not
-        self._execute(update(CONSENTS).where(
-            CONSENTS.c.clinic_id == bindparam("clinic"), CONSENTS.c.patient_id == any_(IDS),
-        ).values(evidence={"removed": "erasure"}), mine)
+        # proof of consent is kept, the channel's identifiers (address, device) are not: the
+        # ledger is append-only, and this one change goes through its narrow, audited
+        # function
+        self._execute(REMOVE_EVIDENCE, {"patients": ids, "ids": [], "reason": "erasure"})
         if blocked:
             self._execute(update(APPOINTMENTS).where(
                 A.clinic_id == bindparam("clinic"), A.patient_id == any_(IDS),

@@ -89,10 +89,19 @@ def investigate(caller: Who, actor_id: uuid.UUID | None = None,
 
 @router.get("/verify")
 def verify(caller: Who) -> dict[str, Any]:
-    """Recompute the clinic's chain; ``ok`` is false with the first broken link."""
+    """Recompute the clinic's audit chain (and its erasure-ledger chain, under
+    ``erasure_ledger``); ``ok`` is false with the first broken link of either."""
     box = caller._box  # noqa: SLF001
-    reports = verify_chains(box.database, caller.actor, caller.principal.clinic_id)
-    return reports[0].as_dict()
+    clinic = caller.principal.clinic_id
+    reports = {r.chain: r for r in verify_chains(box.database, caller.actor, box.keyring, clinic)
+               if r.clinic_id == clinic}
+    audit = reports.get("audit_events")
+    out = audit.as_dict() if audit is not None else {"clinic_id": str(clinic), "ok": True}
+    ledger = reports.get("erasure_ledger")
+    if ledger is not None:
+        out["erasure_ledger"] = ledger.as_dict()
+        out["ok"] = out["ok"] and ledger.ok
+    return out
 
 
 @router.get("/report", responses={200: {"content": {"text/html": {}}}})
@@ -101,5 +110,5 @@ def report(caller: Who, since: AwareDatetime | None = None, until: AwareDatetime
            ) -> Any:
     """The compliance report for a period, as JSON or as a readable HTML page."""
     start, end = _window(since, until)
-    data = svc.clinic_report(caller.uow(), start, end)
+    data = svc.clinic_report(caller.uow(), start, end, caller._box.keyring)  # noqa: SLF001
     return HTMLResponse(report_html(data)) if fmt == "html" else data

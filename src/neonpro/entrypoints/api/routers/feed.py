@@ -31,10 +31,8 @@ RETRY_MS = 3000
 
 
 def _conninfo(box: Container) -> str:
-    settings = box.settings
-    explicit = settings.app_database_url
-    url = explicit.get_secret_value() if explicit else box.database.owner_url
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+    """The service login: only it may learn a clinic's channel (``feed_sql.py``)."""
+    return box.database.url_for("service").replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 async def feed_of(request: Request) -> ChangeFeed:
@@ -108,7 +106,7 @@ async def appointment_feed(
 ) -> Response:
     """Appointment changes of the token's clinic, live (ids and status only)."""
     feed = await feed_of(request)
-    if not await feed.start():
+    if not await feed.start() or not await feed.listen_to(caller.principal.clinic_id):
         return problems.problem(503, "feed_unavailable", "The change feed is not available",
                                 "the database's notifications cannot be received now")
     await run_in_threadpool(_audit_subscription, caller)
