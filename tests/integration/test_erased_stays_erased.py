@@ -46,9 +46,10 @@ def _plain(box: Container) -> str:
 def _as(box: Container, role: str, clinic: uuid.UUID) -> Iterator[psycopg.Connection[Any]]:
     """A raw connection acting as ``role`` in ``clinic``, as someone running SQL would."""
     with psycopg.connect(_plain(box)) as conn:
-        conn.execute("SELECT set_config('role', %s, false), "
-                     "set_config('app.clinic_id', %s, false), "
-                     "set_config('app.actor_id', %s, false)", (role, str(clinic), str(ADMIN.id)))
+        # the application's own first statement: the role, then the bound context
+        conn.execute("SELECT set_config('role', %s, true)", (role,))
+        conn.execute("SELECT neonpro_bind_context(%s, %s, 'admin', '', '', '', '')",
+                     (str(clinic), str(ADMIN.id)))
         yield conn
 
 

@@ -16,9 +16,10 @@ from sqlalchemy import text
 
 from neonpro.adapters.db.security import Roles
 
-# The statement a write transaction runs just before COMMIT, in one round trip: the token
-# goes in only if the transaction wrote something (a zero-row INSERT assigns no transaction
-# id, so a read stays read-only).
+# The statement a transaction runs just before COMMIT, in one round trip: the token goes in
+# if the transaction has an id (a bound transaction always has one: neonpro_bind_context
+# assigns it, so the token cannot tell a read from a write; reads the API retries whole
+# skip this statement, see UnitOfWork._commit).
 _ADD = ("INSERT INTO commit_tokens (clinic_id, token) SELECT :clinic, :token "
         "WHERE pg_current_xact_id_if_assigned() IS NOT NULL")
 # With an idempotency key, the same transaction also marks the key's work as committed, so
