@@ -143,6 +143,7 @@ class AuditRecorder(Protocol):
                patient_id: uuid.UUID | None = None, status: AuditStatus = AuditStatus.SUCCESS,
                risk: RiskLevel = RiskLevel.LOW,
                details: dict[str, Any] | None = None) -> None: ...
+    def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool: ...
 
 
 class IdempotencyStore(Protocol):

@@ -47,6 +47,15 @@ INSERT_MANY = text(
 )
 
 
+# a telemedicine session exists once its start event does (in this clinic: row-level
+# security; on this appointment); served by the (clinic, resource_type, resource_id) index
+SESSION_STARTED = text(
+    "SELECT EXISTS (SELECT 1 FROM audit_events WHERE clinic_id = :clinic "
+    "AND resource_type = 'appointment' AND resource_id = :rid AND action = :action "
+    "AND details ->> 'telemedicine_session' = :session)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One event of :meth:`SqlAuditRepository.record_many`."""
@@ -117,3 +126,11 @@ class SqlAuditRepository(SqlRepository):
             "kinds": "[" + ", ".join(f"[{json.dumps(a)}, {d}]" for a, d in kinds) + "]",
             "events": json.dumps(rows),
         })
+
+    def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        """Whether telemedicine session ``session_id`` was started on ``appointment_id`` in
+        this clinic (its ``TELEMEDICINE_START`` event, committed, sealed or not)."""
+        return bool(self._execute(SESSION_STARTED, {
+            "clinic": self.clinic_id, "rid": str(appointment_id),
+            "action": AuditAction.TELEMEDICINE_START.value, "session": str(session_id),
+        }).scalar_one())
