@@ -13,6 +13,9 @@ class DomainError(Exception):
     """Base of every error a service may raise on purpose."""
 
     code: str = "domain_error"
+    # a refusal (Forbidden, ConsentRequired) once it is recorded in the audit trail: the
+    # edges record the refusals nobody recorded yet, and none twice
+    audited: bool = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -6,10 +6,11 @@ without ``commit()`` (or with an exception) rolls back. Repositories never commi
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import structlog
 from sqlalchemy import Connection, RootTransaction
@@ -66,6 +67,7 @@ class SqlUnitOfWork:
         *,
         service: bool = False,
         role: str | None = None,
+        records_refusals: bool = True,
     ) -> None:
         if clinic_id is None and not service and role is None:
             msg = "a tenant unit of work needs a clinic id"
@@ -77,6 +79,7 @@ class SqlUnitOfWork:
         self.clinic_id = clinic_id
         self.service = service
         self._role = role
+        self._records_refusals = records_refusals
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._committed = False
@@ -127,21 +130,13 @@ class SqlUnitOfWork:
                 self._transaction.rollback()
         finally:
             conn.close()
-        if isinstance(exc, Forbidden | ConsentRequired):
+        if isinstance(exc, Forbidden | ConsentRequired) and self._records_refusals:
             self._record_denial(exc)
 
     def _record_denial(self, exc: DomainError) -> None:
         """A refused operation is a security event; its own transaction, since the refused
         one rolled back."""
-        # the service role in the refused transaction's clinic: its chain gets the event
-        denial = SqlUnitOfWork(self.db, self.cipher, self.blind, self.actor, self.clinic_id,
-                               service=True)
-        with denial:
-            denial.audit.record(
-                AuditAction.PERMISSION_DENIED, status=AuditStatus.BLOCKED, risk=RiskLevel.MEDIUM,
-                details={"error": exc.code},
-            )
-            denial.commit()
+        record_refusal(self.db, self.cipher, self.blind, self.actor, self.clinic_id, exc)
 
     @property
     def connection(self) -> Connection:
@@ -275,3 +270,51 @@ class SqlUnitOfWork:
     @cached_property
     def idempotency(self) -> SqlIdempotencyRepository:
         return SqlIdempotencyRepository(self)
+
+
+def record_refusal(
+    db: Database,
+    cipher: FieldCipher,
+    blind: BlindIndexer,
+    actor: Actor,
+    clinic_id: uuid.UUID | None,
+    exc: DomainError,
+    *,
+    resource_type: str | None = None,
+    resource_id: uuid.UUID | str | None = None,
+    patient_id: uuid.UUID | None = None,
+    risk: RiskLevel = RiskLevel.MEDIUM,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record a refusal (``Forbidden``: a role check, row-level security; ``ConsentRequired``:
+    the consent gate) as a ``PERMISSION_DENIED`` event, status ``blocked``, and mark ``exc``
+    audited. The one way refusals are recorded: by a unit of work that ends in one, and by
+    the API's role checks, which refuse before any unit of work opens.
+
+    Durable whatever becomes of the refused work: the event is written and committed in a
+    transaction of its own (the refused one rolls back), by the service login in the refused
+    transaction's clinic (its chain gets the event), as the refused actor. It is no part of
+    the request's work: outside the request's Idempotency-Key claim (its commit must not mark
+    the key's work done) and under a deadline of its own (it is written even when the request
+    is being answered 503). ``details`` name the operation, never a value of personal data:
+    ``error`` is the refusal's code; a patient is referred to by ``patient_id`` (stored as
+    the keyed ``patient_ref``).
+    """
+    context = contextvars.copy_context()
+    context.run(current_claim.set, None)
+    context.run(deadline_of_request.set, Deadline(db.settings.request_timeout_s))
+    denial = SqlUnitOfWork(db, cipher, blind, actor, clinic_id, service=True,
+                           records_refusals=False)
+    context.run(_write_refusal, denial, resource_type, resource_id, patient_id, risk,
+                {**(details or {}), "error": exc.code})
+    exc.audited = True
+
+
+def _write_refusal(denial: SqlUnitOfWork, resource_type: str | None,
+                   resource_id: uuid.UUID | str | None, patient_id: uuid.UUID | None,
+                   risk: RiskLevel, details: dict[str, Any]) -> None:
+    with denial:
+        denial.audit.record(AuditAction.PERMISSION_DENIED, resource_type, resource_id,
+                            patient_id=patient_id, status=AuditStatus.BLOCKED, risk=risk,
+                            details=details)
+        denial.commit()

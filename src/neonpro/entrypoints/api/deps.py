@@ -1,18 +1,25 @@
-"""Request-scoped dependencies: the container, the caller, their unit of work, role checks."""
+"""Request-scoped dependencies: the container, the caller, their unit of work, role checks.
 
+A role check's refusal (403) is a security event: :func:`refuse` records it in the audit
+trail (``PERMISSION_DENIED``, status ``blocked``: actor and role, the operation attempted,
+the resource type, the roles that may) before the caller is answered, through the same
+mechanism as every other refusal (:func:`neonpro.adapters.db.uow.record_refusal`).
+"""
 
+import uuid
 from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from neonpro.adapters.auth import Principal, TokenCodec
-from neonpro.adapters.db.uow import SqlUnitOfWork
+from neonpro.adapters.db.uow import SqlUnitOfWork, record_refusal
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import Forbidden, Unauthenticated
-from neonpro.domain.vocabulary import ClinicRole
+from neonpro.domain.vocabulary import ClinicRole, RiskLevel
 
 bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/login")
 
@@ -52,14 +59,59 @@ def actor_of(request: Request, caller: Principal) -> Actor:
                  user_agent=request.headers.get("user-agent"), session_id=caller.token_id)
 
 
-def allow(roles: frozenset[ClinicRole]) -> Callable[..., Principal]:
-    """A dependency that admits only ``roles`` (a 403 for any other valid token)."""
+def _path_id(request: Request, name: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(request.path_params[name]))
+    except (KeyError, ValueError):
+        return None
 
-    def check(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+
+def refuse(request: Request, caller: Principal, message: str, *,
+           allowed: frozenset[ClinicRole] | None = None,
+           fields: list[str] | None = None) -> Forbidden:
+    """Record the refusal of ``caller`` on this request, durably, and return the Forbidden
+    to raise."""
+    refusal = Forbidden(message)
+    audit_refusal(request, caller, refusal, allowed=allowed, fields=fields)
+    return refusal
+
+
+def audit_refusal(request: Request, caller: Principal, refusal: Forbidden, *,
+                  allowed: frozenset[ClinicRole] | None = None,
+                  fields: list[str] | None = None) -> None:
+    """Record ``refusal`` of ``caller`` on this request in the audit trail (committed before
+    this returns) and mark it audited. Refusing an oversight operation (the audit trail,
+    erasure, the data-subject requests and exports, incidents: what only admins and the DPO
+    may do) is high risk, any other medium."""
+    route = request.scope.get("route")
+    template = route.path if isinstance(route, APIRoute) else request.url.path
+    tags = route.tags if isinstance(route, APIRoute) else []
+    resource = str(tags[0]) if tags else template.strip("/").split("/", 1)[0] or None
+    ids = [n for n in (request.path_params or {}) if n.endswith("_id")]
+    details: dict[str, object] = {"attempted": f"{request.method} {template}"}
+    if allowed is not None:
+        details["allowed_roles"] = sorted(r.value for r in allowed)
+    if fields:  # names of the refused fields, never their values
+        details["fields"] = sorted(fields)
+    risk = (RiskLevel.HIGH if allowed is not None and ClinicRole.DPO in allowed
+            and allowed <= OVERSIGHT else RiskLevel.MEDIUM)
+    box = container(request)
+    record_refusal(box.database, box.cipher, box.blind_indexer, actor_of(request, caller),
+                   caller.clinic_id, refusal, resource_type=resource,
+                   resource_id=_path_id(request, ids[-1]) if ids else None,
+                   patient_id=_path_id(request, "patient_id"), risk=risk, details=details)
+
+
+def allow(roles: frozenset[ClinicRole]) -> Callable[..., Principal]:
+    """A dependency that admits only ``roles`` (a 403 for any other valid token, audited)."""
+
+    def check(request: Request, caller: Annotated[Principal, Depends(principal)]) -> Principal:
         if caller.role not in roles:
-            raise Forbidden(f"the {caller.role.value} role may not do this")
+            raise refuse(request, caller, f"the {caller.role.value} role may not do this",
+                         allowed=roles)
         return caller
 
+    check.roles = roles  # type: ignore[attr-defined]  # the permission table, read by tests
     return check
 
 
@@ -70,6 +122,12 @@ class Caller:
         self.principal = caller
         self.actor = actor_of(request, caller)
         self._box = box
+        self._request = request
+
+    def forbid(self, message: str, *, fields: list[str] | None = None) -> Forbidden:
+        """A refusal decided in the route (``fields`` the role may not write, say), audited
+        like the role check's: raise what this returns."""
+        return refuse(self._request, self.principal, message, fields=fields)
 
     @property
     def role(self) -> ClinicRole:

@@ -16,12 +16,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neonpro.adapters.crypto import DecryptionError
 from neonpro.adapters.db.database import is_timeout, is_transient
 from neonpro.adapters.db.deadline import CommitOutcomeUnknown, RequestTimedOut
 from neonpro.domain import errors as e
+from neonpro.entrypoints.api.deps import audit_refusal
 
 log = structlog.get_logger(__name__)
 BASE = "https://neonpro.dev/problems/"
@@ -135,6 +137,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(e.DomainError)
     async def domain_error(request: Request, exc: e.DomainError) -> JSONResponse:
+        if isinstance(exc, e.Forbidden) and not exc.audited:
+            failed = await _audit_refusal(request, exc)
+            if failed is not None:
+                return failed
         extra: dict[str, Any] = {}
         field = getattr(exc, "field", None)
         if field:
@@ -170,6 +176,24 @@ def install(app: FastAPI) -> None:
         log.error("decryption_failed", request_id=request.state.request_id)
         return problem(500, "internal_error", "internal error",
                        "a stored value could not be decrypted; the operators were alerted")
+
+
+async def _audit_refusal(request: Request, exc: e.Forbidden) -> JSONResponse | None:
+    """Every 403 is audited: the role checks and units of work record theirs; one raised
+    anywhere else is recorded here. If it cannot be recorded, the caller gets a 503 (still
+    refused, and told to retry) rather than an unrecorded refusal."""
+    caller = getattr(request.state, "principal", None)
+    if caller is None:
+        log.warning("refusal_without_caller", request_id=getattr(request.state,
+                                                                 "request_id", None))
+        return None
+    try:
+        await run_in_threadpool(audit_refusal, request, caller, exc)
+    except Exception as failure:  # noqa: BLE001
+        log.error("refusal_not_audited", error=type(failure).__name__,  # noqa: TRY400 (no traceback: it may carry values)
+                  request_id=getattr(request.state, "request_id", None))
+        return _unavailable(request, failure)
+    return None
 
 
 def _install_unavailable(app: FastAPI) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from neonpro.domain.errors import Forbidden, ValidationFailed
+from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
     AppointmentRead,
@@ -37,8 +37,10 @@ def shown(appointment: AppointmentRead, caller: Caller) -> AppointmentRead:
 
 
 def _guard(fields: set[str], caller: Caller) -> None:
-    if not caller.sees_clinical and fields.intersection(CLINICAL_FIELDS):
-        raise Forbidden(f"the {caller.role.value} role may not write clinical fields")
+    refused = fields.intersection(CLINICAL_FIELDS)
+    if refused and not caller.sees_clinical:
+        raise caller.forbid(f"the {caller.role.value} role may not write clinical fields",
+                            fields=sorted(refused))
 
 
 @router.post("/appointments", status_code=status.HTTP_201_CREATED,

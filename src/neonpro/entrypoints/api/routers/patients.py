@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from neonpro.domain.errors import Forbidden
 from neonpro.domain.paging import Direction, Page, PageRequest
 from neonpro.domain.schemas.patient import (
     PatientCreate,
@@ -35,8 +34,10 @@ def shown(patient: PatientRead, caller: Caller) -> PatientRead:
 
 
 def _guard_clinical(fields: set[str], caller: Caller) -> None:
-    if not caller.sees_clinical and fields.intersection(CLINICAL_FIELDS):
-        raise Forbidden(f"the {caller.role.value} role may not write clinical fields")
+    refused = fields.intersection(CLINICAL_FIELDS)
+    if refused and not caller.sees_clinical:
+        raise caller.forbid(f"the {caller.role.value} role may not write clinical fields",
+                            fields=sorted(refused))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PatientRead)
