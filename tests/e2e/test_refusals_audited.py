@@ -238,3 +238,21 @@ def test_a_refusal_never_marks_the_keys_work_done(
             {"h": hashlib.sha256(b"neonpro-idempotency-key\0" + k.encode()).digest()},
         ).scalar_one() for k in keys]
     assert "committed" not in states
+
+
+def test_a_refusal_that_cannot_be_recorded_is_a_503(
+        app_client: tuple[FastAPI, TestClient], box: Container, clinic: uuid.UUID,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never an unrecorded refusal: the caller is still refused, and told to retry."""
+    import psycopg  # noqa: PLC0415
+
+    from neonpro.entrypoints.api import deps  # noqa: PLC0415
+
+    def down(*_a: object, **_k: object) -> None:
+        raise psycopg.OperationalError("server closed the connection")
+
+    _, client = app_client
+    monkeypatch.setattr(deps, "record_refusal", down)
+    desk = headers(box, clinic, "receptionist")
+    is_problem(client.get("/audit/events", headers=desk), 503, "database_unavailable")
+    is_problem(client.get("/test/refused-in-route", headers=desk), 503, "database_unavailable")
