@@ -120,6 +120,13 @@ def test_the_openapi_documents_the_legal_hold_read(client: TestClient) -> None:
     assert "Idempotency-Key" not in [p["name"] for p in op.get("parameters", [])]
 
 
+def _one_line(stderr: str) -> None:
+    """One message line (log lines, JSON on stderr, may precede it), no traceback."""
+    assert "Traceback" not in stderr
+    assert len([line for line in stderr.splitlines() if line.startswith("error:")]) == 1, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error:"), stderr
+
+
 @pytest.fixture
 def cli_env(database_url: str, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Container]:
@@ -166,6 +173,6 @@ def test_cli_legal_hold_read(cli_env: tuple[dict[str, str], Container]) -> None:
         assert refused.exit_code == 1, refused.output  # type: ignore[attr-defined]
         assert says in refused.stderr  # type: ignore[attr-defined]
         assert "Traceback" not in refused.output  # type: ignore[attr-defined]
-        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr  # type: ignore[attr-defined]
+        _one_line(refused.stderr)  # type: ignore[attr-defined]
     missing = run(str(held), *base, "--role", "dpo")
     assert missing.exit_code == 2  # type: ignore[attr-defined]  (usage: --justification)

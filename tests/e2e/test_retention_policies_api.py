@@ -148,6 +148,13 @@ def test_the_retention_engine_applies_a_policy_created_over_http(
     assert retention.plan_retention(box, SYSTEM, clinic, now=later) == []
 
 
+def _one_line(stderr: str) -> None:
+    """One message line (log lines, JSON on stderr, may precede it), no traceback."""
+    assert "Traceback" not in stderr
+    assert len([line for line in stderr.splitlines() if line.startswith("error:")]) == 1, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error:"), stderr
+
+
 @pytest.fixture
 def cli_env(database_url: str, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Container]:
@@ -189,11 +196,13 @@ def test_cli_policies(cli_env: tuple[dict[str, str], Container]) -> None:
           "--action", "delete"], "period"),
         (["--role", "admin", "--category", "identification", "--trigger", "inactivity",
           "--action", "delete", "--days", "10"], "retire it first"),
+        (["--role", "admin", "--category", "marketing", "--trigger", "inactivity",
+          "--action", "delete", "--days", "10", "--clinic", str(uuid.uuid4())], "not found"),
     ):
         refused = run("policies", "create", *me, "--legal-reference", "LGPD", *args)
         assert refused.exit_code == 1, refused.output  # type: ignore[attr-defined]
         assert says in refused.stderr  # type: ignore[attr-defined]
-        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr  # type: ignore[attr-defined]
+        _one_line(refused.stderr)  # type: ignore[attr-defined]
 
     listed = run("policies", "list", *me, "--role", "admin", "--json")
     assert listed.exit_code == 0, listed.output  # type: ignore[attr-defined]

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from sqlalchemy import text
 
+from neonpro.adapters.db.repositories.retention import SqlRetentionPolicyRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
@@ -222,30 +223,6 @@ class PolicyRead(ReadSchema):
         return self.retired_at is None
 
 
-_INSERT_POLICY = text(
-    "INSERT INTO retention_policies (clinic_id, data_category, trigger, action, period, "
-    "legal_reference, created_by) VALUES (:clinic, :category, :trigger, :action, "
-    "make_interval(days => :days), :reference, :actor) RETURNING id, clinic_id, "
-    "data_category, trigger, action, period, legal_reference, created_at, created_by, "
-    "retired_at, retired_by")
-_ACTIVE_POLICY = text(
-    "SELECT id FROM retention_policies WHERE clinic_id = :clinic AND data_category = "
-    ":category AND trigger = :trigger AND retired_at IS NULL")
-_LIST_POLICIES = text(
-    "SELECT id, clinic_id, data_category, trigger, action, period, legal_reference, "
-    "created_at, created_by, retired_at, retired_by FROM retention_policies "
-    "WHERE clinic_id = :clinic "
-    "AND (CAST(:everything AS boolean) OR retired_at IS NULL) "
-    "ORDER BY data_category, trigger, created_at, id")
-_GET_POLICY = text("SELECT id, retired_at FROM retention_policies "
-                   "WHERE clinic_id = :clinic AND id = :id FOR UPDATE")
-_RETIRE_POLICY = text(
-    "UPDATE retention_policies SET retired_at = now(), retired_by = :actor "
-    "WHERE clinic_id = :clinic AND id = :id AND retired_at IS NULL RETURNING id, clinic_id, "
-    "data_category, trigger, action, period, legal_reference, created_at, created_by, "
-    "retired_at, retired_by")
-
-
 def _policy(row: Any) -> PolicyRead:
     period: timedelta = row.period
     return PolicyRead(id=row.id, clinic_id=row.clinic_id, data_category=row.data_category,
@@ -274,15 +251,13 @@ def create_policy(uow: SqlUnitOfWork, data: PolicyCreate) -> PolicyRead:
     with uow:
         _allowed(uow)
         check_floor(data.data_category, data.trigger, data.action, data.days)
-        params = {"clinic": uow.clinic_id, "category": data.data_category.value,
-                  "trigger": data.trigger.value}
-        if uow.connection.execute(_ACTIVE_POLICY, params).first() is not None:
-            raise Conflict(f"an active {data.data_category.value}/{data.trigger.value} policy "
-                           "exists: retire it first", "trigger")
-        row = uow.connection.execute(_INSERT_POLICY, {
-            **params, "action": data.action.value, "days": data.days,
-            "reference": data.legal_reference, "actor": uow.actor.id}).one()
-        policy = _policy(row)
+        repo = SqlRetentionPolicyRepository(uow)
+        category, trigger = data.data_category.value, data.trigger.value
+        if repo.active_id(category, trigger) is not None:
+            raise Conflict(f"an active {category}/{trigger} policy exists: retire it first",
+                           "trigger")
+        policy = _policy(repo.insert(category, trigger, data.action.value, data.days,
+                                     data.legal_reference))
         uow.audit.record(AuditAction.CREATE, "retention_policies", policy.id,
                          risk=RiskLevel.MEDIUM, details=_details(policy))
         uow.commit()
@@ -294,8 +269,7 @@ def list_policies(uow: SqlUnitOfWork, *, include_retired: bool = False) -> list[
     whole history."""
     with uow:
         _allowed(uow)
-        rows = uow.connection.execute(_LIST_POLICIES, {"clinic": uow.clinic_id,
-                                                       "everything": include_retired}).all()
+        rows = SqlRetentionPolicyRepository(uow).list(include_retired=include_retired)
         uow.commit()
     return [_policy(r) for r in rows]
 
@@ -306,13 +280,13 @@ def retire_policy(uow: SqlUnitOfWork, policy_id: uuid.UUID) -> PolicyRead:
     retired."""
     with uow:
         _allowed(uow)
-        params = {"clinic": uow.clinic_id, "id": policy_id, "actor": uow.actor.id}
-        current = uow.connection.execute(_GET_POLICY, params).first()
+        repo = SqlRetentionPolicyRepository(uow)
+        current = repo.lock(policy_id)
         if current is None:
             raise NotFound("retention policy", policy_id)
         if current.retired_at is not None:
             raise Conflict(f"retention policy {policy_id} is already retired")
-        policy = _policy(uow.connection.execute(_RETIRE_POLICY, params).one())
+        policy = _policy(repo.retire(policy_id))
         uow.audit.record(AuditAction.UPDATE, "retention_policies", policy.id,
                          risk=RiskLevel.MEDIUM, details=_details(policy, retired=True))
         uow.commit()
