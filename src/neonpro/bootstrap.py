@@ -73,6 +73,13 @@ class Container:
         return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id,
                              service=True)
 
+    def legal_hold_uow(self, clinic_id: uuid.UUID, actor: Actor) -> SqlUnitOfWork:
+        """The legal-hold login in ``clinic_id``: reads records blocked under a legal hold,
+        nothing else (``services.erasure.legal_hold_read`` checks role and justification
+        and audits the read first)."""
+        return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id,
+                             role=self.database.roles.legal_hold)
+
     def service_uow(self, actor: Actor) -> SqlUnitOfWork:
         """A cross-clinic unit of work with the service role (audited administrative work)."""
         return SqlUnitOfWork(

@@ -13,7 +13,7 @@ from neonpro.adapters.db.models import Base
 from neonpro.bootstrap import Container
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import NotFound
+from neonpro.domain.errors import Forbidden, NotBlocked, NotFound, ValidationFailed
 from neonpro.domain.schemas.appointment import AppointmentCreate, Window
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.consent import ConsentCreate
@@ -159,6 +159,47 @@ def test_the_application_role_cannot_unblock_or_read_blocked_rows(
         changed = s.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"),
                             {"p": created.id}).rowcount
     assert changed == 0
+
+
+@pytest.mark.parametrize("role", ["receptionist", "professional", "system"])
+def test_a_legal_hold_read_is_refused_to_other_roles_by_the_service(
+    container: Container, clinic: uuid.UUID, role: str
+) -> None:
+    """Issue 13: the service itself refused nobody (a receptionist read a blocked record);
+    now only the DPO and the admin may, and the refusal is a security event."""
+    held = patients.register_patient(container.uow(clinic, DPO), PatientCreate(
+        full_name="Retida Em Juizo", patient_notes="x")).id
+    erasure.erase_patient(container.admin_uow(clinic, DPO), held)
+    intruder = Actor(uuid.uuid4(), role)
+    with pytest.raises(Forbidden):
+        erasure.legal_hold_read(container, clinic, held, intruder, "court order 123/2026")
+    with container.database.service_session(DPO.id) as s:
+        events = s.execute(text(
+            "SELECT action, status FROM audit_events WHERE clinic_id = :c AND actor_id = :a"),
+            {"c": clinic, "a": intruder.id}).all()
+    assert [(e.action, e.status) for e in events] == [("PERMISSION_DENIED", "blocked")]
+
+
+def test_a_legal_hold_read_needs_a_justification_and_a_blocked_record(
+    container: Container, clinic: uuid.UUID
+) -> None:
+    held = patients.register_patient(container.uow(clinic, DPO), PatientCreate(
+        full_name="Retida Em Juizo", patient_notes="x")).id
+    plain = patients.register_patient(container.uow(clinic, DPO), PatientCreate(
+        full_name="Nao Retida")).id
+    erasure.erase_patient(container.admin_uow(clinic, DPO), held)
+    for reason in (None, "", "  \n ", "short", "x" * 1001):
+        with pytest.raises(ValidationFailed, match="justification"):
+            erasure.legal_hold_read(container, clinic, held, DPO, reason)
+    with pytest.raises(NotBlocked):
+        erasure.legal_hold_read(container, clinic, plain, DPO, "court order 123/2026")
+    with pytest.raises(NotFound):
+        erasure.legal_hold_read(container, clinic, uuid.uuid4(), DPO, "court order 123/2026")
+    with container.database.service_session(DPO.id) as s:
+        reads = s.execute(text(
+            "SELECT count(*) FROM audit_events WHERE clinic_id = :c "
+            "AND action = 'LEGAL_HOLD_READ'"), {"c": clinic}).scalar_one()
+    assert reads == 0  # nothing was read, nothing recorded as read
 
 
 def test_erasures_are_reapplied_after_a_restore(container: Container, clinic: uuid.UUID) -> None:

@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
+from neonpro.domain.errors import BelowLegalFloor, Forbidden
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
@@ -146,3 +148,67 @@ def test_a_patient_due_under_two_policies_in_one_batch_is_erased_once(
                                     "WHERE id = :p"), {"p": held}).scalar_one()
     assert ledger == ["anonymized"]  # one erasure, the expired hold's
     assert anonymized is True
+
+
+def test_policies_keep_their_history_whoever_writes_sql(
+    container: Container, clinic: uuid.UUID
+) -> None:
+    """A policy is retired, never changed nor deleted: as the application role (through
+    row-level security) and as the service role, raw SQL is refused by the guard."""
+    admin = Actor(uuid.uuid4(), "admin")
+    policy = retention.create_policy(container.uow(clinic, admin), retention.PolicyCreate(
+        data_category="contact", trigger="inactivity", action="delete", period_days=400,
+        legal_reference="LGPD art. 16"))
+    changes = (
+        "UPDATE retention_policies SET period = interval '1 day' WHERE id = :p",
+        "UPDATE retention_policies SET action = 'keep', retired_at = now(), "
+        "retired_by = :a WHERE id = :p",
+        "DELETE FROM retention_policies WHERE id = :p",
+    )
+    sessions = (lambda: container.database.tenant_session(clinic, admin.id, "admin"),
+                lambda: container.database.service_session(admin.id, "admin"))
+    for session in sessions:
+        for statement in changes:
+            with pytest.raises(DBAPIError, match=r"history|permission denied"), session() as s:
+                s.execute(text(statement), {"p": policy.id, "a": admin.id})
+    with container.database.tenant_session(clinic, admin.id, "admin") as s:
+        s.execute(text("UPDATE retention_policies SET retired_at = now(), retired_by = :a "
+                       "WHERE id = :p"), {"p": policy.id, "a": admin.id})
+    with pytest.raises(DBAPIError, match="history"), \
+            container.database.service_session(admin.id, "admin") as s:
+        s.execute(text("UPDATE retention_policies SET retired_at = now() WHERE id = :p"),
+                  {"p": policy.id})
+    [row] = [p for p in retention.list_policies(container.uow(clinic, admin),
+                                                include_retired=True) if p.id == policy.id]
+    assert (row.period_days, row.action, row.retired_by) == (400, "delete", admin.id)
+
+
+@pytest.mark.parametrize("role", ["receptionist", "professional", "system"])
+def test_only_the_dpo_and_the_admin_manage_policies(
+    container: Container, clinic: uuid.UUID, role: str
+) -> None:
+    intruder = Actor(uuid.uuid4(), role)
+    data = retention.PolicyCreate(data_category="marketing", trigger="inactivity",
+                                  action="delete", period_days=30, legal_reference="LGPD")
+    with pytest.raises(Forbidden):
+        retention.create_policy(container.uow(clinic, intruder), data)
+    with pytest.raises(Forbidden):
+        retention.list_policies(container.uow(clinic, intruder))
+    with pytest.raises(Forbidden):
+        retention.retire_policy(container.uow(clinic, intruder), uuid.uuid4())
+    with container.database.service_session(JOB.id) as s:
+        denied = s.execute(text(
+            "SELECT count(*) FROM audit_events WHERE clinic_id = :c AND actor_id = :a "
+            "AND action = 'PERMISSION_DENIED'"), {"c": clinic, "a": intruder.id}).scalar_one()
+    assert denied == 3
+
+
+def test_a_clinical_policy_below_twenty_years_is_refused(
+    container: Container, clinic: uuid.UUID
+) -> None:
+    dpo = Actor(uuid.uuid4(), "dpo")
+    for days in (0, 7200, 7304):
+        with pytest.raises(BelowLegalFloor, match="20 years"):
+            retention.create_policy(container.uow(clinic, dpo), retention.PolicyCreate(
+                data_category="clinical", trigger="inactivity", action="block",
+                period_days=days, legal_reference="Lei 13.787/2018 art. 6"))

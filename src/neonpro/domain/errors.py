@@ -91,6 +91,28 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class NotBlocked(Conflict):
+    """A legal-hold read of a record that is not blocked: it is read the ordinary way."""
+
+    code = "not_blocked"
+
+    def __init__(self, entity: str, entity_id: uuid.UUID) -> None:
+        super().__init__(f"{entity} {entity_id} is not blocked under a legal hold: read it "
+                         "through the ordinary API")
+        self.entity_id = entity_id
+
+
+class BelowLegalFloor(ValidationFailed):
+    """A retention period shorter than the law's minimum for that kind of record."""
+
+    code = "below_legal_floor"
+
+    def __init__(self, field_name: str, floor_days: int, floor: str, reference: str) -> None:
+        super().__init__(field_name, f"below the legal floor of {floor} ({floor_days} days; "
+                                     f"{reference})")
+        self.floor_days = floor_days
+
+
 class Unauthenticated(DomainError):
     """No valid credentials (a missing, expired or invalid token, a failed login)."""
 

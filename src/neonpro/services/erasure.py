@@ -8,6 +8,7 @@ legal reference in the audit trail and in the erasure ledger (re-applied after r
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,16 +17,17 @@ from functools import cache
 
 from sqlalchemy import text
 
+from neonpro.adapters.crypto import FieldCipher
 from neonpro.adapters.db.repositories.audit import Event
 from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.erasure import Action, Decision, PatientFacts, decide, outcome
-from neonpro.domain.errors import NotFound
+from neonpro.domain.errors import Forbidden, NotBlocked, NotFound, ValidationFailed
 from neonpro.domain.schemas.appointment import AppointmentRead
 from neonpro.domain.schemas.patient import PatientRead
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, ClinicRole, RiskLevel
 
 AUDIT_ACTION = {Action.BLOCK: AuditAction.BLOCK, Action.ANONYMIZE: AuditAction.ANONYMIZE,
                 Action.DELETE: AuditAction.DELETE}
@@ -118,21 +120,86 @@ class HeldRecord:
     appointments: list[AppointmentRead]
 
 
+# who may read a record blocked under a legal hold: the data-protection officer and the
+# clinic's administrator (regulations.md: "only a legal-hold read by an authorized role")
+LEGAL_HOLD_ROLES = frozenset({ClinicRole.DPO.value, ClinicRole.ADMIN.value})
+JUSTIFICATION_MIN = 10
+JUSTIFICATION_MAX = 1000
+# the justification is free text (it may name the patient, a court case, a diagnosis): the
+# audit trail keeps it encrypted like clinical text, bound to this context and to a random
+# reference stored beside it, never in clear
+JUSTIFICATION_TABLE, JUSTIFICATION_COLUMN = "audit_events", "details.justification"
+_IS_BLOCKED = text("SELECT blocked_at IS NOT NULL FROM patients "
+                   "WHERE clinic_id = :clinic AND id = :patient")
+
+
+def check_justification(justification: str | None) -> str:
+    """The stated reason of a legal-hold read: required, ``JUSTIFICATION_MIN`` to
+    ``JUSTIFICATION_MAX`` characters once trimmed (the error names the field, not the
+    text)."""
+    reason = (justification or "").strip()
+    if not reason:
+        raise ValidationFailed("justification", "a legal-hold read needs a stated "
+                               "justification")
+    if len(reason) < JUSTIFICATION_MIN or len(reason) > JUSTIFICATION_MAX:
+        raise ValidationFailed("justification", f"must be {JUSTIFICATION_MIN} to "
+                               f"{JUSTIFICATION_MAX} characters")
+    return reason
+
+
+def sealed_justification(cipher: FieldCipher, reason: str) -> dict[str, str]:
+    """The audit details that hold a justification: its ciphertext and the reference the
+    ciphertext is bound to."""
+    ref = uuid.uuid4()
+    blob = cipher.encrypt(reason, table=JUSTIFICATION_TABLE, column=JUSTIFICATION_COLUMN,
+                          row_id=ref)
+    return {"justification_ref": str(ref),
+            "justification_encrypted": base64.b64encode(blob).decode("ascii")}
+
+
+def reveal_justification(cipher: FieldCipher, details: dict[str, str]) -> str:
+    """The justification recorded in a ``LEGAL_HOLD_READ`` event's details (for the DPO
+    reviewing the trail; needs the key ring)."""
+    return cipher.decrypt(base64.b64decode(details["justification_encrypted"]),
+                          table=JUSTIFICATION_TABLE, column=JUSTIFICATION_COLUMN,
+                          row_id=uuid.UUID(details["justification_ref"]))
+
+
 def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid.UUID,
-                    actor: Actor, justification: str) -> HeldRecord:
-    """Read a blocked record through the legal-hold role; the read is audited first
-    (high risk, with the justification), in its own committed transaction."""
+                    actor: Actor, justification: str | None) -> HeldRecord:
+    """Read a blocked record through the legal-hold role, for a DPO or an admin with a
+    stated justification.
+
+    Refused (``Forbidden``, itself audited as ``PERMISSION_DENIED``) to every other role,
+    system actors included: the law lets an authorized person read a held record, and the
+    trail must name who. ``NotFound`` when the clinic has no such patient, ``NotBlocked``
+    (409) when the patient is not blocked (it is read the ordinary way). The read is audited
+    first (high risk, the justification encrypted), in its own committed transaction."""
+    audit = container.uow(clinic_id, actor)
+    with audit:
+        if actor.role not in LEGAL_HOLD_ROLES:
+            raise Forbidden(f"the {actor.role} role may not read records under a legal hold")
+        reason = check_justification(justification)
+        audit.rollback()
+    held = container.legal_hold_uow(clinic_id, actor)
+    with held:
+        blocked = held.connection.execute(
+            _IS_BLOCKED, {"clinic": clinic_id, "patient": patient_id}).scalar_one_or_none()
+        held.rollback()
+    if blocked is None:
+        raise NotFound("patient", patient_id)
+    if not blocked:
+        raise NotBlocked("patient", patient_id)
     audit = container.uow(clinic_id, actor)
     with audit:
         audit.audit.record(AuditAction.LEGAL_HOLD_READ, "patient", patient_id,
                            patient_id=patient_id, risk=RiskLevel.HIGH,
-                           details={"justification": justification[:500]})
+                           details=sealed_justification(container.cipher, reason))
         audit.commit()
-    held = SqlUnitOfWork(container.database, container.cipher, container.blind_indexer, actor,
-                         clinic_id, role=container.database.roles.legal_hold)
+    held = container.legal_hold_uow(clinic_id, actor)
     with held:
         patient = held.patients.find(patient_id)
-        if patient is None:
+        if patient is None:  # gone between the check and the read
             raise NotFound("patient", patient_id)
         page = held.appointments.list_for_patient(patient_id)
         held.rollback()

@@ -17,22 +17,38 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pydantic import Field, model_validator
 from sqlalchemy import text
 
+from neonpro.adapters.db.repositories.retention import SqlRetentionPolicyRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.vocabulary import AuditAction, RetentionAction, RetentionTrigger
+from neonpro.domain.errors import Conflict, Forbidden, NotFound
+from neonpro.domain.retention import check_floor, years_to_days
+from neonpro.domain.schemas._types import ReadSchema, Schema
+from neonpro.domain.vocabulary import (
+    AuditAction,
+    ClinicRole,
+    DataCategory,
+    RetentionAction,
+    RetentionTrigger,
+    RiskLevel,
+)
 from neonpro.services.erasure import erase_many_in
 
 Progress = Callable[[int, int], None]
+# who may create, list and retire a clinic's policies
+POLICY_ROLES = frozenset({ClinicRole.ADMIN.value, ClinicRole.DPO.value})
+MAX_PERIOD_DAYS = 36_525  # 100 years
 
 _POLICIES = text(
     "SELECT id, clinic_id, data_category, trigger, period, action, legal_reference "
     "FROM retention_policies WHERE (CAST(:clinic AS uuid) IS NULL OR clinic_id = :clinic) "
-    "AND action <> 'keep' ORDER BY clinic_id, data_category, trigger")
+    "AND action <> 'keep' AND retired_at IS NULL ORDER BY clinic_id, data_category, trigger")
 _INACTIVE = text(
     "SELECT p.id FROM patients p WHERE p.clinic_id = :c AND p.anonymized_at IS NULL "
     "AND p.blocked_at IS NULL AND greatest(p.created_at, "
@@ -159,3 +175,119 @@ def _apply_batch(uow: SqlUnitOfWork, chunk: list[RetentionItem],
         uow.connection.execute(_REMOVE_EVIDENCE, {"patients": [], "ids": revoked})
     return [outcomes[n] if n in outcomes else done[item.target]
             for n, item in enumerate(chunk)]
+
+
+# --------------------------------------------------------------------- policy management
+# Policies keep their history: created, listed, retired; never changed nor deleted (the
+# table's guard trigger refuses it). A new period for a category and trigger is a new
+# policy, once the active one is retired.
+
+
+class PolicyCreate(Schema):
+    data_category: DataCategory
+    trigger: RetentionTrigger
+    action: RetentionAction
+    period_days: int | None = Field(default=None, ge=0, le=MAX_PERIOD_DAYS)
+    period_years: int | None = Field(default=None, ge=0, le=100)
+    legal_reference: str = Field(min_length=3, max_length=300)
+
+    @model_validator(mode="after")
+    def _one_period(self) -> PolicyCreate:
+        if (self.period_days is None) == (self.period_years is None):
+            raise ValueError("give exactly one of period_days and period_years")
+        return self
+
+    @property
+    def days(self) -> int:
+        if self.period_days is not None:
+            return self.period_days
+        assert self.period_years is not None  # noqa: S101  (checked by _one_period)
+        return years_to_days(self.period_years)
+
+
+class PolicyRead(ReadSchema):
+    id: uuid.UUID
+    clinic_id: uuid.UUID
+    data_category: str
+    trigger: str
+    action: str
+    period_days: int
+    legal_reference: str
+    created_at: datetime
+    created_by: uuid.UUID | None
+    retired_at: datetime | None
+    retired_by: uuid.UUID | None
+
+    @property
+    def active(self) -> bool:
+        return self.retired_at is None
+
+
+def _policy(row: Any) -> PolicyRead:
+    period: timedelta = row.period
+    return PolicyRead(id=row.id, clinic_id=row.clinic_id, data_category=row.data_category,
+                      trigger=row.trigger, action=row.action, period_days=period.days,
+                      legal_reference=row.legal_reference, created_at=row.created_at,
+                      created_by=row.created_by, retired_at=row.retired_at,
+                      retired_by=row.retired_by)
+
+
+def _allowed(uow: SqlUnitOfWork) -> None:
+    """Inside the open unit of work, so that a refusal is audited (``PERMISSION_DENIED``)."""
+    if uow.actor.role not in POLICY_ROLES:
+        raise Forbidden(f"the {uow.actor.role} role may not manage retention policies")
+
+
+def _details(policy: PolicyRead, **extra: Any) -> dict[str, Any]:
+    # no legal reference: it is free text
+    return {"data_category": policy.data_category, "trigger": policy.trigger,
+            "action": policy.action, "period_days": policy.period_days, **extra}
+
+
+def create_policy(uow: SqlUnitOfWork, data: PolicyCreate) -> PolicyRead:
+    """A new policy of the clinic (admin or DPO), refused below the legal floor of its kind
+    of record (``BelowLegalFloor``, 422) or while an active one has the same category and
+    trigger (``Conflict``: retire that one first); audited."""
+    with uow:
+        _allowed(uow)
+        check_floor(data.data_category, data.trigger, data.action, data.days)
+        repo = SqlRetentionPolicyRepository(uow)
+        category, trigger = data.data_category.value, data.trigger.value
+        if repo.active_id(category, trigger) is not None:
+            raise Conflict(f"an active {category}/{trigger} policy exists: retire it first",
+                           "trigger")
+        policy = _policy(repo.insert(category, trigger, data.action.value, data.days,
+                                     data.legal_reference))
+        uow.audit.record(AuditAction.CREATE, "retention_policies", policy.id,
+                         risk=RiskLevel.MEDIUM, details=_details(policy))
+        uow.commit()
+    return policy
+
+
+def list_policies(uow: SqlUnitOfWork, *, include_retired: bool = False) -> list[PolicyRead]:
+    """The clinic's policies (admin or DPO): active ones, or with ``include_retired`` the
+    whole history."""
+    with uow:
+        _allowed(uow)
+        rows = SqlRetentionPolicyRepository(uow).list(include_retired=include_retired)
+        uow.commit()
+    return [_policy(r) for r in rows]
+
+
+def retire_policy(uow: SqlUnitOfWork, policy_id: uuid.UUID) -> PolicyRead:
+    """Retire a policy (admin or DPO): the retention engine no longer applies it, the row
+    stays as history; audited. ``NotFound`` in another clinic, ``Conflict`` when already
+    retired."""
+    with uow:
+        _allowed(uow)
+        repo = SqlRetentionPolicyRepository(uow)
+        current = repo.lock(policy_id)
+        if current is None:
+            raise NotFound("retention policy", policy_id)
+        if current.retired_at is not None:
+            raise Conflict(f"retention policy {policy_id} is already retired")
+        policy = _policy(repo.retire(policy_id))
+        uow.audit.record(AuditAction.UPDATE, "retention_policies", policy.id,
+                         risk=RiskLevel.MEDIUM, details=_details(policy, retired=True))
+        uow.commit()
+    return policy

@@ -53,6 +53,9 @@ GUARDED_TABLES = (*APPEND_ONLY_TABLES, *LEDGER_TABLES, *SERVICE_READ_ONLY_TABLES
 # transaction proves it committed with; looked up and pruned by the service role).
 INSERT_ONLY_TABLES = ("commit_tokens",)
 OWNER_ONLY_TABLES = ("audit_ref_keys",)
+# Tables that keep their history: rows are inserted and retired (an UPDATE the guard
+# trigger of retention_sql.py narrows to that), never deleted.
+HISTORY_TABLES = ("retention_policies",)
 # Columns of global tables the application role must never read.
 SECRET_COLUMNS = {"staff_users": ("password_hash",)}
 
@@ -197,6 +200,12 @@ def _access_sql(table: Table, roles: Roles) -> list[str]:
             f"GRANT INSERT ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT, DELETE ON {name} TO {roles.service}",
         ]
+    elif name in HISTORY_TABLES:
+        out += _tenant_policies(name, roles, ("SELECT", "INSERT", "UPDATE"))
+        out += [
+            f"GRANT SELECT, INSERT, UPDATE ON {name} TO {roles.app}",
+            f"GRANT SELECT, INSERT, UPDATE ON {name} TO {roles.service}",
+        ]
     elif name in SERVICE_READ_ONLY_TABLES:
         out.append(f"GRANT SELECT ON {name} TO {roles.service}")
     elif name in OWNER_ONLY_TABLES:
@@ -256,12 +265,13 @@ def expected_ddl(metadata: MetaData, roles: Roles) -> list[str]:
     from neonpro.adapters.db.durability_sql import durability_ddl  # noqa: PLC0415
     from neonpro.adapters.db.erasure_sql import erasure_ddl  # noqa: PLC0415
     from neonpro.adapters.db.feed_sql import feed_ddl  # noqa: PLC0415
+    from neonpro.adapters.db.retention_sql import retention_ddl  # noqa: PLC0415
 
     statements = _functions_sql()
     for table in metadata.sorted_tables:
         statements += _table_sql(table, roles)
     return (statements + audit_ddl(roles) + consent_ddl() + feed_ddl(roles.service)
-            + erasure_ddl() + durability_ddl(roles))
+            + erasure_ddl() + durability_ddl(roles) + retention_ddl())
 
 
 def rls_tables(metadata: MetaData) -> list[str]:

@@ -27,6 +27,7 @@ from neonpro.entrypoints.api.routers import (
     lgpd,
     noshow,
     patients,
+    retention,
     telemedicine,
 )
 
@@ -50,6 +51,7 @@ def create_app(container: Container) -> FastAPI:
     problems.install(app)
     for router in (catalog.router, patients.router, appointments.router,
                    consents.router, audit.router, telemedicine.router, erasure.router,
+                   erasure.held_router, retention.router,
                    incidents.router, lgpd.router, noshow.router, feed.router):
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})

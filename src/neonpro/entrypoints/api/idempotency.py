@@ -14,6 +14,8 @@ answer, and the work is not done again (see :mod:`neonpro.services.idempotency`)
 * The answer is stored encrypted with the field keys, and scrubbed when a patient it names
   is erased (a replay then answers ``410 idempotent_answer_gone``).
 * Sign-in and sign-out (``/auth/...``) take no key: a token is never stored.
+* A legal-hold read (``.../legal-hold/read``) takes no key: each read is audited afresh, and
+  no copy of a blocked record is kept.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ T = TypeVar("T")
 HEADER = "Idempotency-Key"
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE", "PUT"})
 EXEMPT_PREFIXES = ("/auth/",)
+# a legal-hold read is a read whose every answer must be audited afresh, and a kept copy of
+# a blocked record would be one outside the hold: no key, nothing kept
+EXEMPT_SUFFIXES = ("/legal-hold/read",)
 _VALID = re.compile(r"^[\x21-\x7e]{1,255}$")
 _NOT_KEPT = frozenset({401, 408, 429})  # not an outcome of the request itself
 _PATIENT_ROUTES = ("/patients",)
@@ -74,7 +79,8 @@ def use_idempotency_keys(app: FastAPI) -> None:
     document the header on each."""
     for route in app.router.routes:
         if (isinstance(route, APIRoute) and route.methods & WRITE_METHODS
-                and not route.path.startswith(EXEMPT_PREFIXES)):
+                and not route.path.startswith(EXEMPT_PREFIXES)
+                and not route.path.endswith(EXEMPT_SUFFIXES)):
             route.app = request_response(_idempotent(route.get_route_handler()))
             extra = dict(route.openapi_extra or {})
             extra["parameters"] = [*extra.get("parameters", []), PARAMETER]

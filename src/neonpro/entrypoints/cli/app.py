@@ -13,6 +13,7 @@ from neonpro.entrypoints.cli import (
     keys,
     lgpd,
     lgpd_erasure,
+    lgpd_hold,
     lgpd_incidents,
     noshow,
     patients,
@@ -37,6 +38,8 @@ lgpd.app.command("erase")(lgpd_erasure.erase)
 lgpd.app.command("retention")(lgpd_erasure.retention)
 lgpd.app.command("incidents")(lgpd_incidents.incidents)
 lgpd.app.command("disclosures")(lgpd_incidents.disclosures)
+lgpd.app.command("legal-hold-read")(lgpd_hold.legal_hold_read)
+lgpd.app.add_typer(lgpd_hold.policies, name="policies")
 app.add_typer(lgpd.app, name="lgpd")
 app.add_typer(patients.app, name="patients")
 app.add_typer(pitr.app, name="pitr")

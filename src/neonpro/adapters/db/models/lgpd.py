@@ -3,7 +3,7 @@
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import CheckConstraint, Index, Integer, Interval, Text, UniqueConstraint, func, text
+from sqlalchemy import CheckConstraint, Index, Integer, Interval, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -77,12 +77,18 @@ class DataSubjectRequest(TenantMixin, TimestampMixin, Base):
 
 
 class RetentionPolicy(TenantMixin, TimestampMixin, Base):
-    """What happens to a data category, how long after which trigger, and on what legal ground."""
+    """What happens to a data category, how long after which trigger, and on what legal ground.
+
+    Policies keep their history: a policy is never changed nor deleted, it is retired
+    (``retired_at``, ``retired_by``, once) and a new one created; one active policy per
+    category and trigger. A guard trigger holds every role to it (``retention_sql.py``).
+    """
 
     __tablename__ = "retention_policies"
     __table_args__ = table_args(
         "tenant",
-        UniqueConstraint("clinic_id", "data_category", "trigger"),
+        Index("uq_retention_policies_active", "clinic_id", "data_category", "trigger",
+              unique=True, postgresql_where=text("retired_at IS NULL")),
         ck_in("data_category", DataCategory),
         ck_in("trigger", RetentionTrigger),
         ck_in("action", RetentionAction),
@@ -92,6 +98,7 @@ class RetentionPolicy(TenantMixin, TimestampMixin, Base):
             "data_category <> 'clinical' OR action = 'keep' OR period >= interval '20 years'",
             name="clinical_legal_hold",
         ),
+        CheckConstraint("(retired_at IS NULL) = (retired_by IS NULL)", name="retired_by_whom"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -100,6 +107,9 @@ class RetentionPolicy(TenantMixin, TimestampMixin, Base):
     period: Mapped[timedelta] = mapped_column(Interval)
     action: Mapped[str] = mapped_column(Text)
     legal_reference: Mapped[str] = mapped_column(Text)  # e.g. "Lei 13.787/2018 art. 6"
+    created_by: Mapped[uuid.UUID | None] = actor_column()
+    retired_at: Mapped[datetime | None]
+    retired_by: Mapped[uuid.UUID | None] = actor_column()
 
 
 class Disclosure(Chained, TenantMixin, Base):

@@ -1,4 +1,5 @@
-"""Erasure decided by law over HTTP: the plan, and carrying it out (admin and DPO)."""
+"""Erasure decided by law over HTTP: the plan, carrying it out, and the audited legal-hold
+read of a blocked record (admin and DPO)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from neonpro.domain.erasure import Decision
+from neonpro.domain.schemas.appointment import AppointmentRead
+from neonpro.domain.schemas.patient import PatientRead
 from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
 from neonpro.services import erasure as svc
 
 router = APIRouter(prefix="/lgpd/patients/{patient_id}/erasure", tags=["lgpd"])
+held_router = APIRouter(prefix="/lgpd/patients/{patient_id}/legal-hold", tags=["lgpd"])
 
 
 class DecisionOut(BaseModel):
@@ -54,3 +58,32 @@ def erase(patient_id: uuid.UUID, caller: Annotated[Caller, Depends(caller_with(O
                              patient_id, body.request_id if body else None)
     return ErasureOut(patient_id=done.patient_id, outcome=done.outcome,
                       ledger_id=done.ledger_id, decisions=_out(done.decisions))
+
+
+class LegalHoldReadIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    justification: str = Field(
+        max_length=svc.JUSTIFICATION_MAX * 4,  # trimmed and bounded again by the service
+        description=f"why the blocked record must be read (a court order, a claim, the "
+                    f"patient's own request...), {svc.JUSTIFICATION_MIN} to "
+                    f"{svc.JUSTIFICATION_MAX} characters; kept encrypted in the audit trail")
+
+
+class LegalHoldReadOut(BaseModel):
+    patient: PatientRead
+    appointments: list[AppointmentRead]
+
+
+@held_router.post("/read", response_model=LegalHoldReadOut)
+def legal_hold_read(patient_id: uuid.UUID, body: LegalHoldReadIn,
+                    caller: Annotated[Caller, Depends(caller_with(OVERSIGHT))],
+                    ) -> LegalHoldReadOut:
+    """Read a record blocked under a legal hold (admin and DPO, with a justification).
+
+    The read is audited first as a high-risk `LEGAL_HOLD_READ` (the justification
+    encrypted). 404 when the clinic has no such patient, 409 `not_blocked` when the patient
+    is not blocked (read it through `/patients/{id}`)."""
+    box = caller._box  # noqa: SLF001
+    held = svc.legal_hold_read(box, caller.principal.clinic_id, patient_id, caller.actor,
+                               body.justification)
+    return LegalHoldReadOut(patient=held.patient, appointments=held.appointments)
