@@ -93,7 +93,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _recompute_summaries(SUMMARY_FUNCTION_0004)
-    op.execute("DROP FUNCTION IF EXISTS neonpro_consent_state()")
+    op.execute("DROP FUNCTION IF EXISTS neonpro_consent_state(timestamptz)")
     op.execute("DROP TRIGGER IF EXISTS consent_records_entry_no ON consent_records")
     op.execute("DROP FUNCTION IF EXISTS neonpro_consent_entry_no()")
     op.execute(f"DROP INDEX IF EXISTS {ENTRY_INDEX}")
