@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -275,3 +276,36 @@ def test_the_ledger_order_is_the_databases_and_cannot_be_rewritten(w: World) -> 
             w.box.database.tenant_session(w.clinic, ME.id, "admin") as s:
         s.execute(text("UPDATE consent_records SET entry_no = 1 WHERE id = :i"),
                   {"i": revoked})
+
+
+def test_concurrent_appends_leave_the_summary_of_the_last_commit(w: World) -> None:
+    """Two transactions append for one patient at once (another purpose's grant, and a
+    revocation): the one that commits last must see the other's row, or the summary would
+    keep a state the ledger no longer has."""
+    granted = w.grant(M, "m1")
+    started, done = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def revoke_meanwhile() -> None:
+        try:
+            started.wait(10)
+            w.revoke(granted)  # its summary must wait for, then see, the research grant
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=revoke_meanwhile)
+    worker.start()
+    with w.uow() as tx:
+        research = tx.consents.add(ConsentCreate(
+            patient_id=w.patient, purpose=R, terms_version="r1", terms_hash=TERMS,
+            collection_method=CollectionMethod.DIGITAL_SIGNATURE))
+        started.set()
+        done.wait(1.5)  # the revocation runs now; it must not finish before this commits
+        finished_early = done.is_set()
+        tx.commit()
+    worker.join(20)
+    assert not errors, errors
+    assert not finished_early
+    w.agree({M: ("withdrawn", "", granted), R: ("given", "r1", research.id)})

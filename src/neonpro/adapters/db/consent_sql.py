@@ -18,7 +18,8 @@ confirmation, the JSON and FHIR exports, and the compliance check.
 
 ``patients.data_consent_status`` and ``data_consent_version`` summarise the states and must
 never disagree with the ledger, so a trigger recomputes them whenever a ledger row is
-appended (by the services or by raw SQL), in the same transaction: ``given`` if some purpose
+appended (by the services or by raw SQL), in the same transaction, after locking the
+patient's row (so of two concurrent appends the later sees the earlier): ``given`` if some purpose
 is given, else ``expired`` if some purpose expired, else ``withdrawn`` if some purpose was
 withdrawn, else ``pending``; the version is that of the latest grant in force.
 
@@ -82,6 +83,11 @@ DECLARE
   v_status text;
   v_version text;
 BEGIN
+  -- one summary writer per patient at a time: a concurrent append waits here until the
+  -- other commits, and the statements below (read committed: a snapshot each) see its row.
+  -- NO KEY UPDATE: the appends' foreign-key checks hold KEY SHARE, which it lets be
+  PERFORM 1 FROM patients WHERE clinic_id = NEW.clinic_id AND id = NEW.patient_id
+    FOR NO KEY UPDATE;
   -- the states of the patient's purposes (neonpro_consent_state: the latest decision wins)
   SELECT CASE
       WHEN bool_or(s.state = 'given') THEN 'given'
