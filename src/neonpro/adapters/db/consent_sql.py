@@ -30,7 +30,9 @@ guard refuses changing it like any other column.
 
 from __future__ import annotations
 
-ENTRY_SEQUENCE = "CREATE SEQUENCE consent_records_entry_no_seq OWNED BY consent_records.entry_no"
+# not OWNED BY the column: pg_dump would then dump it with the table, as the service role
+# that may not read it; as an owner-only relation the backup's owner dump carries it
+ENTRY_SEQUENCE = "CREATE SEQUENCE consent_records_entry_no_seq"
 
 ENTRY_FUNCTION = """CREATE FUNCTION neonpro_consent_entry_no() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$

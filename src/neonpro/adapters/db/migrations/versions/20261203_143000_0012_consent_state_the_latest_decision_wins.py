@@ -30,7 +30,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # frozen copies of consent_sql at this revision
-ENTRY_SEQUENCE = 'CREATE SEQUENCE consent_records_entry_no_seq OWNED BY consent_records.entry_no'
+ENTRY_SEQUENCE = 'CREATE SEQUENCE consent_records_entry_no_seq'
 ENTRY_FUNCTION = "CREATE FUNCTION neonpro_consent_entry_no() RETURNS trigger\nLANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$\nBEGIN\n  -- the ledger's order: assigned here, never taken from the insert\n  NEW.entry_no := nextval('consent_records_entry_no_seq');\n  RETURN NEW;\nEND\n$$"
 ENTRY_TRIGGER = 'CREATE TRIGGER consent_records_entry_no BEFORE INSERT ON consent_records FOR EACH ROW EXECUTE FUNCTION neonpro_consent_entry_no()'
 STATE_FUNCTION = "CREATE FUNCTION neonpro_consent_state(p_now timestamptz DEFAULT now())\nRETURNS TABLE (\n    clinic_id uuid, patient_id uuid, purpose text, state text, decision text,\n    decision_id uuid, entry_no bigint, decided_at timestamptz, legal_basis text,\n    terms_version text, given_at timestamptz, expires_at timestamptz, data_categories text[],\n    expiry_recorded boolean)\nLANGUAGE sql STABLE AS $$\n  SELECT d.clinic_id, d.patient_id, d.purpose,\n    CASE WHEN d.status = 'revoked' THEN 'withdrawn'\n         WHEN d.expiry_recorded OR d.expires_at <= p_now THEN 'expired'\n         ELSE 'given' END,\n    d.status, d.id, d.entry_no,\n    CASE WHEN d.status = 'revoked' THEN d.revoked_at ELSE d.given_at END,\n    d.legal_basis, d.terms_version, d.given_at, d.expires_at, d.data_categories,\n    d.expiry_recorded\n  FROM (\n    SELECT DISTINCT ON (c.clinic_id, c.patient_id, c.purpose) c.clinic_id, c.patient_id,\n      c.purpose, c.status, c.id, c.entry_no, c.given_at, c.revoked_at, c.expires_at,\n      c.legal_basis, c.terms_version, c.data_categories,\n      c.status = 'granted' AND EXISTS (SELECT 1 FROM consent_records x\n        WHERE x.clinic_id = c.clinic_id AND x.supersedes_id = c.id\n          AND x.status = 'expired') AS expiry_recorded\n    FROM consent_records c\n    WHERE c.status IN ('granted', 'revoked')\n    ORDER BY c.clinic_id, c.patient_id, c.purpose, c.entry_no DESC\n  ) d\n$$"
@@ -67,7 +67,7 @@ def _recompute_summaries(function: str) -> None:
 
 
 def upgrade() -> None:
-    op.execute(ENTRY_SEQUENCE.split(" OWNED BY")[0])
+    op.execute(ENTRY_SEQUENCE)
     # number the rows so far in each purpose's order: cluster, then a rewrite that takes
     # the sequence in physical order (no row trigger fires; seqscans not synchronised)
     op.execute("SET LOCAL synchronize_seqscans = off")
@@ -76,7 +76,6 @@ def upgrade() -> None:
     op.execute("ALTER TABLE consent_records ADD COLUMN entry_no bigint NOT NULL "
                "DEFAULT nextval('consent_records_entry_no_seq')")
     op.execute("ALTER TABLE consent_records ALTER COLUMN entry_no DROP DEFAULT")
-    op.execute("ALTER SEQUENCE consent_records_entry_no_seq OWNED BY consent_records.entry_no")
     op.execute(f"COMMENT ON COLUMN consent_records.entry_no IS '{ENTRY_NO_COMMENT}'")
     op.execute(f"CREATE INDEX {ENTRY_INDEX} ON consent_records "
                "(clinic_id, patient_id, purpose, entry_no)")
@@ -97,4 +96,5 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS consent_records_entry_no ON consent_records")
     op.execute("DROP FUNCTION IF EXISTS neonpro_consent_entry_no()")
     op.execute(f"DROP INDEX IF EXISTS {ENTRY_INDEX}")
-    op.execute("ALTER TABLE consent_records DROP COLUMN entry_no")  # and its sequence
+    op.execute("ALTER TABLE consent_records DROP COLUMN entry_no")
+    op.execute("DROP SEQUENCE IF EXISTS consent_records_entry_no_seq")
