@@ -76,6 +76,7 @@ def upgrade() -> None:
     op.execute("ALTER TABLE consent_records ADD COLUMN entry_no bigint NOT NULL "
                "DEFAULT nextval('consent_records_entry_no_seq')")
     op.execute("ALTER TABLE consent_records ALTER COLUMN entry_no DROP DEFAULT")
+    op.execute("RESET synchronize_seqscans")
     op.execute(f"COMMENT ON COLUMN consent_records.entry_no IS '{ENTRY_NO_COMMENT}'")
     op.execute(f"CREATE INDEX {ENTRY_INDEX} ON consent_records "
                "(clinic_id, patient_id, purpose, entry_no)")
