@@ -333,3 +333,25 @@ def test_drill_measures_recovery(source: tuple[Container, uuid.UUID]) -> None:
         leftovers = conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE "
                                  "'neonpro_drill_%%'").fetchone()
     assert leftovers == (0,)
+
+
+def test_a_restore_keeps_the_consent_ledger_order_ahead(
+        source: tuple[Container, uuid.UUID], target: str) -> None:
+    """The consent ledger's order (entry_no, from an owner-only sequence) survives a
+    restore: the rows keep their numbers, and the next row is numbered after them (else a
+    revocation recorded after the restore would rank below the grants before it)."""
+    box, _clinic = source
+    with box.database.service_session(DPO.id) as s:
+        before = s.execute(text("SELECT id, entry_no FROM consent_records ORDER BY entry_no")
+                           ).all()
+    assert before
+    backup = svc.create_backup(box)
+    report = svc.restore_backup(box, backup, target)
+    assert report.ok, report.problems
+    with psycopg.connect(_plain(target)) as conn:
+        after = conn.execute("SELECT id, entry_no FROM consent_records ORDER BY entry_no"
+                             ).fetchall()
+        following = conn.execute("SELECT nextval('consent_records_entry_no_seq')").fetchone()
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]
+    assert following is not None
+    assert following[0] > before[-1][1]

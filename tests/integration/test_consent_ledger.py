@@ -84,8 +84,10 @@ def test_expired_consent_is_refused_and_the_job_records_it(
     _require(container, clinic, patient, ConsentPurpose.RESEARCH)
     later = soon + timedelta(days=1)
     with container.uow(clinic, ME) as tx:
-        current = tx.consents.current(patient, ConsentPurpose.RESEARCH)
-    assert not consents.is_active(current, later)
+        state = tx.consents.state(patient, ConsentPurpose.RESEARCH, at=later)
+    assert state is not None
+    assert state.state == "expired"
+    assert not state.in_force
     assert consents.expire_consents(container.service_uow(ME), later) >= 1
     with pytest.raises(ConsentRequired):
         _require(container, clinic, patient, ConsentPurpose.RESEARCH)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -9,8 +11,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from neonpro.adapters.db import migrate, schema_check
+from neonpro.adapters.db.audit import seal_pending, verify_chains
 from neonpro.adapters.db.models import Base
 from neonpro.adapters.db.security import Roles
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor
+from neonpro.domain.errors import ConsentRequired
+from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.consent import ConsentCreate
+from neonpro.domain.schemas.patient import PatientCreate
+from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
+from neonpro.services import clinics, consents, patients
+from tests.conftest import make_keyring, make_settings
 
 
 def _tables(url: str) -> set[str]:
@@ -115,3 +127,52 @@ def test_drift_in_a_check_constraint_is_named(
     monkeypatch.setattr(schema_check, "build_from_models", with_extra_column)
     report = schema_check.check_drift(admin_url, roles)
     assert any("ck_service_types_extra" in line for line in report.only_in_models)
+
+
+def test_0012_numbers_the_ledger_and_recomputes_summaries(fresh_database_url: str,
+                                                          roles: Roles) -> None:
+    """A database of 0011 where marketing was granted twice and the newest grant revoked
+    (its summary then read given|m-v1) reads withdrawn after 0012; existing rows are
+    numbered in their purpose's order."""
+    url = fresh_database_url
+    migrate.upgrade(url, roles, "0011")
+    me = Actor(uuid.uuid4(), "admin")
+    box = Container(make_settings(url), database_url=url, keyring=make_keyring())
+    try:
+        clinic = clinics.create_clinic(box.service_uow(me), ClinicCreate(name="Old")).id
+        pid = patients.register_patient(box.uow(clinic, me), PatientCreate(full_name="P")).id
+        granted = [consents.grant_consent(box.uow(clinic, me), ConsentCreate(
+            patient_id=pid, purpose=ConsentPurpose.MARKETING, terms_version=v,
+            terms_hash=hashlib.sha256(b"t").hexdigest(),
+            collection_method=CollectionMethod.WRITTEN)).id for v in ("m-v1", "m-v2")]
+        revoked = consents.revoke_consent(box.uow(clinic, me), granted[1]).id
+        with box.uow(clinic, me) as tx:
+            assert tx.patients.get(pid).data_consent_status == "given"  # the old rule
+        # some ledger rows sealed before the upgrade: the rewrite keeps their chain valid
+        assert seal_pending(box.database, box.keyring, me, clinic) > 0
+        migrate.upgrade(url, roles, audit_key=box.keyring.active_audit_key)
+        seal_pending(box.database, box.keyring, me, clinic)
+        reports = verify_chains(box.database, me, box.keyring, clinic)
+        assert {r.chain for r in reports} >= {"audit_events", "consent_records"}
+        assert all(r.ok for r in reports), [r for r in reports if not r.ok]
+        with box.uow(clinic, me) as tx:
+            patient = tx.patients.get(pid)
+            order = tx.connection.execute(text(
+                "SELECT id FROM consent_records WHERE clinic_id = :c ORDER BY entry_no"),
+                {"c": clinic}).scalars().all()
+        assert (patient.data_consent_status, patient.data_consent_version) == (
+            "withdrawn", None)
+        assert order == [*granted, revoked]
+        with pytest.raises(ConsentRequired), box.uow(clinic, me) as tx:
+            consents.require_consent(tx, pid, ConsentPurpose.MARKETING)
+        again = consents.grant_consent(box.uow(clinic, me), ConsentCreate(
+            patient_id=pid, purpose=ConsentPurpose.MARKETING, terms_version="m-v3",
+            terms_hash=hashlib.sha256(b"t").hexdigest(),
+            collection_method=CollectionMethod.WRITTEN))
+        with box.uow(clinic, me) as tx:
+            assert tx.patients.get(pid).data_consent_version == "m-v3"
+            assert tx.consents.state(pid, ConsentPurpose.MARKETING).decision_id == again.id
+        migrate.downgrade(url, roles, "0011")
+        migrate.upgrade(url, roles, audit_key=box.keyring.active_audit_key)
+    finally:
+        box.close(seal=False)

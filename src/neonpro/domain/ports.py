@@ -32,7 +32,12 @@ from neonpro.domain.schemas.clinic import (
     StaffUserCreate,
     StaffUserRead,
 )
-from neonpro.domain.schemas.consent import ConsentCreate, ConsentRead, ConsentRevoke
+from neonpro.domain.schemas.consent import (
+    ConsentCreate,
+    ConsentRead,
+    ConsentRevoke,
+    ConsentState,
+)
 from neonpro.domain.schemas.patient import (
     PatientCreate,
     PatientFilters,
@@ -121,7 +126,10 @@ class ConsentRepository(Protocol):
     def history(self, patient_id: uuid.UUID,
                 purpose: ConsentPurpose | None = None) -> list[ConsentRead]: ...
     def current(self, patient_id: uuid.UUID, purpose: ConsentPurpose) -> ConsentRead | None: ...
-    def current_all(self) -> builtins.list[ConsentRead]: ...
+    def states(self, patient_id: uuid.UUID | None = None,
+               at: datetime | None = None) -> builtins.list[ConsentState]: ...
+    def state(self, patient_id: uuid.UUID, purpose: ConsentPurpose,
+              at: datetime | None = None) -> ConsentState | None: ...
     def expire_due(self, now: datetime) -> int: ...
     def revoke(self, consent_id: uuid.UUID,
                data: ConsentRevoke | None = None) -> ConsentRead: ...

@@ -10,7 +10,9 @@ What is collected (one patient, one clinic):
 * ``appointments``: every one, with clinical, internal and general notes;
 * ``professionals``: those of the appointments and the primary professional (their
   professional identity only: name, council registration, specialty; not their contacts);
-* ``consent_records``: the full ledger history, superseded rows included;
+* ``consent_records``: the full ledger history, superseded rows included, and
+  ``consent_state``: the state of each purpose (the latest decision wins,
+  ``neonpro_consent_state``), the same the consent gate and confirmation read;
 * ``disclosures``: the sharing log;
 * ``data_subject_requests``: the patient's requests and their outcome;
 * ``erasure_ledger``: erasure decisions about the patient (per category: action and legal
@@ -61,7 +63,7 @@ if TYPE_CHECKING:
 
     from neonpro.adapters.db.uow import SqlUnitOfWork
     from neonpro.domain.schemas.appointment import AppointmentRead
-    from neonpro.domain.schemas.consent import ConsentRead
+    from neonpro.domain.schemas.consent import ConsentRead, ConsentState
     from neonpro.domain.schemas.patient import PatientRead
 
 FORMAT = "neonpro.lgpd.export/v1"
@@ -86,6 +88,7 @@ class PatientData:
     appointments: list[AppointmentRead] = field(default_factory=list)
     professionals: list[dict[str, Any]] = field(default_factory=list)
     consents: list[ConsentRead] = field(default_factory=list)
+    consent_states: list[ConsentState] = field(default_factory=list)
     disclosures: list[dict[str, Any]] = field(default_factory=list)
     requests: list[DataSubjectRequestRead] = field(default_factory=list)
     erasures: list[dict[str, Any]] = field(default_factory=list)
@@ -153,6 +156,7 @@ def collect(uow: SqlUnitOfWork, patient_id: uuid.UUID) -> PatientData:
     if involved:
         data.professionals = _rows(conn, PROFESSIONALS, {"c": clinic, "ids": list(involved)})
     data.consents = uow.consents.history(patient_id)
+    data.consent_states = uow.consents.states(patient_id)
     data.disclosures = _rows(conn, DISCLOSURES, params)
     data.requests = SqlDsrRepository(uow).for_patient(patient_id)
     data.erasures = _rows(conn, ERASURES, params)
@@ -261,6 +265,7 @@ def to_json(data: PatientData, generated_at: datetime,
         "appointments": [a.model_dump(mode="json") for a in data.appointments],
         "professionals": data.professionals,
         "consent_records": [c.model_dump(mode="json") for c in data.consents],
+        "consent_state": [c.model_dump(mode="json") for c in data.consent_states],
         "disclosures": data.disclosures,
         "data_subject_requests": [r.model_dump(mode="json") for r in data.requests],
         "erasure_ledger": data.erasures,
@@ -456,12 +461,13 @@ def fhir_appointment(a: AppointmentRead) -> FhirJson:
     }))
 
 
-def fhir_consent(c: ConsentRead, superseded: set[uuid.UUID], at: datetime) -> FhirJson:
-    """One ledger row. A row a later row supersedes, or a grant past its expiry, is
-    ``inactive``: only the current row of a purpose can be in force."""
+def fhir_consent(c: ConsentRead, in_force: set[uuid.UUID]) -> FhirJson:
+    """One ledger row. Only the grant that is its purpose's latest decision and in force
+    (``in_force``: from ``neonpro_consent_state``) is ``active``; every other grant (an
+    older one, one revoked or expired, one a later revocation of any grant withdrew) is
+    ``inactive``."""
     status = CONSENT_STATUS[ConsentStatus(c.status)]
-    if status == "active" and (c.id in superseded
-                               or (c.expires_at is not None and c.expires_at <= at)):
+    if status == "active" and c.id not in in_force:
         status = "inactive"
     purpose = ConsentPurpose(c.purpose)
     scope_code, scope_display = CONSENT_SCOPE.get(purpose, PRIVACY_SCOPE)
@@ -505,12 +511,12 @@ def fhir_bundle_json(data: PatientData, generated_at: datetime) -> FhirJson:
     by its ``fhir.resources.R4B`` model; references are the entries' ``urn:uuid:`` full
     URLs, so the Bundle resolves on its own."""
     practitioners = {row["id"] for row in data.professionals}
-    superseded = {c.supersedes_id for c in data.consents if c.supersedes_id is not None}
+    in_force = {s.decision_id for s in data.consent_states if s.in_force}
     resources = [fhir_patient(data.patient, practitioners)]
     resources += fhir_clinical_lists(data.patient)
     resources += [fhir_practitioner(row) for row in data.professionals]
     resources += [fhir_appointment(a) for a in data.appointments]
-    resources += [fhir_consent(c, superseded, generated_at) for c in data.consents]
+    resources += [fhir_consent(c, in_force) for c in data.consents]
     bundle_id = uuid.uuid4()
     envelope = _valid(Bundle, {
         "id": str(bundle_id), "type": "collection", "timestamp": generated_at,

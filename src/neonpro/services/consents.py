@@ -1,7 +1,10 @@
 """Consent use cases: grant, revoke, history, require, expire, and the compliance check.
 
-The ledger is append-only (a revocation or an expiry is a new row superseding the grant)
-and the database keeps each patient's consent summary in step with it. Every grant,
+The ledger is append-only (a revocation or an expiry is a new row superseding the grant).
+The state of a purpose is computed by the database in one place (``neonpro_consent_state``,
+see ``adapters/db/consent_sql.py``): per patient and purpose the latest decision, a grant
+or a revocation in ledger order, wins. The gate, the patient's summary, confirmation, the
+exports and the compliance check all read it. Every grant,
 revocation and expiry is audited by the ledger's trigger (CONSENT_GRANTED, ...).
 """
 
@@ -13,8 +16,19 @@ from datetime import UTC, datetime, timedelta
 
 from neonpro.domain.errors import ConsentRequired
 from neonpro.domain.ports import UnitOfWork
-from neonpro.domain.schemas.consent import ConsentCreate, ConsentRead, ConsentRevoke
-from neonpro.domain.vocabulary import ConsentPurpose, ConsentStatus, DataCategory, RiskLevel
+from neonpro.domain.schemas.consent import (
+    ConsentCreate,
+    ConsentRead,
+    ConsentRevoke,
+    ConsentState,
+)
+from neonpro.domain.vocabulary import (
+    ConsentPurpose,
+    ConsentStatus,
+    ConsentStatusSummary,
+    DataCategory,
+    RiskLevel,
+)
 
 # Purposes that rest on the patient's consent (LGPD Art. 8, 11 I); care itself rests on
 # health protection (Art. 11 II f) and needs none.
@@ -51,19 +65,23 @@ def consent_history(uow: UnitOfWork, patient_id: uuid.UUID,
     return rows
 
 
-def is_active(consent: ConsentRead | None, now: datetime | None = None) -> bool:
-    if consent is None or consent.status != ConsentStatus.GRANTED:
-        return False
-    return consent.expires_at is None or consent.expires_at > (now or datetime.now(UTC))
-
-
 def require_consent(uow: UnitOfWork, patient_id: uuid.UUID, purpose: ConsentPurpose) -> None:
     """Inside an open unit of work: raise ConsentRequired unless the purpose needs no consent
-    or the patient's current ledger row for it is granted, unexpired and unrevoked."""
+    or the purpose's state is ``given`` (its latest decision is a grant in force)."""
     if purpose not in CONSENT_BASED:
         return
-    if not is_active(uow.consents.current(patient_id, purpose)):
+    state = uow.consents.state(patient_id, purpose)
+    if state is None or not state.in_force:
         raise ConsentRequired(purpose.value)
+
+
+def consent_states(uow: UnitOfWork, patient_id: uuid.UUID) -> list[ConsentState]:
+    """The state of each purpose the patient decided on (the latest decision wins)."""
+    with uow:
+        uow.patients.get(patient_id)  # NotFound for another clinic's or a deleted patient
+        states = uow.consents.states(patient_id)
+        uow.commit()
+    return states
 
 
 def expire_consents(service_uow: UnitOfWork, now: datetime | None = None) -> int:
@@ -85,21 +103,25 @@ class Finding:
 
 def check_compliance(uow: UnitOfWork, now: datetime | None = None,
                      max_age: timedelta = MAX_AGE) -> list[Finding]:
-    """The seed's compliance check over the clinic's current consents, with a risk each."""
+    """The seed's compliance check over the state of each purpose (its latest decision,
+    ``neonpro_consent_state``), with a risk each: an older grant a newer decision replaced
+    or withdrew is no longer current, whatever its own row says."""
     now = now or datetime.now(UTC)
     findings: list[Finding] = []
     with uow:
-        current = uow.consents.current_all()
+        states = uow.consents.states(at=now)
         uow.commit()
-    for c in current:
-        if c.status != ConsentStatus.GRANTED:
-            continue
+    for c in states:
+        if c.decision != ConsentStatus.GRANTED:
+            continue  # withdrawn: nothing rests on it
 
-        def add(kind: str, risk: RiskLevel, c: ConsentRead = c) -> None:
-            findings.append(Finding(kind, risk, c.id, c.patient_id, c.purpose))
+        def add(kind: str, risk: RiskLevel, c: ConsentState = c) -> None:
+            findings.append(Finding(kind, risk, c.decision_id, c.patient_id, c.purpose))
 
-        if c.expires_at is not None and c.expires_at <= now:
+        if c.state == ConsentStatusSummary.EXPIRED and not c.expiry_recorded:
             add("expired_but_not_marked", RiskLevel.HIGH)
+        if not c.in_force:
+            continue  # expired: the findings below are about a consent in force
         if c.expires_at is None and ConsentPurpose(c.purpose) in CONSENT_BASED:
             sensitive = SENSITIVE.intersection(c.data_categories)
             add("sensitive_categories_without_expiry" if sensitive else "no_expiry",

@@ -30,6 +30,7 @@ from neonpro.domain.vocabulary import (
     AuditAction,
     ConsentPurpose,
     ConsentStatus,
+    ConsentStatusSummary,
     DataSubjectRequestKind,
     DataSubjectRequestStatus,
     LegalBasis,
@@ -264,8 +265,9 @@ MEDICAL_RECORD = "Lei 13.787/2018 Art. 6; CFM Res. 1.821/2007"
 def _legal_bases(uow: SqlUnitOfWork, patient_id: uuid.UUID, registered: datetime, *,
                  clinical: bool, now: datetime) -> tuple[list[LegalBasisUse],
                                                          list[WithdrawnConsent]]:
-    history = uow.consents.history(patient_id)
-    superseded = {c.supersedes_id for c in history if c.supersedes_id is not None}
+    # the state of each purpose: the latest decision wins (neonpro_consent_state), so a
+    # purpose is either in force or withdrawn/expired, never both
+    states = uow.consents.states(patient_id, at=now)
     uses: dict[tuple[str, str], LegalBasisUse] = {
         (LegalBasis.HEALTH_PROTECTION, ConsentPurpose.TREATMENT): LegalBasisUse(
             legal_basis=LegalBasis.HEALTH_PROTECTION, purpose=ConsentPurpose.TREATMENT,
@@ -277,17 +279,14 @@ def _legal_bases(uow: SqlUnitOfWork, patient_id: uuid.UUID, registered: datetime
             legal_basis=LegalBasis.LEGAL_OBLIGATION, purpose="medical_record_keeping",
             source="law", reference=MEDICAL_RECORD, since=registered)
     withdrawn: list[WithdrawnConsent] = []
-    for c in history:
-        if c.id in superseded:
+    for c in states:
+        if c.state == ConsentStatusSummary.WITHDRAWN:
+            withdrawn.append(WithdrawnConsent(purpose=c.purpose, status=ConsentStatus.REVOKED.value,
+                                              at=c.decided_at or now))
             continue
-        in_force = c.status == ConsentStatus.GRANTED and (
-            c.expires_at is None or c.expires_at > now)
-        if not in_force:
-            if c.status != ConsentStatus.PENDING:  # revoked, expired, or a grant past expiry
-                ended = ConsentStatus.EXPIRED if c.status == ConsentStatus.GRANTED else c.status
-                withdrawn.append(WithdrawnConsent(
-                    purpose=c.purpose, status=str(ended),
-                    at=c.revoked_at or c.expires_at or c.created_at))
+        if c.state == ConsentStatusSummary.EXPIRED:
+            withdrawn.append(WithdrawnConsent(purpose=c.purpose, status=ConsentStatus.EXPIRED.value,
+                                              at=c.expires_at or c.decided_at or now))
             continue
         basis = LegalBasis(c.legal_basis)
         uses[(basis, c.purpose)] = LegalBasisUse(

@@ -10,7 +10,13 @@ from pydantic import AwareDatetime, Field
 
 from neonpro.domain.paging import Page
 from neonpro.domain.schemas._types import ReadSchema, Schema, ShortText
-from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose, DataCategory, LegalBasis
+from neonpro.domain.vocabulary import (
+    CollectionMethod,
+    ConsentPurpose,
+    ConsentStatusSummary,
+    DataCategory,
+    LegalBasis,
+)
 
 
 class ConsentCreate(Schema):
@@ -51,5 +57,30 @@ class ConsentRead(ReadSchema):
     created_at: datetime
 
 
+class ConsentState(ReadSchema):
+    """The state of one purpose of one patient: its latest decision (a grant or a
+    revocation, in ledger order) wins. Computed by the database (``neonpro_consent_state``)
+    for the gate, the patient's summary, confirmation, exports and compliance alike."""
+
+    patient_id: uuid.UUID
+    purpose: str
+    state: ConsentStatusSummary  # given, expired or withdrawn (no row: pending)
+    decision: str  # granted or revoked
+    decision_id: uuid.UUID  # the ledger row of the decision
+    entry_no: int
+    decided_at: datetime | None
+    legal_basis: str
+    terms_version: str
+    given_at: datetime | None
+    expires_at: datetime | None
+    data_categories: list[str]
+    expiry_recorded: bool
+
+    @property
+    def in_force(self) -> bool:
+        return self.state == ConsentStatusSummary.GIVEN
+
+
 READ_FIELDS: tuple[str, ...] = tuple(ConsentRead.model_fields)
+STATE_FIELDS: tuple[str, ...] = tuple(ConsentState.model_fields)
 ConsentPage = Page[ConsentRead]

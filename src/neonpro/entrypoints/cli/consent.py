@@ -1,4 +1,5 @@
-"""``neonpro consent``: the expiry job, the compliance check and a patient's history."""
+"""``neonpro consent``: the expiry job, the compliance check, a patient's history and the
+state of each of its purposes (the latest decision wins)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from neonpro.domain.vocabulary import ConsentPurpose
 from neonpro.entrypoints.cli._common import container, out, print_json
 from neonpro.services import consents
 
-app = typer.Typer(help="The consent ledger: expiry, compliance, history.", no_args_is_help=True)
+app = typer.Typer(help="The consent ledger: expiry, compliance, history, state.",
+                  no_args_is_help=True)
 ACTOR = SystemActors.CLI
 JsonFlag = Annotated[bool, typer.Option("--json")]
 
@@ -60,5 +62,25 @@ def history(clinic: Annotated[uuid.UUID, typer.Option()],
     for r in rows:
         table.add_row(r.created_at.isoformat(timespec="seconds"), r.purpose, r.status,
                       r.legal_basis, r.terms_version,
+                      r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-")
+    out.print(table)
+
+
+@app.command()
+def state(clinic: Annotated[uuid.UUID, typer.Option()],
+          patient: Annotated[uuid.UUID, typer.Option()],
+          as_json: JsonFlag = False) -> None:
+    """The state of each purpose of a patient: the latest decision (grant or revocation,
+    in ledger order) wins; the consent gate, the summary and confirmation read the same."""
+    with container() as box:
+        rows = consents.consent_states(box.uow(clinic, ACTOR), patient)
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in rows])
+        return
+    table = Table("purpose", "state", "decision", "at", "terms", "expires")
+    for r in rows:
+        table.add_row(r.purpose, r.state.value, r.decision,
+                      r.decided_at.isoformat(timespec="seconds") if r.decided_at else "-",
+                      r.terms_version,
                       r.expires_at.isoformat(timespec="seconds") if r.expires_at else "-")
     out.print(table)

@@ -5,8 +5,9 @@ a revocation, an expiry or a renewal is a *new* row whose ``supersedes_id``
 points at the row it changes, so the old state stays readable. The unique
 ``(clinic_id, supersedes_id)`` makes the chain linear: two concurrent
 revocations of the same row cannot both commit. The current state of a
-(patient, purpose) is the row nobody supersedes. ``patients.data_consent_status``
-only summarises this table.
+(patient, purpose) is decided by the latest decision (grant or revocation) in ledger order
+(``entry_no``), computed by ``neonpro_consent_state`` (``consent_sql.py``) for every
+reader. ``patients.data_consent_status`` only summarises it.
 
 The database enforces it (no UPDATE or DELETE granted, guard triggers for everyone), and
 each clinic's rows are chained and keyed like the audit trail (``evidence`` left out: the
@@ -18,7 +19,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Text, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -45,6 +46,9 @@ from neonpro.domain.vocabulary import (
     LegalBasis,
 )
 
+ENTRY_NO_COMMENT = ("ledger order, assigned at insert by neonpro_consent_entry_no: the latest "
+                    "decision per patient and purpose wins")
+
 
 class ConsentRecord(Chained, TenantMixin, Base):
     """One state of one consent (append-only; see the module docstring)."""
@@ -56,6 +60,7 @@ class ConsentRecord(Chained, TenantMixin, Base):
         tenant_fk("supersedes_id", "consent_records", nullable=True),
         UniqueConstraint("clinic_id", "supersedes_id"),
         Index(None, "clinic_id", "patient_id", "purpose", "created_at"),
+        Index(None, "clinic_id", "patient_id", "purpose", "entry_no"),
         ck_in("purpose", ConsentPurpose),
         ck_in("legal_basis", LegalBasis),
         ck_in("status", ConsentStatus),
@@ -99,3 +104,4 @@ class ConsentRecord(Chained, TenantMixin, Base):
     collected_by: Mapped[uuid.UUID | None] = actor_column()
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), sort_order=900)
+    entry_no: Mapped[int] = mapped_column(BigInteger, comment=ENTRY_NO_COMMENT, sort_order=901)

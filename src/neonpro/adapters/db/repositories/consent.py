@@ -7,17 +7,28 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, insert, select
+from sqlalchemy import Table, and_, insert, select, text
 
 from neonpro.adapters.db.models import ConsentRecord
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.errors import Conflict, NotFound
-from neonpro.domain.schemas.consent import READ_FIELDS, ConsentCreate, ConsentRead, ConsentRevoke
+from neonpro.domain.schemas.consent import (
+    READ_FIELDS,
+    STATE_FIELDS,
+    ConsentCreate,
+    ConsentRead,
+    ConsentRevoke,
+    ConsentState,
+)
 from neonpro.domain.vocabulary import ConsentPurpose, ConsentStatus
 
 TABLE = cast(Table, ConsentRecord.__table__)
 T = TABLE.c
 READ_COLUMNS = [T[f] for f in READ_FIELDS]
+# the one rule (consent_sql.py): per patient and purpose, the latest decision wins
+_STATE = ("SELECT " + ", ".join(f"s.{f}" for f in STATE_FIELDS)  # noqa: S608
+          + " FROM neonpro_consent_state(coalesce(CAST(:at AS timestamptz), now())) s"
+          " WHERE s.clinic_id = :c")
 
 
 class SqlConsentRepository(SqlRepository):
@@ -51,16 +62,26 @@ class SqlConsentRepository(SqlRepository):
                                             T.patient_id == patient_id)
         if purpose is not None:
             query = query.where(T.purpose == purpose.value)
-        return [self._build(r) for r in self._execute(query.order_by(T.created_at, T.id))]
+        return [self._build(r) for r in self._execute(query.order_by(T.entry_no))]
 
-    def current_all(self) -> builtins.list[ConsentRead]:
-        """Every current (not superseded) ledger row of the clinic."""
-        newer = TABLE.alias("newer")
-        query = select(*READ_COLUMNS).where(T.clinic_id == self.clinic_id).where(
-            ~select(newer.c.id).where(and_(
-                newer.c.clinic_id == T.clinic_id, newer.c.supersedes_id == T.id)).exists()
-        ).order_by(T.patient_id, T.purpose)
-        return [self._build(r) for r in self._execute(query)]
+    def states(self, patient_id: uuid.UUID | None = None,
+               at: datetime | None = None) -> builtins.list[ConsentState]:
+        """The state of each purpose (of one patient, or of every patient of the clinic):
+        the latest decision wins (``neonpro_consent_state``); expiry judged at ``at``."""
+        sql, params = _STATE, {"c": self.clinic_id, "at": at}
+        if patient_id is not None:
+            sql, params = sql + " AND s.patient_id = :p", {**params, "p": patient_id}
+        rows = self._execute(text(sql + " ORDER BY s.patient_id, s.purpose"), params)
+        return [ConsentState.model_validate(dict(r._mapping)) for r in rows]  # noqa: SLF001
+
+    def state(self, patient_id: uuid.UUID, purpose: ConsentPurpose,
+              at: datetime | None = None) -> ConsentState | None:
+        """The state of one purpose of the patient (None: no decision recorded)."""
+        rows = self._execute(text(_STATE + " AND s.patient_id = :p AND s.purpose = :u"),
+                             {"c": self.clinic_id, "p": patient_id, "u": purpose.value,
+                              "at": at})
+        row = rows.first()
+        return None if row is None else ConsentState.model_validate(dict(row._mapping))  # noqa: SLF001
 
     def expire_due(self, now: datetime) -> int:
         """Service role: append ``expired`` rows superseding current grants past expiry."""
@@ -86,19 +107,9 @@ class SqlConsentRepository(SqlRepository):
         return len(rows)
 
     def current(self, patient_id: uuid.UUID, purpose: ConsentPurpose) -> ConsentRead | None:
-        """The latest row for the purpose that nothing supersedes."""
-        newer = TABLE.alias("newer")
-        query = (
-            select(*READ_COLUMNS)
-            .where(T.clinic_id == self.clinic_id, T.patient_id == patient_id,
-                   T.purpose == purpose.value)
-            .where(~select(newer.c.id).where(and_(
-                newer.c.clinic_id == T.clinic_id, newer.c.supersedes_id == T.id)).exists())
-            .order_by(T.created_at.desc(), T.id.desc())
-            .limit(1)
-        )
-        row = self._execute(query).first()
-        return None if row is None else self._build(row)
+        """The ledger row of the purpose's latest decision (``state``), None without one."""
+        decided = self.state(patient_id, purpose)
+        return None if decided is None else self.get(decided.decision_id)
 
     def revoke(self, consent_id: uuid.UUID, data: ConsentRevoke | None = None) -> ConsentRead:
         """Append a revocation superseding ``consent_id``; the grant stays readable."""

@@ -1,4 +1,4 @@
-"""Consents: grant, revoke, history, and the compliance check."""
+"""Consents: grant, revoke, history, each purpose's state, and the compliance check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel
 
-from neonpro.domain.schemas.consent import ConsentCreate, ConsentRead, ConsentRevoke
+from neonpro.domain.schemas.consent import (
+    ConsentCreate,
+    ConsentRead,
+    ConsentRevoke,
+    ConsentState,
+)
 from neonpro.domain.vocabulary import ConsentPurpose
 from neonpro.entrypoints.api.deps import EVERYONE, OVERSIGHT, STAFF, Caller, caller_with
 from neonpro.services import consents as svc
@@ -42,6 +47,15 @@ def revoke(consent_id: uuid.UUID, caller: Annotated[Caller, Depends(caller_with(
 def history(patient_id: uuid.UUID, caller: Annotated[Caller, Depends(caller_with(EVERYONE))],
             purpose: ConsentPurpose | None = None) -> list[ConsentRead]:
     return svc.consent_history(caller.uow(), patient_id, purpose)
+
+
+@router.get("/patients/{patient_id}/consent-state", response_model=list[ConsentState])
+def state(patient_id: uuid.UUID,
+          caller: Annotated[Caller, Depends(caller_with(EVERYONE))]) -> list[ConsentState]:
+    """The state of each purpose the patient decided on: its latest decision (a grant or a
+    revocation, in ledger order) wins; the consent gate, the patient's summary, the LGPD
+    confirmation and the exports read the same."""
+    return svc.consent_states(caller.uow(), patient_id)
 
 
 @router.get("/consents/compliance", response_model=list[FindingOut])
