@@ -1,7 +1,7 @@
 """retention policies keep their history: created, listed, retired (never changed)
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-03 15:00:00+00:00
 
 * ``retention_policies`` gets ``created_by``, ``retired_at`` and ``retired_by``; a policy is
@@ -22,7 +22,7 @@ from alembic import op
 from neonpro.adapters.db.migrations import migration_roles
 
 revision: str = '0013'
-down_revision: str | Sequence[str] | None = '0011'
+down_revision: str | Sequence[str] | None = '0012'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
