@@ -1,6 +1,7 @@
 """The embedded PostgreSQL shared by processes (issue 13, defect 10): a CLI command that
 started it stopped it on exit although ``./dev run`` had attached meanwhile, and the API
-stayed unready for ever. Real processes, as the issue is about processes."""
+stayed unready for ever. Real processes, as the issue is about processes; and a server
+stopped by hand under the API is brought back by its readiness check."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
 
+from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.embedded import EmbeddedPostgres
+from neonpro.adapters.db.health import check_health
+from neonpro.config import Environment, Settings
 
 ROOT = Path(__file__).parents[2]
 
@@ -121,3 +126,20 @@ def test_a_server_started_by_hand_is_left_running(base: Path) -> None:
     user = User(base)
     user.exit()
     assert _running(base)
+
+
+def test_a_server_stopped_by_hand_under_the_api_is_brought_back(base: Path) -> None:
+    settings = Settings(environment=Environment.TEST, embedded_dir=base, database_url=None,
+                        _env_file=None)  # type: ignore[call-arg]
+    db = Database(settings)
+    try:
+        port = make_url(db.owner_url).port
+        EmbeddedPostgres(base).stop(force=True)  # pg_ctl stop by hand
+        assert not _running(base)
+
+        report = check_health(db)  # what /health/ready runs
+        assert report["checks"]["connectivity"]["ok"] is True
+        assert make_url(EmbeddedPostgres(base).url()).port == port  # the pools' URLs hold
+    finally:
+        db.close()
+    assert _wait_stopped(base)  # brought back by neonpro: its last user stops it

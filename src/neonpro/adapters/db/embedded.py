@@ -17,7 +17,9 @@ Used when no ``NEONPRO_DATABASE_URL`` is given. What it does, and does not do:
   keeps locked with ``flock`` while it lives); ``stop()`` unregisters and stops the server
   only when no other user is left. A user killed with ``-9`` loses its lock with its
   process, so it never keeps the server up for ever. Start, registration and the
-  last-user decision are serialised by a lock on ``base_dir/lifecycle.lock``.
+  last-user decision are serialised by a lock on ``base_dir/lifecycle.lock``. A user that
+  finds the server stopped under it anyway (by hand) brings it back on the same port
+  (``revive()``, called by the health check the API's readiness runs).
 * Only a server neonpro started is stopped by its last user: one started by hand on the
   same directory is reused and left running (``base_dir/started-by-neonpro`` names the
   postmaster neonpro started).
@@ -108,6 +110,7 @@ class EmbeddedPostgres:
     _started_here: bool = field(default=False, init=False)
     _user_fd: int | None = field(default=None, init=False, repr=False)
     _user_file: Path | None = field(default=None, init=False, repr=False)
+    _port: int | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base_dir = self.base_dir.expanduser().absolute()
@@ -269,7 +272,27 @@ class EmbeddedPostgres:
                 self._started_here = True
                 self._mark_started()
             self._register()
+            self._port = self._running_port()
         return self.url()
+
+    def revive(self) -> bool:
+        """Bring the server back for this process, a user of it, when it stopped under it
+        (stopped by hand, or by a neonpro that predates the shared use): on the port it
+        had, so the pools' URLs stay right. True if it was restarted here."""
+        if self._user_fd is None or self._port is None or self._running_port() is not None:
+            return False
+        with self._lifecycle():
+            if self._running_port() is not None:
+                return False
+            try:
+                self._pg_ctl_start(self._port)
+            except EmbeddedError:
+                log.warning("embedded_revive_failed", port=self._port)
+                return False
+            self._started_here = True
+            self._mark_started()
+        log.warning("embedded_revived", port=self._port, data_dir=str(self.pgdata))
+        return True
 
     # ------------------------------------------------------------ shared use
     @property
@@ -357,8 +380,8 @@ class EmbeddedPostgres:
                 os.close(fd)
         return alive
 
-    def _pg_ctl_start(self) -> None:
-        port = _free_port()
+    def _pg_ctl_start(self, port: int | None = None) -> None:
+        port = port or _free_port()
         options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''"
         result = self._run(
             [

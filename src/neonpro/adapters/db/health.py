@@ -153,6 +153,9 @@ def check_health(db: Database, *, drift: bool = False) -> dict[str, Any]:
         return {"ok": ok, "role": role, "superuser": superuser, "bypassrls": bypass,
                 "owns_tables": owns, "member_of": list(member_of)}
 
+    if db.embedded is not None:
+        # the embedded server stopped under this process (by hand): bring it back
+        db.embedded.revive()
     checks = {"connectivity": _check(connectivity)}
     if checks["connectivity"]["ok"]:
         checks["migrations"] = _check(migrations)
