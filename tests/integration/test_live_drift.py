@@ -104,6 +104,9 @@ HAND_CHANGES = {
         ["CREATE TABLE hand_made (id int PRIMARY KEY, note text)",
          "GRANT SELECT ON hand_made TO neonpro_app"],
         "table hand_made: in the live database, not in the migrations"),
+    "extra view": (
+        ["CREATE VIEW hand_view AS SELECT id FROM clinics"],
+        "relation hand_view: in the live database, not in the migrations"),
     "extra function": (
         ["CREATE FUNCTION hand_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'"],
         "function hand_fn(): in the live database, not in the migrations"),

@@ -46,6 +46,14 @@ CATALOG_QUERIES: dict[str, str] = {
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
           AND c.relname <> 'alembic_version'""",
+    "relation": """
+        SELECT c.relname, 'kind=' || c.relkind::text, 'owner=' || pg_get_userbyid(c.relowner),
+               'definition=' || CASE WHEN c.relkind IN ('v', 'm')
+                                     THEN md5(pg_get_viewdef(c.oid)) ELSE '' END,
+               'acl=' || coalesce(c.relacl::text, 'default')
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND c.relkind IN ('v', 'm', 'S', 'f')""",
     "column": """
         SELECT c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod),
                CASE WHEN a.attnotnull THEN 'not null' ELSE 'null' END,
@@ -100,6 +108,7 @@ CATALOG_QUERIES: dict[str, str] = {
 # (a difference names the object and these, never the values)
 IDENTITY: dict[str, tuple[int, tuple[str, ...]]] = {
     "table": (1, ("row level security", "forced row level security", "owner")),
+    "relation": (1, ("kind", "owner", "definition", "privileges")),
     "column": (1, ("type", "nullability", "default", "comment")),
     "constraint": (2, ("definition",)),
     "index": (2, ("definition",)),
