@@ -4,6 +4,7 @@ dropped by hand went unreported by ``db check`` and ``db health``)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,10 @@ from neonpro.adapters.db import migrate, schema_check
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.security import Roles
+from neonpro.bootstrap import Container
+from neonpro.services import backup as backup_svc
 from tests.conftest import create_database, drop_database, make_settings
+from tests.integration.test_backup import source, target  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +179,16 @@ def test_a_database_behind_head_is_compared_with_its_own_revision(
     report = schema_check.check_live(fresh_database_url, admin_url, roles)
     assert "policy patients.patients_tenant_delete: missing from the live database" \
         in report.differences
+
+
+def test_a_restored_database_has_no_drift(
+    source: tuple[Container, uuid.UUID], target: str, admin_url: str, roles: Roles  # noqa: F811
+) -> None:
+    """pg_restore leaves an ACL equal to the default as NULL where the migrations wrote it
+    out (audit_ref_keys: the owner's own privileges): the same privileges, no drift."""
+    box, _clinic = source
+    backup = backup_svc.create_backup(box)
+    assert backup_svc.restore_backup(box, backup, target).ok
+    report = schema_check.check_live(target, admin_url, roles)
+    assert report.migrated
+    assert report.clean, report.differences

@@ -39,6 +39,15 @@ _NOT_EXTENSION = (
     "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
 )
 
+# an ACL as sorted text; NULL (the default privileges) as what it means: a migration's
+# explicit ACL equal to the default and a restore's NULL are the same privileges
+_acl = ("(SELECT string_agg(x::text, ',' ORDER BY x::text) "
+        "FROM unnest(coalesce({acl}, acldefault({kind}, {owner}))) x)")
+
+_RELATION_ACL = _acl.format(acl="c.relacl", owner="c.relowner",
+                            kind="(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::\"char\"")
+_FUNCTION_ACL = _acl.format(acl="p.proacl", owner="p.proowner", kind="'f'")
+
 CATALOG_QUERIES: dict[str, str] = {
     "table": """
         SELECT c.relname, 'rls=' || c.relrowsecurity, 'force=' || c.relforcerowsecurity,
@@ -46,11 +55,11 @@ CATALOG_QUERIES: dict[str, str] = {
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
           AND c.relname <> 'alembic_version'""",
-    "relation": """
+    "relation": f"""
         SELECT c.relname, 'kind=' || c.relkind::text, 'owner=' || pg_get_userbyid(c.relowner),
                'definition=' || CASE WHEN c.relkind IN ('v', 'm')
                                      THEN md5(pg_get_viewdef(c.oid)) ELSE '' END,
-               'acl=' || coalesce(c.relacl::text, 'default')
+               'acl=' || {_RELATION_ACL}
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace
           AND c.relkind IN ('v', 'm', 'S', 'f')""",
@@ -84,14 +93,14 @@ CATALOG_QUERIES: dict[str, str] = {
     "function": f"""
         SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                md5(p.prosrc), 'owner=' || pg_get_userbyid(p.proowner),
-               'definer=' || p.prosecdef, 'acl=' || coalesce(p.proacl::text, 'default'),
+               'definer=' || p.prosecdef, 'acl=' || {_FUNCTION_ACL},
                'config=' || coalesce(array_to_string(p.proconfig, ','), '')
         FROM pg_proc p
         WHERE p.pronamespace = 'public'::regnamespace AND {_NOT_EXTENSION.format(oid="p.oid")}""",
     "grant": """
         SELECT c.relname, CASE WHEN x.grantee = 0 THEN 'PUBLIC'
                                ELSE pg_get_userbyid(x.grantee) END, x.privilege_type
-        FROM pg_class c, aclexplode(c.relacl) x
+        FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) x
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
           AND c.relname <> 'alembic_version'""",
     "column grant": """
