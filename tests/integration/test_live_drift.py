@@ -4,6 +4,7 @@ dropped by hand went unreported by ``db check`` and ``db health``)."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from neonpro.adapters.db import migrate, schema_check
+from neonpro.adapters.db import health, migrate, schema_check
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.security import Roles
@@ -192,3 +193,24 @@ def test_a_restored_database_has_no_drift(
     report = schema_check.check_live(target, admin_url, roles)
     assert report.migrated
     assert report.clean, report.differences
+
+
+def test_without_createdb_the_health_drift_check_says_it_could_not_tell(
+    live_url: str, admin_url: str
+) -> None:
+    name = f"neonpro_test_nocreatedb_{secrets.token_hex(3)}"
+    password = secrets.token_hex(8)
+    _by_hand(admin_url, f"CREATE ROLE {name} LOGIN NOCREATEDB PASSWORD '{password}'")
+    _by_hand(live_url, f"GRANT SELECT ON alembic_version TO {name}")  # as the owner could
+    url = make_url(live_url).set(username=name, password=password)
+    plain = url.render_as_string(hide_password=False)
+    db = Database(make_settings(plain), url=plain)
+    try:
+        drift = health._drift(db)
+    finally:
+        db.close()
+        _by_hand(live_url, f"REVOKE SELECT ON alembic_version FROM {name}")
+        _by_hand(admin_url, f"DROP ROLE {name}")
+    assert drift["ok"] is True
+    assert drift["checked"] is False
+    assert "CREATEDB" in drift["reason"]

@@ -226,10 +226,12 @@ _EXPECTED: dict[tuple[str, str, Roles], Rows] = {}
 
 
 def _server_key(conn: Connection) -> str:
+    # what any login may read (pg_control_system() needs pg_monitor): where, which
+    # version, and which start of the server
     row = conn.execute(text(
-        "SELECT system_identifier::text || '/' || current_setting('server_version_num') "
-        "FROM pg_control_system()")).one()
-    return str(row[0])
+        "SELECT concat_ws('/', inet_server_addr(), inet_server_port(), "
+        "current_setting('server_version_num'), pg_postmaster_start_time())")).one()
+    return f"{conn.engine.url.host}:{conn.engine.url.port}/{row[0]}"
 
 
 def expected_rows(admin_url: str, roles: Roles, revision: str = "head") -> Rows:
