@@ -196,8 +196,9 @@ def test_a_restored_database_has_no_drift(
 
 
 def test_without_createdb_the_health_drift_check_says_it_could_not_tell(
-    live_url: str, admin_url: str
+    live_url: str, admin_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(schema_check, "_EXPECTED", {})  # a new process: nothing remembered
     name = f"neonpro_test_nocreatedb_{secrets.token_hex(3)}"
     password = secrets.token_hex(8)
     _by_hand(admin_url, f"CREATE ROLE {name} LOGIN NOCREATEDB PASSWORD '{password}'")
