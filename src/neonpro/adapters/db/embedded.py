@@ -405,6 +405,10 @@ class EmbeddedPostgres:
         it, or if ``force``; otherwise leave it running for the others."""
         if not (force or self._started_here or self._user_fd is not None):
             return  # never used by this process
+        if not self.pgdata.exists():  # deleted under it (destroy() of tests): nothing to do
+            self._unregister()
+            self._started_here = False
+            return
         with self._lifecycle():
             was_user = self._user_fd is not None
             self._unregister()
