@@ -13,8 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from neonpro.adapters.db import migrate
+from neonpro.adapters.db.database import normalise_url
 
 BIN = str(Path(sys.executable).parent / "neonpro")
 
@@ -57,6 +60,41 @@ def test_db_check_passes_at_head(admin_url: str) -> None:
     result = run(admin_url, "db", "check")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no drift" in result.stdout
+
+
+def test_db_check_and_health_name_hand_changes_of_the_live_database(
+    fresh_database_url: str,
+) -> None:
+    """Issue 13, defect 8: a column added and a policy dropped by hand passed both."""
+    url = fresh_database_url
+    assert run(url, "db", "upgrade").returncode == 0
+    clean = run(url, "db", "check")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "the live database matches the migrations" in clean.stdout
+
+    engine = create_engine(normalise_url(url), poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE patients ADD COLUMN hand_notes text"))
+        conn.execute(text("DROP POLICY patients_tenant_delete ON patients"))
+    engine.dispose()
+
+    check = run(url, "db", "check")
+    assert check.returncode == 1, check.stdout
+    lines = [x for x in check.stdout.splitlines() if x.startswith("! live database:")]
+    assert lines == [
+        "! live database: column patients.hand_notes: in the live database, not in the "
+        "migrations",
+        "! live database: policy patients.patients_tenant_delete: missing from the live "
+        "database",
+    ]
+    assert "2 difference(s) between the live database and the migrations" in check.stderr
+    assert "Traceback" not in check.stderr
+
+    health = run(url, "db", "health")
+    assert health.returncode == 1
+    report = json.loads(health.stdout)
+    assert report["checks"]["drift"]["ok"] is False
+    assert len(report["checks"]["drift"]["differences"]) == 2
 
 
 def test_unreachable_database_is_a_clean_error() -> None:

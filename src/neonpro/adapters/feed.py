@@ -35,6 +35,8 @@ import psycopg
 import structlog
 from psycopg import sql
 
+from neonpro.adapters.backoff import Backoff
+
 log = structlog.get_logger(__name__)
 
 # what a payload may carry to a client: ids, the change and the status (never personal data)
@@ -176,7 +178,9 @@ class ChangeFeed:
             self.connected = False
 
     async def _listen(self) -> None:
-        delay = self.config.reconnect_seconds
+        # reconnects back off exponentially (reconnect_seconds doubling, up to 30 s) and
+        # log when the connection is lost and when it is back, not every attempt
+        backoff = Backoff("feed_listen", self.config.reconnect_seconds, cap=30.0, logger=log)
         lost = False
         while True:
             try:
@@ -192,17 +196,16 @@ class ChangeFeed:
                         self._signal_gap()
                     if self._ready is not None:
                         self._ready.set()
-                    delay = self.config.reconnect_seconds
+                    backoff.succeeded()
                     while True:
                         async for note in conn.notifies(timeout=self.config.poll_seconds):
                             self.publish(note.payload, self._channels.get(note.channel))
                         await self._listen_wanted(conn)
             except (psycopg.Error, OSError) as exc:
-                log.warning("feed_listen_lost", error=type(exc).__name__)
+                delay = backoff.failed(exc)
             self.connected = False
             lost = True
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
     async def _listen_wanted(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """LISTEN to the channel of every wanted clinic not listened to yet."""

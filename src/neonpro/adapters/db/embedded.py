@@ -12,13 +12,24 @@ Used when no ``NEONPRO_DATABASE_URL`` is given. What it does, and does not do:
   refuses with a clear message instead of changing permissions anywhere else.
 * It listens on 127.0.0.1 only, on a free port, with a generated password
   (scram-sha-256) kept in a 0600 file beside the data directory.
-* ``start()`` reuses a server already running on the same data directory; ``stop()``
-  stops it only if this process started it.
+* Several processes share it (``./dev run`` and a CLI command beside it, say): each one
+  that calls ``start()`` registers as a *user* (a file under ``base_dir/users`` that it
+  keeps locked with ``flock`` while it lives); ``stop()`` unregisters and stops the server
+  only when no other user is left. A user killed with ``-9`` loses its lock with its
+  process, so it never keeps the server up for ever. Start, registration and the
+  last-user decision are serialised by a lock on ``base_dir/lifecycle.lock``. A user that
+  finds the server stopped under it anyway (by hand) brings it back on the same port
+  (``revive()``, called by the health check the API's readiness runs).
+* Only a server neonpro started is stopped by its last user: one started by hand on the
+  same directory is reused and left running (``base_dir/started-by-neonpro`` names the
+  postmaster neonpro started).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import importlib.util
 import os
 import pwd
@@ -27,6 +38,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -96,6 +108,9 @@ class EmbeddedPostgres:
     os_user: str | None = None
     _account: _Account = field(init=False)
     _started_here: bool = field(default=False, init=False)
+    _user_fd: int | None = field(default=None, init=False, repr=False)
+    _user_file: Path | None = field(default=None, init=False, repr=False)
+    _port: int | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base_dir = self.base_dir.expanduser().absolute()
@@ -244,19 +259,129 @@ class EmbeddedPostgres:
         return self._running_port() is not None
 
     def start(self) -> str:
-        """Start the cluster (initialising it on first use) and return the owner URL."""
-        if self._running_port() is None:
-            self._prepare_dirs()
-            self._check_reachable()
-            if not (self.pgdata / "PG_VERSION").exists():
-                log.info("embedded_initdb", data_dir=str(self.pgdata))
-                self._initdb()
-            self._pg_ctl_start()
-            self._started_here = True
+        """Start the cluster (initialising it on first use) unless it runs, register this
+        process as one of its users, and return the owner URL."""
+        with self._lifecycle():
+            if self._running_port() is None:
+                self._prepare_dirs()
+                self._check_reachable()
+                if not (self.pgdata / "PG_VERSION").exists():
+                    log.info("embedded_initdb", data_dir=str(self.pgdata))
+                    self._initdb()
+                self._pg_ctl_start()
+                self._started_here = True
+                self._mark_started()
+            self._register()
+            self._port = self._running_port()
         return self.url()
 
-    def _pg_ctl_start(self) -> None:
-        port = _free_port()
+    def revive(self) -> bool:
+        """Bring the server back for this process, a user of it, when it stopped under it
+        (stopped by hand, or by a neonpro that predates the shared use): on the port it
+        had, so the pools' URLs stay right. True if it was restarted here."""
+        if self._user_fd is None or self._port is None or self._running_port() is not None:
+            return False
+        with self._lifecycle():
+            if self._running_port() is not None:
+                return False
+            try:
+                self._pg_ctl_start(self._port)
+            except EmbeddedError:
+                log.warning("embedded_revive_failed", port=self._port)
+                return False
+            self._started_here = True
+            self._mark_started()
+        log.warning("embedded_revived", port=self._port, data_dir=str(self.pgdata))
+        return True
+
+    # ------------------------------------------------------------ shared use
+    @property
+    def _users_dir(self) -> Path:
+        return self.base_dir / "users"
+
+    @property
+    def _marker(self) -> Path:
+        return self.base_dir / "started-by-neonpro"
+
+    @contextlib.contextmanager
+    def _lifecycle(self) -> Iterator[None]:
+        """Serialise start, registration and the last user's stop across processes."""
+        self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        # flock needs no write access: a lock file readable by all serves every account
+        fd = os.open(self.base_dir / "lifecycle.lock", os.O_CREAT | os.O_RDONLY, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            first = (self.pgdata / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0]
+            return int(first)
+        except (FileNotFoundError, PermissionError, ValueError):
+            return None
+
+    def _mark_started(self) -> None:
+        pid = self._postmaster_pid()
+        if pid is not None:
+            self._marker.write_text(str(pid), encoding="utf-8")
+
+    def _started_by_neonpro(self) -> bool:
+        try:
+            marked = int(self._marker.read_text(encoding="utf-8").strip())
+        except (FileNotFoundError, ValueError):
+            return False
+        return marked == self._postmaster_pid()
+
+    def _register(self) -> None:
+        """This process uses the server: a file it keeps locked until it leaves or dies."""
+        if self._user_fd is not None:
+            return
+        self._users_dir.mkdir(exist_ok=True, mode=0o755)
+        path = self._users_dir / f"{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._user_fd, self._user_file = fd, path
+
+    def _unregister(self) -> None:
+        fd, path = self._user_fd, self._user_file
+        self._user_fd = self._user_file = None
+        if path is not None:
+            path.unlink(missing_ok=True)
+        if fd is not None:
+            os.close(fd)
+
+    def users(self) -> int:
+        """Processes using the server now; files of users that died are removed."""
+        alive = 0
+        try:
+            entries = list(self._users_dir.iterdir())
+        except FileNotFoundError:
+            return 0
+        for path in entries:
+            if path == self._user_file:
+                alive += 1
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                alive += 1  # its process holds the lock: alive
+            else:
+                path.unlink(missing_ok=True)  # its process is gone (exited or killed)
+            finally:
+                os.close(fd)
+        return alive
+
+    def _pg_ctl_start(self, port: int | None = None) -> None:
+        port = port or _free_port()
         options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories=''"
         result = self._run(
             [
@@ -276,9 +401,32 @@ class EmbeddedPostgres:
         log.info("embedded_started", port=port, data_dir=str(self.pgdata))
 
     def stop(self, *, force: bool = False) -> None:
-        """Stop the server if this process started it (or ``force``)."""
-        if not (self._started_here or force) or self._running_port() is None:
+        """Leave the server: stop it if this process was its last user and neonpro started
+        it, or if ``force``; otherwise leave it running for the others."""
+        if not (force or self._started_here or self._user_fd is not None):
+            return  # never used by this process
+        if not self.pgdata.exists():  # deleted under it (destroy() of tests): nothing to do
+            self._unregister()
+            self._started_here = False
             return
+        with self._lifecycle():
+            was_user = self._user_fd is not None
+            self._unregister()
+            if self._running_port() is None:
+                self._started_here = False
+                return
+            if not force:
+                if not (was_user or self._started_here):
+                    return
+                others = self.users()
+                if others:
+                    log.info("embedded_left_running", users=others, data_dir=str(self.pgdata))
+                    return
+                if not self._started_by_neonpro():
+                    return  # started by hand: left running, as it was found
+            self._pg_ctl_stop()
+
+    def _pg_ctl_stop(self) -> None:
         result = self._run(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-m", "fast", "stop"],
             timeout=60,
@@ -286,6 +434,7 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             log.warning("embedded_stop_failed", detail=result.stderr.strip()[-300:])
         self._started_here = False
+        self._marker.unlink(missing_ok=True)
         log.info("embedded_stopped", data_dir=str(self.pgdata))
 
     def destroy(self) -> None:

@@ -1,4 +1,5 @@
-"""Database health: connectivity, latency, migrations, RLS, and the tenant role's powers."""
+"""Database health: connectivity, latency, migrations, RLS, the tenant role's powers and,
+on request, drift of the live schema from the migrations."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from neonpro.adapters.db import migrate
+from neonpro.adapters.db import migrate, schema_check
 from neonpro.adapters.db.database import DURABLE_COMMIT, CommitWatchdog
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID, Base
 from neonpro.adapters.db.restore_hold import READ as HOLD_READ
@@ -90,8 +91,31 @@ def _restore_hold(db: Database) -> dict[str, Any]:
     return report
 
 
-def check_health(db: Database) -> dict[str, Any]:
-    """A JSON-ready report; ``report["ok"]`` is False when any check fails."""
+def _drift(db: Database) -> dict[str, Any]:
+    """The live schema against what its revision of the migrations builds (a scratch
+    database on the same server: needs CREATEDB). A login without it cannot tell: the
+    check says so (``checked`` false) without failing."""
+    try:
+        report = schema_check.check_live(db.owner_url, db.owner_url, db.roles)
+    except SQLAlchemyError as exc:
+        if _sqlstate(exc) != "42501":  # insufficient_privilege
+            raise
+        return {"ok": True, "checked": False,
+                "reason": "no permission to create a scratch database (CREATEDB)"}
+    if not report.migrated:
+        return {"ok": True, "checked": False, "reason": "not migrated"}
+    return {"ok": report.clean, "checked": True, "differences": report.differences}
+
+
+def _sqlstate(exc: SQLAlchemyError) -> str | None:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
+
+
+def check_health(db: Database, *, drift: bool = False) -> dict[str, Any]:
+    """A JSON-ready report; ``report["ok"]`` is False when any check fails.
+
+    ``drift``: also compare the live schema with the migrations (``neonpro db health``
+    does; readiness does not, it takes a scratch migration of a few seconds)."""
     names = rls_tables(Base.metadata)
 
     def connectivity() -> dict[str, Any]:
@@ -129,6 +153,9 @@ def check_health(db: Database) -> dict[str, Any]:
         return {"ok": ok, "role": role, "superuser": superuser, "bypassrls": bypass,
                 "owns_tables": owns, "member_of": list(member_of)}
 
+    if db.embedded is not None:
+        # the embedded server stopped under this process (by hand): bring it back
+        db.embedded.revive()
     checks = {"connectivity": _check(connectivity)}
     if checks["connectivity"]["ok"]:
         checks["migrations"] = _check(migrations)
@@ -136,6 +163,8 @@ def check_health(db: Database) -> dict[str, Any]:
         checks["restore_hold"] = _check(lambda: _restore_hold(db))
         checks["tenant_role"] = _check(tenant_role)
         checks["commits"] = _check(lambda: _commits(db))
+        if drift:
+            checks["drift"] = _check(lambda: _drift(db))
         checks["pool"] = {
             "ok": True,
             "engines": {k: vars(v) for k, v in db.pool_stats().items()},

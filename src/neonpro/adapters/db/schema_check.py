@@ -1,12 +1,19 @@
-"""Drift detection: do the migrations build exactly the schema the models describe?
+"""Drift detection: do the migrations build exactly the schema the models describe, and
+is the live database still what the migrations built?
 
-Two scratch databases are made on the same server: one migrated from empty to
-head, one built from the models plus :func:`security.expected_ddl`. Their
-catalogs (tables and RLS flags, columns and defaults, constraints, indexes,
-policies, triggers, functions, table and column grants, extensions) are read
-into comparable lines and diffed. Alembic's own autogenerate compare sees
-tables, columns and indexes only; policies, triggers, grants and CHECK
-constraints would slip through it.
+Two comparisons, both on catalogs read into comparable rows (tables and RLS flags, columns
+and defaults, constraints, indexes, policies, triggers and their enabled state, functions,
+table and column grants, extensions):
+
+* **models against migrations** (:func:`check_drift`): two scratch databases are made on
+  the same server, one migrated from empty to head, one built from the models plus
+  :func:`security.expected_ddl`. Alembic's own autogenerate compare sees tables, columns
+  and indexes only; policies, triggers, grants and CHECK constraints would slip through it.
+* **live against migrations** (:func:`check_live`): the catalog of the live database is
+  compared with a scratch database migrated to the live database's revision on the same
+  server (same PostgreSQL version, so the catalog renders the same way). A column added by
+  hand, a policy dropped or altered, a trigger disabled, a grant added or revoked, RLS
+  switched off: each is one line naming the object and what differs, never a value.
 """
 
 from __future__ import annotations
@@ -32,6 +39,15 @@ _NOT_EXTENSION = (
     "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
 )
 
+# an ACL as sorted text; NULL (the default privileges) as what it means: a migration's
+# explicit ACL equal to the default and a restore's NULL are the same privileges
+_acl = ("(SELECT string_agg(x::text, ',' ORDER BY x::text) "
+        "FROM unnest(coalesce({acl}, acldefault({kind}, {owner}))) x)")
+
+_RELATION_ACL = _acl.format(acl="c.relacl", owner="c.relowner",
+                            kind="(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::\"char\"")
+_FUNCTION_ACL = _acl.format(acl="p.proacl", owner="p.proowner", kind="'f'")
+
 CATALOG_QUERIES: dict[str, str] = {
     "table": """
         SELECT c.relname, 'rls=' || c.relrowsecurity, 'force=' || c.relforcerowsecurity,
@@ -39,6 +55,14 @@ CATALOG_QUERIES: dict[str, str] = {
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
           AND c.relname <> 'alembic_version'""",
+    "relation": f"""
+        SELECT c.relname, 'kind=' || c.relkind::text, 'owner=' || pg_get_userbyid(c.relowner),
+               'definition=' || CASE WHEN c.relkind IN ('v', 'm')
+                                     THEN md5(pg_get_viewdef(c.oid)) ELSE '' END,
+               'acl=' || {_RELATION_ACL}
+        FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace
+          AND c.relkind IN ('v', 'm', 'S', 'f')""",
     "column": """
         SELECT c.relname || '.' || a.attname, format_type(a.atttypid, a.atttypmod),
                CASE WHEN a.attnotnull THEN 'not null' ELSE 'null' END,
@@ -62,20 +86,21 @@ CATALOG_QUERIES: dict[str, str] = {
                coalesce(qual, ''), coalesce(with_check, '')
         FROM pg_policies WHERE schemaname = 'public'""",
     "trigger": """
-        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid),
-               'enabled=' || tgenabled::text
-        FROM pg_trigger WHERE NOT tgisinternal""",
+        SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid),
+               'enabled=' || t.tgenabled::text
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE NOT t.tgisinternal AND c.relnamespace = 'public'::regnamespace""",
     "function": f"""
         SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                md5(p.prosrc), 'owner=' || pg_get_userbyid(p.proowner),
-               'definer=' || p.prosecdef, 'acl=' || coalesce(p.proacl::text, 'default'),
+               'definer=' || p.prosecdef, 'acl=' || {_FUNCTION_ACL},
                'config=' || coalesce(array_to_string(p.proconfig, ','), '')
         FROM pg_proc p
         WHERE p.pronamespace = 'public'::regnamespace AND {_NOT_EXTENSION.format(oid="p.oid")}""",
     "grant": """
         SELECT c.relname, CASE WHEN x.grantee = 0 THEN 'PUBLIC'
                                ELSE pg_get_userbyid(x.grantee) END, x.privilege_type
-        FROM pg_class c, aclexplode(c.relacl) x
+        FROM pg_class c, aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) x
         WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
           AND c.relname <> 'alembic_version'""",
     "column grant": """
@@ -88,13 +113,40 @@ CATALOG_QUERIES: dict[str, str] = {
 }
 
 
+# per kind: how many leading columns name the object, and what the other columns are
+# (a difference names the object and these, never the values)
+IDENTITY: dict[str, tuple[int, tuple[str, ...]]] = {
+    "table": (1, ("row level security", "forced row level security", "owner")),
+    "relation": (1, ("kind", "owner", "definition", "privileges")),
+    "column": (1, ("type", "nullability", "default", "comment")),
+    "constraint": (2, ("definition",)),
+    "index": (2, ("definition",)),
+    "policy": (2, ("permissive", "roles", "command", "using", "with check")),
+    "trigger": (2, ("definition", "enabled")),
+    "function": (1, ("body", "owner", "security definer", "privileges", "settings")),
+    "grant": (3, ()),
+    "column grant": (3, ()),
+    "extension": (1, ()),
+}
+# kinds whose objects belong to a table (named by the first column, ``table[.column]``)
+_TABLE_PARTS = ("column", "constraint", "index", "policy", "trigger", "grant", "column grant")
+
+Rows = dict[str, list[tuple[str, ...]]]
+
+
+def catalog_rows(conn: Connection) -> Rows:
+    """The catalog of schema ``public``: rows of text per kind."""
+    return {kind: [tuple(str(v) for v in row) for row in conn.execute(text(sql)).all()]
+            for kind, sql in CATALOG_QUERIES.items()}
+
+
+def lines_of(rows: Rows) -> dict[str, set[str]]:
+    return {kind: {" ".join(row) for row in found} for kind, found in rows.items()}
+
+
 def snapshot(conn: Connection) -> dict[str, set[str]]:
     """The catalog of schema ``public`` as sets of comparable lines per kind."""
-    out: dict[str, set[str]] = {}
-    for kind, sql in CATALOG_QUERIES.items():
-        rows = conn.execute(text(sql)).all()
-        out[kind] = {" ".join(str(v) for v in row) for row in rows}
-    return out
+    return lines_of(catalog_rows(conn))
 
 
 @dataclass
@@ -155,20 +207,143 @@ def scratch_database(admin_url: str, label: str) -> Iterator[str]:
         admin.dispose()
 
 
-def read_snapshot(url: str) -> dict[str, set[str]]:
+def read_rows(url: str) -> Rows:
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            return snapshot(conn)
+            return catalog_rows(conn)
     finally:
         engine.dispose()
 
 
+def read_snapshot(url: str) -> dict[str, set[str]]:
+    return lines_of(read_rows(url))
+
+
+# what the migrations build, per (server, revision, roles): one scratch migration per
+# process and revision however many databases are compared (tests, ``db check``)
+_EXPECTED: dict[tuple[str, str, Roles], Rows] = {}
+
+
+def _server_key(conn: Connection) -> str:
+    # what any login may read (pg_control_system() needs pg_monitor): where, which
+    # version, and which start of the server
+    row = conn.execute(text(
+        "SELECT concat_ws('/', inet_server_addr(), inet_server_port(), "
+        "current_setting('server_version_num'), pg_postmaster_start_time())")).one()
+    return f"{conn.engine.url.host}:{conn.engine.url.port}/{row[0]}"
+
+
+def expected_rows(admin_url: str, roles: Roles, revision: str = "head") -> Rows:
+    """The catalog the migrations build up to ``revision`` on the server of ``admin_url``
+    (a scratch database, migrated and dropped; needs CREATEDB). Remembered per process."""
+    if revision == "head":
+        revision = migrate.head_revision() or revision
+    engine = create_engine(admin_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            server = _server_key(conn)
+    finally:
+        engine.dispose()
+    key = (server, revision, roles)
+    if key not in _EXPECTED:
+        with scratch_database(admin_url, "mig") as mig_url:
+            migrate.upgrade(mig_url, roles, revision)
+            _EXPECTED[key] = read_rows(mig_url)
+    return _EXPECTED[key]
+
+
 def check_drift(admin_url: str, roles: Roles) -> DriftReport:
     """Compare migrations at head with the models; needs CREATEDB on the server."""
-    with scratch_database(admin_url, "mig") as mig_url, scratch_database(
-        admin_url, "mod"
-    ) as mod_url:
-        migrate.upgrade(mig_url, roles)
+    migrated = expected_rows(admin_url, roles)
+    with scratch_database(admin_url, "mod") as mod_url:
         build_from_models(mod_url, roles)
-        return diff(read_snapshot(mig_url), read_snapshot(mod_url))
+        return diff(lines_of(migrated), read_snapshot(mod_url))
+
+
+# ------------------------------------------------------------- the live database
+@dataclass
+class LiveReport:
+    """Differences between the live database and what the migrations build."""
+
+    migrated: bool = True
+    revision: tuple[str, ...] = ()
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.differences
+
+
+def _keyed(rows: Rows) -> dict[str, dict[tuple[str, ...], tuple[str, ...]]]:
+    out: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
+    for kind, found in rows.items():
+        width = IDENTITY[kind][0]
+        out[kind] = {row[:width]: row[width:] for row in found}
+    return out
+
+
+def _name(kind: str, key: tuple[str, ...]) -> str:
+    if kind in ("grant", "column grant"):
+        on, grantee, privilege = key
+        return f"{privilege} on {on} to {grantee}"
+    return ".".join(key)
+
+
+def _table_of(kind: str, key: tuple[str, ...]) -> str | None:
+    if kind not in _TABLE_PARTS:
+        return None
+    return key[0].split(".", 1)[0] if kind in ("column", "column grant") else key[0]
+
+
+def diff_live(expected: Rows, live: Rows) -> list[str]:
+    """One line per difference of ``live`` from ``expected``: the kind, the object and, when
+    it exists on both sides, which of its properties differ (never their values). The
+    columns, policies, grants... of a table present on one side only are not listed again.
+    Extensions the live database has beyond the expected ones are not differences (an
+    operator's ``pg_stat_statements``); their objects are never compared."""
+    want, have = _keyed(expected), _keyed(live)
+    extra_tables = set(have["table"]) - set(want["table"])
+    missing_tables = set(want["table"]) - set(have["table"])
+    one_sided = {key[0] for key in extra_tables | missing_tables}
+    out: list[str] = []
+    for kind, (_width, attributes) in IDENTITY.items():
+        a, b = want.get(kind, {}), have.get(kind, {})
+        for key in sorted(set(a) | set(b)):
+            if _table_of(kind, key) in one_sided:
+                continue
+            name = f"{kind} {_name(kind, key)}"
+            if key not in b:
+                out.append(f"{name}: missing from the live database")
+            elif key not in a:
+                if kind != "extension":
+                    out.append(f"{name}: in the live database, not in the migrations")
+            elif a[key] != b[key]:
+                changed = [attr for attr, x, y in zip(attributes, a[key], b[key], strict=True)
+                           if x != y]
+                out.append(f"{name}: differs from the migrations ({', '.join(changed)})")
+    return out
+
+
+def check_live(live_url: str, admin_url: str, roles: Roles) -> LiveReport:
+    """Compare the live database with what its own revision of the migrations builds.
+
+    Not migrated at all (no ``alembic_version``): nothing to compare. At a revision other
+    than head, that is a difference too (the models describe head); at a revision this code
+    does not know, nothing else can be compared."""
+    current = migrate.current_revisions(live_url)
+    if not current:
+        return LiveReport(migrated=False)
+    head = migrate.head_revision()
+    report = LiveReport(revision=current)
+    if current != (head,):
+        report.differences.append(
+            f"revision: the live database is at {', '.join(current)}, the migrations' "
+            f"head is {head} (run neonpro db upgrade)")
+    known = {rev for rev, _down, _doc in migrate.history()}
+    if len(current) != 1 or current[0] not in known:
+        report.differences.append("revision: unknown to this code; schema not compared")
+        return report
+    report.differences += diff_live(expected_rows(admin_url, roles, current[0]),
+                                    read_rows(live_url))
+    return report

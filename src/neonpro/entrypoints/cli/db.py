@@ -59,34 +59,67 @@ def history() -> None:
 
 
 @app.command()
-def check() -> None:
-    """Fail (exit 1), naming each difference, when the models and the migrations disagree.
+def check(
+    live: Annotated[bool, typer.Option(
+        "--live/--no-live",
+        help="Also compare the configured (live) database with the migrations.")] = True,
+) -> None:
+    """Fail (exit 1), naming each difference, when the models, the migrations and the live
+    database disagree.
 
-    Compares tables, columns, constraints, indexes, RLS flags, policies, triggers,
-    functions and grants of a database built by the migrations with one built from
-    the models. Needs permission to create scratch databases on the server.
+    Compares tables (and their RLS enabled/forced flags), columns, constraints, indexes,
+    policies, triggers (and whether they are enabled), functions and grants of a database
+    built by the migrations with one built from the models, and with the configured
+    database (when it is migrated). One line per difference, naming the object and what
+    differs, never a value. Needs permission to create scratch databases on the server.
     """
     with container() as box:
         db = box.database
         report = schema_check.check_drift(db.owner_url, db.roles)
+        live_report = schema_check.check_live(db.owner_url, db.owner_url, db.roles) \
+            if live else None
+    lines = report.lines()
+    for line in lines:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if live_report is not None:
+        for line in live_report.differences:
+            out.print(f"! live database: {line}", highlight=False, markup=False,
+                      soft_wrap=True)
+    problems = []
     if not report.clean:
-        for line in report.lines():
-            out.print(line, highlight=False, markup=False)
-        fail(f"schema drift: {len(report.lines())} difference(s) between models and migrations")
+        problems.append(f"{len(lines)} difference(s) between models and migrations")
+    if live_report is not None and not live_report.clean:
+        problems.append(f"{len(live_report.differences)} difference(s) between the live "
+                        "database and the migrations")
+    if problems:
+        fail(f"schema drift: {'; '.join(problems)}")
     out.print("no drift: migrations at head match the models")
+    if live_report is None:
+        return
+    if live_report.migrated:
+        out.print("no drift: the live database matches the migrations")
+    else:
+        out.print("the live database is not migrated: not compared")
 
 
 @app.command()
-def health(as_json: JsonFlag = True) -> None:
-    """Check connectivity, latency, migrations, RLS, the tenant role and that a write commits
-    in time; exit 1 on failure."""
+def health(
+    as_json: JsonFlag = True,
+    drift: Annotated[bool, typer.Option(
+        "--drift/--no-drift",
+        help="Compare the live schema with the migrations (a scratch database).")] = True,
+) -> None:
+    """Check connectivity, latency, migrations, RLS, the tenant role, that a write commits
+    in time and that nobody changed the schema by hand (drift); exit 1 on failure."""
     with container() as box:
-        report = check_health(box.database)
+        report = check_health(box.database, drift=drift)
     if as_json:
         print_json(report)
     else:
         for name, result in report["checks"].items():
             out.print(f"{name}: {'ok' if result['ok'] else 'FAIL'}")
+            for line in result.get("differences", []):
+                out.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     if not report["ok"]:
         raise typer.Exit(1)
 
