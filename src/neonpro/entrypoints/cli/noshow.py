@@ -11,10 +11,10 @@ from rich.table import Table
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.errors import DomainError
-from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
 from neonpro.services import noshow
 
-app = typer.Typer(help="No-show risk: train, evaluate, score.", no_args_is_help=True)
+app = typer_app(help="No-show risk: train, evaluate, score.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
 JsonFlag = Annotated[bool, typer.Option("--json")]
 ClinicOption = Annotated[uuid.UUID | None, typer.Option(
