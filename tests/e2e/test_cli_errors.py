@@ -25,6 +25,7 @@ from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate
+from neonpro.entrypoints.cli._common import typer_app
 from neonpro.entrypoints.cli.app import app
 from neonpro.services import clinics, patients
 from tests.conftest import make_settings
@@ -253,3 +254,27 @@ def test_unknown_optional_ids(world: tuple[dict[str, str], uuid.UUID, Path],
         else:
             assert result.exception is None, f"{argv}: {result.exception!r}"
             _assert_no_personal_data(result.output, " ".join(argv))
+
+
+def test_an_unexpected_error_is_one_line_without_its_message() -> None:
+    """A bug (an exception nothing expected) is "internal error", its class and where it
+    was raised: its message may carry a value, so it is not printed."""
+    probe = typer_app()
+
+    @probe.command()
+    def broken() -> None:
+        raise ValueError(f"cannot parse {PATIENT_CPF}")
+
+    @probe.command()
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    result = CliRunner().invoke(probe, ["broken"])
+    assert result.exit_code == 1
+    [line] = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: internal error (ValueError at {__name__}:"), line
+    assert PATIENT_CPF not in line
+    stopped = CliRunner().invoke(probe, ["interrupted"])
+    assert stopped.exit_code == 130
+    assert [x for x in stopped.output.splitlines() if x.startswith("error:")] == [
+        "error: interrupted"]

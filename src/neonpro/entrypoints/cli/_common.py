@@ -12,6 +12,7 @@ import errno
 import json
 import signal
 import sys
+import sysconfig
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from typer.core import TyperGroup
 
@@ -43,7 +45,8 @@ CLINIC_PARAMETERS = ("clinic", "clinic_id")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however long
+    # one line, however long; the message is text, never markup ("[...]" stays as it is)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -149,12 +152,19 @@ class CliGroup(TyperGroup):
             fail(*answer)
 
 
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
+                                                            "platlib")})
+
+
 def _raised_at(exc: BaseException) -> str:
-    """``module:line`` of the innermost neonpro frame that raised ``exc``."""
+    """``module:line`` of the innermost frame of ours that raised ``exc`` (neonpro's, or a
+    script's; not a library's, not this module's)."""
     tb, found = exc.__traceback__, "?"
     while tb is not None:
         module = str(tb.tb_frame.f_globals.get("__name__", ""))
-        if module.startswith("neonpro."):
+        ours = module.startswith("neonpro.") or not tb.tb_frame.f_code.co_filename.startswith(
+            _LIBRARY_DIRS)
+        if ours and module != __name__:
             found = f"{module}:{tb.tb_lineno}"
         tb = tb.tb_next
     return found
