@@ -15,6 +15,7 @@ import pytest
 
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
+from neonpro.services.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS
 
 BIN = str(Path(sys.executable).parent / "neonpro")
 KEYS = {
@@ -69,13 +70,63 @@ def test_train_evaluate_and_score_on_the_demo_history(fresh_database_url: str,
         assert "Traceback" not in result.stderr
 
 
-def test_too_little_history_is_a_clean_error(fresh_database_url: str, roles: Roles) -> None:
-    migrate.upgrade(fresh_database_url, roles)
-    result = run(fresh_database_url, "noshow", "evaluate", "--clinic",
-                 "00000000-0000-0000-0000-00000000abcd")
-    assert result.returncode == 1
-    assert "no attended or missed appointments" in result.stderr
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    bad = run(fresh_database_url, "noshow", "score", "--days", "0")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_too_little_history_says_what_it_falls_back_to_and_what_to_run(
+        fresh_database_url: str, roles: Roles) -> None:
+    url = fresh_database_url
+    migrate.upgrade(url, roles)
+    seeded = run(url, "demo", "seed", "--patients", "4", "--months", "1", "--json")
+    assert seeded.returncode == 0, seeded.stderr
+    clinic = json.loads(seeded.stdout)["clinics"][0]
+
+    trained = run(url, "noshow", "train", "--clinic", clinic)
+    assert trained.returncode == 0, trained.stderr
+    assert "v1-prior" in trained.stdout
+    # when it falls back, and why
+    assert re.search(r"prior-only fallback, because \d+ attended or missed appointments "
+                     r"\(\d+ no-shows\): a fitted model needs 200", trained.stdout), trained.stdout
+    as_json = json.loads(run(url, "noshow", "train", "--clinic", clinic, "--json").stdout)
+    assert as_json[0]["fallback"].startswith(tuple("0123456789"))
+
+    line = _one_error_line(run(url, "noshow", "evaluate", "--clinic", clinic))
+    assert "evaluate once the clinic has more history" in line, line  # what to do
+    bad = run(url, "noshow", "score", "--days", "0")
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_of_dev_run_trains_and_evaluates(fresh_database_url: str,
+                                                  roles: Roles) -> None:
+    """``./dev run`` (``serve --demo``) loads RUN_DEMO_PATIENTS over RUN_DEMO_MONTHS with the
+    default seed: its first clinic, the one it prints, trains a fitted model and evaluates
+    it with the default hold-out; another clinic evaluates or says what to run, in one
+    line. Before: 60 patients over 3 months, and "no history before the hold-out"."""
+    url = fresh_database_url
+    migrate.upgrade(url, roles)
+    seeded = run(url, "demo", "seed", "--patients", str(RUN_DEMO_PATIENTS), "--months",
+                 str(RUN_DEMO_MONTHS), "--json", timeout=900)
+    assert seeded.returncode == 0, seeded.stderr
+    first, *others = json.loads(seeded.stdout)["clinics"]
+
+    evaluated = run(url, "noshow", "evaluate", "--clinic", first)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert AUC_LINE.match(evaluated.stdout.strip().splitlines()[-1]), evaluated.stdout
+    for clinic in others:
+        result = run(url, "noshow", "evaluate", "--clinic", clinic)
+        if result.returncode != 0:
+            line = _one_error_line(result)
+            assert "--holdout-months" in line or "more history" in line, line
+
+    trained = run(url, "noshow", "train", "--json")
+    assert trained.returncode == 0, trained.stderr
+    models = {m["clinic_id"]: m for m in json.loads(trained.stdout)}
+    assert models[first]["model_version"] == "v1-logistic"
+    assert models[first]["fallback"] is None

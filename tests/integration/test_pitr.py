@@ -21,7 +21,7 @@ from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
 from neonpro.services import backup, pitr
 from tests.conftest import make_keyring, make_settings
-from tests.reliability.harness import PrivateCluster, cluster_requirements
+from tests.reliability.harness import PrivateCluster, cluster_requirements, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +79,55 @@ def test_restore_to_a_point_in_time(cluster: tuple[Path, int, Path, Path]) -> No
     assert in_recovery == (False,)  # promoted: writable again
     with _conn(base, port) as conn:
         conn.execute("INSERT INTO visits VALUES (201)")
+
+
+def test_restore_starts_the_cluster_on_the_port_of_cluster_json(tmp_path: Path) -> None:
+    """A cluster whose port is not in its postgresql.conf (started with ``pg_ctl -o -p``)
+    comes back on that port after a restore. Before: ``pg_ctl start`` without the port,
+    the server tried another one and the restore failed ("pg_ctl start failed", or no
+    answer on the stored port)."""
+    found = cluster_requirements()
+    if shutil.which("pgbackrest") is None:
+        found = "pgbackrest is not installed (apt-get install pgbackrest; .ci/run does)"
+    if isinstance(found, str):
+        if os.environ.get("NEONPRO_REQUIRE_PITR"):
+            pytest.fail(found)
+        pytest.skip(found)
+    private = PrivateCluster(*found)
+    port, decoy = private.port, free_port()
+    conf = private.pgdata / "postgresql.conf"
+    # the configured port is not the one it runs on: only the command line says that
+    conf.write_text(conf.read_text().replace(f"port = {port}\n", f"port = {decoy}\n"))
+    private._as_owner(str(private.bin_dir / "pg_ctl"), "-D", str(private.pgdata), "-w",
+                      "-t", "60", "-l", str(private.base / "server.log"), "-o", f"-p {port}",
+                      "start")
+    try:
+        settings = Settings(environment=Environment.TEST, pitr_dir=private.base / "pitr",
+                            _env_file=None)  # type: ignore[call-arg]
+        pitr.setup(settings, private.pgdata, port, socket_dir=private.base,
+                   bin_dir=private.bin_dir)
+        with _conn(private.base, port) as conn:
+            conn.execute("CREATE TABLE kept (n int)")
+            conn.execute("INSERT INTO kept VALUES (1)")
+        pitr.base_backup(settings)
+        time.sleep(1.0)
+        noted = datetime.now(UTC)
+        time.sleep(1.0)
+        with _conn(private.base, port) as conn:
+            conn.execute("DROP TABLE kept")
+        pitr.restore(settings, noted)
+        with _conn(private.base, port) as conn:
+            assert conn.execute("SELECT count(*) FROM kept").fetchone() == (1,)
+            assert conn.execute("SHOW port").fetchone() == (str(port),)
+    finally:
+        private.destroy()
+
+
+def test_server_options_keep_what_the_server_ran_with_and_force_the_port() -> None:
+    cluster = pitr.Cluster("/data", 6543, "/run", "/bin", "postgres", "neonpro", "/pitr")
+    opts = '/usr/lib/postgresql/15/bin/postgres "-D" "/data" "-p" "5999" "-c" "work_mem=8MB"\n'
+    assert pitr.server_options(cluster, opts) == "-c work_mem=8MB -p 6543"
+    assert pitr.server_options(cluster, None) == "-p 6543"
 
 
 def test_drill_with_wal_archiving_measures_rto_and_rpo(

@@ -86,6 +86,10 @@ class FakePatients:
             raise StaleVersion("patient", patient_id, version)
         self.rows[patient_id] = row.model_copy(update={"deleted_at": _now()})
 
+    def known(self, patient_id: uuid.UUID) -> bool:
+        row = self.rows.get(patient_id)
+        return row is not None and row.clinic_id == self.uow.clinic_id
+
     def list(self, filters: PatientFilters | None = None, sort: PatientSort | None = None,
              page: PageRequest | None = None) -> Page[PatientRead]:
         page = page or PageRequest()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,11 +16,12 @@ from neonpro.domain.errors import (
     InvalidTransition,
     StaleVersion,
 )
+from neonpro.domain.noshow import Features
 from neonpro.domain.scheduling import Schedule, check_transition
 from neonpro.domain.schemas.appointment import AppointmentCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
 from neonpro.domain.vocabulary import AppointmentStatus as S
-from neonpro.services import patients, scheduling
+from neonpro.services import noshow, patients, scheduling
 from tests.unit.fakes import FakeUnitOfWork
 
 SP = ZoneInfo("America/Sao_Paulo")
@@ -124,3 +125,24 @@ def test_status_graph(current: S, target: S, ok: bool) -> None:
     else:
         with pytest.raises(InvalidTransition):
             check_transition(current, target)
+
+
+def _history(months: int, per_month: int) -> list[Features]:
+    """``per_month`` appointments a month for ``months`` months, every fifth a no-show."""
+    start = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    return [Features(uuid.uuid4(), uuid.uuid4(), start + timedelta(days=i * 30 / per_month),
+                     past_visits=0, past_no_shows=0, lead_days=3.0, weekday=1, hour=10,
+                     appointment_type="consultation", reminders_sent=0, confirmed=False,
+                     reschedules=0, days_since_last_visit=None, label=int(i % 5 == 0))
+            for i in range(months * per_month)]
+
+
+def test_evaluation_without_enough_history_says_what_to_run() -> None:
+    # one a day for 240 days: 148 rows before a 3-month hold-out (too few), 178 before 2
+    # months (too few), 209 before 1 month: the advice is the 1-month hold-out
+    with pytest.raises(noshow.NotEnoughHistory, match=r"--holdout-months 1\)"):
+        noshow.evaluate_rows(_history(8, 30), holdout_months=3)
+    with pytest.raises(noshow.NotEnoughHistory, match="once the clinic has more history"):
+        noshow.evaluate_rows(_history(4, 30), holdout_months=3)
+    with pytest.raises(noshow.NotEnoughHistory, match="once the clinic has more history"):
+        noshow.evaluate_rows([], holdout_months=3)

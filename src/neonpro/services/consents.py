@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from neonpro.domain.errors import ConsentRequired
+from neonpro.domain.errors import ConsentRequired, NotFound
 from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas.consent import (
     ConsentCreate,
@@ -61,6 +61,8 @@ def consent_history(uow: UnitOfWork, patient_id: uuid.UUID,
                     purpose: ConsentPurpose | None = None) -> list[ConsentRead]:
     with uow:
         rows = uow.consents.history(patient_id, purpose)
+        if not rows and not uow.patients.known(patient_id):
+            raise NotFound("patient", patient_id)  # not an empty history
         uow.commit()
     return rows
 

@@ -91,6 +91,11 @@ ZONE: Final = ZoneInfo(ZONE_NAME)
 NO_LOGIN: Final = "!demo-no-login"  # not an argon2 hash: nobody can log in with it
 MAX_PATIENTS: Final = 20_000
 MAX_MONTHS: Final = 60
+# what `neonpro serve --demo` (`./dev run`) loads: a year, so that its first clinic (the
+# one it prints) has the history to fit a no-show model and evaluate it with the default
+# 3-month hold-out (`neonpro noshow evaluate`); 60 patients over 3 months had none
+RUN_DEMO_PATIENTS: Final = 120
+RUN_DEMO_MONTHS: Final = 12
 GRID: Final = 15  # minutes between candidate start times
 SATURDAY: Final = 5
 SATURDAY_CLOSE: Final = 12 * 60

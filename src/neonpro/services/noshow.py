@@ -112,24 +112,53 @@ def fit_logistic(rows: Sequence[Features], base_rate: float) -> dict[str, Any]:
     return params_of(fit_pipeline(rows, base_rate), base_rate)
 
 
+_MORE_HISTORY = ("evaluate once the clinic has more history (at least {rows} attended or "
+                 "missed appointments, {each} of each outcome, before the hold-out)")
+
+
+def _split(ordered: Sequence[Features], holdout_months: int) -> tuple[
+        list[Features], list[Features], datetime]:
+    cutoff = ordered[-1].start_time - timedelta(days=round(DAYS_PER_MONTH * holdout_months))
+    return ([r for r in ordered if r.start_time < cutoff],
+            [r for r in ordered if r.start_time >= cutoff], cutoff)
+
+
+def _advice(ordered: Sequence[Features], holdout_months: int) -> str:
+    """What to run instead: the longest shorter hold-out that the history supports, if
+    any; else, to wait for more history."""
+    for months in range(holdout_months - 1, 0, -1):
+        train, test, _cutoff = _split(ordered, months)
+        if enough_for_a_model(train) and len(set(_labels(test))) == 2:  # noqa: PLR2004
+            return f"evaluate with a {months}-month hold-out (--holdout-months {months})"
+    return _MORE_HISTORY.format(rows=MIN_ROWS, each=MIN_EACH_CLASS)
+
+
+def fallback_reason(rows: int, no_shows: int) -> str:
+    """Why a clinic gets the prior-only model instead of a fitted one."""
+    return (f"{rows} attended or missed appointments ({no_shows} no-shows): a fitted model "
+            f"needs {MIN_ROWS} with at least {MIN_EACH_CLASS} of each outcome")
+
+
 def evaluate_rows(rows: Sequence[Features],
                   holdout_months: int = DEFAULT_HOLDOUT_MONTHS) -> Evaluation:
     """Train on appointments before the last ``holdout_months`` months, test on those months;
     the baseline is the prior-only fallback fitted on the same training part."""
     if not rows:
-        raise NotEnoughHistory("no attended or missed appointments to evaluate on")
+        raise NotEnoughHistory(
+            "no attended or missed appointments to evaluate on: "
+            f"{_MORE_HISTORY.format(rows=MIN_ROWS, each=MIN_EACH_CLASS)}")
     ordered = sorted(rows, key=lambda r: r.start_time)
-    cutoff = ordered[-1].start_time - timedelta(days=round(DAYS_PER_MONTH * holdout_months))
-    train = [r for r in ordered if r.start_time < cutoff]
-    test = [r for r in ordered if r.start_time >= cutoff]
+    train, test, cutoff = _split(ordered, holdout_months)
     if not enough_for_a_model(train):
         raise NotEnoughHistory(
             f"the history before the {holdout_months}-month hold-out has {len(train)} "
-            f"attended or missed appointments; a model needs {MIN_ROWS} with at least "
-            f"{MIN_EACH_CLASS} of each outcome")
+            f"attended or missed appointments ({sum(_labels(train))} no-shows); a model "
+            f"needs {MIN_ROWS} with at least {MIN_EACH_CLASS} of each outcome: "
+            f"{_advice(ordered, holdout_months)}")
     y = _labels(test)
     if len(set(y)) < 2:  # noqa: PLR2004
-        raise NotEnoughHistory("the hold-out months hold only one outcome: AUC is undefined")
+        raise NotEnoughHistory("the hold-out months hold only one outcome, so AUC is "
+                               f"undefined: {_advice(ordered, holdout_months)}")
     from sklearn.metrics import brier_score_loss, roc_auc_score  # noqa: PLC0415
 
     base_rate = clinic_rate(sum(_labels(train)), len(train))
@@ -163,9 +192,7 @@ def _fit_and_store(repo: SqlNoShowRepository, rows: list[Features],
     else:
         kind = NoShowModelKind.PRIOR
         params = {"base_rate": base_rate, "strength": PATIENT_STRENGTH}
-        metrics["reason"] = (f"{len(rows)} attended or missed appointments ({no_shows} "
-                             f"no-shows): a model needs {MIN_ROWS} with {MIN_EACH_CLASS} "
-                             "of each outcome")
+        metrics["reason"] = fallback_reason(len(rows), no_shows)
     history = (rows[0].start_time, rows[-1].start_time) if rows else (None, None)
     model = repo.add_model(kind, params, metrics, rows=len(rows), no_shows=no_shows,
                            history=history)

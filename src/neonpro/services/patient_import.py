@@ -47,7 +47,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from neonpro.adapters.db.errors import translate
+from neonpro.adapters.db.errors import origin_of, translate
 from neonpro.adapters.db.models import Professional
 from neonpro.adapters.db.repositories import patient as patient_repo
 from neonpro.adapters.db.uow import SqlUnitOfWork
@@ -534,7 +534,7 @@ def _failure(exc: psycopg.Error, uow: SqlUnitOfWork) -> ImportFailed:
     error = translate(wrapped)
     diag = getattr(exc, "diag", None)
     log.warning("patient_import_db_error", sqlstate=exc.sqlstate,
-                constraint=getattr(diag, "constraint_name", None),
+                constraint=getattr(diag, "constraint_name", None), origin=origin_of(exc),
                 clinic_id=str(uow.clinic_id), actor_id=str(uow.actor.id))
     if isinstance(exc, psycopg.errors.InsufficientPrivilege) and error is not None:
         detail = (f"{error.message} (the import stages rows in a temporary table: the "

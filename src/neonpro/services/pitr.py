@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import time
@@ -151,12 +152,40 @@ def running(cluster: Cluster) -> bool:
     return done.returncode == 0
 
 
-def _pg_ctl(cluster: Cluster, action: str) -> None:
+def server_options(cluster: Cluster, postmaster_opts: str | None) -> str:
+    """The options to start the cluster's server with: those it last ran with (its
+    ``postmaster.opts``: what ``pg_ctl restart`` reuses, and what a delta restore deletes)
+    less the binary and data directory, and always the port of ``cluster.json`` (a
+    cluster started with ``-p`` has no port in its ``postgresql.conf``: without it, the
+    restored server would try 5432)."""
+    words = shlex.split(postmaster_opts or "")[1:]  # [0] is the postgres binary
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in {"-D", "-p"}:
+            skip = True
+        elif not word.startswith(("-D", "-p", "--port=")):
+            kept.append(word)
+    return shlex.join([*kept, "-p", str(cluster.port)])
+
+
+def _postmaster_opts(cluster: Cluster) -> str | None:
+    try:
+        return (Path(cluster.pgdata) / "postmaster.opts").read_text()
+    except OSError:
+        return None
+
+
+def _pg_ctl(cluster: Cluster, action: str, options: str | None = None) -> None:
     args = [str(Path(cluster.bin_dir) / "pg_ctl"), "-D", cluster.pgdata, "-w", "-t", "300"]
     if action == "stop":
         args += ["-m", "fast", "stop"]
     else:
-        args += ["-l", str(cluster.server_log), action]
+        opts = options if options is not None else server_options(
+            cluster, _postmaster_opts(cluster))
+        args += ["-l", str(cluster.server_log), "-o", opts, action]
     _run(cluster, args, f"pg_ctl {action}", timeout=330)
 
 
@@ -235,6 +264,8 @@ def restore(settings: Settings, to: datetime) -> dict[str, Any]:
         raise PitrError("the target time needs a time zone (for example 2026-11-27T10:15:00Z)")
     cluster = load(settings)
     started = time.perf_counter()
+    # how the server ran, read before the restore deletes it (and the port, always)
+    options = server_options(cluster, _postmaster_opts(cluster))
     if running(cluster):
         try:
             _pgbackrest(cluster, "check", timeout=120)  # switches WAL and waits for its archive
@@ -244,7 +275,7 @@ def restore(settings: Settings, to: datetime) -> dict[str, Any]:
     target = to.isoformat(sep=" ")
     _pgbackrest(cluster, "restore", "--delta", "--type=time", f"--target={target}",
                 "--target-action=promote", what="pgbackrest restore")
-    _pg_ctl(cluster, "start")
+    _pg_ctl(cluster, "start", options)
     deadline = time.monotonic() + 300
     while True:
         try:

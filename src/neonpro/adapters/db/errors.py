@@ -1,10 +1,15 @@
 """Translate database errors into domain errors, by constraint name, never by message text.
 
 The driver's message and DETAIL carry the offending values (a CPF in a unique violation,
-say); nothing here copies them. Logs get the SQLSTATE and the constraint name only.
+say); nothing here copies them. Logs get what an operator needs to find the statement and
+the rule it broke, never what it carried: :func:`describe` (the error class, SQLSTATE,
+constraint name and the statement's origin, the repository class and method that ran it).
 """
 
 from __future__ import annotations
+
+from types import FrameType, TracebackType
+from typing import Any
 
 import psycopg.errors
 import structlog
@@ -40,6 +45,86 @@ FK_ENTITIES: dict[str, str] = {
     "_clinics": "clinic",
     "_staff_users": "staff_user",
 }
+
+
+_ORIGIN = "neonpro_origin"  # the attribute :func:`mark_origin` sets on the exception
+# modules that only pass statements through: never the origin of one
+_PLUMBING = frozenset({"neonpro.adapters.db.repositories._base", "neonpro.adapters.db.errors",
+                       "neonpro.adapters.db.database"})
+_LIBRARIES = ("sqlalchemy", "psycopg")
+
+
+def _name_of(frame: FrameType) -> str:
+    owner = frame.f_locals.get("self")
+    code = frame.f_code
+    if owner is not None:
+        return f"{type(owner).__name__}.{code.co_name}"
+    return f"{frame.f_globals.get('__name__', '?')}.{code.co_qualname}"
+
+
+def repository_origin(repository: object, caller: FrameType | None) -> str:
+    """``Class.method`` of the repository call that ran a statement: the outermost method
+    of ``repository`` on the stack from ``caller`` out (with the helper that executed it,
+    when it is another method: ``SqlAppointmentRepository.reschedule/_insert``). Walks
+    the stack only when a statement failed: nothing is paid on the way that succeeds."""
+    inner = outer = None
+    frame = caller
+    while frame is not None and frame.f_locals.get("self") is repository:
+        inner = inner or frame
+        outer = frame
+        frame = frame.f_back
+    if outer is None or inner is None:
+        return type(repository).__name__
+    name = f"{type(repository).__name__}.{outer.f_code.co_name}"
+    return name if inner is outer else f"{name}/{inner.f_code.co_name}"
+
+
+def mark_origin(exc: BaseException, origin: str) -> None:
+    """Remember where ``exc`` came from (the first mark wins: the innermost knows best)."""
+    if getattr(exc, _ORIGIN, None) is None:
+        setattr(exc, _ORIGIN, origin)
+
+
+def _origin_from_traceback(tb: TracebackType | None) -> str | None:
+    """The innermost frame of a traceback that is neither the driver, SQLAlchemy nor
+    plumbing: where a statement that no repository ran (a query module, a service's own
+    SQL) was executed."""
+    found = None
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if not module.startswith(_LIBRARIES) and module not in _PLUMBING:
+            found = tb.tb_frame
+        tb = tb.tb_next
+    return _name_of(found) if found is not None else None
+
+
+def origin_of(exc: BaseException) -> str | None:
+    """The statement's origin: as marked by the repository that ran it, else read from the
+    traceback."""
+    marked = getattr(exc, _ORIGIN, None)
+    return str(marked) if marked else _origin_from_traceback(exc.__traceback__)
+
+
+def describe(exc: BaseException) -> dict[str, Any]:
+    """The fields of a database error's log line: the driver's error class, SQLSTATE,
+    constraint name and origin. Never the message or DETAIL (they carry the values)."""
+    orig = getattr(exc, "orig", None) or exc
+    return {
+        "db_error": type(orig).__name__,
+        "sqlstate": getattr(orig, "sqlstate", None),
+        "constraint": (constraint_name(exc) if isinstance(exc, DBAPIError) else "") or None,
+        "origin": origin_of(exc),
+    }
+
+
+def summary(exc: BaseException) -> str:
+    """:func:`describe` as one line for a person (the CLI's error message)."""
+    fields = describe(exc)
+    parts = [f"SQLSTATE {fields['sqlstate']}" if fields["sqlstate"] else None,
+             f"constraint {fields['constraint']}" if fields["constraint"] else None,
+             f"in {fields['origin']}" if fields["origin"] else None]
+    detail = ", ".join(p for p in parts if p)
+    return f"{fields['db_error']} ({detail})" if detail else str(fields["db_error"])
 
 
 def constraint_name(exc: DBAPIError) -> str:
@@ -81,3 +166,4 @@ def translate(exc: DBAPIError) -> DomainError | None:  # noqa: PLR0911  (one ret
         return Forbidden("the database refused this operation for your clinic or role")
     log.debug("db_error_untranslated", sqlstate=sqlstate, constraint=name)
     return None
+

@@ -33,7 +33,7 @@ from neonpro.adapters.db.deadline import (
 )
 from neonpro.adapters.db.deadline import current as deadline_of_request
 from neonpro.adapters.db.durability_sql import PRE_COMMIT, PRE_COMMIT_MARKED
-from neonpro.adapters.db.errors import translate
+from neonpro.adapters.db.errors import describe, mark_origin, translate
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
 from neonpro.adapters.db.repositories.audit import SqlAuditRepository
@@ -192,7 +192,7 @@ class SqlUnitOfWork:
                 raise IdempotencyKeyTaken
             self._bounded_commit(transaction, deadline)
         except DBAPIError as exc:
-            error = translate(exc)
+            error = self._translate_at_commit(exc)
             if error is not None:
                 raise error from None
             if not wrote or not is_transient(exc):
@@ -225,10 +225,21 @@ class SqlUnitOfWork:
         try:
             self._bounded_commit(transaction, deadline_of_request.get())
         except DBAPIError as exc:
-            error = translate(exc)
+            error = self._translate_at_commit(exc)
             if error is not None:
                 raise error from None
             raise
+
+    def _translate_at_commit(self, exc: DBAPIError) -> DomainError | None:
+        """A constraint checked at COMMIT (deferred, or a constraint trigger): logged like a
+        repository's, with the commit as its origin."""
+        mark_origin(exc, "SqlUnitOfWork.commit")
+        error = translate(exc)
+        if error is not None:
+            log.warning("db_error", error=error.code, **describe(exc),
+                        clinic_id=str(self.clinic_id) if self.clinic_id else None,
+                        actor_id=str(self.actor.id), request_id=self.actor.request_id)
+        return error
 
     def rollback(self) -> None:
         if self._transaction is not None and self._transaction.is_active:

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from neonpro.adapters.crypto import DecryptionError
 from neonpro.adapters.db.database import is_timeout, is_transient
 from neonpro.adapters.db.deadline import CommitOutcomeUnknown, RequestTimedOut
+from neonpro.adapters.db.errors import describe, origin_of
 from neonpro.domain import errors as e
 from neonpro.entrypoints.api.deps import audit_refusal
 
@@ -118,11 +119,13 @@ def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
                        COMMIT_OUTCOME_UNKNOWN)
     sqlstate = getattr(orig, "sqlstate", None)
     if is_timeout(exc):
-        log.warning("db_query_timeout", sqlstate=sqlstate, request_id=request_id)
+        log.warning("db_query_timeout", sqlstate=sqlstate, origin=origin_of(exc),
+                    request_id=request_id)
         return problem(503, "query_timeout", "query timeout",
                        "a database statement exceeded its time limit and was cancelled; "
                        "nothing was written")
-    log.warning("db_unavailable", error=kind, sqlstate=sqlstate, request_id=request_id)
+    log.warning("db_unavailable", error=kind, sqlstate=sqlstate, origin=origin_of(exc),
+                request_id=request_id)
     return problem(503, "database_unavailable", "database unavailable",
                    "the database could not be reached or dropped the connection; "
                    "nothing was written")
@@ -208,8 +211,9 @@ def _install_unavailable(app: FastAPI) -> None:
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if is_transient(exc) or is_timeout(exc):
             return _unavailable(request, exc)
-        log.error("db_error", error=type(exc.orig).__name__,
-                  sqlstate=getattr(exc.orig, "sqlstate", None),
+        # the constraint, SQLSTATE and the statement's origin (repository and method),
+        # never the driver's message: an operator can find the statement from this line
+        log.error("db_error", error="unhandled", **describe(exc),
                   request_id=getattr(request.state, "request_id", None))
         return problem(500, "internal_error", "internal error",
                        "the operators were alerted")

@@ -1,4 +1,10 @@
-"""What every CLI command shares: the container, clean errors, JSON output."""
+"""What every CLI command shares: the container, clean errors, JSON output.
+
+Errors are answered here, once for every command (:class:`CliGroup`): a malformed
+argument, an unknown clinic, a missing object, a database or operating-system error is
+one line on standard error (``error: ...``) and a non-zero exit, never a traceback and
+never a personal value.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +12,41 @@ import errno
 import json
 import signal
 import sys
+import sysconfig
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any, NoReturn
 
+import click
+import structlog
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from sqlalchemy.exc import SQLAlchemyError
+from rich.markup import escape
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from typer.core import TyperGroup
 
 from neonpro.adapters.db.embedded import EmbeddedError
+from neonpro.adapters.db.errors import describe, summary
 from neonpro.bootstrap import Container
 from neonpro.config import Settings
+from neonpro.domain.actors import SystemActors
+from neonpro.domain.errors import DomainError
 from neonpro.logs import configure_logging
 from neonpro.redaction import redact_text
 
 console = Console(stderr=True)
 out = Console()
+log = structlog.get_logger(__name__)
+USAGE_EXIT = 2  # click's exit status for a usage error
+CLINIC_PARAMETERS = ("clinic", "clinic_id")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)  # one line, however long
+    # one line, however long; the message is text, never markup ("[...]" stays as it is)
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -60,14 +79,97 @@ def container() -> Iterator[Container]:
     previous = signal.signal(signal.SIGTERM, _on_signal)
     box = Container(settings)
     try:
+        _check_clinic(box)
         yield box
-    except EmbeddedError as exc:
-        fail(str(exc))
-    except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
-        fail(f"database error: {redact_text(detail[:300])}")
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
     finally:
         box.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _check_clinic(box: Container) -> None:
+    """The clinic a command names (its ``--clinic``) must exist: checked once here for
+    every command, so an unknown clinic is "clinic ... not found" rather than an empty
+    answer, a refusal of the database or a traceback further on."""
+    ctx = click.get_current_context(silent=True)
+    params = ctx.params if ctx is not None else {}
+    clinic = next((params[n] for n in CLINIC_PARAMETERS if params.get(n) is not None), None)
+    if not isinstance(clinic, uuid.UUID):
+        return
+    with box.service_uow(SystemActors.CLI) as tx:
+        tx.clinics.get(clinic)  # NotFound: answered by CliGroup
+
+
+def explain(exc: BaseException) -> tuple[str, int] | None:  # noqa: PLR0911  (one per kind)
+    """The one-line message and exit status for an error a command let through, or None
+    for an exit that is not an error (``typer.Exit``, click's own)."""
+    if isinstance(exc, click.exceptions.Exit | click.Abort | click.exceptions.NoArgsIsHelpError):
+        return None
+    if isinstance(exc, click.UsageError):
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        return redact_text(exc.format_message()) + where, exc.exit_code
+    if isinstance(exc, click.ClickException):
+        return redact_text(exc.format_message()), exc.exit_code
+    if isinstance(exc, DomainError):
+        return exc.message, 1
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(exc, EmbeddedError):
+        return str(exc), 1
+    sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
+    if isinstance(exc, DBAPIError) and sqlstate and not sqlstate.startswith("08"):
+        # the statement's fault: what and where, never the driver's text (it carries values)
+        log.warning("db_error", error="unhandled", **describe(exc))
+        return f"database error: {summary(exc)}", 1
+    if isinstance(exc, SQLAlchemyError):  # cannot connect, and the like: the text says why
+        detail = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
+        return f"database error: {redact_text(detail[:300])}", 1
+    if isinstance(exc, OSError):
+        return os_error(exc), 1
+    return None
+
+
+class CliGroup(TyperGroup):
+    """A command group whose commands answer every error in one line (:func:`explain`);
+    an error nothing expected is "internal error" with its class and where it was raised,
+    its traceback in the log at DEBUG only."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (Exception, KeyboardInterrupt) as exc:
+            if isinstance(exc, click.exceptions.Exit | click.Abort
+                          | click.exceptions.NoArgsIsHelpError):
+                raise
+            answer = explain(exc)
+            if answer is None:
+                where = _raised_at(exc)
+                # no traceback at ERROR: it would reach the terminal with the log lines
+                log.error("cli_internal_error", error=type(exc).__name__,  # noqa: TRY400
+                          where=where)
+                log.debug("cli_internal_error_traceback", exc_info=exc)
+                answer = (f"internal error ({type(exc).__name__} at {where}); the log "
+                          "at NEONPRO_LOG_LEVEL=DEBUG has the traceback", 1)
+            fail(*answer)
+
+
+_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
+                                                            "platlib")})
+
+
+def _raised_at(exc: BaseException) -> str:
+    """``module:line`` of the innermost frame of ours that raised ``exc`` (neonpro's, or a
+    script's; not a library's, not this module's)."""
+    tb, found = exc.__traceback__, "?"
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        ours = module.startswith("neonpro.") or not tb.tb_frame.f_code.co_filename.startswith(
+            _LIBRARY_DIRS)
+        if ours and module != __name__:
+            found = f"{module}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
+def typer_app(**options: Any) -> typer.Typer:
+    """A command group of the ``neonpro`` CLI (errors answered by :class:`CliGroup`)."""
+    return typer.Typer(cls=CliGroup, **options)

@@ -21,8 +21,10 @@ from neonpro.entrypoints.cli import (
     serve,
     token,
 )
+from neonpro.entrypoints.cli._common import CliGroup
 
 app = typer.Typer(
+    cls=CliGroup,  # every command's errors in one line (see _common)
     name="neonpro",
     help="neonpro: LGPD-compliant data management for Brazilian clinics.",
     no_args_is_help=True,

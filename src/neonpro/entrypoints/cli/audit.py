@@ -18,12 +18,12 @@ from neonpro.adapters.db.audit import (
     verify_chains,
 )
 from neonpro.domain.actors import SystemActors
-from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
 from neonpro.queries.audit import AuditFilters
 from neonpro.queries.compliance import report_html
 from neonpro.services import audit as audit_service
 
-app = typer.Typer(help="Seal, verify and checkpoint the audit trail.", no_args_is_help=True)
+app = typer_app(help="Seal, verify and checkpoint the audit trail.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
 CHAIN_LABELS = {"audit_events": "audit", "erasure_ledger": "erasure", "consent_records": "consent",
                 "disclosures": "disclosure"}

@@ -14,11 +14,11 @@ from rich.table import Table
 from neonpro.adapters.backup.pgtools import ToolError
 from neonpro.adapters.backup.stream import CorruptBackup
 from neonpro.bootstrap import Container
-from neonpro.entrypoints.cli._common import container, fail, os_error, out, print_json
+from neonpro.entrypoints.cli._common import container, fail, os_error, out, print_json, typer_app
 from neonpro.redaction import redact_text
 from neonpro.services import backup as svc
 
-app = typer.Typer(help="Logical backups: create, verify, restore, prune, drill.",
+app = typer_app(help="Logical backups: create, verify, restore, prune, drill.",
                   no_args_is_help=True)
 
 DirOption = Annotated[Path | None, typer.Option(

@@ -11,11 +11,11 @@ from rich.table import Table
 
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ConsentPurpose
-from neonpro.entrypoints.cli._common import container, out, print_json
+from neonpro.entrypoints.cli._common import container, out, print_json, typer_app
 from neonpro.services import consents
 
-app = typer.Typer(help="The consent ledger: expiry, compliance, history, state.",
-                  no_args_is_help=True)
+app = typer_app(help="The consent ledger: expiry, compliance, history, state.",
+                no_args_is_help=True)
 ACTOR = SystemActors.CLI
 JsonFlag = Annotated[bool, typer.Option("--json")]
 

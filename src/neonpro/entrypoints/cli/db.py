@@ -10,9 +10,9 @@ from rich.table import Table
 from neonpro.adapters.db import migrate, schema_check
 from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.housekeeping import prune_expired
-from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
 
-app = typer.Typer(help="Manage the database schema and check its health.", no_args_is_help=True)
+app = typer_app(help="Manage the database schema and check its health.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 

@@ -38,10 +38,10 @@ from neonpro.adapters.crypto import (
 )
 from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
-from neonpro.entrypoints.cli._common import console, container, fail, out, print_json
+from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
 from neonpro.services import keys as svc
 
-app = typer.Typer(
+app = typer_app(
     help="Encryption keys: status per key id, add a key, rotate values to it, re-key the "
          "blind indexes.",
     no_args_is_help=True,

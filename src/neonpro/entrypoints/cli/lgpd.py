@@ -14,11 +14,11 @@ from rich.table import Table
 
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.errors import DomainError
-from neonpro.entrypoints.cli._common import console, container, fail, out, print_json
+from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
 from neonpro.services import lgpd_requests
 from neonpro.services.lgpd_requests import ExportFormat
 
-app = typer.Typer(help="LGPD: data-subject requests, confirmation, export.",
+app = typer_app(help="LGPD: data-subject requests, confirmation, export.",
                   no_args_is_help=True)
 ACTOR = SystemActors.CLI
 JsonFlag = Annotated[bool, typer.Option("--json")]

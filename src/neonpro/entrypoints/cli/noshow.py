@@ -11,10 +11,11 @@ from rich.table import Table
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.errors import DomainError
-from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.domain.vocabulary import NoShowModelKind
+from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
 from neonpro.services import noshow
 
-app = typer.Typer(help="No-show risk: train, evaluate, score.", no_args_is_help=True)
+app = typer_app(help="No-show risk: train, evaluate, score.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
 JsonFlag = Annotated[bool, typer.Option("--json")]
 ClinicOption = Annotated[uuid.UUID | None, typer.Option(
@@ -32,8 +33,9 @@ def _clinics(box: Container, clinic: uuid.UUID | None) -> list[uuid.UUID]:
 @app.command()
 def train(clinic: ClinicOption = None, holdout_months: Holdout = 3,
           as_json: JsonFlag = False) -> None:
-    """Fit and store a new model version per clinic (the prior fallback when the clinic
-    has too little history); the stored metrics come from a time-based hold-out."""
+    """Fit and store a new model version per clinic; a clinic with too little history gets
+    the prior-only fallback, and the line says so and why. The stored metrics come from a
+    time-based hold-out."""
     results = []
     with container() as box:
         for clinic_id in _clinics(box, clinic):
@@ -45,14 +47,29 @@ def train(clinic: ClinicOption = None, holdout_months: Holdout = 3,
             results.append((clinic_id, result))
     if as_json:
         print_json([{"clinic_id": str(c), "model_version": r.model.label, "rows": r.rows,
-                     "no_shows": r.no_shows, "metrics": r.model.metrics} for c, r in results])
+                     "no_shows": r.no_shows, "fallback": _fallback(r),
+                     "metrics": r.model.metrics} for c, r in results])
         return
     for clinic_id, r in results:
         line = (f"clinic {clinic_id}: model {r.model.label} on {r.rows} appointments "
                 f"({r.no_shows} no-shows)")
-        if r.evaluation is not None:
+        fallback = _fallback(r)
+        skipped = r.model.metrics.get("holdout", {}).get("skipped")
+        if fallback is not None:
+            line += f"; prior-only fallback, because {fallback}"
+        elif r.evaluation is not None:
             line += f"; hold-out {r.evaluation.auc_line()}"
+        elif skipped:
+            line += f"; hold-out skipped: {skipped}"
         out.print(line, highlight=False, soft_wrap=True)
+
+
+def _fallback(result: noshow.TrainResult) -> str | None:
+    """Why the clinic got the prior-only model, or None for a fitted one."""
+    if result.model.kind is not NoShowModelKind.PRIOR:
+        return None
+    return str(result.model.metrics.get("reason")
+               or noshow.fallback_reason(result.rows, result.no_shows))
 
 
 @app.command()

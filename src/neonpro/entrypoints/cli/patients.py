@@ -22,7 +22,7 @@ from neonpro.adapters.crypto import KeyConfigError
 from neonpro.adapters.db import migrate
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.errors import DomainError
-from neonpro.entrypoints.cli._common import console, container, fail, out, print_json
+from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
 from neonpro.services.patient_import import (
     ImportResult,
     ProgressFn,
@@ -30,7 +30,7 @@ from neonpro.services.patient_import import (
     import_patients,
 )
 
-app = typer.Typer(help="Bulk work on a clinic's patients.", no_args_is_help=True)
+app = typer_app(help="Bulk work on a clinic's patients.", no_args_is_help=True)
 
 _PHASES = {"validate": "validating", "load": "copying", "insert": "inserting"}
 

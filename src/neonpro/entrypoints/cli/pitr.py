@@ -15,11 +15,19 @@ from neonpro.adapters.backup.stream import write_atomically
 from neonpro.config import Settings
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import AuditAction
-from neonpro.entrypoints.cli._common import console, container, fail, os_error, out, print_json
+from neonpro.entrypoints.cli._common import (
+    console,
+    container,
+    fail,
+    os_error,
+    out,
+    print_json,
+    typer_app,
+)
 from neonpro.services import backup as backups
 from neonpro.services import pitr as svc
 
-app = typer.Typer(help="Point-in-time recovery with pgBackRest (WAL archiving).",
+app = typer_app(help="Point-in-time recovery with pgBackRest (WAL archiving).",
                   no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json")]
 AcceptRiskOption = Annotated[bool, typer.Option(

@@ -19,7 +19,7 @@ from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.cli._common import container, fail, out
 from neonpro.services import noshow
-from neonpro.services.demo import seed_demo
+from neonpro.services.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS, seed_demo
 
 
 def _demo(box: Container, host: str, port: int) -> None:
@@ -27,8 +27,9 @@ def _demo(box: Container, host: str, port: int) -> None:
     with box.database.service_session(SystemActors.CLI.id) as session:
         first = session.execute(text("SELECT id, name FROM clinics ORDER BY name LIMIT 1")).first()
     if first is None:
-        out.print("loading demo data (synthetic patients, a few seconds)...")
-        result = seed_demo(box, patients=60, months=3)
+        out.print(f"loading demo data ({RUN_DEMO_PATIENTS} synthetic patients, "
+                  f"{RUN_DEMO_MONTHS} months of history: a minute or so)...", highlight=False)
+        result = seed_demo(box, patients=RUN_DEMO_PATIENTS, months=RUN_DEMO_MONTHS)
         for clinic in result.clinics:  # no-show scores for the coming two weeks
             noshow.score_upcoming(box.uow(clinic, SystemActors.CLI), days=14)
         box.seal_audit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ import structlog
 from sqlalchemy import CursorResult, Executable
 from sqlalchemy.exc import DBAPIError
 
-from neonpro.adapters.db.errors import constraint_name, translate
+from neonpro.adapters.db.errors import describe, mark_origin, repository_origin, translate
 from neonpro.domain.errors import Forbidden
 
 if TYPE_CHECKING:
@@ -37,13 +38,13 @@ class SqlRepository:
         try:
             return self._uow.connection.execute(statement, params)
         except DBAPIError as exc:
+            mark_origin(exc, repository_origin(self, sys._getframe(1)))  # noqa: SLF001
             error = translate(exc)
             actor = self._uow.actor
             log.warning(
                 "db_error",
-                error=error.code if error else type(exc.orig).__name__,
-                sqlstate=getattr(exc.orig, "sqlstate", None),
-                constraint=constraint_name(exc),
+                error=error.code if error else "untranslated",
+                **describe(exc),
                 clinic_id=str(self._uow.clinic_id) if self._uow.clinic_id else None,
                 actor_id=str(actor.id),
                 request_id=actor.request_id,

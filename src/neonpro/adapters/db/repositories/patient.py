@@ -272,6 +272,13 @@ class SqlPatientRepository(SqlRepository):
         if result.rowcount == 0:
             self._raise_missing_or_stale(patient_id, version)
 
+    def known(self, patient_id: uuid.UUID) -> bool:
+        """Whether the clinic has, or had, this patient (erased and deleted ones included:
+        their ledgers are still theirs)."""
+        version, _anonymized, _deleted, erased = tuple(self._execute(
+            STATE_OF, {"b_clinic": self.clinic_id, "b_id": patient_id}).one())
+        return version is not None or bool(erased)
+
     def _raise_missing_or_stale(self, patient_id: uuid.UUID, version: int | None) -> None:
         row = self._execute(STATE_OF, {"b_clinic": self.clinic_id, "b_id": patient_id}).one()
         current, anonymized, deleted, erased = cast(
