@@ -14,7 +14,7 @@ from neonpro.adapters.db.health import check_health
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
 from neonpro.entrypoints.api import idempotency, problems, resilience
-from neonpro.entrypoints.api.middleware import BodyLimit, RequestContext
+from neonpro.entrypoints.api.middleware import BodyLimit, LastResort, RequestContext
 from neonpro.entrypoints.api.routers import (
     appointments,
     audit,
@@ -84,5 +84,6 @@ def create_app(container: Container) -> FastAPI:
     resilience.retry_idempotent_reads(app, settings.retry_attempts, settings.retry_base_delay_s)
     app.add_middleware(resilience.RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(LastResort)  # inside RequestContext: its log line has the request id
     app.add_middleware(RequestContext, metrics=metrics)
     return app
