@@ -54,7 +54,7 @@ def test_an_unhandled_exception_is_a_problem_logged_without_its_message(
     ("abc", False), ("a" * 65, False), ("Jo%C3%A3o", False),
 ])
 def test_request_ids_that_do_not_look_like_ids_are_replaced(
-        raw_client: TestClient, given: str, kept: bool) -> None:  # noqa: FBT001
+        raw_client: TestClient, given: str, kept: bool) -> None:
     answer = raw_client.get("/health/live", headers={"X-Request-ID": given})
     assert answer.status_code == 200
     assert (answer.headers["x-request-id"] == given) is kept

@@ -378,7 +378,7 @@ def test_guard_reports_every_kind() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "KeyError('ana.lima@exemplo.test')", "ValueError(\"ana.lima@exemplo.test\")",
+    "KeyError('ana.lima@exemplo.test')", 'ValueError("ana.lima@exemplo.test")',
     "['ana.lima@exemplo.test']", "('ana.lima@exemplo.test',)", "{'e': 'ana.lima@exemplo.test'}",
     "<ana.lima@exemplo.test>",
 ])

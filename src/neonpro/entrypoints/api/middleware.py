@@ -80,7 +80,7 @@ class LastResort:
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:  # noqa: BLE001  (the last resort: nothing else answers)
-            log.error("unhandled_exception", error=type(exc).__name__, **where(exc),
+            log.error("unhandled_exception", error=type(exc).__name__, **where(exc),  # noqa: TRY400  (no traceback: it holds values)
                       method=scope.get("method"))
             if started:
                 return
