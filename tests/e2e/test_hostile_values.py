@@ -82,3 +82,17 @@ def test_bodies_with_extreme_dates_or_endless_nesting_are_422(
     kept = client.post("/consents", headers=desk, json={**grant, "evidence": _nested(10),
                                                          "expires_at": "2199-12-31T20:59:59-03:00"})
     assert kept.status_code == 201, kept.text
+
+
+def test_validation_errors_never_repeat_a_key_the_client_sent(
+        client: TestClient, box: Container, clinic: uuid.UUID) -> None:
+    desk = headers(box, clinic, "receptionist")
+    secrets = ["111.444.777-35", "chave.secreta@exemplo.test", "Maria Chave Secreta"]
+    for key in secrets:
+        for body in ({"full_name": "Chave", key: "x"},
+                     {"full_name": "Chave", "external_ids": {key: 7}},
+                     {"full_name": "Chave", "address": {key: "x"}}):
+            answer = client.post("/patients", headers=desk, json=body)
+            problem = is_problem(answer, 422, "validation_failed")
+            assert key not in answer.text, problem
+            assert all(isinstance(e, dict) and e["field"] for e in problem["errors"])  # type: ignore[attr-defined]
