@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.clinic import ClinicCreate, StaffUserCreate
+from neonpro.domain.vocabulary import ClinicRole
 from neonpro.services import clinics
 from tests.e2e.api_helpers import headers, is_problem
 
@@ -96,3 +97,22 @@ def test_validation_errors_never_repeat_a_key_the_client_sent(
             problem = is_problem(answer, 422, "validation_failed")
             assert key not in answer.text, problem
             assert all(isinstance(e, dict) and e["field"] for e in problem["errors"])  # type: ignore[attr-defined]
+
+
+def test_a_professional_links_only_a_staff_member_of_its_own_clinic(
+        client: TestClient, box: Container, clinic: uuid.UUID) -> None:
+    other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Alheia")).id
+    theirs, _ = clinics.add_staff_member(box.service_uow(SYSTEM), other, StaffUserCreate(
+        email="alheia.prof@exemplo.test", display_name="Prof Alheia", password_hash="!"),
+        ClinicRole.PROFESSIONAL)
+    ours, _ = clinics.add_staff_member(box.service_uow(SYSTEM), clinic, StaffUserCreate(
+        email="nossa.prof@exemplo.test", display_name="Prof Nossa", password_hash="!"),
+        ClinicRole.PROFESSIONAL)
+    admin = headers(box, clinic, "admin")
+    for stranger in (theirs.id, uuid.uuid4()):
+        refused = is_problem(client.post("/professionals", headers=admin, json={
+            "full_name": "Dra Ligada", "user_id": str(stranger)}), 422, "validation_failed")
+        assert str(stranger) not in str(refused)
+    linked = client.post("/professionals", headers=admin, json={
+        "full_name": "Dra Ligada", "user_id": str(ours.id)})
+    assert linked.status_code == 201, linked.text
