@@ -9,6 +9,7 @@ import typer
 
 from neonpro.adapters.auth import TokenCodec
 from neonpro.config import Environment
+from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.cli._common import container, fail
 
@@ -26,4 +27,6 @@ def token(
             codec = TokenCodec(box.settings, box.keyring)
         except ValueError as exc:
             fail(str(exc))
+        if not box.clinic_exists(clinic, SystemActors.CLI):
+            fail("no such clinic")
         typer.echo(codec.issue(user or uuid.uuid4(), clinic, role))
