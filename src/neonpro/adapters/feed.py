@@ -15,7 +15,8 @@ replay buffer per clinic for reconnecting clients (``Last-Event-ID``).
 Event ids are ``<boot>-<seq>``: ``boot`` is random per process start, ``seq`` grows by one
 per notification of the clinic (its own count, so ids say nothing of other clinics). A
 client whose id comes from another boot, from before a lost LISTEN connection, or from older
-than the buffer keeps, is told to resynchronise (it may have missed events) instead of being replayed a partial history silently.
+than the buffer keeps, is told to resynchronise (it may have missed events) instead of
+being replayed a partial history silently.
 """
 
 from __future__ import annotations
