@@ -74,9 +74,8 @@ class Container:
             return True
         if clinic_id.int == 0:  # the system chain's clinic: no tenant's
             return False
-        with self.uow(clinic_id, actor) as tx:
+        with self.uow(clinic_id, actor) as tx:  # a read: rolled back, never waits on COMMIT
             found = tx.clinics.exists()
-            tx.commit()
         if found:
             known.add(clinic_id)
         return found
