@@ -69,8 +69,8 @@ from neonpro.adapters.db.repositories.patient import (
 )
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.paging import FIRST_KEYSET_PAGE, PageRequest, encode_cursor
-from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
+from neonpro.domain.paging import FIRST_KEYSET_PAGE, PageRequest, query_scope
+from neonpro.domain.schemas.patient import PatientCreate, PatientFilters, PatientSort, PatientUpdate
 from neonpro.services import patients as svc
 
 PAGE = 20
@@ -412,7 +412,10 @@ def run(ds: _setup.Dataset, args: argparse.Namespace, ops: int, list_ops: int,
             "ORDER BY created_at, id OFFSET %s LIMIT 1",
             (clinic, (deep - 1) * PAGE - 1),
         ).fetchone()
-    deep_cursor = encode_cursor([created.isoformat(), str(last_id)])
+    # the cursor the API would have sealed for this clinic and the default listing
+    sort = PatientSort()
+    deep_cursor = blind.cursors.seal([created.isoformat(), str(last_id)], query_scope(
+        "patients", clinic, PatientFilters(), sort.field, sort.direction))
 
     # ---- operations ---------------------------------------------------------------
     def uow() -> Any:

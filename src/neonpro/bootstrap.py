@@ -66,6 +66,20 @@ class Container:
         """A tenant unit of work: one transaction in ``clinic_id``, row-level security on."""
         return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id)
 
+    def clinic_exists(self, clinic_id: uuid.UUID, actor: Actor) -> bool:
+        """Whether ``clinic_id`` is a clinic (a signed token for one that is not would start
+        a phantom audit chain). Clinics are never deleted, so a clinic once seen is kept."""
+        known: set[uuid.UUID] = self.__dict__.setdefault("_known_clinics", set())
+        if clinic_id in known:
+            return True
+        if clinic_id.int == 0:  # the system chain's clinic: no tenant's
+            return False
+        with self.uow(clinic_id, actor) as tx:  # a read: rolled back, never waits on COMMIT
+            found = tx.clinics.exists()
+        if found:
+            known.add(clinic_id)
+        return found
+
     def admin_uow(self, clinic_id: uuid.UUID, actor: Actor) -> SqlUnitOfWork:
         """The service role scoped by our own queries to one clinic: for audited
         administrative work the application role may not do, such as blocking a record

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # readiness: a write (one commit token) must commit within this, or /health/ready is 503
     # (commits stalled: a synchronous standby that does not answer, a full WAL disk, ...)
     readiness_commit_timeout_ms: int = Field(default=2000, ge=100, le=60_000)
+    # /health/details (the database's version, roles, revision and each check) answers only
+    # "Authorization: Bearer <this>", or, without one set, clients on the loopback address;
+    # /health/ready tells everyone else ready or not, nothing more
+    operator_token: SecretStr | None = None
     # Idempotency-Key answers are kept this long (at least a day), then pruned
     idempotency_ttl_hours: int = Field(default=24, ge=24, le=24 * 30)
 

@@ -98,7 +98,9 @@ _PHONE: Final = re.compile(
     r"(?![0-9A-Za-z])"
 )
 _EMAIL: Final = re.compile(
-    r"(?<![\w.!#$%&'*+^~/-])[\w!#$%&*+^~-][\w.!#$%&'*+^~-]*@[\w-]+(?:\.[\w-]+)+"
+    # not after a character an address can hold, except a quote: Python quotes what it
+    # repr()s ("KeyError('ana@example.com')"), and the leftmost match keeps "o'brien@" whole
+    r"(?<![\w.!#$%&*+^~/-])[\w!#$%&*+^~-][\w.!#$%&'*+^~-]*@[\w-]+(?:\.[\w-]+)+"
 )
 _URL_PASSWORD: Final = re.compile(r"(://[^:/\s@]+:)[^@\s/]+@")
 

@@ -33,7 +33,7 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert client.get("/health/live").json() == {"status": "ok"}
     ready = client.get("/health/ready")
     assert ready.status_code == 200
-    assert ready.json()["ok"] is True
+    assert ready.json() == {"status": "ready"}  # nothing more for strangers
     metrics = client.get("/metrics").text
     assert "neonpro_http_requests_total" in metrics
     assert "neonpro_db_pool_size" in metrics
@@ -44,6 +44,37 @@ def test_missing_or_bad_token_is_401(client: TestClient) -> None:
     bad = client.get("/patients", headers={"Authorization": "Bearer not-a-token"})
     assert bad.headers["www-authenticate"] == "Bearer"
     is_problem(bad, 401, "unauthenticated")
+
+
+def test_signed_tokens_for_no_clinic_or_with_malformed_claims_are_401(
+        client: TestClient, box: Container, two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+    """A token signed with the right key still names a clinic that must exist (not the nil
+    clinic of the system chain), and every claim must be a string of its kind."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    import jwt  # noqa: PLC0415
+
+    secret = box.settings.jwt_secret.get_secret_value()  # type: ignore[union-attr]
+    now = datetime.now(UTC)
+    base = {"sub": str(uuid.uuid4()), "clinic_id": str(two_clinics[0]), "role": "admin",
+            "iss": box.settings.jwt_issuer, "iat": now, "nbf": now,
+            "exp": now + timedelta(minutes=5), "jti": uuid.uuid4().hex}
+
+    def sent(**claims: object) -> object:
+        token = jwt.encode({**base, **claims}, secret, algorithm="HS256")
+        return client.get("/patients", headers={"Authorization": f"Bearer {token}"})
+
+    assert sent().status_code == 200  # type: ignore[attr-defined]
+    for claims in ({"clinic_id": str(uuid.uuid4())}, {"clinic_id": str(uuid.UUID(int=0))},
+                   {"clinic_id": [str(two_clinics[0])]}, {"clinic_id": {"a": 1}},
+                   {"sub": [base["sub"]]}, {"role": ["admin"]}, {"role": "root"},
+                   {"jti": 7}, {"clinic_id": 12345}, {"sub": None}):
+        is_problem(sent(**claims), 401, "unauthenticated")
+    for path in ("/audit/events", "/audit/verify"):  # the system chain stays out of reach
+        token = jwt.encode({**base, "clinic_id": str(uuid.UUID(int=0)), "role": "dpo"},
+                           secret, algorithm="HS256")
+        is_problem(client.get(path, headers={"Authorization": f"Bearer {token}"}), 401,
+                   "unauthenticated")
 
 
 def test_patient_lifecycle(client: TestClient, box: Container,

@@ -10,7 +10,7 @@ import pytest
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import ConsentRequired
+from neonpro.domain.errors import ConsentRequired, ValidationFailed
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
 from neonpro.domain.vocabulary import ConsentPurpose
@@ -75,6 +75,14 @@ def test_search_filters_and_pages(container: Container, clinic: uuid.UUID) -> No
     assert second.next_cursor is None
     ids = [e.id for e in first.items + second.items]
     assert len(set(ids)) == 5
+    # the cursor is sealed to this clinic and these filters: elsewhere it is a 4xx
+    other = clinics.create_clinic(container.service_uow(DPO), ClinicCreate(name="Outra")).id
+    for where, used in ((clinic, AuditFilters(patient_id=pid, action="UPDATE", since=since,
+                                                 until=until)),
+                        (other, filters)):
+        with pytest.raises(ValidationFailed):
+            audit_service.search_audit(container.uow(where, DPO), used, limit=3,
+                                       cursor=first.next_cursor)
     assert all(e.actor_id == NOSY.id and e.ip_address == "198.51.100.23"
                for e in first.items + second.items)
 

@@ -15,10 +15,17 @@ from sqlalchemy import make_url
 
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import NotFound, PatientDeleted, PatientErased, StaleVersion
+from neonpro.domain.errors import (
+    NotFound,
+    PatientDeleted,
+    PatientErased,
+    StaleVersion,
+    ValidationFailed,
+)
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
-from neonpro.services import clinics, erasure, patients
+from neonpro.domain.vocabulary import DataSubjectRequestKind
+from neonpro.services import clinics, erasure, lgpd_requests, patients
 from tests.valid import cpf
 
 DPO = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000e4"), "dpo")
@@ -174,3 +181,24 @@ def test_erasure_itself_still_works_on_erased_rows(
     row = _row(container, held)
     assert row[1] == "Paciente anonimizado"
     assert row[0] == 4  # block, anonymize, anonymize again: one version each
+
+
+def test_an_erasure_names_only_a_request_of_that_patient_in_that_clinic(
+        container: Container, clinic: uuid.UUID) -> None:
+    """The ledger row is forever: another clinic's request, another patient's, or an id
+    that is no request at all, is refused before anything is erased."""
+    other = clinics.create_clinic(container.service_uow(DPO), ClinicCreate(name="Alheia")).id
+    theirs = patients.register_patient(container.uow(other, ADMIN), PatientCreate(
+        full_name="Paciente Alheio", cpf=cpf(8890))).id
+    ours, neighbour = _register(container, clinic, 50), _register(container, clinic, 51)
+
+    def opened(where: uuid.UUID, patient: uuid.UUID) -> uuid.UUID:
+        return lgpd_requests.open_request(container.uow(where, DPO), lgpd_requests.RequestOpen(
+            patient_id=patient, kind=DataSubjectRequestKind.DELETION)).id
+
+    for grounds in (opened(other, theirs), opened(clinic, neighbour), uuid.uuid4()):
+        with pytest.raises(ValidationFailed):
+            erasure.erase_patient(container.admin_uow(clinic, DPO), ours, grounds)
+    assert _row(container, ours)[4] is None  # nothing was erased
+    done = erasure.erase_patient(container.admin_uow(clinic, DPO), ours, opened(clinic, ours))
+    assert done.outcome == "anonymized"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import text
 from neonpro.bootstrap import Container
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import Conflict, Forbidden, NotFound, StaleVersion
+from neonpro.domain.errors import Conflict, Forbidden, NotFound, StaleVersion, ValidationFailed
 from neonpro.domain.paging import FIRST_KEYSET_PAGE, Direction, PageRequest
 from neonpro.domain.schemas.patient import (
     PatientCreate,
@@ -243,3 +244,41 @@ def test_keyset_by_created_at(container: Container, clinics: tuple[uuid.UUID, uu
         seen += [p.id for p in page.items]
         cursor = page.next_cursor
     assert seen == made
+
+
+def test_keyset_cursors_are_opaque_and_bound_to_their_clinic_and_query(
+    container: Container, clinics: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    """A cursor carries no name in any encoding, and an altered cursor, or one replayed in
+    another clinic or against another query, is refused as a 4xx (never a 500)."""
+    a, b = clinics
+    for i in range(3):
+        svc.register_patient(container.uow(a, STAFF), _new(f"Cursora Secreta {i}"))
+    svc.register_patient(container.uow(b, STAFF), _new("Cursora Secreta B"))
+    filters = PatientFilters(name="cursora")
+    sort = PatientSort(PatientSortField.FULL_NAME)
+    page = svc.search_patients(container.uow(a, STAFF), filters, sort,
+                               PageRequest(limit=1, cursor=FIRST_KEYSET_PAGE))
+    cursor = page.next_cursor
+    assert cursor is not None
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    assert b"cursora" not in raw.lower()
+    nxt = svc.search_patients(container.uow(a, STAFF), filters, sort,
+                              PageRequest(limit=1, cursor=cursor))
+    assert [p.full_name for p in nxt.items] == ["Cursora Secreta 1"]
+    flipped = cursor[:-3] + ("A" if cursor[-3] != "A" else "B") + cursor[-2:]
+    forged = base64.urlsafe_b64encode(b'["Cursora Secreta 0","' + str(uuid.uuid4()).encode()
+                                      + b'"]').decode()
+    attempts = [
+        (a, filters, sort, flipped),  # altered
+        (a, filters, sort, forged),  # the old plain format: values the client chose
+        (a, filters, sort, "!!not base64!!"),
+        (b, filters, sort, cursor),  # another clinic
+        (a, PatientFilters(name="cursor"), sort, cursor),  # another filter
+        (a, filters, PatientSort(PatientSortField.FULL_NAME, Direction.DESC), cursor),
+        (a, filters, PatientSort(PatientSortField.CREATED_AT), cursor),  # another sort
+    ]
+    for clinic, f, s, c in attempts:
+        with pytest.raises(ValidationFailed):
+            svc.search_patients(container.uow(clinic, STAFF), f, s,
+                                PageRequest(limit=1, cursor=c))

@@ -375,3 +375,12 @@ def test_guard_reports_every_kind() -> None:
     ]
     kinds = {(leak.source, leak.kind) for leak in find_leaks(lines, recorded)}
     assert kinds == {("a", "cns"), ("b", "email"), ("c", "phone"), ("d", "name"), ("f", "name")}
+
+
+@pytest.mark.parametrize("text", [
+    "KeyError('ana.lima@exemplo.test')", 'ValueError("ana.lima@exemplo.test")',
+    "['ana.lima@exemplo.test']", "('ana.lima@exemplo.test',)", "{'e': 'ana.lima@exemplo.test'}",
+    "<ana.lima@exemplo.test>",
+])
+def test_e_mails_inside_quotes_and_brackets_are_redacted(text: str) -> None:
+    assert "ana.lima" not in redact_text(text)

@@ -90,7 +90,13 @@ class TokenCodec:
             claims = jwt.decode(token, self._verifying, algorithms=[self._algorithm],
                                 issuer=self._issuer,
                                 options={"require": ["exp", "sub", "iss", "jti"]})
-            return Principal(uuid.UUID(claims["sub"]), uuid.UUID(claims["clinic_id"]),
-                             ClinicRole(claims["role"]), str(claims["jti"]))
-        except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+            fields = [claims["sub"], claims["clinic_id"], claims["role"], claims["jti"]]
+            if not all(isinstance(f, str) for f in fields):  # a list or an object: no claim
+                raise TypeError("claims must be strings")  # noqa: TRY301
+            clinic = uuid.UUID(claims["clinic_id"])
+            if clinic.int == 0:  # the system chain's clinic is no tenant's
+                raise ValueError("nil clinic")  # noqa: TRY301
+            return Principal(uuid.UUID(claims["sub"]), clinic, ClinicRole(claims["role"]),
+                             claims["jti"])
+        except (jwt.PyJWTError, KeyError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthenticated("invalid or expired token") from exc

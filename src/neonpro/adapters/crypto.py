@@ -552,10 +552,11 @@ def _show_key_id(kid_bytes: bytes) -> str:
 class BlindIndexer:
     """Deterministic keyed digests for equality lookup and uniqueness, never reversible."""
 
-    __slots__ = ("_mac",)
+    __slots__ = ("_mac", "cursors")
 
     def __init__(self, keyring: KeyRing) -> None:
         self._mac = hmac.new(keyring.blind_index_key, digestmod=hashlib.sha256)
+        self.cursors = SealedCursors(keyring.blind_index_key)  # keyset cursors, sealed
 
     def _digest(self, message: bytes) -> bytes:
         mac = self._mac.copy()  # copying the keyed state skips re-deriving the key pads
@@ -575,6 +576,36 @@ class BlindIndexer:
     def patient_ref(self, patient_id: uuid.UUID) -> bytes:
         """A keyed 32-byte reference to a patient for audit events (not the raw id)."""
         return self._digest(b"patient_ref\x00" + patient_id.bytes)
+
+
+class SealedCursors:
+    """Keyset cursors sealed with AES-GCM under a key derived from the blind-index key, the
+    scope (clinic and query) as associated data: the client sees random bytes, and a cursor
+    altered, forged, or replayed against another clinic or query does not open (a 4xx)."""
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, blind_index_key: bytes) -> None:
+        key = hmac.new(blind_index_key, b"neonpro keyset cursor v1", hashlib.sha256).digest()
+        self._aead = AESGCM(key)
+
+    def seal(self, values: list[Any], scope: str) -> str:
+        nonce = os.urandom(12)
+        plain = json.dumps(values, separators=(",", ":"), default=str).encode()
+        sealed = nonce + self._aead.encrypt(nonce, plain, scope.encode())
+        return base64.urlsafe_b64encode(sealed).decode().rstrip("=")
+
+    def open(self, cursor: str, scope: str, expected: int) -> list[Any]:
+        from neonpro.domain.paging import check_cursor_values  # noqa: PLC0415  (domain rule)
+
+        values = None
+        try:
+            raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
+            if len(raw) >= 12 + 16:  # a nonce and a tag at least
+                values = json.loads(self._aead.decrypt(raw[:12], raw[12:], scope.encode()))
+        except (binascii.Error, ValueError, UnicodeError, InvalidTag):
+            values = None
+        return check_cursor_values(values, expected)
 
 
 # --------------------------------------------------------------------------- key file upkeep

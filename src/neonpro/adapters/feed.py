@@ -13,9 +13,10 @@ must be the channel's; a subscriber is bound to the clinic of its token), and ke
 replay buffer per clinic for reconnecting clients (``Last-Event-ID``).
 
 Event ids are ``<boot>-<seq>``: ``boot`` is random per process start, ``seq`` grows by one
-per notification. A client whose id comes from another boot, from before a lost LISTEN
-connection, or from older than the buffer keeps, is told to resynchronise (it may have
-missed events) instead of being replayed a partial history silently.
+per notification of the clinic (its own count, so ids say nothing of other clinics). A
+client whose id comes from another boot, from before a lost LISTEN connection, or from older
+than the buffer keeps, is told to resynchronise (it may have missed events) instead of
+being replayed a partial history silently.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ class TokenBucket:
 class _Clinic:
     buffer: deque[FeedEvent] = field(default_factory=deque)
     evicted_through: int = 0  # the highest seq dropped from the buffer
+    seq: int = 0  # this clinic's own count: ids tell a clinic nothing of another's changes
+    gap_through: int = 0  # events up to this seq may have been missed (lost LISTEN)
     subscribers: set[Subscription] = field(default_factory=set)
 
 
@@ -139,8 +142,6 @@ class ChangeFeed:
         self._conninfo = conninfo
         self.config = config or FeedConfig()
         self.boot = secrets.token_hex(4)
-        self._seq = 0
-        self._gap_through = 0  # events up to this seq may have been missed (lost LISTEN)
         self._clinics: dict[uuid.UUID, _Clinic] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event | None = None
@@ -154,7 +155,6 @@ class ChangeFeed:
         """Start listening (once); True when the LISTEN connection is up."""
         if self._task is None or self._task.done():  # first use, or the listener died
             if self._task is not None:  # what it would have received is lost
-                self._gap_through = self._seq
                 self._signal_gap()
             self._ready = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -192,7 +192,6 @@ class ChangeFeed:
                     await self._listen_wanted(conn)
                     self.connected = True
                     if lost:  # notifications sent while we were away are gone
-                        self._gap_through = self._seq
                         self._signal_gap()
                     if self._ready is not None:
                         self._ready.set()
@@ -242,10 +241,10 @@ class ChangeFeed:
         if channel_clinic is not None and channel_clinic != clinic_id:
             log.warning("feed_payload_refused")
             return None
-        self._seq += 1
-        event = FeedEvent(self._seq, clinic_id, {k: raw.get(k) for k in PAYLOAD_KEYS},
-                          time.monotonic())
         clinic = self._clinics.setdefault(clinic_id, _Clinic())
+        clinic.seq += 1
+        event = FeedEvent(clinic.seq, clinic_id, {k: raw.get(k) for k in PAYLOAD_KEYS},
+                          time.monotonic())
         clinic.buffer.append(event)
         self._prune(clinic)
         for subscriber in list(clinic.subscribers):
@@ -260,6 +259,7 @@ class ChangeFeed:
 
     def _signal_gap(self) -> None:
         for clinic in self._clinics.values():
+            clinic.gap_through = clinic.seq
             for subscriber in clinic.subscribers:
                 subscriber.offer(None)
 
@@ -275,16 +275,16 @@ class ChangeFeed:
         if last_event_id is None:
             return subscription, [], True
         self._prune(clinic)
-        after = self._parse(last_event_id)
+        after = self._parse(last_event_id, clinic)
         if after is None:
             return subscription, [], False
         backlog = [e for e in clinic.buffer if e.seq > after]
-        complete = after >= clinic.evicted_through and after >= self._gap_through
+        complete = after >= clinic.evicted_through and after >= clinic.gap_through
         return subscription, backlog, complete
 
-    def _parse(self, last_event_id: str) -> int | None:
+    def _parse(self, last_event_id: str, clinic: _Clinic) -> int | None:
         boot, _, seq = last_event_id.strip().partition("-")
-        if boot != self.boot or not (seq.isascii() and seq.isdigit()) or int(seq) > self._seq:
+        if boot != self.boot or not (seq.isascii() and seq.isdigit()) or int(seq) > clinic.seq:
             return None
         return int(seq)
 

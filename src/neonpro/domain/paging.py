@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from neonpro.domain.errors import ValidationFailed
 
@@ -54,18 +51,22 @@ class Page(Generic[T]):
     offset: int
 
 
-def encode_cursor(values: list[Any]) -> str:
-    raw = json.dumps(values, separators=(",", ":"), default=str).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+class CursorSealer(Protocol):
+    """Seals keyset cursors: opaque, tamper-evident and bound to a scope (the clinic and the
+    query), so a cursor reveals no value (a patient's name was one) and works nowhere else."""
+
+    def seal(self, values: list[Any], scope: str) -> str: ...
+
+    def open(self, cursor: str, scope: str, expected: int) -> list[Any]: ...
 
 
-def decode_cursor(cursor: str, expected: int) -> list[Any]:
-    """The values of a cursor made by :func:`encode_cursor`; a bad cursor is a 4xx, not a 500."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("cursor", "is not a cursor this API issued") from exc
+def query_scope(kind: str, clinic_id: object, *parts: object) -> str:
+    """The scope a cursor is bound to: what is listed, in which clinic, how and filtered how."""
+    return "\x1f".join([kind, str(clinic_id), *(repr(p) for p in parts)])
+
+
+def check_cursor_values(values: object, expected: int) -> list[Any]:
+    """The values of an opened cursor, or the same 4xx as for any cursor this API never issued."""
     if not isinstance(values, list) or len(values) != expected:
-        raise ValidationFailed("cursor", "is not a cursor this API issued")
+        raise ValidationFailed("cursor", "is not a cursor this API issued for this query")
     return values

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from neonpro.adapters.db.models import Base
-from neonpro.domain.paging import Page, decode_cursor, encode_cursor
+from neonpro.domain.paging import CursorSealer, Page, query_scope
 
 # What a read of a whole resource exposes, for the investigation's data categories.
 RESOURCE_TABLE = {"patient": "patients", "patients": "patients", "appointment": "appointments",
@@ -99,12 +99,14 @@ def _where(clinic_id: uuid.UUID, f: AuditFilters) -> tuple[list[str], dict[str, 
     return clauses, params
 
 
-def search(conn: Connection, clinic_id: uuid.UUID, filters: AuditFilters, limit: int = 50,
-           cursor: str | None = None) -> Page[AuditEventRow]:
-    """Newest first, keyset-paginated on (occurred_at, id)."""
+def search(conn: Connection, clinic_id: uuid.UUID, filters: AuditFilters, cursors: CursorSealer,
+           limit: int = 50, cursor: str | None = None) -> Page[AuditEventRow]:
+    """Newest first, keyset-paginated on (occurred_at, id); cursors sealed to the clinic and
+    the filters."""
     clauses, params = _where(clinic_id, filters)
+    scope = query_scope("audit_events", clinic_id, filters)
     if cursor:
-        at, last = decode_cursor(cursor, 2)
+        at, last = cursors.open(cursor, scope, 2)
         clauses.append("(occurred_at, id) < (CAST(:c_at AS timestamptz), CAST(:c_id AS uuid))")
         params.update(c_at=at, c_id=last)
     sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY occurred_at DESC, id DESC LIMIT :n"
@@ -112,7 +114,7 @@ def search(conn: Connection, clinic_id: uuid.UUID, filters: AuditFilters, limit:
     items = [AuditEventRow(**r._mapping) for r in rows[:limit]]  # noqa: SLF001
     nxt = None
     if len(rows) > limit:
-        nxt = encode_cursor([items[-1].occurred_at.isoformat(), str(items[-1].id)])
+        nxt = cursors.seal([items[-1].occurred_at.isoformat(), str(items[-1].id)], scope)
     return Page(items, None, nxt, limit, 0)
 
 

@@ -23,7 +23,8 @@ def search_audit(uow: SqlUnitOfWork, filters: audit_queries.AuditFilters, limit:
     with uow:
         clinic = uow.clinic_id
         assert clinic is not None  # noqa: S101  (a tenant unit of work)
-        page = audit_queries.search(uow.connection, clinic, filters, limit, cursor)
+        page = audit_queries.search(uow.connection, clinic, filters, uow.blind.cursors,
+                                     limit, cursor)
         uow.audit.record(AuditAction.VIEW, "audit_events",
                          patient_id=filters.patient_id,
                          details={"returned": len(page.items)})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from neonpro.adapters.db.repositories.disclosures import (
     DisclosureFilters,
@@ -24,7 +24,7 @@ from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.holidays import add_years
 from neonpro.domain.paging import Page, PageRequest
-from neonpro.domain.schemas._types import LongText, Name, Schema
+from neonpro.domain.schemas._types import Instant, LongText, Name, Schema
 from neonpro.domain.vocabulary import AuditAction, ConsentPurpose, DataCategory, LegalBasis
 from neonpro.services.consents import SENSITIVE, require_consent
 
@@ -41,7 +41,7 @@ NOT_FOR_HEALTH_DATA = frozenset({LegalBasis.CONTRACT, LegalBasis.LEGITIMATE_INTE
 
 class DisclosureCreate(Schema):
     patient_id: uuid.UUID
-    disclosed_at: AwareDatetime | None = Field(default=None, description="default now")
+    disclosed_at: Instant | None = Field(default=None, description="default now")
     recipient_name: Name
     recipient_address: str | None = Field(default=None, min_length=1, max_length=500)
     data_description: LongText = Field(min_length=1)

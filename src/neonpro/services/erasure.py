@@ -56,9 +56,20 @@ def erase_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
     application role, so the change runs with the service role, scoped to the clinic.
     """
     with uow:
+        if request_id is not None and uow.connection.execute(_REQUEST_OF_PATIENT, {
+                "clinic": uow.clinic_id, "request": request_id,
+                "patient": patient_id}).first() is None:
+            # the ledger names the request as the erasure's grounds: another clinic's, or
+            # another patient's, is no grounds (and the ledger row is forever)
+            raise ValidationFailed("request_id",
+                                   "is not a data-subject request of this patient")
         result = erase_in(uow, patient_id, request_id)
         uow.commit()
     return result
+
+
+_REQUEST_OF_PATIENT = text("SELECT 1 FROM data_subject_requests WHERE clinic_id = :clinic "
+                           "AND id = :request AND patient_id = :patient")
 
 
 def erase_in(uow: SqlUnitOfWork, patient_id: uuid.UUID, request_id: uuid.UUID | None = None,

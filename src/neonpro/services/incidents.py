@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, Self
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, Field, IPvAnyAddress, model_validator
+from pydantic import Field, IPvAnyAddress, model_validator
 
 from neonpro.adapters.db.repositories.incidents import (
     NOTIFIABLE,
@@ -29,7 +29,7 @@ from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import Forbidden, InvalidTransition, ValidationFailed
 from neonpro.domain.holidays import add_business_days, add_years
 from neonpro.domain.paging import Page, PageRequest
-from neonpro.domain.schemas._types import INT32_MAX, LongText, Schema
+from neonpro.domain.schemas._types import INT32_MAX, Instant, LongText, Schema
 from neonpro.domain.vocabulary import AuditAction, DataCategory, IncidentStatus, RiskLevel
 from neonpro.queries.audit import Investigation, investigate
 from neonpro.services.consents import SENSITIVE
@@ -59,8 +59,8 @@ class AccessScope(Schema):
 
     actor_id: uuid.UUID | None = None
     ip_address: IPvAnyAddress | None = None
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
 
     @model_validator(mode="after")
     def _one_subject(self) -> Self:
@@ -74,8 +74,8 @@ class AccessScope(Schema):
 class IncidentCreate(Schema):
     """An incident as reported. ``learned_at`` (default: ``detected_at``) starts the clock."""
 
-    detected_at: AwareDatetime
-    learned_at: AwareDatetime | None = None
+    detected_at: Instant
+    learned_at: Instant | None = None
     description: LongText = Field(min_length=1, description="internal: categories and counts, "
                                   "no personal data; never logged")
     affected_data_categories: list[DataCategory] = Field(default_factory=list, max_length=20)
@@ -95,13 +95,13 @@ class IncidentCreate(Schema):
 
 class Notification(Schema):
     which: Notified
-    at: AwareDatetime | None = Field(default=None, description="when it was sent; default now")
+    at: Instant | None = Field(default=None, description="when it was sent; default now")
 
 
 class IncidentClose(Schema):
     status: Literal["contained", "closed"] = "closed"
     mitigation: LongText | None = Field(default=None, min_length=1)
-    closed_at: AwareDatetime | None = Field(default=None, description="default now")
+    closed_at: Instant | None = Field(default=None, description="default now")
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from neonpro.adapters.db.repositories.dsr import DataSubjectRequestRead, SqlDsrRepository
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import Conflict, InvalidTransition, ValidationFailed
-from neonpro.domain.schemas._types import Schema
+from neonpro.domain.schemas._types import Instant, Schema
 from neonpro.domain.vocabulary import (
     AuditAction,
     ConsentPurpose,
@@ -69,7 +69,7 @@ class RequestOpen(Schema):
 
     patient_id: uuid.UUID
     kind: DataSubjectRequestKind
-    received_at: AwareDatetime | None = Field(
+    received_at: Instant | None = Field(
         default=None, description="when the clinic received it (default: now)")
 
 

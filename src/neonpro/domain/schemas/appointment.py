@@ -8,10 +8,19 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import Field, model_validator
 
 from neonpro.domain.paging import Page
-from neonpro.domain.schemas._types import LongText, ReadSchema, Schema, ShortText, Tuss, Version
+from neonpro.domain.schemas._types import (
+    Day,
+    Instant,
+    LongText,
+    ReadSchema,
+    Schema,
+    ShortText,
+    Tuss,
+    Version,
+)
 from neonpro.domain.vocabulary import (
     AppointmentStatus,
     AppointmentType,
@@ -25,8 +34,8 @@ Money = Decimal
 
 
 class _Window(Schema):
-    start_time: AwareDatetime
-    end_time: AwareDatetime
+    start_time: Instant
+    end_time: Instant
 
     @model_validator(mode="after")
     def _ordered(self) -> _Window:
@@ -73,7 +82,7 @@ class AppointmentUpdate(Schema):
     internal_notes: LongText | None = None
     notes: LongText | None = None
     follow_up_required: bool | None = None
-    follow_up_date: date | None = None
+    follow_up_date: Day | None = None
     follow_up_instructions: LongText | None = None
     estimated_cost: Money | None = Field(default=None, ge=0, max_digits=10, decimal_places=2)
     actual_cost: Money | None = Field(default=None, ge=0, max_digits=10, decimal_places=2)

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from neonpro.domain.paging import Page
-from neonpro.domain.schemas._types import ReadSchema, Schema, ShortText
+from neonpro.domain.schemas._types import Instant, ReadSchema, Schema, ShortText
 from neonpro.domain.vocabulary import (
     CollectionMethod,
     ConsentPurpose,
@@ -28,7 +28,7 @@ class ConsentCreate(Schema):
     terms_version: ShortText
     terms_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the text shown")
     collection_method: CollectionMethod
-    expires_at: AwareDatetime | None = None
+    expires_at: Instant | None = None
     evidence: dict[str, Any] = Field(default_factory=dict)
     data_categories: list[DataCategory] = Field(default_factory=list, max_length=20)
 

@@ -22,6 +22,7 @@ from neonpro.domain.schemas._types import (
     CnsStr,
     CountryCode,
     CpfStr,
+    Day,
     DocumentNumber,
     EmailStr,
     LongText,
@@ -63,12 +64,12 @@ class _PatientFields(Schema):
     given_names: TextList | None = None
     family_name: ShortText | None = None
     preferred_name: ShortText | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     gender: Gender | None = None
     marital_status: MaritalStatus | None = None
     nationality: ShortText | None = None
     deceased_indicator: bool | None = None
-    deceased_date: date | None = None
+    deceased_date: Day | None = None
     photo_url: Url | None = None
     cpf: CpfStr | None = None
     cns: CnsStr | None = None

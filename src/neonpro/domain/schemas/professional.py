@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from neonpro.domain.paging import Page
 from neonpro.domain.schemas._types import (
+    Day,
     EmailStr,
     LocalTime,
     Name,
@@ -29,7 +30,7 @@ class _ProfessionalFields(Schema):
     council_license: ShortText | None = None
     council_state: UfStr | None = None
     council_validation: CouncilValidation | None = None
-    license_expiry_date: date | None = None
+    license_expiry_date: Day | None = None
     phone: PhoneStr | None = None
     email: EmailStr | None = None
     color: str | None = Field(default=None, pattern=r"^#[0-9A-Fa-f]{6}$")

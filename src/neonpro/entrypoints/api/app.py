@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
 from neonpro import __version__
 from neonpro.adapters.auth import TokenCodec
@@ -14,7 +16,7 @@ from neonpro.adapters.db.health import check_health
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
 from neonpro.entrypoints.api import idempotency, problems, resilience
-from neonpro.entrypoints.api.middleware import BodyLimit, RequestContext
+from neonpro.entrypoints.api.middleware import BodyLimit, LastResort, RequestContext
 from neonpro.entrypoints.api.routers import (
     appointments,
     audit,
@@ -66,7 +68,21 @@ def create_app(container: Container) -> FastAPI:
 
     @app.get("/health/ready", tags=["health"], responses={503: {"description": "Not ready"}})
     def ready() -> Any:
-        """The database is reachable, migrated, and row-level security holds."""
+        """Ready or not, nothing more: the database is reachable, migrated, row-level
+        security holds and commits flow. Operators read why at ``/health/details``."""
+        ok = check_health(container.database)["ok"]
+        return JSONResponse({"status": "ready" if ok else "not_ready"},
+                            status_code=200 if ok else 503)
+
+    @app.get("/health/details", tags=["health"],
+             responses={503: {"description": "Not ready"}, **problems.responses(401)})
+    def details(request: Request) -> Any:
+        """Each readiness check with the database's version, roles and schema revision: for
+        operators (``NEONPRO_OPERATOR_TOKEN`` as a bearer token, or a loopback client when
+        none is set)."""
+        if not _operator(request, container.settings.operator_token):
+            return problems.problem(401, "unauthenticated", "unauthenticated",
+                                    "health details are for operators")
         report = check_health(container.database)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
@@ -86,5 +102,20 @@ def create_app(container: Container) -> FastAPI:
     resilience.retry_idempotent_reads(app, settings.retry_attempts, settings.retry_base_delay_s)
     app.add_middleware(resilience.RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(LastResort)  # inside RequestContext: its log line has the request id
     app.add_middleware(RequestContext, metrics=metrics)
     return app
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _operator(request: Request, token: SecretStr | None) -> bool:
+    """The bearer token set for operators (compared in constant time), or, without one, a
+    client on the loopback address (a proxy in front makes every client look local: set a
+    token there)."""
+    if token is None:
+        return request.client is not None and request.client.host in _LOOPBACK
+    given = request.headers.get("authorization", "")
+    expected = f"Bearer {token.get_secret_value()}"
+    return hmac.compare_digest(given.encode(), expected.encode())

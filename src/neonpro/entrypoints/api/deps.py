@@ -48,6 +48,9 @@ def principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("a bearer token is required")
     caller = tokens.decode(credentials.credentials)
+    box: Container = request.app.state.container
+    if not box.clinic_exists(caller.clinic_id, actor_of(request, caller)):
+        raise Unauthenticated("invalid or expired token")  # signed, for no clinic
     request.state.principal = caller
     return caller
 

@@ -1,9 +1,11 @@
-"""ASGI middleware: request ids, metrics, and the request body size limit."""
+"""ASGI middleware: request ids, metrics, the request body size limit, and the last resort."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -14,6 +16,9 @@ from neonpro.adapters.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 MAX_ID = 64
+# A client's X-Request-ID is kept only if it looks like an id (a UUID, or 8 to 64 hex digits
+# with dashes): anything else (a name, an e-mail, free text) would be logged as given.
+_REQUEST_ID = re.compile(r"[0-9A-Fa-f](?:[0-9A-Fa-f-]{6,62})[0-9A-Fa-f]")
 
 
 class RequestContext:
@@ -29,8 +34,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if given.isascii() and 0 < len(given) <= MAX_ID and given.replace(
-            "-", "").isalnum() else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
@@ -52,6 +56,57 @@ class RequestContext:
                 elapsed = time.perf_counter() - start
                 self.metrics.requests.labels(scope["method"], template, str(status)).inc()
                 self.metrics.latency.labels(scope["method"], template).observe(elapsed)
+
+
+class LastResort:
+    """Whatever escapes every handler is answered 500 ``application/problem+json`` (or, if the
+    answer had started, the connection is closed) and logged by class and place only: an
+    exception's message can carry what the client sent (a name parsed as a date, say)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started |= message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001  (the last resort: nothing else answers)
+            log.error("unhandled_exception", error=type(exc).__name__, **where(exc),  # noqa: TRY400  (no traceback: it holds values)
+                      method=scope.get("method"))
+            if started:
+                return
+            body = {"type": "https://neonpro.dev/problems/internal_error",
+                    "title": "internal error", "status": 500,
+                    "detail": "the operators were alerted"}
+            await send({"type": "http.response.start", "status": 500,
+                        "headers": [(b"content-type", b"application/problem+json")]})
+            await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+def where(exc: BaseException) -> dict[str, str]:
+    """Where an exception was raised (``at``, the innermost frame) and the innermost frame of
+    our own code it passed through (``via``), as ``path:function:line``: a place to look,
+    never a value."""
+    frames = traceback.extract_tb(exc.__traceback__)
+
+    def place(frame: traceback.FrameSummary) -> str:
+        path = frame.filename.replace("\\", "/")
+        short = path.rsplit("/neonpro/", 1)[-1] if "/neonpro/" in path else "/".join(
+            path.rsplit("/", 3)[-3:])
+        return f"{short}:{frame.name}:{frame.lineno}"
+
+    ours = [f for f in frames if "/neonpro/" in f.filename.replace("\\", "/")]
+    return {"at": place(frames[-1]) if frames else "unknown",
+            "via": place(ours[-1]) if ours else "none"}
 
 
 class BodyLimit:

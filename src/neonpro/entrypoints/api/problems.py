@@ -131,6 +131,44 @@ def _unavailable(request: Request, exc: BaseException) -> JSONResponse:
                    "nothing was written")
 
 
+def _named(request: Request, part: object) -> str:
+    """A location step of a validation error as the API may repeat it: a position, or a
+    name the OpenAPI document declares; a key the client made up (a CPF or an e-mail as a
+    key of ``external_ids``, say) becomes ``*``."""
+    if isinstance(part, int):
+        return str(part)
+    app = request.app
+    names: frozenset[str] | None = getattr(app.state, "declared_names", None)
+    if names is None:
+        spec = app.openapi()
+        found = {p["name"] for ops in spec.get("paths", {}).values() for op in ops.values()
+                 if isinstance(op, dict) for p in op.get("parameters", [])}
+        for schema in spec.get("components", {}).get("schemas", {}).values():
+            found.update(schema.get("properties", {}))
+        names = app.state.declared_names = frozenset(found)
+    return str(part) if part in names else "*"
+
+
+def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 for a body that is no JSON object, else 422 naming each field (as declared)."""
+    fields = []
+    malformed = False
+    for err in exc.errors():
+        kind = str(err.get("type", ""))
+        malformed |= kind in {"json_invalid", "model_attributes_type"} or (
+            kind == "dict_type" and tuple(err.get("loc", ())) == ("body",))
+        loc = [_named(request, p) for p in err.get("loc", ()) if p not in ("body",)]
+        if kind == "extra_forbidden":  # the unknown key is the client's: never echoed
+            loc = [*loc[:-1], "(unknown field)"]
+        reason = str(err.get("msg", "invalid")).split(", input_value", 1)[0]
+        fields.append({"field": ".".join(loc) or "body", "reason": reason})
+    if malformed:
+        return problem(400, "malformed_body", "malformed request body",
+                       "the body is not the JSON object this operation expects")
+    return problem(422, "validation_failed", "validation failed",
+                   "one or more fields are invalid", errors=fields)
+
+
 def _status_of(exc: e.DomainError) -> int:
     return next((status for cls, status in STATUS if isinstance(exc, cls)), 400)
 
@@ -153,20 +191,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = []
-        malformed = False
-        for err in exc.errors():
-            kind = str(err.get("type", ""))
-            malformed |= kind in {"json_invalid", "model_attributes_type"} or (
-                kind == "dict_type" and tuple(err.get("loc", ())) == ("body",))
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-            reason = str(err.get("msg", "invalid")).split(", input_value", 1)[0]
-            fields.append({"field": ".".join(loc) or "body", "reason": reason})
-        if malformed:
-            return problem(400, "malformed_body", "malformed request body",
-                           "the body is not the JSON object this operation expects")
-        return problem(422, "validation_failed", "validation failed",
-                       "one or more fields are invalid", errors=fields)
+        return _invalid(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -55,6 +55,11 @@ class SqlClinicRepository(SqlRepository):
             raise NotFound("clinic", target)
         return ClinicRead.model_construct(**row._mapping)  # noqa: SLF001
 
+    def exists(self) -> bool:
+        """Whether the unit of work's clinic is a clinic (row-level security shows it)."""
+        return self._execute(select(CLINICS.c.id).where(
+            CLINICS.c.id == self.clinic_id)).first() is not None
+
     def list(self) -> builtins.list[ClinicRead]:
         self._service_only("listing clinics")
         rows = self._execute(select(*CLINIC_COLUMNS).order_by(CLINICS.c.name, CLINICS.c.id))

@@ -36,7 +36,7 @@ from neonpro.domain.errors import (
     PatientErased,
     StaleVersion,
 )
-from neonpro.domain.paging import Direction, Page, PageRequest, decode_cursor, encode_cursor
+from neonpro.domain.paging import Direction, Page, PageRequest, query_scope
 from neonpro.domain.schemas.patient import (
     READ_FIELDS,
     PatientCreate,
@@ -182,8 +182,10 @@ class SqlPatientRepository(SqlRepository):
         column = SORT_COLUMNS[sort.field]
         desc = sort.direction is Direction.DESC
         query: Select[Any] = select(*READ_COLUMNS).where(*conditions)
+        scope = query_scope("patients", self.clinic_id, filters, sort.field, sort.direction)
+        cursors = self._uow.blind.cursors
         if page.keyset and page.cursor:
-            value, last_id = decode_cursor(page.cursor, 2)
+            value, last_id = cursors.open(page.cursor, scope, 2)
             value = datetime.fromisoformat(value) if sort.field != "full_name" else value
             key = tuple_(column, T.id)
             bound = tuple_(literal(value, column.type), literal(uuid.UUID(last_id), T.id.type))
@@ -198,9 +200,9 @@ class SqlPatientRepository(SqlRepository):
         if len(rows) > page.limit and page.keyset:
             last = items[-1]
             value = getattr(last, sort.field.value)
-            next_cursor = encode_cursor([
+            next_cursor = cursors.seal([
                 value.isoformat() if isinstance(value, datetime) else value, str(last.id)
-            ])
+            ], scope)
         elif len(rows) > page.limit:
             next_cursor = None
         total = None

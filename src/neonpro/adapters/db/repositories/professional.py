@@ -7,9 +7,9 @@ from typing import ClassVar
 
 from sqlalchemy import Table, select
 
-from neonpro.adapters.db.models import Professional
+from neonpro.adapters.db.models import ClinicMembership, Professional
 from neonpro.adapters.db.repositories._simple import PlainTenantRepository
-from neonpro.domain.errors import NotFound
+from neonpro.domain.errors import NotFound, ValidationFailed
 from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.scheduling import Schedule
 from neonpro.domain.schemas.professional import (
@@ -19,6 +19,7 @@ from neonpro.domain.schemas.professional import (
 )
 
 T = Professional.__table__.c
+M = ClinicMembership.__table__.c
 
 
 class SqlProfessionalRepository(PlainTenantRepository[ProfessionalRead]):
@@ -29,6 +30,13 @@ class SqlProfessionalRepository(PlainTenantRepository[ProfessionalRead]):
     order_by = "full_name"
 
     def add(self, data: ProfessionalCreate) -> ProfessionalRead:
+        if data.user_id is not None:
+            # row-level security shows this clinic's memberships only: another clinic's
+            # staff account (or any id at all) is not one to link
+            member = self._execute(select(M.user_id).where(
+                M.clinic_id == self.clinic_id, M.user_id == data.user_id)).first()
+            if member is None:
+                raise ValidationFailed("user_id", "is not a staff member of this clinic")
         return self._insert(data.model_dump(exclude_none=True))
 
     def update(self, professional_id: uuid.UUID, data: ProfessionalUpdate) -> ProfessionalRead:

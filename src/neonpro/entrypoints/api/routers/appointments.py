@@ -6,9 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from neonpro.domain.errors import ValidationFailed
+from neonpro.domain.schemas._types import Instant
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
     AppointmentRead,
@@ -119,7 +120,7 @@ def delete(appointment_id: uuid.UUID, version: Annotated[int, Query(ge=1, le=2_1
 
 @router.get("/calendar", response_model=list[CalendarEntry])
 def calendar(
-    start: AwareDatetime, end: AwareDatetime,
+    start: Instant, end: Instant,
     caller: Annotated[Caller, Depends(caller_with(EVERYONE))],
     professional_id: uuid.UUID | None = None,
     status_in: Annotated[list[AppointmentStatus] | None, Query(alias="status")] = None,

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
-from pydantic import AwareDatetime, BaseModel, IPvAnyAddress
+from pydantic import BaseModel, IPvAnyAddress
 
 from neonpro.adapters.db.audit import verify_chains
 from neonpro.domain.errors import ValidationFailed
+from neonpro.domain.schemas._types import Instant
 from neonpro.domain.vocabulary import AuditAction, RiskLevel
 from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut
@@ -59,7 +60,7 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, d
 def search(caller: Who, patient_id: uuid.UUID | None = None, actor_id: uuid.UUID | None = None,
            action: AuditAction | None = None,
            severity: Annotated[list[RiskLevel] | None, Query()] = None,
-           since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+           since: Instant | None = None, until: Instant | None = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 50,
            cursor: Annotated[str | None, Query(max_length=500)] = None) -> PageOut[EventOut]:
     start, end = _window(since, until)
@@ -76,8 +77,8 @@ def search(caller: Who, patient_id: uuid.UUID | None = None, actor_id: uuid.UUID
 @router.get("/investigate", response_model=InvestigationOut)
 def investigate(caller: Who, actor_id: uuid.UUID | None = None,
                 ip: IPvAnyAddress | None = None,
-                since: AwareDatetime | None = None,
-                until: AwareDatetime | None = None) -> InvestigationOut:
+                since: Instant | None = None,
+                until: Instant | None = None) -> InvestigationOut:
     """Which patients and data categories an actor or an address touched in a window."""
     if (actor_id is None) == (ip is None):
         raise ValidationFailed("actor_id", "give exactly one of actor_id or ip")
@@ -105,7 +106,7 @@ def verify(caller: Who) -> dict[str, Any]:
 
 
 @router.get("/report", responses={200: {"content": {"text/html": {}}}})
-def report(caller: Who, since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+def report(caller: Who, since: Instant | None = None, until: Instant | None = None,
            fmt: Annotated[str, Query(alias="format", pattern="^(json|html)$")] = "json",
            ) -> Any:
     """The compliance report for a period, as JSON or as a readable HTML page."""

@@ -11,10 +11,11 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from pydantic import AwareDatetime, BaseModel, IPvAnyAddress
+from pydantic import BaseModel, IPvAnyAddress
 
 from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.paging import MAX_PAGE_SIZE, PageRequest
+from neonpro.domain.schemas._types import Instant
 from neonpro.domain.vocabulary import IncidentStatus
 from neonpro.entrypoints.api.deps import EVERYONE, OVERSIGHT, STAFF, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut, to_page
@@ -124,8 +125,8 @@ def close(incident_id: uuid.UUID, caller: Oversight,
 
 @router.get("/incidents/{incident_id}/affected", response_model=AffectedOut)
 def affected(incident_id: uuid.UUID, caller: Oversight, actor_id: uuid.UUID | None = None,
-             ip: IPvAnyAddress | None = None, since: AwareDatetime | None = None,
-             until: AwareDatetime | None = None) -> AffectedOut:
+             ip: IPvAnyAddress | None = None, since: Instant | None = None,
+             until: Instant | None = None) -> AffectedOut:
     """Which patients and data categories an actor or an address touched (default window:
     30 days before detection until closure or now). Reading only; audited."""
     scope = _scope(actor_id, ip, since, until)
@@ -161,7 +162,7 @@ def disclose(data: DisclosureCreate,
 @router.get("/patients/{patient_id}/disclosures", response_model=PageOut[DisclosureRead])
 def patient_disclosures(patient_id: uuid.UUID,
                         caller: Annotated[Caller, Depends(caller_with(EVERYONE))],
-                        since: AwareDatetime | None = None, until: AwareDatetime | None = None,
+                        since: Instant | None = None, until: Instant | None = None,
                         limit: Limit = 50, offset: Offset = 0) -> PageOut[DisclosureRead]:
     """With whom the patient's data was shared (LGPD art. 18 VII), newest first; by default
     the 6-year accounting window."""

@@ -8,13 +8,14 @@ Each appointment's own score and factors come with every appointment read
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from neonpro.domain.errors import NotFound
+from neonpro.domain.schemas._types import Day
 from neonpro.entrypoints.api.deps import STAFF, Caller, caller_with
 from neonpro.services import noshow as svc
 
@@ -53,7 +54,7 @@ class ModelInfo(BaseModel):
 @router.get("/high-risk", response_model=list[HighRiskAppointment])
 def high_risk(
     caller: Annotated[Caller, Depends(caller_with(STAFF))],
-    day: date | None = None,
+    day: Day | None = None,
     min_score: Annotated[int, Query(ge=0, le=100)] = svc.HIGH_RISK_SCORE,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> list[HighRiskAppointment]:
