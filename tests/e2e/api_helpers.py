@@ -23,3 +23,31 @@ def is_problem(response: object, status: int, kind: str) -> dict[str, object]:
     assert body["type"] == f"https://neonpro.dev/problems/{kind}"
     assert body["status"] == status
     return body
+
+
+def members(box: Container, clinic: uuid.UUID) -> dict[str, str]:
+    """One active staff member of ``clinic`` per role: the CLI acts only for a real member
+    in the role it names (``--user``, ``--role``)."""
+    from neonpro.domain.actors import SystemActors  # noqa: PLC0415
+    from neonpro.domain.schemas.clinic import StaffUserCreate  # noqa: PLC0415
+    from neonpro.services import clinics  # noqa: PLC0415
+
+    found = {}
+    for role in ClinicRole:
+        user, _ = clinics.add_staff_member(box.service_uow(SystemActors.CLI), clinic,
+                                           StaffUserCreate(
+                                               email=f"{role.value}.{clinic.hex[:12]}@exemplo.test",
+                                               display_name=f"Membro {role.value}",
+                                               password_hash="!"), role)
+        found[role.value] = str(user.id)
+    return found
+
+
+def as_member(argv: list[str], staff: dict[str, str]) -> list[str]:
+    """``argv`` with its ``--user`` replaced by the member holding its ``--role``."""
+    out = list(argv)
+    if "--user" in out and "--role" in out:
+        role = out[out.index("--role") + 1]
+        if role in staff:
+            out[out.index("--user") + 1] = staff[role]
+    return out

@@ -32,6 +32,7 @@ from tests.conftest import make_settings
 from tests.valid import cpf
 
 MALFORMED = "not-an-id"
+PATIENT_EMAIL = "paciente.dos.erros@exemplo.test"
 # well-formed but unknown values of the string ids (UUIDs are generated)
 WELL_FORMED = {"backup_id": "20260101T000000Z-abc123", "key_id": "kunknown"}
 PATIENT_NAME = "Paciente Do Teste De Erros"
@@ -170,6 +171,7 @@ def _assert_no_personal_data(output: str, shown: str) -> None:
     digits = "".join(c for c in output if c.isdigit())
     assert PATIENT_CPF not in digits, f"{shown}: a CPF in the output"
     assert PATIENT_NAME.lower() not in output.lower(), f"{shown}: a name in the output"
+    assert PATIENT_EMAIL not in output, f"{shown}: an e-mail in the output"
 
 
 def test_the_walk_finds_the_commands_that_take_ids() -> None:
@@ -185,13 +187,35 @@ def test_malformed_ids(world: tuple[dict[str, str], uuid.UUID, Path],
                        path: tuple[str, ...], command: click.Command) -> None:
     env, clinic, tmp = world
     ids = [p for p in command.params if _is_id(p)]
-    for bad in ids:
+    typed = [MALFORMED, PATIENT_NAME, PATIENT_CPF, PATIENT_EMAIL]  # what one types wrongly
+    for n, bad in enumerate(ids):
         values = {p.name: (str(clinic) if _is_clinic(p) else _unknown(p))
                   for p in ids if p.required and p.name}
         assert bad.name
-        values[bad.name] = MALFORMED
+        values[bad.name] = typed[n % len(typed)] if len(ids) > 1 else MALFORMED
         argv = _argv(path, command, values, tmp)
         _assert_one_line_error(_run(env, argv), argv)
+        if len(ids) == 1:  # each personal value once where it is the only id
+            for value in typed[1:]:
+                argv = _argv(path, command, {**values, bad.name: value}, tmp)
+                _assert_one_line_error(_run(env, argv), argv)
+
+
+def test_usage_errors_never_repeat_what_was_typed(
+        world: tuple[dict[str, str], uuid.UUID, Path]) -> None:
+    """A CPF where an id was expected, an e-mail as --clinic, a name as an extra argument,
+    an option made of a CPF: the error says what was wrong, never what was typed."""
+    env, clinic, _tmp = world
+    for argv in (["lgpd", "erase", PATIENT_CPF, "--clinic", str(clinic), "--yes"],
+                 ["lgpd", "erase", str(uuid.uuid4()), "--clinic", PATIENT_EMAIL, "--yes"],
+                 ["consent", "history", "--clinic", str(clinic), "--patient",
+                  str(uuid.uuid4()), PATIENT_NAME],
+                 ["consent", "history", f"--{PATIENT_CPF}", "x"],
+                 [PATIENT_NAME]):
+        result = _run(env, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        _assert_one_line_error(result, argv)
+        assert "paciente.dos.erros" not in result.output
 
 
 @pytest.mark.parametrize(("path", "command"),

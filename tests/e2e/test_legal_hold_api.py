@@ -22,7 +22,7 @@ from neonpro.entrypoints.cli import app as cli_app  # noqa: F401  (attaches the 
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, erasure, patients
 from tests.conftest import make_settings
-from tests.e2e.api_helpers import headers, is_problem
+from tests.e2e.api_helpers import as_member, headers, is_problem, members
 
 SYSTEM = Actor(uuid.uuid4(), "system")
 ADMIN = Actor(uuid.uuid4(), "admin")
@@ -145,12 +145,14 @@ def test_cli_legal_hold_read(cli_env: tuple[dict[str, str], Container]) -> None:
     env, box = cli_env
     try:
         clinic, held, plain = _world(box, "Hold CLI")
+        staff = members(box, clinic)
     finally:
         box.close()
     runner = CliRunner()
 
     def run(*args: str) -> object:
-        return runner.invoke(lgpd_cli.app, ["legal-hold-read", *args], env=env)
+        return runner.invoke(lgpd_cli.app, as_member(["legal-hold-read", *args], staff),
+                             env=env)
 
     user = str(uuid.uuid4())
     base = ["--clinic", str(clinic), "--user", user]
@@ -174,5 +176,9 @@ def test_cli_legal_hold_read(cli_env: tuple[dict[str, str], Container]) -> None:
         assert says in refused.stderr  # type: ignore[attr-defined]
         assert "Traceback" not in refused.output  # type: ignore[attr-defined]
         _one_line(refused.stderr)  # type: ignore[attr-defined]
+    stranger = runner.invoke(lgpd_cli.app, ["legal-hold-read", str(held), *base, "--role",
+                                            "dpo", "--justification", REASON], env=env)
+    assert stranger.exit_code == 1  # type: ignore[attr-defined]  (no member of the clinic)
+    assert "is not an active dpo" in stranger.stderr  # type: ignore[attr-defined]
     missing = run(str(held), *base, "--role", "dpo")
     assert missing.exit_code == 2  # type: ignore[attr-defined]  (usage: --justification)

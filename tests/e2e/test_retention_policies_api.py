@@ -22,7 +22,7 @@ from neonpro.entrypoints.cli import app as cli_app  # noqa: F401  (attaches the 
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, patients, retention
 from tests.conftest import make_settings
-from tests.e2e.api_helpers import headers, is_problem
+from tests.e2e.api_helpers import as_member, headers, is_problem, members
 
 SYSTEM = Actor(uuid.uuid4(), "system")
 URL = "/lgpd/retention-policies"
@@ -173,13 +173,14 @@ def test_cli_policies(cli_env: tuple[dict[str, str], Container]) -> None:
         clinic = _clinic(box, "Policies CLI")
         idle = patients.register_patient(box.uow(clinic, SYSTEM), PatientCreate(
             full_name="Inativa Da Linha")).id
+        staff = members(box, clinic)
     finally:
         box.close()
     runner = CliRunner()
     me = ["--clinic", str(clinic), "--user", str(uuid.uuid4())]
 
     def run(*args: str) -> object:
-        return runner.invoke(lgpd_cli.app, list(args), env=env)
+        return runner.invoke(lgpd_cli.app, as_member(list(args), staff), env=env)
 
     made = run("policies", "create", *me, "--role", "dpo", "--category", "identification",
                "--trigger", "inactivity", "--action", "anonymize", "--days", "0",

@@ -63,6 +63,7 @@ DEV_KEY_FILE_NAME: Final = "dev-keys.json"
 
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 LEGACY_AUDIT_KEY_ID: Final = "a1"
+
 DERIVED_AUDIT_KEY_ID: Final = "derived"
 _NUMBERED_AUDIT_KEY_ID: Final = re.compile(r"a([0-9]{1,9})")
 
@@ -712,7 +713,7 @@ def activate_key_in_file(path: Path, key_id: str) -> None:
     with _key_file_locked(path) as (real, document):
         if key_id not in document["keys"]:
             raise KeyConfigError(
-                f"key id {key_id!r} is not in key file {real} (ids: {sorted(document['keys'])})"
+                f"that key id is not in key file {real} (ids: {sorted(document['keys'])})"
             )
         document["active"] = key_id
         _replace_key_file(real, document)
@@ -725,7 +726,8 @@ def remove_key_from_file(path: Path, key_id: str) -> None:
     """
     with _key_file_locked(path) as (real, document):
         if key_id not in document["keys"]:
-            raise KeyConfigError(f"key id {key_id!r} is not in key file {real}")
+            raise KeyConfigError(f"that key id is not in key file {real} "
+                                 f"(ids: {sorted(document['keys'])})")
         if document["active"] == key_id:
             raise KeyConfigError(f"key {key_id!r} is the active key: activate another first")
         document["keys"] = {k: v for k, v in document["keys"].items() if k != key_id}

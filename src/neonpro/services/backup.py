@@ -22,6 +22,7 @@ A directory without a manifest is an interrupted backup: never listed, never res
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -141,7 +142,12 @@ def find(directory: Path, backup_id: str) -> Backup:
     for backup in catalog(directory):
         if backup.id == backup_id:
             return backup
-    raise BackupError(f"no complete backup {backup_id!r} in {directory}")
+    shown = repr(backup_id) if _BACKUP_ID.fullmatch(backup_id) else "(not a backup id)"
+    raise BackupError(f"no complete backup {shown} in {directory}")
+
+
+# what _new_id makes: a message may repeat one, never what someone typed instead
+_BACKUP_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 
 
 # ---------------------------------------------------------------------------- helpers

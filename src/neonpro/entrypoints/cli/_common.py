@@ -99,6 +99,27 @@ def _check_clinic(box: Container) -> None:
         tx.clinics.get(clinic)  # NotFound: answered by CliGroup
 
 
+def _usage(exc: click.UsageError) -> str:
+    """What was wrong with a command line, never what was typed: a CPF given where an id
+    was expected, an e-mail as ``--clinic``, a name as an extra argument."""
+    if isinstance(exc, click.MissingParameter):
+        return redact_text(exc.format_message())  # names our parameter, holds no input
+    if isinstance(exc, click.BadParameter):
+        param = exc.param
+        name = (param.opts[0] if isinstance(param, click.Option) and param.opts
+                else param.human_readable_name if param is not None else "a parameter")
+        kind = getattr(getattr(param, "type", None), "name", None)
+        return f"invalid value for {name}" + (f" (expected {kind})" if kind else "")
+    if isinstance(exc, click.NoSuchOption):
+        return "no such option"
+    message = exc.format_message()
+    for start, said in (("No such command", "no such command"),
+                        ("Got unexpected extra argument", "unexpected extra arguments")):
+        if message.startswith(start):
+            return said
+    return "invalid usage"
+
+
 def explain(exc: BaseException) -> tuple[str, int] | None:  # noqa: PLR0911  (one per kind)
     """The one-line message and exit status for an error a command let through, or None
     for an exit that is not an error (``typer.Exit``, click's own)."""
@@ -106,7 +127,7 @@ def explain(exc: BaseException) -> tuple[str, int] | None:  # noqa: PLR0911  (on
         return None
     if isinstance(exc, click.UsageError):
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        return redact_text(exc.format_message()) + where, exc.exit_code
+        return _usage(exc) + where, exc.exit_code
     if isinstance(exc, click.ClickException):
         return redact_text(exc.format_message()), exc.exit_code
     if isinstance(exc, DomainError):

@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
+from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import DomainError
 from neonpro.domain.vocabulary import ClinicRole, DataCategory, RetentionAction, RetentionTrigger
@@ -47,12 +48,24 @@ def legal_hold_read(
     justification; the record is printed as JSON on stdout."""
     with container() as box:
         try:
-            held = erasure_service.legal_hold_read(box, clinic, patient, Actor(user, role.value),
-                                                   justification)
+            actor = _acting(box, clinic, user, role)
+            held = erasure_service.legal_hold_read(box, clinic, patient, actor, justification)
         except DomainError as exc:
             fail(exc.message)
     print_json({"patient": held.patient.model_dump(mode="json"),
                 "appointments": [a.model_dump(mode="json") for a in held.appointments]})
+
+
+def _acting(box: Container, clinic: uuid.UUID, user: uuid.UUID, role: ClinicRole) -> Actor:
+    """The person the command acts for: an active member of the clinic in that role (the
+    audit trail names them, so an id nobody holds, or a role they do not have, is refused)."""
+    actor = Actor(user, role.value)
+    with box.uow(clinic, actor) as tx:  # a read: rolled back
+        held = any(m.user_id == user and m.role == role and m.is_active
+                   for m in tx.clinics.members())
+    if not held:
+        fail(f"user {user} is not an active {role.value} of clinic {clinic}")
+    return actor
 
 
 def _show(rows: list[PolicyRead], as_json: bool) -> None:
@@ -91,8 +104,8 @@ def create(
         fail(f"invalid policy: {fields} ({exc.errors()[0]['msg']})")
     with container() as box:
         try:
-            policy = retention_service.create_policy(box.uow(clinic, Actor(user, role.value)),
-                                                     data)
+            actor = _acting(box, clinic, user, role)
+            policy = retention_service.create_policy(box.uow(clinic, actor), data)
         except DomainError as exc:
             fail(exc.message)
     _show([policy], as_json)
@@ -110,7 +123,8 @@ def list_(
     """The clinic's active policies (--all: with the retired ones)."""
     with container() as box:
         try:
-            rows = retention_service.list_policies(box.uow(clinic, Actor(user, role.value)),
+            actor = _acting(box, clinic, user, role)
+            rows = retention_service.list_policies(box.uow(clinic, actor),
                                                    include_retired=include_retired)
         except DomainError as exc:
             fail(exc.message)
@@ -128,8 +142,8 @@ def retire(
     """Stop applying a policy; it stays in the history."""
     with container() as box:
         try:
-            done = retention_service.retire_policy(box.uow(clinic, Actor(user, role.value)),
-                                                   policy)
+            actor = _acting(box, clinic, user, role)
+            done = retention_service.retire_policy(box.uow(clinic, actor), policy)
         except DomainError as exc:
             fail(exc.message)
     _show([done], as_json)
