@@ -116,3 +116,9 @@ def test_a_professional_links_only_a_staff_member_of_its_own_clinic(
     linked = client.post("/professionals", headers=admin, json={
         "full_name": "Dra Ligada", "user_id": str(ours.id)})
     assert linked.status_code == 201, linked.text
+    unlinked = client.post("/professionals", headers=admin, json={"full_name": "Dr Solto"})
+    assert unlinked.status_code == 201, unlinked.text
+    for stranger in (theirs.id, uuid.uuid4()):  # a correction may not link them either
+        is_problem(client.patch(f"/professionals/{unlinked.json()['id']}", headers=admin,
+                                json={"user_id": str(stranger)}),
+                   422, "validation_failed")

@@ -7,6 +7,7 @@ import json
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -180,5 +181,10 @@ def test_cli_legal_hold_read(cli_env: tuple[dict[str, str], Container]) -> None:
                                             "dpo", "--justification", REASON], env=env)
     assert stranger.exit_code == 1  # type: ignore[attr-defined]  (no member of the clinic)
     assert "is not an active dpo" in stranger.stderr  # type: ignore[attr-defined]
+    with psycopg.connect(env["NEONPRO_DATABASE_URL"].replace("+psycopg", "")) as conn:
+        refused_events = conn.execute(
+            "SELECT count(*) FROM audit_events WHERE clinic_id = %s AND actor_id = %s "
+            "AND action = 'PERMISSION_DENIED'", (clinic, uuid.UUID(user))).fetchone()
+    assert refused_events == (1,)  # acting as someone one is not is a security event
     missing = run(str(held), *base, "--role", "dpo")
     assert missing.exit_code == 2  # type: ignore[attr-defined]  (usage: --justification)

@@ -20,8 +20,14 @@ from neonpro.domain.errors import ConsentRequired
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
-from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
-from neonpro.services import clinics, consents, patients
+from neonpro.domain.vocabulary import (
+    CollectionMethod,
+    ConsentPurpose,
+    DataCategory,
+    RetentionAction,
+    RetentionTrigger,
+)
+from neonpro.services import clinics, consents, patients, retention
 from tests.conftest import make_keyring, make_settings
 
 
@@ -165,6 +171,16 @@ def test_0012_numbers_the_ledger_and_recomputes_summaries(fresh_database_url: st
         assert order == [*granted, revoked]
         with pytest.raises(ConsentRequired), box.uow(clinic, me) as tx:
             consents.require_consent(tx, pid, ConsentPurpose.MARKETING)
+        # a downgrade puts every summary back on the rule of the gate below it, and an
+        # upgrade again on the latest decision
+        migrate.downgrade(url, roles, "0011")
+        with box.uow(clinic, me) as tx:
+            patient = tx.patients.get(pid)
+        assert (patient.data_consent_status, patient.data_consent_version) == (
+            "given", "m-v1")
+        migrate.upgrade(url, roles, audit_key=box.keyring.active_audit_key)
+        with box.uow(clinic, me) as tx:
+            assert tx.patients.get(pid).data_consent_status == "withdrawn"
         again = consents.grant_consent(box.uow(clinic, me), ConsentCreate(
             patient_id=pid, purpose=ConsentPurpose.MARKETING, terms_version="m-v3",
             terms_hash=hashlib.sha256(b"t").hexdigest(),
@@ -173,6 +189,34 @@ def test_0012_numbers_the_ledger_and_recomputes_summaries(fresh_database_url: st
             assert tx.patients.get(pid).data_consent_version == "m-v3"
             assert tx.consents.state(pid, ConsentPurpose.MARKETING).decision_id == again.id
         migrate.downgrade(url, roles, "0011")
+        migrate.upgrade(url, roles, audit_key=box.keyring.active_audit_key)
+    finally:
+        box.close(seal=False)
+
+
+def test_0013_downgrade_drops_retired_policies_as_the_owner(fresh_database_url: str,
+                                                           roles: Roles) -> None:
+    """Below 0013 a policy is one row per category and trigger: the retired one goes (the
+    table forces row-level security, so the owner's DELETE must not silently find none)."""
+    url = fresh_database_url
+    migrate.upgrade(url, roles)
+    me = Actor(uuid.uuid4(), "admin")
+    box = Container(make_settings(url), database_url=url, keyring=make_keyring())
+    try:
+        clinic = clinics.create_clinic(box.service_uow(me), ClinicCreate(name="Politicas")).id
+        policy = retention.PolicyCreate(data_category=DataCategory.MARKETING,
+                                        trigger=RetentionTrigger.INACTIVITY,
+                                        action=RetentionAction.DELETE, period_days=30,
+                                        legal_reference="LGPD art. 16")
+        first = retention.create_policy(box.uow(clinic, me), policy)
+        retention.retire_policy(box.uow(clinic, me), first.id)
+        kept = retention.create_policy(box.uow(clinic, me), policy)
+        migrate.downgrade(url, roles, "0012")
+        with box.uow(clinic, me) as tx:
+            left = tx.connection.execute(text(
+                "SELECT id FROM retention_policies WHERE clinic_id = :c"),
+                {"c": clinic}).scalars().all()
+        assert left == [kept.id]
         migrate.upgrade(url, roles, audit_key=box.keyring.active_audit_key)
     finally:
         box.close(seal=False)

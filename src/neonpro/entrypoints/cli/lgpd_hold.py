@@ -14,10 +14,11 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from sqlalchemy import text
 
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import DomainError
+from neonpro.domain.errors import DomainError, Forbidden
 from neonpro.domain.vocabulary import ClinicRole, DataCategory, RetentionAction, RetentionTrigger
 from neonpro.entrypoints.cli._common import container, fail, out, print_json
 from neonpro.services import erasure as erasure_service
@@ -57,15 +58,21 @@ def legal_hold_read(
 
 
 def _acting(box: Container, clinic: uuid.UUID, user: uuid.UUID, role: ClinicRole) -> Actor:
-    """The person the command acts for: an active member of the clinic in that role (the
-    audit trail names them, so an id nobody holds, or a role they do not have, is refused)."""
+    """The person the command acts for: an active staff user, an active member of the
+    clinic in that role (the audit trail names them). Anyone else is refused, and the
+    refusal, an attempt to act as someone one is not, is audited like every other."""
     actor = Actor(user, role.value)
-    with box.uow(clinic, actor) as tx:  # a read: rolled back
-        held = any(m.user_id == user and m.role == role and m.is_active
-                   for m in tx.clinics.members())
-    if not held:
-        fail(f"user {user} is not an active {role.value} of clinic {clinic}")
+    with box.uow(clinic, actor) as tx:  # a read: rolled back; a refusal is recorded
+        held = tx.connection.execute(_MEMBER, {"clinic": clinic, "user": user,
+                                               "role": role.value}).first()
+        if held is None:
+            raise Forbidden(f"user {user} is not an active {role.value} of clinic {clinic}")
     return actor
+
+
+_MEMBER = text("SELECT 1 FROM clinic_memberships m JOIN staff_users u ON u.id = m.user_id "
+               "WHERE m.clinic_id = :clinic AND m.user_id = :user AND m.role = :role "
+               "AND m.is_active AND u.is_active")
 
 
 def _show(rows: list[PolicyRead], as_json: bool) -> None:

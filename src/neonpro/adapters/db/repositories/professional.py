@@ -30,17 +30,24 @@ class SqlProfessionalRepository(PlainTenantRepository[ProfessionalRead]):
     order_by = "full_name"
 
     def add(self, data: ProfessionalCreate) -> ProfessionalRead:
-        if data.user_id is not None:
-            # row-level security shows this clinic's memberships only: another clinic's
-            # staff account (or any id at all) is not one to link
-            member = self._execute(select(M.user_id).where(
-                M.clinic_id == self.clinic_id, M.user_id == data.user_id)).first()
-            if member is None:
-                raise ValidationFailed("user_id", "is not a staff member of this clinic")
+        self._check_member(data.user_id)
         return self._insert(data.model_dump(exclude_none=True))
 
     def update(self, professional_id: uuid.UUID, data: ProfessionalUpdate) -> ProfessionalRead:
-        return self._update(professional_id, data.changes())
+        changes = data.changes()
+        self._check_member(changes.get("user_id"))
+        return self._update(professional_id, changes)
+
+    def _check_member(self, user_id: object) -> None:
+        """A professional links only a staff member of its own clinic: row-level security
+        shows this clinic's memberships only, while the foreign key (checked past it) would
+        take any clinic's staff account."""
+        if user_id is None:
+            return
+        member = self._execute(select(M.user_id).where(
+            M.clinic_id == self.clinic_id, M.user_id == user_id)).first()
+        if member is None:
+            raise ValidationFailed("user_id", "is not a staff member of this clinic")
 
     def list(self, page: PageRequest | None = None, *, active: bool | None = True,
              ) -> Page[ProfessionalRead]:

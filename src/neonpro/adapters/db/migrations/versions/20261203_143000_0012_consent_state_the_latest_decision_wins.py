@@ -59,6 +59,45 @@ RECOMPUTE = """
            OR p.data_consent_version IS DISTINCT FROM s.version)"""
 
 
+# 0004's rule (the rows no later row supersedes), recomputed on downgrade so that every
+# summary agrees again with the gate of the revision below (which reads that rule)
+RECOMPUTE_0004 = """
+    UPDATE patients p SET data_consent_status = coalesce(s.status, 'pending'),
+                          data_consent_version = s.version
+    FROM patients q
+    LEFT JOIN LATERAL (
+      WITH current_rows AS (
+        SELECT c.status, c.expires_at, c.terms_version, c.created_at
+        FROM consent_records c
+        WHERE c.clinic_id = q.clinic_id AND c.patient_id = q.id
+          AND NOT EXISTS (SELECT 1 FROM consent_records n
+                          WHERE n.clinic_id = c.clinic_id AND n.supersedes_id = c.id))
+      SELECT CASE
+          WHEN bool_or(status = 'granted' AND (expires_at IS NULL OR expires_at > now()))
+            THEN 'given'
+          WHEN bool_or(status = 'expired' OR (status = 'granted' AND expires_at <= now()))
+            THEN 'expired'
+          WHEN bool_or(status = 'revoked') THEN 'withdrawn'
+          ELSE 'pending' END AS status,
+        (SELECT terms_version FROM current_rows WHERE status = 'granted'
+           AND (expires_at IS NULL OR expires_at > now())
+           ORDER BY created_at DESC LIMIT 1) AS version
+      FROM current_rows) s ON true
+    WHERE p.clinic_id = q.clinic_id AND p.id = q.id
+      AND (p.data_consent_status IS DISTINCT FROM coalesce(s.status, 'pending')
+           OR p.data_consent_version IS DISTINCT FROM s.version)"""
+
+
+def _recompute_all(statement: str) -> None:
+    """Every patient's summary at once, as the owner: past row-level security, and without
+    the patients' audit trigger (one transaction for all revisions binds no context)."""
+    op.execute("ALTER TABLE patients NO FORCE ROW LEVEL SECURITY")
+    op.execute("ALTER TABLE patients DISABLE TRIGGER patients_audit")
+    op.execute(statement)
+    op.execute("ALTER TABLE patients ENABLE TRIGGER patients_audit")
+    op.execute("ALTER TABLE patients FORCE ROW LEVEL SECURITY")
+
+
 def _recompute_summaries(function: str) -> None:
     op.execute("DROP TRIGGER IF EXISTS consent_records_summary ON consent_records")
     op.execute(function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
@@ -84,15 +123,12 @@ def upgrade() -> None:
     op.execute(ENTRY_TRIGGER)
     op.execute(STATE_FUNCTION)
     _recompute_summaries(SUMMARY_FUNCTION)
-    op.execute("ALTER TABLE patients NO FORCE ROW LEVEL SECURITY")
-    op.execute("ALTER TABLE patients DISABLE TRIGGER patients_audit")
-    op.execute(RECOMPUTE)
-    op.execute("ALTER TABLE patients ENABLE TRIGGER patients_audit")
-    op.execute("ALTER TABLE patients FORCE ROW LEVEL SECURITY")
+    _recompute_all(RECOMPUTE)
 
 
 def downgrade() -> None:
     _recompute_summaries(SUMMARY_FUNCTION_0004)
+    _recompute_all(RECOMPUTE_0004)
     op.execute("DROP FUNCTION IF EXISTS neonpro_consent_state(timestamptz)")
     op.execute("DROP TRIGGER IF EXISTS consent_records_entry_no ON consent_records")
     op.execute("DROP FUNCTION IF EXISTS neonpro_consent_entry_no()")

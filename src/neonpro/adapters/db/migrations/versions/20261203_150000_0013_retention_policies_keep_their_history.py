@@ -78,7 +78,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     _run(DOWNGRADE_SQL)
     # retired policies go: below this revision a policy is one row per category and trigger
+    # as the owner: the table forces row-level security and has no owner's policy
+    op.execute('ALTER TABLE retention_policies NO FORCE ROW LEVEL SECURITY')
     op.execute('DELETE FROM retention_policies WHERE retired_at IS NOT NULL')
+    op.execute('ALTER TABLE retention_policies FORCE ROW LEVEL SECURITY')
     op.drop_index('uq_retention_policies_active', table_name='retention_policies')
     op.create_unique_constraint('uq_retention_policies_clinic_id_data_category_trigger',
                                 'retention_policies', ['clinic_id', 'data_category', 'trigger'])
