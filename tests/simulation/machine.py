@@ -696,6 +696,12 @@ class ClinicSimulation(RuleBasedStateMachine):
             c.sessions.pop(a.id, None)
 
     def _after_erasure(self, c: ClinicM, p: PatientM) -> None:
+        for active in ("true", "false"):  # nobody is found by the erased name
+            found = self.call(c, "admin", "GET", "/patients",
+                              params={"name": p.name, "active": active})
+            if self.expect(found, (200,), "search_patients"):
+                self.check(found.json()["items"] == [], "erased_data_never_shown",
+                           f"patient {p.id} ({p.erased}) still found by name")
         read = self.call(c, "admin", "GET", f"/patients/{p.id}")
         if p.erased == "blocked":
             self.expect(read, (404,), "blocked_not_readable")
