@@ -75,6 +75,7 @@ KNOWN_OPEN: set[str] = {
     "consent_summary_follows_ledger",
     "consent_confirmation_follows_ledger",
     "consent_fhir_follows_ledger",
+    "consent_compliance_follows_ledger",
     # defect 3: join after the consent was revoked answers 204 (must be 428), join of a
     # session that was never started answers 204 (must be 404)
     "telemedicine_join_after_revocation",
@@ -555,6 +556,14 @@ class ClinicSimulation(RuleBasedStateMachine):
                        f"confirmation in force {sorted(in_force)}, ledger {sorted(active)}")
             self.check(gone == withdrawn, "consent_confirmation_follows_ledger",
                        f"confirmation withdrawn {sorted(gone)}, ledger {sorted(withdrawn)}")
+
+        findings = self.call(c, "dpo", "GET", "/consents/compliance")
+        if self.expect(findings, (200,), "compliance"):
+            current = {c.ledger[(patient, purpose)][-1].consent_id for purpose in active}
+            judged = {f["consent_id"] for f in findings.json()
+                      if f.get("patient_id") == patient and f.get("consent_id")}
+            self.check(judged <= current, "consent_compliance_follows_ledger",
+                       f"compliance judges {len(judged - current)} grant(s) no longer current")
 
         exported = self.call(c, "dpo", "GET", f"/lgpd/patients/{patient}/export")
         if self.expect(exported, (200,), "export_json"):
