@@ -133,6 +133,7 @@ class AppointmentM:
     version: int
     remote: bool
     score: int | None = None
+    hidden: bool = False  # its patient's record is blocked: no longer shown anywhere
 
 
 @dataclass
@@ -349,9 +350,14 @@ class ClinicSimulation(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ scheduling
     def _overlaps(self, c: ClinicM, prof: str, start: datetime, end: datetime,
-                  exclude: str | None = None) -> bool:
-        return any(a.professional == prof and a.status in BLOCKING and a.id != exclude
-                   and a.start < end and start < a.end for a in c.appointments.values())
+                  exclude: str | None = None) -> bool | None:
+        """True: a shown booking holds the time; None: only a blocked patient's does."""
+        hits = [a for a in c.appointments.values() if a.professional == prof
+                and a.status in BLOCKING and a.id != exclude and a.start < end
+                and start < a.end]
+        if any(not a.hidden for a in hits):
+            return True
+        return None if hits else False
 
     @rule(k=st.integers(0, 1), data=st.data(), times=st.integers(1, 3))
     def book(self, k: int, data: st.DataObject, times: int) -> None:
@@ -375,8 +381,11 @@ class ClinicSimulation(RuleBasedStateMachine):
         if c.services and data.draw(st.booleans()):
             body["service_type_id"] = data.draw(st.sampled_from(c.services))
         r = self.call(c, "receptionist", "POST", "/appointments", json=body)
-        if self._overlaps(c, prof, start, end):
+        taken = self._overlaps(c, prof, start, end)
+        if taken or (taken is None and r.status_code == 409):
             self.expect(r, (409,), "double_booking_refused")
+            if taken is None:
+                STATS.known["slot_held_by_a_blocked_booking"] += 1
             return
         if self.expect(r, (201,), "book_free_slot"):
             got = r.json()
@@ -387,7 +396,8 @@ class ClinicSimulation(RuleBasedStateMachine):
 
     def _pick_appointment(self, c: ClinicM, data: st.DataObject,
                           statuses: frozenset[str] | None = None) -> AppointmentM | None:
-        pool = [a for a in c.appointments.values() if statuses is None or a.status in statuses]
+        pool = [a for a in c.appointments.values()
+                if not a.hidden and (statuses is None or a.status in statuses)]
         return data.draw(st.sampled_from(pool)) if pool else None
 
     def _acknowledge(self, c: ClinicM, a: AppointmentM, got: dict[str, Any]) -> None:
@@ -414,7 +424,8 @@ class ClinicSimulation(RuleBasedStateMachine):
         if a.status not in {"scheduled", "confirmed"}:
             self.expect(r, (409,), "reschedule_only_open")
             return
-        if self._overlaps(c, a.professional, start, end, exclude=a.id):
+        taken = self._overlaps(c, a.professional, start, end, exclude=a.id)
+        if taken or (taken is None and r.status_code == 409):
             self.expect(r, (409,), "double_booking_refused")
             return
         if self.expect(r, (201,), "reschedule_free_slot"):
@@ -590,7 +601,7 @@ class ClinicSimulation(RuleBasedStateMachine):
     def start_telemedicine(self, k: int, data: st.DataObject) -> None:
         c = self.clinics[k]
         pool = [a for a in c.appointments.values() if a.remote and a.status in ACTIVE
-                and c.patients[a.patient].erased is None]
+                and not a.hidden and c.patients[a.patient].erased is None]
         if not pool:
             return
         a = data.draw(st.sampled_from(pool))
@@ -694,15 +705,18 @@ class ClinicSimulation(RuleBasedStateMachine):
         if self.expect(r, (200,), "erase"):
             p.erased = r.json()["outcome"]
             self.check(p.erased in {"anonymized", "blocked"}, "erase", p.erased)
-            actions = {d["category"]: d["action"] for d in r.json()["decisions"]}
-            if actions.get("clinical") == "delete":  # bookings that never took place go
-                self._forget_appointments(c, p.id)
+            self._forget_appointments(c, p)
             self._after_erasure(c, p)
 
-    def _forget_appointments(self, c: ClinicM, patient: str) -> None:
-        for a in [a for a in c.appointments.values() if a.patient == patient]:
-            del c.appointments[a.id]
+    def _forget_appointments(self, c: ClinicM, p: PatientM) -> None:
+        """Anonymized: the patient's bookings are deleted (nothing took place); blocked:
+        they are blocked with the record and no longer shown (they keep their time)."""
+        for a in [a for a in c.appointments.values() if a.patient == p.id]:
             c.sessions.pop(a.id, None)
+            if p.erased == "blocked":
+                a.hidden = True
+            else:
+                del c.appointments[a.id]
 
     def _after_erasure(self, c: ClinicM, p: PatientM) -> None:
         for active in ("true", "false"):  # nobody is found by the erased name
@@ -733,13 +747,7 @@ class ClinicSimulation(RuleBasedStateMachine):
                 continue
             read = self.call(c, "admin", "GET", f"/patients/{pid}")
             p.erased = "blocked" if read.status_code == 404 else "anonymized"
-            # what retention removed of the patient's bookings: whatever the calendar lost
-            shown = {e["id"] for e in self.call(c, "admin", "GET", "/calendar",
-                                                 params=_calendar_window()).json()}
-            for a in [a for a in c.appointments.values() if a.patient == pid]:
-                if a.id not in shown:
-                    del c.appointments[a.id]
-                    c.sessions.pop(a.id, None)
+            self._forget_appointments(c, p)
             if read.status_code == 200:
                 p.version = read.json()["version"]
             c.dirty.discard(pid)
@@ -763,7 +771,9 @@ class ClinicSimulation(RuleBasedStateMachine):
         elif what == "appointment" and c.appointments:
             a = c.appointments[data.draw(st.sampled_from(sorted(c.appointments)))]
             r = self.call(c, role, "GET", f"/appointments/{a.id}")
-            if self.expect(r, (200,), "read_appointment"):
+            if a.hidden:
+                self.expect(r, (404,), "erased_data_never_shown")
+            elif self.expect(r, (200,), "read_appointment"):
                 got = r.json()
                 self.check((got["version"], got["status"]) == (a.version, a.status),
                            "acknowledged_version", f"appointment {a.id} drifted")
@@ -848,6 +858,10 @@ class ClinicSimulation(RuleBasedStateMachine):
             entries = {e["id"]: e for e in r.json()}
             for a in c.appointments.values():
                 e = entries.get(a.id)
+                if a.hidden:
+                    self.check(e is None, "erased_data_never_shown",
+                               f"the blocked patient's booking {a.id} is in the calendar")
+                    continue
                 self.check(e is not None and (e["version"], e["status"]) == (
                     a.version, a.status), "acknowledged_version",
                     f"appointment {a.id}: calendar {e and (e['version'], e['status'])}, "
