@@ -34,9 +34,9 @@ ROOT = Path(__file__).parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test by its directory: unit, integration or e2e."""
+    """Mark each test by its directory: unit, integration, e2e or simulation."""
     for item in items:
-        for kind in ("unit", "integration", "e2e"):
+        for kind in ("unit", "integration", "e2e", "simulation"):
             if (ROOT / kind) in Path(str(item.fspath)).parents:
                 item.add_marker(getattr(pytest.mark, kind))
 

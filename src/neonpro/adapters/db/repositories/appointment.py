@@ -11,7 +11,19 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from neonpro.adapters.db.models import (
     Appointment,
@@ -49,7 +61,8 @@ ENCRYPTED = {
     "clinical_notes": "clinical_notes_encrypted",
     "internal_notes": "internal_notes_encrypted",
 }
-RS = cast(Table, AppointmentRiskScore.__table__).c
+RISK = cast(Table, AppointmentRiskScore.__table__)
+RS = RISK.c
 # the prediction is read from the side table (scoring never writes the appointment row)
 SCORED = {"no_show_risk_score": RS.score, "no_show_model_version": RS.model_version,
           "no_show_risk_factors": RS.factors, "no_show_predicted_at": RS.predicted_at}
@@ -63,6 +76,27 @@ def _scored(name: str) -> Any:
 
 READ_COLUMNS = [_scored(f) if f in SCORED else T[f] for f in READ_FIELDS
                 if f not in ENCRYPTED] + [T[c] for c in ENCRYPTED.values()]
+# what a write returns before its score is joined (the row's own columns only)
+ROW_COLUMNS = [T[f] for f in READ_FIELDS if f not in ENCRYPTED and f not in SCORED] + [
+    T[c] for c in ENCRYPTED.values()]
+
+
+def _returning_scored(statement: Insert | Update) -> Select[Any]:
+    """``statement`` as ``WITH written AS (... RETURNING row) SELECT row, its score``.
+
+    A scalar subquery in ``INSERT ... RETURNING`` is not correlated by SQLAlchemy: it
+    rendered ``FROM appointment_risk_scores, appointments`` and, once a clinic had two
+    scores, every booking failed with "more than one row returned by a subquery" (with
+    one score it returned another appointment's). Joining the written row to its own
+    score by primary key cannot read anyone else's, for inserts and updates alike.
+    """
+    written = statement.returning(*ROW_COLUMNS).cte("written")
+    w = written.c
+    columns = [RS[SCORED[f].key].label(f) if f in SCORED else w[f] for f in READ_FIELDS
+               if f not in ENCRYPTED] + [w[c] for c in ENCRYPTED.values()]
+    return select(*columns).select_from(written.outerjoin(
+        RISK, and_(RS.clinic_id == w.clinic_id, RS.appointment_id == w.id)))
+
 _BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
 GET = select(*READ_COLUMNS).where(_BY_ID)
 DELETABLE = frozenset({S.SCHEDULED, S.CONFIRMED, S.CANCELLED})
@@ -185,7 +219,7 @@ class SqlAppointmentRepository(SqlRepository):
         actor = self._uow.actor.id
         values.update(id=appointment_id, clinic_id=self.clinic_id, time_zone=time_zone,
                       created_by=actor, updated_by=actor, **_booked(booked_at, data.start_time))
-        row = self._execute(insert(TABLE).values(**values).returning(*READ_COLUMNS)).one()
+        row = self._execute(_returning_scored(insert(TABLE).values(**values))).one()
         return self._to_read(row)
 
     def update(self, appointment_id: uuid.UUID, data: AppointmentUpdate) -> AppointmentRead:
@@ -197,11 +231,11 @@ class SqlAppointmentRepository(SqlRepository):
         statement = (
             update(TABLE).where(_BY_ID, T.version == version)
             .values(**values, version=T.version + 1, updated_by=self._uow.actor.id)
-            .returning(*READ_COLUMNS)
         )
         if status_from:
             statement = statement.where(T.status.in_(status_from))
-        row = self._execute(statement, {"b_clinic": self.clinic_id, "b_id": appointment_id}).first()
+        row = self._execute(_returning_scored(statement),
+                            {"b_clinic": self.clinic_id, "b_id": appointment_id}).first()
         if row is None:
             current = self.get(appointment_id)  # NotFound if it is not there
             raise StaleVersion("appointment", appointment_id, version) if (
@@ -278,7 +312,7 @@ class SqlAppointmentRepository(SqlRepository):
             rescheduling_reason=data.reason, created_by=actor, updated_by=actor,
             **_booked(booked_at, data.start_time),
         )
-        row = self._execute(insert(TABLE).values(**values).returning(*READ_COLUMNS)).one()
+        row = self._execute(_returning_scored(insert(TABLE).values(**values))).one()
         return self._to_read(row)
 
     def delete(self, appointment_id: uuid.UUID, version: int) -> None:
