@@ -69,18 +69,9 @@ SLOTS = 20  # half hours from 08:00
 # Invariants that fail today only because of an issue-13 defect another helper fixes.
 # The check stays in place; an entry here turns its failure into a recorded "known" hit.
 # The integrator empties this set once the fixes are merged.
-KNOWN_OPEN: set[str] = {
-    # defect 2: grant twice, revoke the newest: the summary, the confirmation and the
-    # FHIR bundle still show the older grant in force
-    "consent_summary_follows_ledger",
-    "consent_confirmation_follows_ledger",
-    "consent_fhir_follows_ledger",
-    "consent_compliance_follows_ledger",
-    # defect 3: join after the consent was revoked answers 204 (must be 428), join of a
-    # session that was never started answers 204 (must be 404)
-    "telemedicine_join_after_revocation",
-    "telemedicine_join_unknown_session",
-}
+# invariants a known, still open defect breaks (each with its defect): none today; an
+# entry here turns the invariant's failure into a count, never a pass
+KNOWN_OPEN: set[str] = set()
 
 
 @dataclass

@@ -4,16 +4,14 @@ as a plain test (the simulation itself is random; these are not).
 1. Issue 13, defect 1. With the booking fix reverted, the simulation fails on
    ``book, book, score_no_show_risk, book``: the third booking answers 500
    (CardinalityViolation: the ``RETURNING`` read every score of the clinic).
-2. Open, not fixed here (strict xfail): a blocked patient's booking keeps holding the
-   professional's time while it is shown nowhere.
+2. Found by the simulation: a blocked patient's booking kept holding the professional's
+   time while it was shown nowhere; blocking now cancels the bookings still to come.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 from typing import Any
-
-import pytest
 
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.schemas.clinic import ClinicCreate
@@ -49,8 +47,6 @@ def test_book_book_score_book(world: World) -> None:
     assert scored["no_show_risk_score"] is not None
 
 
-@pytest.mark.xfail(strict=True, reason="open: a blocked patient's booking keeps holding "
-                   "its time while shown nowhere (found by the simulation; not fixed here)")
 def test_a_blocked_patients_booking_does_not_hold_time_invisibly(world: World) -> None:
     """Book for a patient with clinical data, erase (outcome ``blocked``): the booking is
     gone from the calendar and its read is 404, yet its slot still answers 409."""

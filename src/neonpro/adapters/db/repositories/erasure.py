@@ -36,7 +36,12 @@ from neonpro.adapters.db.models import Appointment, ConsentRecord, ErasureLedger
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.erasure import Action, Decision, PatientFacts
 from neonpro.domain.errors import NotFound
-from neonpro.domain.vocabulary import AnonymizationRule
+from neonpro.domain.vocabulary import (
+    ACTIVE_APPOINTMENT_STATUSES,
+    AnonymizationRule,
+    AppointmentStatus,
+    CancellationReason,
+)
 
 PATIENTS = cast(Table, Patient.__table__)
 APPOINTMENTS = cast(Table, Appointment.__table__)
@@ -174,6 +179,15 @@ class SqlErasureRepository(SqlRepository):
         # function
         self._execute(REMOVE_EVIDENCE, {"patients": ids, "ids": [], "reason": "erasure"})
         if blocked:
+            # a booking still to come will not take place: cancelled, it gives the
+            # professional's time back (hidden by the block, it held the slot invisibly)
+            self._execute(update(APPOINTMENTS).where(
+                A.clinic_id == bindparam("clinic"), A.patient_id == any_(IDS),
+                A.status.in_([s.value for s in ACTIVE_APPOINTMENT_STATUSES]),
+                A.end_time > now,
+            ).values(status=AppointmentStatus.CANCELLED.value, cancelled_at=now,
+                     cancelled_by=self._uow.actor.id,
+                     cancellation_reason=CancellationReason.CLINIC.value), mine)
             self._execute(update(APPOINTMENTS).where(
                 A.clinic_id == bindparam("clinic"), A.patient_id == any_(IDS),
             ).values(blocked_at=now, version=A.version + 1), mine)
