@@ -51,3 +51,10 @@ def as_member(argv: list[str], staff: dict[str, str]) -> list[str]:
         if role in staff:
             out[out.index("--user") + 1] = staff[role]
     return out
+
+
+def one_line(stderr: str) -> None:
+    """One CLI error line (log lines, JSON on stderr, may precede it), no traceback."""
+    assert "Traceback" not in stderr
+    assert len([line for line in stderr.splitlines() if line.startswith("error:")]) == 1, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error:"), stderr

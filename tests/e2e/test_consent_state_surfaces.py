@@ -7,13 +7,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from neonpro.adapters.crypto import generate_key_file, load_keyring
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
@@ -23,7 +20,6 @@ from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
 from neonpro.entrypoints.cli import consent as consent_cli
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, consents, patients
-from tests.conftest import make_settings
 from tests.e2e.api_helpers import headers, is_problem
 
 ME = Actor(uuid.uuid4(), "admin")
@@ -42,20 +38,14 @@ def _scenario(box: Container, clinic: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
     return pid, revocation
 
 
-def test_cli_confirm_state_and_check_agree(database_url: str, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("neonpro.entrypoints.cli._common.configure_logging",
-                        lambda *_a, **_k: None)
-    keys = tmp_path / "keys.json"
-    generate_key_file(keys)
-    settings = make_settings(database_url, key_file=keys)
-    box = Container(settings, database_url=database_url, keyring=load_keyring(settings))
+def test_cli_confirm_state_and_check_agree(
+        cli_env: tuple[dict[str, str], Container]) -> None:
+    env, box = cli_env
     try:
         clinic = clinics.create_clinic(box.service_uow(ME), ClinicCreate(name="CLI state")).id
         pid, revocation = _scenario(box, clinic)
     finally:
         box.close()
-    env = {"NEONPRO_DATABASE_URL": database_url, "NEONPRO_KEY_FILE": str(keys)}
     runner = CliRunner()
 
     confirmed = runner.invoke(lgpd_cli.app, ["confirm", str(pid), "--clinic", str(clinic),

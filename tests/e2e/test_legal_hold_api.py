@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from neonpro.adapters.crypto import generate_key_file, load_keyring
 from neonpro.adapters.db.audit import seal_pending, verify_chains
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
@@ -22,8 +19,7 @@ from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.entrypoints.cli import app as cli_app  # noqa: F401  (attaches the commands)
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, erasure, patients
-from tests.conftest import make_settings
-from tests.e2e.api_helpers import as_member, headers, is_problem, members
+from tests.e2e.api_helpers import as_member, headers, is_problem, members, one_line
 
 SYSTEM = Actor(uuid.uuid4(), "system")
 ADMIN = Actor(uuid.uuid4(), "admin")
@@ -121,27 +117,6 @@ def test_the_openapi_documents_the_legal_hold_read(client: TestClient) -> None:
     assert "Idempotency-Key" not in [p["name"] for p in op.get("parameters", [])]
 
 
-def _one_line(stderr: str) -> None:
-    """One message line (log lines, JSON on stderr, may precede it), no traceback."""
-    assert "Traceback" not in stderr
-    assert len([line for line in stderr.splitlines() if line.startswith("error:")]) == 1, stderr
-    assert stderr.strip().splitlines()[-1].startswith("error:"), stderr
-
-
-@pytest.fixture
-def cli_env(database_url: str, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Container]:
-    # in-process: keep the session's logging (the PII guard's DEBUG capture) as it is
-    monkeypatch.setattr("neonpro.entrypoints.cli._common.configure_logging",
-                        lambda *_a, **_k: None)
-    keys = tmp_path / "keys.json"
-    generate_key_file(keys)
-    settings = make_settings(database_url, key_file=keys)
-    box = Container(settings, database_url=database_url, keyring=load_keyring(settings))
-    env = {"NEONPRO_DATABASE_URL": database_url, "NEONPRO_KEY_FILE": str(keys)}
-    return env, box
-
-
 def test_cli_legal_hold_read(cli_env: tuple[dict[str, str], Container]) -> None:
     env, box = cli_env
     try:
@@ -176,7 +151,7 @@ def test_cli_legal_hold_read(cli_env: tuple[dict[str, str], Container]) -> None:
         assert refused.exit_code == 1, refused.output  # type: ignore[attr-defined]
         assert says in refused.stderr  # type: ignore[attr-defined]
         assert "Traceback" not in refused.output  # type: ignore[attr-defined]
-        _one_line(refused.stderr)  # type: ignore[attr-defined]
+        one_line(refused.stderr)  # type: ignore[attr-defined]
     stranger = runner.invoke(lgpd_cli.app, ["legal-hold-read", str(held), *base, "--role",
                                             "dpo", "--justification", REASON], env=env)
     assert stranger.exit_code == 1  # type: ignore[attr-defined]  (no member of the clinic)

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from neonpro.adapters.crypto import generate_key_file, load_keyring
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
@@ -21,8 +18,7 @@ from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.entrypoints.cli import app as cli_app  # noqa: F401  (attaches the commands)
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, patients, retention
-from tests.conftest import make_settings
-from tests.e2e.api_helpers import as_member, headers, is_problem, members
+from tests.e2e.api_helpers import as_member, headers, is_problem, members, one_line
 
 SYSTEM = Actor(uuid.uuid4(), "system")
 URL = "/lgpd/retention-policies"
@@ -148,25 +144,6 @@ def test_the_retention_engine_applies_a_policy_created_over_http(
     assert retention.plan_retention(box, SYSTEM, clinic, now=later) == []
 
 
-def _one_line(stderr: str) -> None:
-    """One message line (log lines, JSON on stderr, may precede it), no traceback."""
-    assert "Traceback" not in stderr
-    assert len([line for line in stderr.splitlines() if line.startswith("error:")]) == 1, stderr
-    assert stderr.strip().splitlines()[-1].startswith("error:"), stderr
-
-
-@pytest.fixture
-def cli_env(database_url: str, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, str], Container]:
-    monkeypatch.setattr("neonpro.entrypoints.cli._common.configure_logging",
-                        lambda *_a, **_k: None)
-    keys = tmp_path / "keys.json"
-    generate_key_file(keys)
-    settings = make_settings(database_url, key_file=keys)
-    box = Container(settings, database_url=database_url, keyring=load_keyring(settings))
-    return {"NEONPRO_DATABASE_URL": database_url, "NEONPRO_KEY_FILE": str(keys)}, box
-
-
 def test_cli_policies(cli_env: tuple[dict[str, str], Container]) -> None:
     env, box = cli_env
     try:
@@ -203,7 +180,7 @@ def test_cli_policies(cli_env: tuple[dict[str, str], Container]) -> None:
         refused = run("policies", "create", *me, "--legal-reference", "LGPD", *args)
         assert refused.exit_code == 1, refused.output  # type: ignore[attr-defined]
         assert says in refused.stderr  # type: ignore[attr-defined]
-        _one_line(refused.stderr)  # type: ignore[attr-defined]
+        one_line(refused.stderr)  # type: ignore[attr-defined]
 
     listed = run("policies", "list", *me, "--role", "admin", "--json")
     assert listed.exit_code == 0, listed.output  # type: ignore[attr-defined]
