@@ -108,8 +108,11 @@ def _usage(exc: click.UsageError) -> str:
         param = exc.param
         name = (param.opts[0] if isinstance(param, click.Option) and param.opts
                 else param.human_readable_name if param is not None else "a parameter")
-        kind = getattr(getattr(param, "type", None), "name", None)
-        return f"invalid value for {name}" + (f" (expected {kind})" if kind else "")
+        kind = getattr(param, "type", None)
+        expected = getattr(kind, "name", None)
+        if isinstance(kind, click.types._NumberRangeBase):  # noqa: SLF001  (its bounds)
+            expected = f"{expected} {kind._describe_range()}"  # noqa: SLF001
+        return f"invalid value for {name}" + (f" (expected {expected})" if expected else "")
     if isinstance(exc, click.NoSuchOption):
         return "no such option"
     message = exc.format_message()
