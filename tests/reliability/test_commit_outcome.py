@@ -93,30 +93,36 @@ def test_a_transaction_id_reused_after_a_crash_is_not_taken_for_our_commit(
     try:
         clinic = clinics.create_clinic(box.service_uow(SYSTEM),
                                        ClinicCreate(name="Clínica Xid")).id
-        name = f"Perdido no crash {uuid.uuid4().hex[:6]}"
-        with box.uow(clinic, Actor(uuid.uuid4(), "admin")) as tx:
-            tx.connection.execute(text(
-                "INSERT INTO service_types (clinic_id, name, duration_minutes) "
-                "VALUES (:c, :n, 30)"), {"c": clinic, "n": name})
-            fake = CrashBeforeTheCommitRecordIsOnDisk(tx._transaction, tx.connection, cluster,
-                                                      clinic)
-            tx._transaction = fake  # type: ignore[assignment]
-            try:
-                tx.commit()
-                reported = "committed"
-            except CommitOutcomeUnknown:
-                reported = "unknown"
-            except OperationalError:
-                reported = "failed"
-        with psycopg.connect(cluster.url("neonpro"), autocommit=True) as conn:
-            present = conn.execute("SELECT count(*) FROM service_types WHERE name = %s",
-                                   (name,)).fetchone() == (1,)
+        # the sequence depends on what reached the disk before the crash: if the insert's
+        # WAL record was flushed (by anything else), recovery moves past its id and no one
+        # is given it; then that attempt proves less, and the scenario is tried again
+        for _attempt in range(4):
+            name = f"Perdido no crash {uuid.uuid4().hex[:6]}"
+            with box.uow(clinic, Actor(uuid.uuid4(), "admin")) as tx:
+                tx.connection.execute(text(
+                    "INSERT INTO service_types (clinic_id, name, duration_minutes) "
+                    "VALUES (:c, :n, 30)"), {"c": clinic, "n": name})
+                fake = CrashBeforeTheCommitRecordIsOnDisk(tx._transaction, tx.connection,
+                                                          cluster, clinic)
+                tx._transaction = fake  # type: ignore[assignment]
+                try:
+                    tx.commit()
+                    reported = "committed"
+                except CommitOutcomeUnknown:
+                    reported = "unknown"
+                except OperationalError:
+                    reported = "failed"
+            with psycopg.connect(cluster.url("neonpro"), autocommit=True) as conn:
+                present = conn.execute("SELECT count(*) FROM service_types WHERE name = %s",
+                                       (name,)).fetchone() == (1,)
+            assert not present  # the write was lost with the crash
+            assert reported != "committed"  # ... and never reported committed
+            if fake.xid in fake.reused:
+                break
     finally:
         box.close()
-    # the sequence of the trial really happened: the write was lost with the crash, and
-    # another session's write was given its transaction id
-    assert not present
+    # the sequence of the trial really happened: another session's write was given the lost
+    # transaction's id
     assert fake.xid in fake.reused, (fake.xid, fake.reused)
     # ... and the unit of work did not report the lost write as committed
-    assert reported != "committed"
     assert reported == "unknown"  # the server restarted: it does not guess "failed" either
