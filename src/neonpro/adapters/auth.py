@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import uuid
@@ -30,9 +31,16 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches; it costs one argon2 verification whatever the account:
+    unknown, without a usable hash (a no-login marker, say) or real, so the time of the
+    answer tells nothing about which."""
     try:
         return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    except InvalidHashError:  # refused before any work: spend the same work anyway
+        with contextlib.suppress(VerifyMismatchError, VerificationError):
+            _hasher.verify(_DUMMY_HASH, password)
+        return False
+    except (VerifyMismatchError, VerificationError):
         return False
 
 

@@ -1,4 +1,5 @@
-"""Staff sign-in and sign-out: argon2 passwords, lockout after repeated failures, audited."""
+"""Staff sign-in and sign-out: argon2 passwords, lockout after repeated failures, audited;
+every failed sign-in gets the same answer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from neonpro.adapters.auth import verify_password
 from neonpro.adapters.db.uow import SqlUnitOfWork
-from neonpro.domain.errors import Locked, Unauthenticated
+from neonpro.domain.errors import Unauthenticated
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, ClinicRole, RiskLevel
 
 
@@ -57,9 +58,10 @@ def login(service_uow: SqlUnitOfWork, email: str, password: str, clinic_id: uuid
             tx.audit.record(AuditAction.LOGIN_FAILED, "staff_user",
                             record.user_id if record else None, status=AuditStatus.FAILURE,
                             risk=risk, details={"reason": reason, "locked": bool(locked_now)})
-            outcome = (Locked("too many failed sign-ins: try again later")
-                       if reason == "locked" or locked_now
-                       else Unauthenticated("wrong e-mail, password or clinic"))
+            # one answer for every failure: a locked account (with the right password or
+            # a wrong one), an unknown e-mail, a wrong password; the reason is in the audit
+            # trail, never in the answer (a 423 told a guesser the lock, then the password)
+            outcome = Unauthenticated("wrong e-mail, password or clinic")
         tx.commit()
     if isinstance(outcome, Exception):
         raise outcome

@@ -56,7 +56,7 @@ def create_app(container: Container) -> FastAPI:
                    erasure.held_router, retention.router,
                    incidents.router, lgpd.router, noshow.router, feed.router):
         app.include_router(router, responses=problems.COMMON)
-    app.include_router(auth.router, responses={**problems.COMMON, **problems.responses(423)})
+    app.include_router(auth.router, responses=problems.COMMON)
 
     # request.state reads scope["state"], where RequestContext puts the request id: no
     # extra middleware (bench/api.py measured one costing a quarter of a GET's CPU)
