@@ -43,7 +43,7 @@ def _stall(cluster: PrivateCluster, standby: str | None) -> None:
         else:
             conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{standby}'")
         conn.execute("SELECT pg_reload_conf()")
-    time.sleep(0.5)  # every backend reads the new configuration
+    time.sleep(2.0)  # every backend reads the new configuration (slow on a loaded machine)
 
 
 @pytest.fixture
