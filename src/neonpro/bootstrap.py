@@ -7,9 +7,11 @@ first asked for.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from functools import cached_property
 
 import structlog
+from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.checkpoints import CheckpointWriter
@@ -21,8 +23,10 @@ from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.adapters.metrics import Metrics
 from neonpro.config import Settings, get_settings
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.signin import ThrottleLimits
 
 log = structlog.get_logger(__name__)
+_SESSION_LIVE = text("SELECT neonpro_session_live(:token, :user, :clinic, :role)")
 
 
 class Container:
@@ -66,19 +70,15 @@ class Container:
         """A tenant unit of work: one transaction in ``clinic_id``, row-level security on."""
         return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id)
 
-    def clinic_exists(self, clinic_id: uuid.UUID, actor: Actor) -> bool:
-        """Whether ``clinic_id`` is a clinic (a signed token for one that is not would start
-        a phantom audit chain). Clinics are never deleted, so a clinic once seen is kept."""
-        known: set[uuid.UUID] = self.__dict__.setdefault("_known_clinics", set())
-        if clinic_id in known:
-            return True
-        if clinic_id.int == 0:  # the system chain's clinic: no tenant's
-            return False
-        with self.uow(clinic_id, actor) as tx:  # a read: rolled back, never waits on COMMIT
-            found = tx.clinics.exists()
-        if found:
-            known.add(clinic_id)
-        return found
+    def session_live(self, token_id: str, user_id: uuid.UUID, clinic_id: uuid.UUID,
+                     role: str) -> bool:
+        """Whether a token's session is live: issued (for a clinic that exists), not
+        signed out, revoked or expired, and its membership still active in that role
+        (``neonpro_session_live``; every transaction the token opens checks it again)."""
+        with self.database.engine("service").connect() as conn:  # a read: rolled back
+            return bool(conn.execute(_SESSION_LIVE, {
+                "token": token_id, "user": user_id, "clinic": clinic_id, "role": role,
+            }).scalar())
 
     def admin_uow(self, clinic_id: uuid.UUID, actor: Actor) -> SqlUnitOfWork:
         """The service role scoped by our own queries to one clinic: for audited
@@ -93,6 +93,17 @@ class Container:
         and audits the read first)."""
         return SqlUnitOfWork(self.database, self.cipher, self.blind_indexer, actor, clinic_id,
                              role=self.database.roles.legal_hold)
+
+    @cached_property
+    def signin_limits(self) -> ThrottleLimits:
+        """Sign-in throttling, from the settings (domain/signin.py)."""
+        s = self.settings
+        return ThrottleLimits(
+            pair=s.login_max_failures, account=s.login_account_max_failures,
+            address=s.login_address_max_failures,
+            window=timedelta(minutes=s.login_failure_window_minutes),
+            first_block=timedelta(minutes=s.login_lockout_minutes),
+            longest_block=timedelta(days=1), trust_for=timedelta(days=s.login_trust_days))
 
     def service_uow(self, actor: Actor) -> SqlUnitOfWork:
         """A cross-clinic unit of work with the service role (audited administrative work)."""

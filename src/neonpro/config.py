@@ -133,8 +133,16 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = None
     jwt_issuer: str = "neonpro"
     token_ttl_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # sign-in throttling (domain/signin.py, docs/security.md): attempts allowed per window
+    # for one address and e-mail together, one e-mail from untrusted addresses, one
+    # address; the first block (doubled at each next one, up to a day); how long a pair
+    # that signed in stays trusted
     login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_account_max_failures: int = Field(default=20, ge=1, le=10_000)
+    login_address_max_failures: int = Field(default=50, ge=1, le=100_000)
+    login_failure_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    login_trust_days: int = Field(default=90, ge=1, le=3660)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     # Logical backups (docs/operations.md): where they go, optional AES-256-GCM encryption

@@ -9,11 +9,20 @@ from neonpro.bootstrap import Container
 from neonpro.domain.vocabulary import ClinicRole
 
 
+def dev_token(box: Container, clinic: uuid.UUID, role: str,
+              user: uuid.UUID | None = None) -> str:
+    """A development token with its session (as ``neonpro token`` makes one)."""
+    from neonpro.domain.actors import SystemActors  # noqa: PLC0415
+    from neonpro.services import auth  # noqa: PLC0415
+
+    issued = TokenCodec(box.settings, box.keyring).mint(user or uuid.uuid4(), clinic,
+                                                        ClinicRole(role))
+    return auth.open_development_session(box.service_uow(SystemActors.CLI), issued).token
+
+
 def headers(box: Container, clinic: uuid.UUID, role: str,
             user: uuid.UUID | None = None) -> dict[str, str]:
-    token = TokenCodec(box.settings, box.keyring).issue(user or uuid.uuid4(), clinic,
-                                                        ClinicRole(role))
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {dev_token(box, clinic, role, user)}"}
 
 
 def is_problem(response: object, status: int, kind: str) -> dict[str, object]:

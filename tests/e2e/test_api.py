@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from neonpro.adapters.auth import hash_password
+from neonpro.adapters.auth import IssuedToken, hash_password
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate, StaffUserCreate
 from neonpro.domain.vocabulary import ClinicRole
-from neonpro.services import clinics
+from neonpro.services import auth, clinics
 from tests.e2e.api_helpers import headers, is_problem
 from tests.valid import cpf
 
@@ -64,7 +64,13 @@ def test_signed_tokens_for_no_clinic_or_with_malformed_claims_are_401(
         token = jwt.encode({**base, **claims}, secret, algorithm="HS256")
         return client.get("/patients", headers={"Authorization": f"Bearer {token}"})
 
+    # a signed token is not enough: it must have been issued (its session recorded)
+    is_problem(sent(), 401, "unauthenticated")
+    auth.open_development_session(box.service_uow(SYSTEM), IssuedToken(
+        "", base["jti"], uuid.UUID(base["sub"]), two_clinics[0], ClinicRole.ADMIN,
+        base["exp"]))
     assert sent().status_code == 200  # type: ignore[attr-defined]
+    is_problem(sent(jti=uuid.uuid4().hex), 401, "unauthenticated")  # never issued
     for claims in ({"clinic_id": str(uuid.uuid4())}, {"clinic_id": str(uuid.UUID(int=0))},
                    {"clinic_id": [str(two_clinics[0])]}, {"clinic_id": {"a": 1}},
                    {"sub": [base["sub"]]}, {"role": ["admin"]}, {"role": "root"},
@@ -229,8 +235,8 @@ def test_consents_over_http(client: TestClient, box: Container,
     assert client.get("/consents/compliance", headers=dpo).status_code == 200
 
 
-def test_login_lockout_and_logout(client: TestClient, box: Container,
-                                  two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
+def test_login_throttle_and_logout(client: TestClient, box: Container,
+                                   two_clinics: tuple[uuid.UUID, uuid.UUID]) -> None:
     a, _ = two_clinics
     email = f"staff{uuid.uuid4().hex[:8]}@clinica.example"
     clinics.add_staff_member(box.service_uow(SYSTEM), a, StaffUserCreate(
@@ -243,18 +249,25 @@ def test_login_lockout_and_logout(client: TestClient, box: Container,
     me = {"Authorization": f"Bearer {token}"}
     assert client.get("/clinic", headers=me).json()["id"] == str(a)
     assert client.post("/auth/logout", headers=me).status_code == 204
+    # signed out: the very token is refused from the next request on
+    is_problem(client.get("/clinic", headers=me), 401, "unauthenticated")
     wrong = client.post("/auth/login", json={"email": email, "password": "nope"})
     is_problem(wrong, 401, "unauthenticated")
     unknown = client.post("/auth/login", json={"email": "who@x.example", "password": "nope"})
-    assert unknown.json()["detail"] == wrong.json()["detail"]  # no account enumeration
+    assert unknown.json() == wrong.json()  # no account enumeration
     for _ in range(box.settings.login_max_failures - 1):
         last = client.post("/auth/login", json={"email": email, "password": "nope"})
-    # locked now: the right password gets the very answer of a wrong one and of an unknown
-    # e-mail (a 423 told a guesser the account was locked, and then that a guess was right)
     is_problem(last, 401, "unauthenticated")
+    # the pair's attempts are spent: the right password waits like a wrong one, and like an
+    # e-mail nobody has, before any password is checked (no oracle for the guesser)
     right = client.post("/auth/login", json={"email": email, "password": "correct horse"})
-    is_problem(right, 401, "unauthenticated")
-    assert right.json() == wrong.json() == unknown.json()
+    again = client.post("/auth/login", json={"email": email, "password": "nope"})
+    for _ in range(box.settings.login_max_failures + 1):
+        nobody = client.post("/auth/login", json={"email": "who@x.example", "password": "x"})
+    for answer in (right, again, nobody):
+        is_problem(answer, 429, "too_many_attempts")
+        assert int(answer.headers["Retry-After"]) > 0
+    assert right.json() == again.json() == nobody.json()
     events = client.get("/audit/events", headers=headers(box, a, "dpo"),
                         params={"action": "LOGIN_FAILED"}).json()["items"]
     assert len(events) >= box.settings.login_max_failures

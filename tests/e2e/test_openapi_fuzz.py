@@ -21,7 +21,6 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from neonpro.adapters.auth import TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
@@ -29,6 +28,7 @@ from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.services import clinics
 from tests.conftest import make_keyring, make_settings
+from tests.e2e.api_helpers import dev_token
 
 MAX_EXAMPLES = 25
 # the issue's bar: no server error, nothing off the documented schema (statuses, content
@@ -56,8 +56,7 @@ def api_schema(fuzz_box: Container) -> Any:
     app = create_app(fuzz_box)
     clinic = clinics.create_clinic(fuzz_box.service_uow(Actor(uuid.uuid4(), "system")),
                                    ClinicCreate(name="Fuzz")).id
-    token = TokenCodec(fuzz_box.settings, fuzz_box.keyring).issue(uuid.uuid4(), clinic,
-                                                                  ClinicRole.ADMIN)
+    token = dev_token(fuzz_box, clinic, ClinicRole.ADMIN.value)
     app.state.fuzz_headers = {"Authorization": f"Bearer {token}"}
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     schema.app = app

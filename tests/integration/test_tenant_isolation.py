@@ -14,6 +14,7 @@ from neonpro.adapters.db.models import Base
 from neonpro.adapters.db.security import (
     INSERT_ONLY_TABLES,
     OWNER_ONLY_TABLES,
+    SERVICE_ONLY_TABLES,
     SERVICE_READ_ONLY_TABLES,
 )
 from tests.conftest import make_settings
@@ -21,7 +22,7 @@ from tests.factories import ACTOR, seed_clinic, seed_world
 
 # tables the application role may touch at all; the others are covered below
 APP_TABLES = sorted(set(Base.metadata.tables) - set(SERVICE_READ_ONLY_TABLES)
-                    - set(OWNER_ONLY_TABLES))
+                    - set(OWNER_ONLY_TABLES) - set(SERVICE_ONLY_TABLES))
 TABLES = APP_TABLES
 TENANT_KEY = {name: ("id" if name == "clinics" else "clinic_id") for name in TABLES}
 GLOBAL = {"staff_users"}
@@ -199,7 +200,8 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
         session.execute(t.insert().values(**row))
 
 
-@pytest.mark.parametrize("name", sorted(SERVICE_READ_ONLY_TABLES + OWNER_ONLY_TABLES))
+@pytest.mark.parametrize(
+    "name", sorted(SERVICE_READ_ONLY_TABLES + OWNER_ONLY_TABLES + SERVICE_ONLY_TABLES))
 def test_application_role_has_no_access_to_chain_and_key_tables(
     db: Database, world: dict[str, dict[str, uuid.UUID]], name: str
 ) -> None:

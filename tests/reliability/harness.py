@@ -39,7 +39,6 @@ import psycopg
 import uvicorn
 from fastapi import FastAPI
 
-from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.db.audit import ChainReport, verify_chains
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
@@ -49,6 +48,7 @@ from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.services import catalog, clinics
 from neonpro.services import patients as psvc
+from tests.e2e.api_helpers import dev_token
 
 SYSTEM = Actor(uuid.UUID(int=0x5E5_0000_0098), "system")
 SLOT = timedelta(minutes=30)
@@ -295,7 +295,7 @@ def build_world(box: Container, patients: int, lanes: int, days_ahead: int = 2) 
         birth_date=date(1950, 1, 1) + timedelta(days=rng.randrange(60 * 365)))).id
         for n in range(patients)]
     box.seal_audit()
-    token = TokenCodec(box.settings, box.keyring).issue(uuid.uuid4(), clinic, ClinicRole.ADMIN)
+    token = dev_token(box, clinic, ClinicRole.ADMIN.value)
     first_day = datetime.now(ZONE).date() + timedelta(days=days_ahead)
     first = datetime.combine(first_day, dtime(6), tzinfo=ZONE).astimezone(UTC)
     return World(clinic, {"Authorization": f"Bearer {token}"}, ids,

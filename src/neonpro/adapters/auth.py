@@ -54,6 +54,18 @@ class Principal:
     token_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A token as issued, with the claims its session row keeps."""
+
+    token: str
+    token_id: str
+    user_id: uuid.UUID
+    clinic_id: uuid.UUID
+    role: ClinicRole
+    expires_at: datetime
+
+
 class TokenCodec:
     """Issues and checks bearer tokens carrying user id, clinic id and role."""
 
@@ -83,15 +95,19 @@ class TokenCodec:
         log.warning("dev_jwt_secret_in_use", detail="derived from development keys")
         return secret, secret
 
-    def issue(self, user_id: uuid.UUID, clinic_id: uuid.UUID, role: ClinicRole) -> str:
+    def mint(self, user_id: uuid.UUID, clinic_id: uuid.UUID, role: ClinicRole) -> IssuedToken:
+        """A signed token and what its session row records (services.auth opens it: a
+        token without a session is refused on its first request)."""
         if self._signing is None:
             msg = "this process has no signing key (NEONPRO_JWT_PRIVATE_KEY_FILE)"
             raise ValueError(msg)
         now = datetime.now(UTC)
+        token_id = uuid.uuid4().hex
         claims = {"sub": str(user_id), "clinic_id": str(clinic_id), "role": role.value,
                   "iss": self._issuer, "iat": now, "nbf": now, "exp": now + self._ttl,
-                  "jti": uuid.uuid4().hex}
-        return jwt.encode(claims, self._signing, algorithm=self._algorithm)
+                  "jti": token_id}
+        token = jwt.encode(claims, self._signing, algorithm=self._algorithm)
+        return IssuedToken(token, token_id, user_id, clinic_id, role, now + self._ttl)
 
     def decode(self, token: str) -> Principal:
         try:

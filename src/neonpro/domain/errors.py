@@ -119,10 +119,16 @@ class Unauthenticated(DomainError):
     code = "unauthenticated"
 
 
-class Locked(DomainError):
-    """Too many failed logins: the account is locked for a while."""
+class TooManyAttempts(DomainError):
+    """Too many failed sign-ins from this address, for this e-mail, or both: wait
+    ``retry_after_s`` seconds. Said before any password is checked, and the same for an
+    e-mail nobody has: it tells nothing about the account or the password."""
 
-    code = "account_locked"
+    code = "too_many_attempts"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("too many failed sign-ins: try again later")
+        self.retry_after_s = max(1, retry_after_s)
 
 
 class ConsentRequired(DomainError):

@@ -1,75 +1,198 @@
-"""Staff sign-in and sign-out: argon2 passwords, lockout after repeated failures, audited;
-every failed sign-in gets the same answer."""
+"""Staff sign-in, sessions and passwords (docs/security.md).
+
+* Every failed sign-in gets the same 401, whatever failed (no such e-mail, no password, a
+  wrong one, an inactive account, no membership in the clinic), after the same argon2 work.
+* Throttling (domain/signin.py) answers 429 *before* any password is checked: the same for
+  an e-mail nobody has, so it tells nothing about the account or the password. A pair
+  (address, e-mail) that signed in before is held back only by its own attempts.
+* Every token issued has a session row, checked on every transaction the token opens:
+  signing out, a password change, a membership removed or changed end it on the next
+  request.
+* Every attempt is an audit event (LOGIN, or LOGIN_FAILED with the reason), committed before
+  the caller is answered.
+"""
 
 from __future__ import annotations
 
+import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from neonpro.adapters.auth import verify_password
+from neonpro.adapters.auth import IssuedToken, hash_password, verify_password
 from neonpro.adapters.db.uow import SqlUnitOfWork
-from neonpro.domain.errors import Unauthenticated
+from neonpro.domain.errors import (
+    Conflict,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+    ValidationFailed,
+)
+from neonpro.domain.schemas.clinic import MembershipRead
+from neonpro.domain.signin import ThrottleKeys, ThrottleLimits
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, ClinicRole, RiskLevel
+
+Opener = Callable[[], SqlUnitOfWork]
+Mint = Callable[[uuid.UUID, uuid.UUID, ClinicRole], IssuedToken]
+MIN_PASSWORD = 12
+FAILED = "wrong e-mail, password or clinic"
 
 
 @dataclass(frozen=True)
-class SignedIn:
-    user_id: uuid.UUID
-    clinic_id: uuid.UUID
-    role: ClinicRole
+class _Claim:
+    keys: ThrottleKeys
+    wait_until: datetime | None
+    user_id: uuid.UUID | None
+    password_hash: str | None
+    is_active: bool
+    memberships: dict[uuid.UUID, ClinicRole]
 
 
-def login(service_uow: SqlUnitOfWork, email: str, password: str, clinic_id: uuid.UUID | None,
-          *, max_failures: int, lockout: timedelta) -> SignedIn:
-    """Check the password and return the membership to put in a token.
-
-    Every attempt is an audit event (LOGIN, or LOGIN_FAILED with the reason); the failure
-    is committed before the error is raised. The error never says whether the e-mail
-    exists.
-    """
-    outcome: SignedIn | Exception
-    with service_uow as tx:
+def _claim(open_uow: Opener, address: str | None, email: str, limits: ThrottleLimits,
+           now: datetime, clinic_id: uuid.UUID | None) -> _Claim:
+    """Count the attempt (its own short transaction: no lock is held while argon2 runs)
+    and read the account; a throttled attempt is audited here and refused."""
+    with open_uow() as tx:
+        keys = tx.logins.keys(address, email)
+        wait = tx.logins.claim_attempt(keys, limits, now)
         record = tx.logins.find_login(email)
-        ok = verify_password(record.password_hash if record else None, password)
-        clinic = clinic_id
-        if record is not None and clinic is None and len(record.memberships) == 1:
-            clinic = next(iter(record.memberships))
-        tx.clinic_id = clinic if record and clinic in record.memberships else None
-        now = datetime.now(UTC)
-        reason = None
-        if record is None or not ok:
-            reason = "bad_credentials"
-        elif not record.is_active:
-            reason = "inactive"
-        elif record.locked_until is not None and record.locked_until > now:
-            reason = "locked"
-        elif clinic is None or clinic not in record.memberships:
-            reason = "no_membership"
-        if reason is None and record is not None and clinic is not None:
-            tx.logins.login_succeeded(record.user_id)
-            tx.audit.record(AuditAction.LOGIN, "staff_user", record.user_id)
-            outcome = SignedIn(record.user_id, clinic, record.memberships[clinic])
-        else:
-            locked_now = None
-            if record is not None and reason == "bad_credentials":
-                locked_now = tx.logins.login_failed(record.user_id, max_failures, lockout)
-            risk = RiskLevel.HIGH if locked_now or reason == "locked" else RiskLevel.MEDIUM
+        members = record.memberships if record else {}
+        if wait is not None:
+            tx.clinic_id = _chain(members, clinic_id)
             tx.audit.record(AuditAction.LOGIN_FAILED, "staff_user",
-                            record.user_id if record else None, status=AuditStatus.FAILURE,
-                            risk=risk, details={"reason": reason, "locked": bool(locked_now)})
-            # one answer for every failure: a locked account (with the right password or
-            # a wrong one), an unknown e-mail, a wrong password; the reason is in the audit
-            # trail, never in the answer (a 423 told a guesser the lock, then the password)
-            outcome = Unauthenticated("wrong e-mail, password or clinic")
+                            record.user_id if record else None, status=AuditStatus.BLOCKED,
+                            risk=RiskLevel.HIGH, details={"reason": "throttled"})
         tx.commit()
-    if isinstance(outcome, Exception):
-        raise outcome
-    return outcome
+    return _Claim(keys, wait, record.user_id if record else None,
+                  record.password_hash if record else None,
+                  bool(record and record.is_active), members)
 
 
-def logout(uow: SqlUnitOfWork, token_id: str) -> None:
-    with uow:
-        uow.audit.record(AuditAction.LOGOUT, "staff_user", uow.actor.id,
-                         details={"token": token_id})
-        uow.commit()
+def _chain(members: dict[uuid.UUID, ClinicRole], clinic_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The clinic whose audit chain records the attempt (the system chain if none)."""
+    clinic = clinic_id
+    if clinic is None and len(members) == 1:
+        clinic = next(iter(members))
+    return clinic if clinic in members else None
+
+
+def _refuse_throttled(wait_until: datetime, now: datetime) -> TooManyAttempts:
+    return TooManyAttempts(math.ceil((wait_until - now).total_seconds()))
+
+
+def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | None,
+          address: str | None, *, limits: ThrottleLimits, mint: Mint) -> IssuedToken:
+    """Check the password and issue a token (with its session) for the membership."""
+    now = datetime.now(UTC)
+    claim = _claim(open_uow, address, email, limits, now, clinic_id)
+    if claim.wait_until is not None:
+        raise _refuse_throttled(claim.wait_until, now)
+    ok = verify_password(claim.password_hash, password)  # argon2 even without an account
+    clinic = _chain(claim.memberships, clinic_id)
+    reason = ("bad_credentials" if claim.user_id is None or not ok
+              else "inactive" if not claim.is_active
+              else "no_membership" if clinic is None else None)
+    issued: IssuedToken | None = None
+    with open_uow() as tx:
+        tx.clinic_id = clinic if claim.user_id else None
+        if reason is None and claim.user_id is not None and clinic is not None:
+            tx.logins.attempt_succeeded(claim.keys, now)
+            tx.logins.login_succeeded(claim.user_id, now)
+            issued = mint(claim.user_id, clinic, claim.memberships[clinic])
+            tx.logins.open_session(issued.token_id, issued.user_id, issued.clinic_id,
+                                   issued.role, "login", issued.expires_at)
+            tx.audit.record(AuditAction.LOGIN, "staff_user", claim.user_id,
+                            details={"token": issued.token_id})
+        else:
+            # one answer for every failure; the reason is in the audit trail only
+            tx.audit.record(AuditAction.LOGIN_FAILED, "staff_user", claim.user_id,
+                            status=AuditStatus.FAILURE, risk=RiskLevel.MEDIUM,
+                            details={"reason": reason or "bad_credentials"})
+        tx.commit()
+    if issued is None:
+        raise Unauthenticated(FAILED)
+    return issued
+
+
+def open_development_session(service_uow: SqlUnitOfWork, issued: IssuedToken) -> IssuedToken:
+    """Record the session of a development token (``neonpro token``, the demo's token):
+    it names no account, so no membership is checked, and production refuses to issue one."""
+    with service_uow as tx:
+        tx.logins.open_session(issued.token_id, issued.user_id, issued.clinic_id, issued.role,
+                               "development", issued.expires_at)
+        tx.commit()
+    return issued
+
+
+def logout(admin_uow: SqlUnitOfWork, token_id: str) -> None:
+    """End the caller's session: the token is refused from the next request on."""
+    with admin_uow as tx:
+        tx.logins.revoke_sessions("logout", token_id=token_id, user_id=tx.actor.id)
+        tx.audit.record(AuditAction.LOGOUT, "staff_user", tx.actor.id,
+                        details={"token": token_id})
+        tx.commit()
+
+
+def change_password(open_uow: Opener, admin_uow: SqlUnitOfWork, current: str, new: str,
+                    address: str | None, *, limits: ThrottleLimits, mint: Mint) -> IssuedToken:
+    """Change the caller's password (the current one required, throttled like a sign-in);
+    every session of the account ends, and a new token for this one is returned."""
+    actor, clinic = admin_uow.actor, admin_uow.clinic_id
+    if len(new) < MIN_PASSWORD:
+        raise ValidationFailed("new_password", f"at least {MIN_PASSWORD} characters")
+    if new == current:
+        raise ValidationFailed("new_password", "must differ from the current password")
+    with open_uow() as tx:
+        email = tx.logins.email_of(actor.id)
+        tx.commit()
+    if email is None or clinic is None:
+        raise Unauthenticated("invalid or expired token")
+    now = datetime.now(UTC)
+    claim = _claim(open_uow, address, email, limits, now, clinic)
+    if claim.wait_until is not None:
+        raise _refuse_throttled(claim.wait_until, now)
+    if not verify_password(claim.password_hash, current):
+        with admin_uow as tx:
+            tx.audit.record(AuditAction.LOGIN_FAILED, "staff_user", actor.id,
+                            status=AuditStatus.FAILURE, risk=RiskLevel.MEDIUM,
+                            details={"reason": "bad_credentials", "operation": "password"})
+            tx.commit()
+        raise ValidationFailed("current_password", "is not the account's password")
+    with admin_uow as tx:
+        tx.logins.attempt_succeeded(claim.keys, now)
+        tx.logins.set_password(actor.id, hash_password(new))
+        ended = tx.logins.revoke_sessions("password_changed", user_id=actor.id)
+        issued = mint(actor.id, clinic, claim.memberships[clinic])
+        tx.logins.open_session(issued.token_id, actor.id, clinic, issued.role, "login",
+                               issued.expires_at)
+        tx.audit.record(AuditAction.UPDATE, "staff_user", actor.id, risk=RiskLevel.HIGH,
+                        details={"fields": ["password"], "sessions_ended": ended})
+        tx.commit()
+    return issued
+
+
+def members(admin_uow: SqlUnitOfWork) -> list[MembershipRead]:
+    with admin_uow as tx:
+        found = tx.clinics.members()
+        tx.commit()
+    return found
+
+
+def remove_member(admin_uow: SqlUnitOfWork, user_id: uuid.UUID) -> None:
+    """Remove ``user_id`` from the clinic: the membership is deactivated (kept, for the
+    audit trail's sake) and the user's sessions in this clinic end at once. The last
+    active admin cannot be removed (409)."""
+    with admin_uow as tx:
+        current = {m.user_id: m for m in tx.clinics.members() if m.is_active}
+        if user_id not in current:
+            raise NotFound("staff member", user_id)
+        admins = [u for u, m in current.items() if m.role is ClinicRole.ADMIN]
+        if admins == [user_id]:
+            raise Conflict("the clinic's last active admin cannot be removed")
+        tx.clinics.deactivate_membership(user_id)
+        ended = tx.logins.revoke_sessions("membership_removed", user_id=user_id,
+                                          clinic_id=tx.clinic_id)
+        tx.audit.record(AuditAction.UPDATE, "clinic_membership", user_id, risk=RiskLevel.HIGH,
+                        details={"fields": ["is_active"], "sessions_ended": ended})
+        tx.commit()

@@ -70,6 +70,20 @@ def _context_functions() -> list[str]:
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
   SELECT encode({_HMAC.format(message=message)}, 'hex') {_KEY}
 $$""",
+        """CREATE FUNCTION neonpro_session_live(p_token_id text, p_user_id uuid,
+    p_clinic_id uuid, p_role text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  -- a token's session: issued, not revoked, not expired, for this user, clinic and role;
+  -- a signed-in one also needs the membership active in that role and the account active
+  SELECT EXISTS (
+    SELECT 1 FROM staff_sessions s
+     WHERE s.token_id = p_token_id AND s.revoked_at IS NULL AND s.expires_at > now()
+       AND s.user_id = p_user_id AND s.clinic_id = p_clinic_id AND s.role = p_role
+       AND (s.kind = 'development' OR EXISTS (
+         SELECT 1 FROM clinic_memberships m JOIN staff_users u ON u.id = m.user_id
+          WHERE m.clinic_id = s.clinic_id AND m.user_id = s.user_id AND m.role = s.role
+            AND m.is_active AND u.is_active)))
+$$""",
         f"""CREATE FUNCTION neonpro_bind_context({args}) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
@@ -80,6 +94,14 @@ BEGIN
       USING ERRCODE = 'insufficient_privilege';
   END IF;
   PERFORM NULLIF(p_clinic_id, '')::uuid, NULLIF(p_actor_id, '')::uuid, NULLIF(p_ip, '')::inet;
+  -- a token's transactions: its session must be live and still match its membership
+  -- (signed out, expired, revoked, the role changed or the membership removed: refused)
+  IF coalesce(p_session_id, '') <> '' AND NOT neonpro_session_live(
+      p_session_id, NULLIF(p_actor_id, '')::uuid, NULLIF(p_clinic_id, '')::uuid,
+      p_actor_role) THEN
+    RAISE EXCEPTION 'the session is signed out, expired or revoked'
+      USING ERRCODE = 'invalid_authorization_specification';
+  END IF;
   PERFORM {sets},
     set_config('app.context', neonpro_context_mac(pg_current_xact_id()::text, {given}), true);
 END
@@ -391,6 +413,9 @@ $$""",
         "REVOKE ALL ON FUNCTION neonpro_patient_ref(uuid) FROM PUBLIC",
         f"REVOKE ALL ON FUNCTION neonpro_context_mac({_args(8)}) FROM PUBLIC",
         f"REVOKE ALL ON FUNCTION neonpro_bind_context({_args(7)}) FROM PUBLIC",
+        "REVOKE ALL ON FUNCTION neonpro_session_live(text, uuid, uuid, text) FROM PUBLIC",
+        "GRANT EXECUTE ON FUNCTION neonpro_session_live(text, uuid, uuid, text) TO "
+        f"{roles.service}",
         "REVOKE ALL ON FUNCTION neonpro_session_context() FROM PUBLIC",
         "REVOKE ALL ON FUNCTION neonpro_chain_head(text, uuid) FROM PUBLIC",
         "REVOKE ALL ON FUNCTION neonpro_chain_seal(text, uuid, bigint, bytea, text, uuid[], "
@@ -456,6 +481,13 @@ def audit_ddl(roles: Roles) -> list[str]:
         f"TO {roles.owner} USING (true) WITH CHECK (true)",
         f"CREATE POLICY audit_chain_anchors_owner ON audit_chain_anchors AS PERMISSIVE FOR ALL "
         f"TO {roles.owner} USING (true) WITH CHECK (true)",
+        # neonpro_bind_context checks a token's session against its membership
+        f"CREATE POLICY staff_sessions_owner ON staff_sessions AS PERMISSIVE FOR SELECT "
+        f"TO {roles.owner} USING (true)",
+        f"CREATE POLICY clinic_memberships_owner ON clinic_memberships AS PERMISSIVE "
+        f"FOR SELECT TO {roles.owner} USING (true)",
+        f"CREATE POLICY staff_users_owner ON staff_users AS PERMISSIVE FOR SELECT "
+        f"TO {roles.owner} USING (true)",
         "CREATE TRIGGER audit_events_before_insert BEFORE INSERT ON audit_events "
         "FOR EACH ROW EXECUTE FUNCTION neonpro_audit_before_insert()",
     ]

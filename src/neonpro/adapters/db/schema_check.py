@@ -108,7 +108,8 @@ CATALOG_QUERIES: dict[str, str] = {
                CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee) END,
                x.privilege_type
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid, aclexplode(a.attacl) x
-        WHERE c.relnamespace = 'public'::regnamespace AND a.attacl IS NOT NULL""",
+        WHERE c.relnamespace = 'public'::regnamespace AND a.attacl IS NOT NULL
+          AND NOT a.attisdropped""",
     "extension": "SELECT extname FROM pg_extension",
 }
 

@@ -53,6 +53,9 @@ GUARDED_TABLES = (*APPEND_ONLY_TABLES, *LEDGER_TABLES, *SERVICE_READ_ONLY_TABLES
 # transaction proves it committed with; looked up and pruned by the service role).
 INSERT_ONLY_TABLES = ("commit_tokens",)
 OWNER_ONLY_TABLES = ("audit_ref_keys",)
+# Sign-in throttling and API sessions: the service role signs in and out; the application
+# role never sees them (a session is checked by neonpro_bind_context, the owner's).
+SERVICE_ONLY_TABLES = ("login_throttle", "login_trusted", "staff_sessions")
 # Tables that keep their history: rows are inserted and retired (an UPDATE the guard
 # trigger of retention_sql.py narrows to that), never deleted.
 HISTORY_TABLES = ("retention_policies",)
@@ -206,8 +209,9 @@ def _access_sql(table: Table, roles: Roles) -> list[str]:
             f"GRANT SELECT, INSERT, UPDATE ON {name} TO {roles.app}",
             f"GRANT SELECT, INSERT, UPDATE ON {name} TO {roles.service}",
         ]
-    elif name in SERVICE_READ_ONLY_TABLES:
-        out.append(f"GRANT SELECT ON {name} TO {roles.service}")
+    elif name in SERVICE_ONLY_TABLES or name in SERVICE_READ_ONLY_TABLES:
+        rights = "SELECT" if name in SERVICE_READ_ONLY_TABLES else "SELECT, INSERT, UPDATE, DELETE"
+        out.append(f"GRANT {rights} ON {name} TO {roles.service}")
     elif name in OWNER_ONLY_TABLES:
         pass  # readable by the owner's SECURITY DEFINER functions only
     elif scope == "clinic":

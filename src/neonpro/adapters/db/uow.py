@@ -12,6 +12,7 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import psycopg
 import structlog
 from sqlalchemy import Connection, RootTransaction
 from sqlalchemy.exc import DBAPIError
@@ -37,13 +38,20 @@ from neonpro.adapters.db.errors import describe, mark_origin, translate
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
 from neonpro.adapters.db.repositories.audit import SqlAuditRepository
-from neonpro.adapters.db.repositories.clinic import SqlClinicRepository, SqlStaffLoginRepository
+from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
 from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
-from neonpro.domain.errors import ConsentRequired, DomainError, Forbidden, IdempotencyKeyTaken
+from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
+from neonpro.domain.errors import (
+    ConsentRequired,
+    DomainError,
+    Forbidden,
+    IdempotencyKeyTaken,
+    Unauthenticated,
+)
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 
 if TYPE_CHECKING:
@@ -108,6 +116,12 @@ class SqlUnitOfWork:
                 left = max(1, int(deadline.remaining() * 1000))
                 conn.execute(SET_CONTEXT_BOUNDED,
                              {**params, "statement_timeout": str(min(configured, left))})
+        except DBAPIError as exc:
+            conn.close()
+            if isinstance(exc.orig, psycopg.errors.InvalidAuthorizationSpecification):
+                # the token's session: signed out, expired, revoked (neonpro_bind_context)
+                raise Unauthenticated("invalid or expired token") from None
+            raise
         except BaseException:
             conn.close()
             raise

@@ -30,6 +30,7 @@ from neonpro.entrypoints.api.routers import (
     noshow,
     patients,
     retention,
+    staff,
     telemedicine,
 )
 
@@ -54,7 +55,7 @@ def create_app(container: Container) -> FastAPI:
     for router in (catalog.router, patients.router, appointments.router,
                    consents.router, audit.router, telemedicine.router, erasure.router,
                    erasure.held_router, retention.router,
-                   incidents.router, lgpd.router, noshow.router, feed.router):
+                   incidents.router, lgpd.router, noshow.router, feed.router, staff.router):
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses=problems.COMMON)
 

@@ -49,8 +49,10 @@ def principal(
         raise Unauthenticated("a bearer token is required")
     caller = tokens.decode(credentials.credentials)
     box: Container = request.app.state.container
-    if not box.clinic_exists(caller.clinic_id, actor_of(request, caller)):
-        raise Unauthenticated("invalid or expired token")  # signed, for no clinic
+    if not box.session_live(caller.token_id, caller.user_id, caller.clinic_id,
+                            caller.role.value):
+        # signed but never issued (or for no clinic), signed out, revoked, expired
+        raise Unauthenticated("invalid or expired token")
     request.state.principal = caller
     return caller
 

@@ -31,7 +31,7 @@ BASE = "https://neonpro.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 STATUS: list[tuple[type[e.DomainError], int]] = [
-    (e.Unauthenticated, 401), (e.Locked, 423), (e.Forbidden, 403), (e.NotFound, 404),
+    (e.Unauthenticated, 401), (e.TooManyAttempts, 429), (e.Forbidden, 403), (e.NotFound, 404),
     (e.Gone, 410),
     (e.ConsentRequired, 428), (e.StaleVersion, 409), (e.DoubleBooking, 409),
     (e.InvalidTransition, 409), (e.Conflict, 409), (e.BookingRuleViolation, 422),
@@ -65,7 +65,8 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     422: "Validation failed (fields named, values never echoed); or this Idempotency-Key "
          "was used with another request",
-    423: "Account locked after repeated failed sign-ins",
+    429: "Too many failed sign-ins from this address or for this e-mail: retry after the "
+         "Retry-After header's seconds (said before any password is checked)",
     428: "Consent required for this purpose",
     503: "The database is unavailable, busy or too slow right now; nothing was written "
          "(but for commit_outcome_unknown: retry with the same Idempotency-Key, which "
@@ -186,8 +187,11 @@ def install(app: FastAPI) -> None:
         field = getattr(exc, "field", None)
         if field:
             extra["errors"] = [{"field": field, "reason": getattr(exc, "reason", exc.message)}]
-        return problem(_status_of(exc), exc.code, exc.code.replace("_", " "), exc.message,
-                       **extra)
+        answer = problem(_status_of(exc), exc.code, exc.code.replace("_", " "), exc.message,
+                         **extra)
+        if isinstance(exc, e.TooManyAttempts):
+            answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -18,7 +18,7 @@ from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.cli._common import container, fail, out
-from neonpro.services import noshow
+from neonpro.services import auth, noshow
 from neonpro.services.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS, seed_demo
 
 
@@ -38,7 +38,8 @@ def _demo(box: Container, host: str, port: int) -> None:
                 text("SELECT id, name FROM clinics ORDER BY name LIMIT 1")).first()
     if first is None or box.settings.environment is Environment.PRODUCTION:
         return
-    token = TokenCodec(box.settings, box.keyring).issue(uuid.uuid4(), first.id, ClinicRole.ADMIN)
+    issued = TokenCodec(box.settings, box.keyring).mint(uuid.uuid4(), first.id, ClinicRole.ADMIN)
+    token = auth.open_development_session(box.service_uow(SystemActors.CLI), issued).token
     out.print(f"demo clinic [bold]{first.name}[/] {first.id}", highlight=False)
     out.print(f"admin token (development only):\n{token}", highlight=False, soft_wrap=True)
     out.print(f"try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}/patients",

@@ -9,8 +9,10 @@ import typer
 
 from neonpro.adapters.auth import TokenCodec
 from neonpro.config import Environment
+from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.cli._common import container, fail
+from neonpro.services import auth
 
 
 def token(
@@ -26,4 +28,6 @@ def token(
             codec = TokenCodec(box.settings, box.keyring)
         except ValueError as exc:
             fail(str(exc))
-        typer.echo(codec.issue(user or uuid.uuid4(), clinic, role))
+        issued = codec.mint(user or uuid.uuid4(), clinic, role)
+        auth.open_development_session(box.service_uow(SystemActors.CLI), issued)
+        typer.echo(issued.token)

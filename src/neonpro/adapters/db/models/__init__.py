@@ -23,6 +23,7 @@ from neonpro.adapters.db.models.noshow import AppointmentRiskScore, NoShowModel
 from neonpro.adapters.db.models.patient import Patient
 from neonpro.adapters.db.models.professional import Professional
 from neonpro.adapters.db.models.service_type import ServiceType
+from neonpro.adapters.db.models.signin import LoginThrottle, StaffSession, TrustedSignIn
 from neonpro.adapters.db.models.staff import ClinicMembership, StaffUser
 
 __all__ = [
@@ -42,11 +43,14 @@ __all__ = [
     "Disclosure",
     "ErasureLedgerEntry",
     "IdempotencyKey",
+    "LoginThrottle",
     "NoShowModel",
     "Patient",
     "Professional",
     "RetentionPolicy",
     "SecurityIncident",
     "ServiceType",
+    "StaffSession",
     "StaffUser",
+    "TrustedSignIn",
 ]

@@ -7,7 +7,6 @@ from sqlalchemy import (
     Boolean,
     ForeignKey,
     Index,
-    Integer,
     Text,
     func,
     text,
@@ -16,7 +15,7 @@ from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from neonpro.adapters.db.base import Base, TenantMixin, TimestampMixin, table_args, uuid_pk
-from neonpro.adapters.db.models._checks import ck_in, ck_non_negative
+from neonpro.adapters.db.models._checks import ck_in
 from neonpro.adapters.db.models._columns import pii
 from neonpro.domain.vocabulary import AnonymizationRule as Anon
 from neonpro.domain.vocabulary import ClinicRole
@@ -31,7 +30,6 @@ class StaffUser(TimestampMixin, Base):
         "global",
         # citext is not available: case-insensitive uniqueness through an expression index.
         Index("uq_staff_users_lower_email", text("lower(email)"), unique=True),
-        ck_non_negative("failed_login_count"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -39,8 +37,6 @@ class StaffUser(TimestampMixin, Base):
     display_name: Mapped[str] = mapped_column(Text, **pii(Cat.IDENTIFICATION, Anon.REPLACE))
     password_hash: Mapped[str] = mapped_column(Text, comment="argon2 hash; erase on anonymize")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
-    failed_login_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
 
 

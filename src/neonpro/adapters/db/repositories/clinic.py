@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, insert, select, update
 
 from neonpro.adapters.db.models import Clinic, ClinicMembership, StaffUser
 from neonpro.adapters.db.repositories._base import SqlRepository
@@ -82,45 +80,10 @@ class SqlClinicRepository(SqlRepository):
         rows = self._execute(select(*MEMBER_COLUMNS).where(MEMBERS.c.clinic_id == self.clinic_id))
         return [MembershipRead.model_construct(**r._mapping) for r in rows]  # noqa: SLF001
 
-
-@dataclass(frozen=True)
-class LoginRecord:
-    user_id: uuid.UUID
-    password_hash: str
-    is_active: bool
-    locked_until: datetime | None
-    memberships: dict[uuid.UUID, ClinicRole]
-
-
-class SqlStaffLoginRepository(SqlRepository):
-    """Service role: the password hash and login counters (never visible to the app role)."""
-
-    __slots__ = ()
-
-    def find_login(self, email: str) -> LoginRecord | None:
-        row = self._execute(select(
-            USERS.c.id, USERS.c.password_hash, USERS.c.is_active, USERS.c.locked_until,
-        ).where(func.lower(USERS.c.email) == email.lower())).first()
-        if row is None:
-            return None
-        members = self._execute(select(MEMBERS.c.clinic_id, MEMBERS.c.role).where(
-            MEMBERS.c.user_id == row.id, MEMBERS.c.is_active.is_(True))).all()
-        return LoginRecord(row.id, row.password_hash, row.is_active, row.locked_until,
-                           {m.clinic_id: ClinicRole(m.role) for m in members})
-
-    def login_failed(self, user_id: uuid.UUID, max_failures: int,
-                     lockout: timedelta) -> datetime | None:
-        """Count a failure; lock the account when the count reaches the maximum."""
-        row = self._execute(update(USERS).where(USERS.c.id == user_id).values(
-            failed_login_count=USERS.c.failed_login_count + 1,
-        ).returning(USERS.c.failed_login_count)).one()
-        if row.failed_login_count >= max_failures:
-            until = datetime.now(UTC) + lockout
-            self._execute(update(USERS).where(USERS.c.id == user_id).values(
-                locked_until=until, failed_login_count=0))
-            return until
-        return None
-
-    def login_succeeded(self, user_id: uuid.UUID) -> None:
-        self._execute(update(USERS).where(USERS.c.id == user_id).values(
-            failed_login_count=0, locked_until=None, last_login_at=datetime.now(UTC)))
+    def deactivate_membership(self, user_id: uuid.UUID) -> None:
+        """End ``user_id``'s membership of this clinic (kept, inactive: the audit trail
+        names it). Service role, scoped to the unit of work's clinic."""
+        self._service_only("removing a member")
+        self._execute(update(MEMBERS).where(
+            MEMBERS.c.clinic_id == self.clinic_id, MEMBERS.c.user_id == user_id,
+        ).values(is_active=False))

@@ -1,22 +1,26 @@
-"""Sign in (email and password, argon2) and sign out; both audited."""
+"""Sign in (email and password, argon2), sign out, change the password; all audited.
+
+Every token has a session (services/auth.py): signing out, a password change or a
+membership removed end it on the next request."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, Field
 
-from neonpro.adapters.auth import TokenCodec
+from neonpro.adapters.auth import IssuedToken, TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas._types import EmailStr
 from neonpro.entrypoints.api.deps import EVERYONE, Caller, caller_with, codec, container
+from neonpro.entrypoints.api.problems import responses
 from neonpro.services import auth as svc
 
 router = APIRouter(prefix="/auth", tags=["auth"])
+THROTTLED = responses(429)
 
 
 class Login(BaseModel):
@@ -36,26 +40,60 @@ class TokenOut(BaseModel):
     role: str
 
 
-@router.post("/login", response_model=TokenOut)
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _out(issued: IssuedToken, ttl_minutes: int) -> TokenOut:
+    return TokenOut(access_token=issued.token, expires_in=ttl_minutes * 60,
+                    clinic_id=issued.clinic_id, role=issued.role.value)
+
+
+@router.post("/login", response_model=TokenOut, responses=THROTTLED)
 def login(data: Login, request: Request, box: Annotated[Container, Depends(container)],
           tokens: Annotated[TokenCodec, Depends(codec)]) -> TokenOut:
-    """Exchange credentials for a bearer token. Repeated failures lock the account."""
-    anonymous = Actor(uuid.UUID(int=0), "anonymous",
-                      ip_address=request.client.host if request.client else None,
+    """Exchange credentials for a bearer token.
+
+    Every failure is the same 401. Too many failed attempts from this address, for this
+    e-mail, or both, answer 429 with `Retry-After`, before any password is checked."""
+    anonymous = Actor(uuid.UUID(int=0), "anonymous", ip_address=_address(request),
                       request_id=request.state.request_id,
                       user_agent=request.headers.get("user-agent"))
-    settings = box.settings
-    signed = svc.login(box.service_uow(anonymous), data.email, data.password, data.clinic_id,
-                       max_failures=settings.login_max_failures,
-                       lockout=timedelta(minutes=settings.login_lockout_minutes))
-    token = tokens.issue(signed.user_id, signed.clinic_id, signed.role)
-    return TokenOut(access_token=token, expires_in=settings.token_ttl_minutes * 60,
-                    clinic_id=signed.clinic_id, role=signed.role.value)
+    issued = svc.login(lambda: box.service_uow(anonymous), data.email, data.password,
+                       data.clinic_id, _address(request), limits=box.signin_limits,
+                       mint=tokens.mint)
+    return _out(issued, box.settings.token_ttl_minutes)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(caller: Annotated[Caller, Depends(caller_with(EVERYONE))]) -> Response:
-    """Record the sign-out (tokens are short-lived; discard yours)."""
-    svc.logout(caller.uow(), caller.principal.token_id)
+def logout(caller: Annotated[Caller, Depends(caller_with(EVERYONE))],
+           box: Annotated[Container, Depends(container)]) -> Response:
+    """End this token's session: it is refused from the next request on."""
+    svc.logout(box.admin_uow(caller.principal.clinic_id, caller.actor),
+               caller.principal.token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
+
+class PasswordChange(BaseModel):
+    model_config = {"hide_input_in_errors": True, "extra": "forbid"}
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=svc.MIN_PASSWORD, max_length=1024)
+
+
+@router.post("/password", response_model=TokenOut, responses=THROTTLED)
+def change_password(data: PasswordChange, request: Request,
+                    caller: Annotated[Caller, Depends(caller_with(EVERYONE))],
+                    box: Annotated[Container, Depends(container)],
+                    tokens: Annotated[TokenCodec, Depends(codec)]) -> TokenOut:
+    """Change your password (the current one is required). Every session of the account
+    ends, in every clinic; the answer is a new token for this clinic."""
+    anonymous = Actor(uuid.UUID(int=0), "anonymous", ip_address=_address(request),
+                      request_id=request.state.request_id,
+                      user_agent=request.headers.get("user-agent"))
+    issued = svc.change_password(
+        lambda: box.service_uow(anonymous),
+        box.admin_uow(caller.principal.clinic_id, caller.actor),
+        data.current_password, data.new_password, _address(request),
+        limits=box.signin_limits, mint=tokens.mint)
+    return _out(issued, box.settings.token_ttl_minutes)
