@@ -187,7 +187,7 @@ def remove_member(admin_uow: SqlUnitOfWork, user_id: uuid.UUID) -> None:
         current = {m.user_id: m for m in tx.clinics.members() if m.is_active}
         if user_id not in current:
             raise NotFound("staff member", user_id)
-        admins = [u for u, m in current.items() if m.role is ClinicRole.ADMIN]
+        admins = [u for u, m in current.items() if ClinicRole(m.role) is ClinicRole.ADMIN]
         if admins == [user_id]:
             raise Conflict("the clinic's last active admin cannot be removed")
         tx.clinics.deactivate_membership(user_id)
