@@ -338,6 +338,31 @@ def test_idle_connections_get_heartbeats(live: Live, box: Container, a: World) -
         reader.close()
 
 
+def test_a_stream_ends_when_its_session_does(live: Live, box: Container, a: World) -> None:
+    """A stream outlives the request that opened it: a signed-out token's stream ends at
+    the next heartbeat, told why, and no event reaches it after."""
+    token = headers(box, a.clinic, "receptionist")
+    reader = _subscribe(live, box, a, token=token)
+    try:
+        httpx.post(f"{live.url}/auth/logout", headers=token, timeout=5).raise_for_status()
+        deadline = time.monotonic() + 5
+        ended = None
+        while ended is None and time.monotonic() < deadline:
+            try:
+                frame = reader.frames.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if frame.event == "session_ended":
+                ended = frame
+        assert ended is not None
+        _book(box, a)
+        with pytest.raises(queue.Empty):
+            while True:
+                assert reader.frames.get(timeout=1.0).event != "appointment"
+    finally:
+        reader.close()
+
+
 def test_each_connection_is_limited_to_ten_events_a_second(
     live: Live, box: Container, a: World
 ) -> None:

@@ -257,3 +257,31 @@ def test_neonpro_token_records_a_development_session(box: Container,
         is_problem(client.get("/clinic", headers=bearer), 401, "unauthenticated")
         auth.open_development_session(box.service_uow(SYSTEM), minted)
         assert client.get("/clinic", headers=bearer).status_code == 200
+
+
+def test_housekeeping_forgets_sign_in_rows_past_their_use(box: Container,
+                                                          clinic: uuid.UUID) -> None:
+    from neonpro.adapters.db.housekeeping import prune_expired  # noqa: PLC0415
+
+    live = headers(box, clinic, "admin")
+    with box.service_uow(SYSTEM) as tx:
+        tx.connection.execute(text(
+            "INSERT INTO staff_sessions (token_id, user_id, clinic_id, role, kind, expires_at)"
+            " VALUES ('old-one', gen_random_uuid(), :c, 'admin', 'development', "
+            "now() - interval '2 days')"), {"c": clinic})
+        tx.connection.execute(text(
+            "INSERT INTO login_throttle (scope, key, failures, updated_at, blocked_until) "
+            "VALUES ('pair', 'quiet', 3, now() - interval '2 days', NULL), "
+            "('pair', 'blocking', 0, now() - interval '2 days', now() + interval '1 hour')"))
+        tx.commit()
+    assert prune_expired(box.database).sign_in >= 2
+    with box.service_uow(SYSTEM) as tx:
+        sessions = set(tx.connection.execute(text(
+            "SELECT token_id FROM staff_sessions")).scalars())
+        keys = {bytes(k) for k in tx.connection.execute(text(
+            "SELECT key FROM login_throttle")).scalars()}
+    assert "old-one" not in sessions
+    assert b"quiet" not in keys
+    assert b"blocking" in keys  # a block in force is never forgotten
+    with TestClient(create_app(box), raise_server_exceptions=False) as client:
+        assert client.get("/clinic", headers=live).status_code == 200

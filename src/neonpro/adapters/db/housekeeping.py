@@ -1,7 +1,10 @@
-"""Pruning what durability keeps only for a while: commit tokens and idempotency keys.
+"""Pruning what is kept only for a while: commit tokens, idempotency keys, and sign-in's
+sessions and throttling counters.
 
 Commit tokens are looked up within the deadline of the request that wrote them (seconds),
-and are kept ten minutes; idempotency keys are kept until they expire (24 hours at least).
+and are kept ten minutes; idempotency keys are kept until they expire (24 hours at least);
+sessions a day past their expiry, throttling counters a day after their last attempt (never
+while they block), trusted sign-in pairs ``login_trust_days`` after their last success.
 The API's background thread prunes both every minute; a database written only by the CLI
 keeps a few tokens more, harmlessly, until an API or `neonpro db prune` runs.
 """
@@ -11,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import text
+
 from neonpro.adapters.db.durability_sql import PRUNE_TOKENS
 from neonpro.adapters.db.repositories.idempotency import PRUNE
 from neonpro.domain.actors import Actor, SystemActors
@@ -19,6 +24,12 @@ if TYPE_CHECKING:
     from neonpro.adapters.db.database import Database
 
 TOKEN_MINUTES = 10
+PRUNE_SIGN_IN = (
+    text("DELETE FROM staff_sessions WHERE expires_at < now() - interval '1 day'"),
+    text("DELETE FROM login_throttle WHERE updated_at < now() - interval '1 day' "
+         "AND (blocked_until IS NULL OR blocked_until < now())"),
+    text("DELETE FROM login_trusted WHERE last_success_at < now() - make_interval(days => :d)"),
+)
 EVERY_S = 60.0
 
 
@@ -26,11 +37,15 @@ EVERY_S = 60.0
 class Pruned:
     commit_tokens: int
     idempotency_keys: int
+    sign_in: int = 0
 
 
 def prune_expired(db: Database, actor: Actor = SystemActors.SCHEDULER) -> Pruned:
-    """Delete commit tokens older than ten minutes and expired idempotency keys."""
+    """Delete commit tokens older than ten minutes, expired idempotency keys, and sign-in
+    rows past their use."""
+    days = {"d": db.settings.login_trust_days}
     with db.service_session(actor.id, actor.role) as session:
         tokens = session.execute(PRUNE_TOKENS, {"minutes": TOKEN_MINUTES}).rowcount
         keys = session.execute(PRUNE).rowcount
-    return Pruned(tokens, keys)
+        sign_in = sum(session.execute(statement, days).rowcount for statement in PRUNE_SIGN_IN)
+    return Pruned(tokens, keys, sign_in)

@@ -145,6 +145,11 @@ class Caller:
     def uow(self) -> SqlUnitOfWork:
         return self._box.uow(self.principal.clinic_id, self.actor)
 
+    def signed_in(self) -> bool:
+        """Whether the token's session is still live (a long stream asks again)."""
+        who = self.principal
+        return self._box.session_live(who.token_id, who.user_id, who.clinic_id, who.role.value)
+
 
 def caller_with(roles: frozenset[ClinicRole]) -> Callable[..., Caller]:
     checker = allow(roles)

@@ -126,12 +126,14 @@ def health(
 
 @app.command()
 def prune(as_json: JsonFlag = False) -> None:
-    """Delete commit tokens older than ten minutes and expired idempotency keys (the API
-    does it every minute; a database written only by the CLI needs it now and then)."""
+    """Delete commit tokens older than ten minutes, expired idempotency keys and sign-in
+    sessions and counters past their use (the API does it every minute; a database written
+    only by the CLI needs it now and then)."""
     with container() as box:
         pruned = prune_expired(box.database)
     if as_json:
         print_json(vars(pruned))
     else:
-        out.print(f"pruned {pruned.commit_tokens} commit token(s) and "
-                  f"{pruned.idempotency_keys} expired idempotency key(s)")
+        out.print(f"pruned {pruned.commit_tokens} commit token(s), "
+                  f"{pruned.idempotency_keys} expired idempotency key(s) and "
+                  f"{pruned.sign_in} sign-in session(s) and counter(s)")

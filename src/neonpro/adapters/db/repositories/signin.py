@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import cast
 
 from sqlalchemy import ColumnElement, Table, and_, func, or_, select, tuple_, update
@@ -137,19 +137,6 @@ class SqlStaffLoginRepository(SqlRepository):
 
     def login_succeeded(self, user_id: uuid.UUID, now: datetime) -> None:
         self._execute(update(USERS).where(USERS.c.id == user_id).values(last_login_at=now))
-
-    def prune(self, now: datetime, limits: ThrottleLimits) -> int:
-        """Forget counters quiet for a day, trust older than ``trust_for`` and sessions
-        expired for a day."""
-        gone = self._execute(THROTTLE.delete().where(
-            THROTTLE.c.updated_at < now - limits.longest_block,
-            or_(THROTTLE.c.blocked_until.is_(None), THROTTLE.c.blocked_until < now),
-        )).rowcount
-        gone += self._execute(TRUSTED.delete().where(
-            TRUSTED.c.last_success_at < now - limits.trust_for)).rowcount
-        gone += self._execute(SESSIONS.delete().where(
-            SESSIONS.c.expires_at < now - timedelta(days=1))).rowcount
-        return int(gone)
 
     # ------------------------------------------------------------------ sessions
     def open_session(self, token_id: str, user_id: uuid.UUID, clinic_id: uuid.UUID,

@@ -54,6 +54,10 @@ def _frame(feed: ChangeFeed, event: FeedEvent) -> str:
             f"data: {json.dumps(event.data, separators=(',', ':'))}\n\n")
 
 
+def _session_ended() -> str:
+    return f"event: session_ended\ndata: {json.dumps({'reason': 'signed out or revoked'})}\n\n"
+
+
 def _resync(reason: str) -> str:
     return f"event: {RESYNC}\ndata: {json.dumps({'reason': reason})}\n\n"
 
@@ -75,6 +79,11 @@ async def _stream(request: Request, feed: ChangeFeed, last_event_id: str | None,
         while not await request.is_disconnected():
             item = await subscription.next(config.heartbeat_seconds)
             if item == HEARTBEAT:
+                # a stream outlives requests: the session is asked again at each heartbeat,
+                # and a signed-out or revoked one ends the stream
+                if not await run_in_threadpool(caller.signed_in):
+                    yield _session_ended()
+                    return
                 yield ": heartbeat\n\n"
             elif item == RESYNC:
                 yield _resync("events may have been missed")
