@@ -17,7 +17,9 @@ API with it:
 * an erased or blocked patient's personal data never appears in any answer;
 * each clinic's audit chain verifies;
 * the calendar never holds two active overlapping appointments of one professional;
-* every appointment the API returns carries its own no-show score (issue 13, defect 1).
+* every appointment the API returns carries its own no-show score (issue 13, defect 1);
+* a staff member's token is refused from the request after they sign out, change their
+  password or are removed; a stranger guessing passwords gets 401 or 429, nothing more.
 
 The machine is driven by ``tests/simulation/test_whole_clinic.py`` (a short run in the
 suite) and ``bench/simulate.py`` (a long run). Counters in :data:`STATS` say how many
@@ -48,9 +50,11 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Engine, text
 
+from neonpro.adapters.auth import hash_password
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
-from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.clinic import ClinicCreate, StaffUserCreate
+from neonpro.domain.vocabulary import ClinicRole
 from neonpro.services import clinics, noshow, retention
 from tests.e2e.api_helpers import headers
 
@@ -200,6 +204,7 @@ class ClinicSimulation(RuleBasedStateMachine):
         self.clinics: list[ClinicM] = []
         self.steps = 0
         self.touched: set[int] = {0, 1}  # clinics a rule worked in since the last check
+        self.tokens: dict[tuple[uuid.UUID, str], dict[str, str]] = {}
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -207,7 +212,11 @@ class ClinicSimulation(RuleBasedStateMachine):
         return self.world.client
 
     def h(self, c: ClinicM, role: str) -> dict[str, str]:
-        return headers(self.world.box, c.id, role)
+        """A development token per clinic and role (each is a session row: made once)."""
+        key = (c.id, role)
+        if key not in self.tokens:
+            self.tokens[key] = headers(self.world.box, c.id, role)
+        return self.tokens[key]
 
     def call(self, c: ClinicM, role: str, method: str, path: str, **kw: Any) -> Any:
         """One request as ``role`` of clinic ``c``; checks what every answer must hold."""
@@ -787,6 +796,64 @@ class ClinicSimulation(RuleBasedStateMachine):
                             want, "export_by_role")
             else:
                 self.call(c, role, "GET", f"/patients/{p.id}/consents")
+
+    # ------------------------------------------------------------------ staff sessions
+    @rule(k=st.integers(0, 1), ending=st.sampled_from(["logout", "password", "removed"]))
+    def staff_member_signs_in_and_out(self, k: int, ending: str) -> None:
+        """A real member signs in, works, reaches nothing of the other clinic, and their
+        session ends (signing out, a password change, removal): the token is refused from
+        the next request on, while the clinic's other work goes on."""
+        c = self.clinics[k]
+        email = f"{c.tag.lower()}.s{next(c.counter)}@sim.example"
+        password = "senha " + secrets.token_hex(8)
+        user, _ = clinics.add_staff_member(self.world.box.service_uow(SYSTEM), c.id,
+                                           StaffUserCreate(
+                                               email=email, display_name=f"{c.tag} Equipe",
+                                               password_hash=hash_password(password)),
+                                           ClinicRole.RECEPTIONIST)
+        signed = self.client.post("/auth/login", json={"email": email, "password": password})
+        if not self.expect(signed, (200,), "staff_sign_in"):
+            return
+        me = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+        self.expect(self.client.get("/clinic", headers=me), (200,), "staff_sign_in")
+        o = self.other(c)
+        if o.patients:
+            pid = sorted(o.patients)[0]
+            self.expect(self.client.get(f"/patients/{pid}", headers=me), (404,),
+                        "other_clinic_invisible")
+        if ending == "logout":
+            self.expect(self.client.post("/auth/logout", headers=me), (204,), "sign_out")
+        elif ending == "password":
+            changed = self.client.post("/auth/password", headers=me, json={
+                "current_password": password, "new_password": password + " nova"})
+            if self.expect(changed, (200,), "password_change"):
+                fresh = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+                self.expect(self.client.get("/clinic", headers=fresh), (200,),
+                            "password_change")
+        else:
+            self.expect(self.call(c, "admin", "DELETE", f"/staff/{user.id}"), (204,),
+                        "member_removed")
+        for method, path in (("GET", "/clinic"), ("GET", "/patients"),
+                             ("POST", "/patients")):
+            ended = self.client.request(method, path, headers=me,
+                                        json={"full_name": "X"} if method == "POST" else None)
+            self.expect(ended, (401,), "ended_session_refused")
+
+    @rule(k=st.integers(0, 1), known=st.booleans(), guesses=st.integers(1, 8))
+    def stranger_guesses_passwords(self, k: int, known: bool, guesses: int) -> None:
+        """From an address of their own: every answer is 401 or 429, the same body for a
+        real account and an unknown e-mail."""
+        c = self.clinics[k]
+        target = (f"{c.tag.lower()}.s0@sim.example" if known
+                  else f"ninguem.{secrets.token_hex(4)}@sim.example")
+        address = f"192.0.2.{secrets.randbelow(250) + 1}"
+        stranger = TestClient(self.client.app, raise_server_exceptions=False,
+                              client=(address, 40000))
+        for i in range(guesses):
+            r = stranger.post("/auth/login", json={"email": target, "password": f"g{i}"})
+            STATS.requests += 1
+            self.expect(r, (401, 429), "stranger_refused")
+            self.check(target not in r.text, "no_echo", "a sign-in answer names the e-mail")
 
     @rule(k=st.integers(0, 1), data=st.data())
     def probe_other_clinic(self, k: int, data: st.DataObject) -> None:
