@@ -44,6 +44,16 @@ FK_ENTITIES: dict[str, str] = {
     "_consent_records": "consent",
     "_clinics": "clinic",
     "_staff_users": "staff_user",
+    "_clinic_memberships": "clinic_membership",
+}
+
+# foreign keys that tie a reference to the row's own clinic (and patient) beyond existence
+# (migration 0014): the field a caller would correct and the rule, never the values
+FK_FIELDS: dict[str, tuple[str, str]] = {
+    "fk_professionals_clinic_id_user_id_clinic_memberships": (
+        "user_id", "is not a staff member of this clinic"),
+    "fk_disclosures_same_patient_consent_records": (
+        "consent_record_id", "is not a consent of this patient in this clinic"),
 }
 
 
@@ -153,6 +163,8 @@ def translate(exc: DBAPIError) -> DomainError | None:  # noqa: PLR0911  (one ret
         detail = str(getattr(getattr(orig, "diag", None), "message_detail", "") or "")
         if "still referenced" in detail:
             return Conflict(f"{entity} is still referenced by other records")
+        if name in FK_FIELDS:
+            return ValidationFailed(*FK_FIELDS[name])
         return NotFound(entity)
     if isinstance(orig, psycopg.errors.CheckViolation):
         field = name.removeprefix("ck_").split("_", 1)[-1] if name else "value"

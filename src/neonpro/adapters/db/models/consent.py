@@ -59,6 +59,8 @@ class ConsentRecord(Chained, TenantMixin, Base):
         tenant_fk("patient_id", "patients", nullable=False),
         tenant_fk("supersedes_id", "consent_records", nullable=True),
         UniqueConstraint("clinic_id", "supersedes_id"),
+        # the key a reference to "this patient's consent" needs (disclosures)
+        UniqueConstraint("clinic_id", "patient_id", "id"),
         Index(None, "clinic_id", "patient_id", "purpose", "created_at"),
         Index(None, "clinic_id", "patient_id", "purpose", "entry_no"),
         ck_in("purpose", ConsentPurpose),

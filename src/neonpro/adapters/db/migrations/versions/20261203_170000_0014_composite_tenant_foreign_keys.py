@@ -1,0 +1,120 @@
+"""composite tenant foreign keys: a reference names a row of its own clinic (and patient)
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-03 17:00:00+00:00
+
+Issue 16: the services check that a reference stays inside the clinic, but SQL run as the
+application role (row-level security bound to one clinic) went past them wherever the
+foreign key named the referenced id alone, because a foreign key is checked past
+row-level security: any clinic's row satisfied it.
+
+* ``professionals.user_id``: ``(clinic_id, user_id)`` references ``clinic_memberships``
+  (its key), so a professional links only a staff member of its own clinic, no longer any
+  clinic's staff account; removing the membership unlinks it (``SET NULL (user_id)``).
+  The foreign key to ``staff_users`` goes: a membership implies the account (its own
+  foreign key cascades from ``staff_users``).
+* ``disclosures.consent_record_id``: ``(clinic_id, patient_id, consent_record_id)``
+  references ``consent_records (clinic_id, patient_id, id)`` (a new unique key), so a
+  disclosure rests on a consent of the same patient, not on another patient's (the
+  reference was already ``(clinic_id, consent_record_id)``: the clinic was held, not the
+  patient).
+
+Every other reference between tenant tables already includes ``clinic_id``. The erasure
+ledger's ``request_id`` deliberately gets no foreign key: a restore re-applies ledger
+entries made after its backup, whose data-subject request the restored database never had
+(the ledger's ``patient_id`` has none for the same reason); the application role cannot
+write to the ledger at all.
+
+A row that breaks a new key (a cross-clinic link made before this revision) makes the
+upgrade fail with the rule, the constraint and the query that finds those rows, never their
+values; nothing is changed or dropped silently. Fix the rows and upgrade again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+from neonpro.adapters.db.migrations import migration_roles
+
+revision: str = '0014'
+down_revision: str | Sequence[str] | None = '0013'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _checked(table: str, constraint: str, definition: str, rule: str, finder: str) -> str:
+    """``ALTER TABLE .. ADD CONSTRAINT``, its violation raised again as a clear message.
+
+    The check of a new foreign key reads every row past row-level security (the owner, who
+    runs migrations, sees no tenant rows otherwise); the driver's own message would print
+    the offending key, so it is replaced by the rule and the query that lists the rows."""
+    return (
+        "DO $migration$\nBEGIN\n"
+        f"  ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition};\n"
+        "EXCEPTION WHEN foreign_key_violation THEN\n"
+        f"  RAISE EXCEPTION 'migration 0014: {rule}; fix those rows and upgrade again'\n"
+        f"    USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{constraint}',\n"
+        f"    HINT = 'the rows (as a role that bypasses row-level security): {finder}';\n"
+        "END\n$migration$"
+    )
+
+
+# frozen SQL of this revision
+UPGRADE_SQL: tuple[str, ...] = (
+    'ALTER TABLE professionals DROP CONSTRAINT fk_professionals_user_id_staff_users',
+    _checked(
+        'professionals', 'fk_professionals_clinic_id_user_id_clinic_memberships',
+        'FOREIGN KEY (clinic_id, user_id) REFERENCES clinic_memberships (clinic_id, user_id) '
+        'ON DELETE SET NULL (user_id)',
+        "some professionals link a staff account that is no member of the professional''s "
+        "clinic (professionals.user_id)",
+        'SELECT p.clinic_id, p.id FROM professionals p WHERE p.user_id IS NOT NULL AND NOT '
+        'EXISTS (SELECT FROM clinic_memberships m WHERE m.clinic_id = p.clinic_id AND '
+        'm.user_id = p.user_id)'),
+    'ALTER TABLE consent_records ADD CONSTRAINT uq_consent_records_clinic_id_patient_id_id '
+    'UNIQUE (clinic_id, patient_id, id)',
+    'ALTER TABLE disclosures DROP CONSTRAINT '
+    'fk_disclosures_clinic_id_consent_record_id_consent_records',
+    _checked(
+        'disclosures', 'fk_disclosures_same_patient_consent_records',
+        'FOREIGN KEY (clinic_id, patient_id, consent_record_id) REFERENCES consent_records '
+        '(clinic_id, patient_id, id) ON DELETE SET NULL (consent_record_id)',
+        "some disclosures rest on a consent of another patient or clinic "
+        "(disclosures.consent_record_id)",
+        'SELECT d.clinic_id, d.id FROM disclosures d WHERE d.consent_record_id IS NOT NULL '
+        'AND NOT EXISTS (SELECT FROM consent_records c WHERE c.clinic_id = d.clinic_id AND '
+        'c.patient_id = d.patient_id AND c.id = d.consent_record_id)'),
+)
+DOWNGRADE_SQL: tuple[str, ...] = (
+    'ALTER TABLE disclosures DROP CONSTRAINT IF EXISTS '
+    'fk_disclosures_same_patient_consent_records',
+    'ALTER TABLE disclosures ADD CONSTRAINT '
+    'fk_disclosures_clinic_id_consent_record_id_consent_records FOREIGN KEY (clinic_id, '
+    'consent_record_id) REFERENCES consent_records (clinic_id, id) '
+    'ON DELETE SET NULL (consent_record_id)',
+    'ALTER TABLE consent_records DROP CONSTRAINT IF EXISTS '
+    'uq_consent_records_clinic_id_patient_id_id',
+    'ALTER TABLE professionals DROP CONSTRAINT IF EXISTS '
+    'fk_professionals_clinic_id_user_id_clinic_memberships',
+    'ALTER TABLE professionals ADD CONSTRAINT fk_professionals_user_id_staff_users '
+    'FOREIGN KEY (user_id) REFERENCES staff_users (id) ON DELETE SET NULL',
+)
+
+
+def _run(statements: tuple[str, ...]) -> None:
+    roles = migration_roles()
+    for statement in statements:
+        op.execute(statement.replace("{owner}", roles.owner).replace("{app}", roles.app)
+                   .replace("{service}", roles.service)
+                   .replace("{legal_hold}", roles.legal_hold))
+
+
+def upgrade() -> None:
+    _run(UPGRADE_SQL)
+
+
+def downgrade() -> None:
+    _run(DOWNGRADE_SQL)
