@@ -45,22 +45,31 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _checked(table: str, constraint: str, definition: str, rule: str, finder: str) -> str:
-    """``ALTER TABLE .. ADD CONSTRAINT``, its violation raised again as a clear message.
+def _checked(table: str, constraint: str, definition: str, rule: str, rows: str) -> str:
+    """``ALTER TABLE .. ADD CONSTRAINT`` after counting the rows that break it (``rows``: the
+    ``FROM .. WHERE`` that finds them): any, and the upgrade stops with the rule, the count
+    and the query, never a value (the driver's own message would print the offending key).
 
-    The check of a new foreign key reads every row past row-level security (the owner, who
-    runs migrations, sees no tenant rows otherwise); the driver's own message would print
-    the offending key, so it is replaced by the rule and the query that lists the rows."""
+    Run with row-level security not forced on the tables read (see ``upgrade``): PostgreSQL
+    checks a new foreign key's existing rows with the migrating owner's query, which forced
+    row-level security shows no tenant row, so the constraint would be added over violating
+    rows without a word."""
     return (
-        "DO $migration$\nBEGIN\n"
+        "DO $migration$\nDECLARE\n  n bigint;\nBEGIN\n"
+        f"  SELECT count(*) INTO n {rows};\n"
+        "  IF n > 0 THEN\n"
+        f"    RAISE EXCEPTION 'migration 0014: % {rule}; fix those rows and upgrade again', n\n"
+        f"      USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{constraint}',\n"
+        "      HINT = 'the rows, as a role that bypasses row-level security: "
+        f"SELECT clinic_id, id {rows}';\n"
+        "  END IF;\n"
         f"  ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition};\n"
-        "EXCEPTION WHEN foreign_key_violation THEN\n"
-        f"  RAISE EXCEPTION 'migration 0014: {rule}; fix those rows and upgrade again'\n"
-        f"    USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{constraint}',\n"
-        f"    HINT = 'the rows (as a role that bypasses row-level security): {finder}';\n"
         "END\n$migration$"
     )
 
+
+# the tables whose existing rows the new keys are checked against
+CHECKED_TABLES = ('professionals', 'clinic_memberships', 'disclosures', 'consent_records')
 
 # frozen SQL of this revision
 UPGRADE_SQL: tuple[str, ...] = (
@@ -69,11 +78,10 @@ UPGRADE_SQL: tuple[str, ...] = (
         'professionals', 'fk_professionals_clinic_id_user_id_clinic_memberships',
         'FOREIGN KEY (clinic_id, user_id) REFERENCES clinic_memberships (clinic_id, user_id) '
         'ON DELETE SET NULL (user_id)',
-        "some professionals link a staff account that is no member of the professional''s "
-        "clinic (professionals.user_id)",
-        'SELECT p.clinic_id, p.id FROM professionals p WHERE p.user_id IS NOT NULL AND NOT '
-        'EXISTS (SELECT FROM clinic_memberships m WHERE m.clinic_id = p.clinic_id AND '
-        'm.user_id = p.user_id)'),
+        "professionals link a staff account that is no member of their clinic "
+        "(professionals.user_id)",
+        'FROM professionals p WHERE p.user_id IS NOT NULL AND NOT EXISTS (SELECT FROM '
+        'clinic_memberships m WHERE m.clinic_id = p.clinic_id AND m.user_id = p.user_id)'),
     'ALTER TABLE consent_records ADD CONSTRAINT uq_consent_records_clinic_id_patient_id_id '
     'UNIQUE (clinic_id, patient_id, id)',
     'ALTER TABLE disclosures DROP CONSTRAINT '
@@ -82,11 +90,11 @@ UPGRADE_SQL: tuple[str, ...] = (
         'disclosures', 'fk_disclosures_same_patient_consent_records',
         'FOREIGN KEY (clinic_id, patient_id, consent_record_id) REFERENCES consent_records '
         '(clinic_id, patient_id, id) ON DELETE SET NULL (consent_record_id)',
-        "some disclosures rest on a consent of another patient or clinic "
+        "disclosures rest on a consent of another patient or clinic "
         "(disclosures.consent_record_id)",
-        'SELECT d.clinic_id, d.id FROM disclosures d WHERE d.consent_record_id IS NOT NULL '
-        'AND NOT EXISTS (SELECT FROM consent_records c WHERE c.clinic_id = d.clinic_id AND '
-        'c.patient_id = d.patient_id AND c.id = d.consent_record_id)'),
+        'FROM disclosures d WHERE d.consent_record_id IS NOT NULL AND NOT EXISTS (SELECT FROM '
+        'consent_records c WHERE c.clinic_id = d.clinic_id AND c.patient_id = d.patient_id '
+        'AND c.id = d.consent_record_id)'),
 )
 DOWNGRADE_SQL: tuple[str, ...] = (
     'ALTER TABLE disclosures DROP CONSTRAINT IF EXISTS '
@@ -113,7 +121,13 @@ def _run(statements: tuple[str, ...]) -> None:
 
 
 def upgrade() -> None:
+    # as the owner, past row-level security for the checks (the lock this takes is held to
+    # the end of the migration's transaction: no row changes meanwhile)
+    for table in CHECKED_TABLES:
+        op.execute(f'ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY')
     _run(UPGRADE_SQL)
+    for table in CHECKED_TABLES:
+        op.execute(f'ALTER TABLE {table} FORCE ROW LEVEL SECURITY')
 
 
 def downgrade() -> None:
