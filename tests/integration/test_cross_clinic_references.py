@@ -31,7 +31,7 @@ from neonpro.adapters.db import migrate
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.errors import translate
 from neonpro.adapters.db.security import Roles
-from neonpro.domain.errors import ValidationFailed
+from neonpro.domain.errors import Conflict, ValidationFailed
 from tests.conftest import make_settings
 from tests.factories import ACTOR, T0, seed_clinic, seed_world
 
@@ -44,11 +44,13 @@ def _plain(url: str) -> str:
 
 
 @contextmanager
-def _as_app(url: str, roles: Roles, clinic: uuid.UUID) -> Iterator[psycopg.Connection[Any]]:
-    """One transaction of SQL run as the application role in ``clinic``: the role, then the
-    bound context, the application's own first statements. Rolled back at the end."""
+def _as_app(url: str, roles: Roles, clinic: uuid.UUID,
+            role: str | None = None) -> Iterator[psycopg.Connection[Any]]:
+    """One transaction of SQL run as the application role (or ``role``) in ``clinic``: the
+    role, then the bound context, the application's own first statements. Rolled back at
+    the end."""
     with psycopg.connect(_plain(url)) as conn:
-        conn.execute("SELECT set_config('role', %s, true)", (roles.app,))
+        conn.execute("SELECT set_config('role', %s, true)", (role or roles.app,))
         conn.execute("SELECT neonpro_bind_context(%s, %s, 'admin', '', '', '', '')",
                      (str(clinic), str(ACTOR)))
         try:
@@ -58,9 +60,10 @@ def _as_app(url: str, roles: Roles, clinic: uuid.UUID) -> Iterator[psycopg.Conne
 
 
 def _refused(url: str, roles: Roles, clinic: uuid.UUID, sql: str,
-             params: dict[str, Any]) -> psycopg.errors.ForeignKeyViolation:
+             params: dict[str, Any], role: str | None = None,
+             ) -> psycopg.errors.ForeignKeyViolation:
     with pytest.raises(psycopg.errors.ForeignKeyViolation) as caught, \
-            _as_app(url, roles, clinic) as conn:
+            _as_app(url, roles, clinic, role) as conn:
         conn.execute(sql, params)
     return caught.value
 
@@ -77,6 +80,13 @@ def world(db: Database) -> World:
             "VALUES (:c, :id, :mrn, 'Outra Paciente')"),
             {"c": a, "id": other, "mrn": f"MRN-{other.hex[:8]}"})
         seeded["a"]["other_patient"] = other
+        # an erasure of clinic A's patient on the grounds of its own request
+        cited = uuid.uuid4()
+        session.execute(text(
+            "INSERT INTO erasure_ledger (clinic_id, id, patient_id, request_id, outcome) "
+            "VALUES (:c, :id, :p, :r, 'blocked')"),
+            {"c": a, "id": cited, "p": seeded["a"]["patients"],
+             "r": seeded["a"]["data_subject_requests"]})
     return seeded
 
 
@@ -168,6 +178,76 @@ def test_the_violation_answers_422_on_the_field_without_any_value(
     assert isinstance(error, ValidationFailed)
     assert error.field == "consent_record_id"
     assert not UUID_TEXT.search(str(error))
+
+
+LEDGER_INSERT = (
+    "INSERT INTO erasure_ledger (clinic_id, patient_id, request_id, outcome) VALUES "
+    "(current_setting('app.clinic_id')::uuid, %(patient)s, %(request)s, 'anonymized')")
+REQUEST_KEY = "fk_erasure_ledger_request_data_subject_requests"
+
+
+def test_an_erasure_cannot_name_another_clinics_or_patients_request(
+        database_url: str, roles: Roles, world: World) -> None:
+    """The erasure engine's role (the only one that appends to the ledger) bound to clinic
+    A: another clinic's request, or another patient's, is no grounds."""
+    a, b = world["a"], world["b"]
+    for request in (b["data_subject_requests"], a["data_subject_requests"]):
+        patient = a["other_patient"] if request == a["data_subject_requests"] else a["patients"]
+        refused = _refused(database_url, roles, a["clinics"], LEDGER_INSERT,
+                           {"patient": patient, "request": request}, role=roles.service)
+        assert refused.diag.constraint_name == REQUEST_KEY
+
+
+def test_an_erasure_may_name_its_own_request_or_one_this_database_never_held(
+        database_url: str, roles: Roles, world: World) -> None:
+    """A restore re-applies entries decided after its backup: their request is unknown here."""
+    a = world["a"]
+    with _as_app(database_url, roles, a["clinics"], roles.service) as conn:
+        conn.execute(LEDGER_INSERT, {"patient": a["patients"],
+                                     "request": a["data_subject_requests"]})
+        conn.execute(LEDGER_INSERT, {"patient": a["patients"], "request": uuid.uuid4()})
+
+
+def test_the_application_role_cannot_write_the_erasure_ledger_at_all(
+        database_url: str, roles: Roles, world: World) -> None:
+    a, b = world["a"], world["b"]
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), \
+            _as_app(database_url, roles, a["clinics"]) as conn:
+        conn.execute(LEDGER_INSERT, {"patient": a["patients"],
+                                     "request": b["data_subject_requests"]})
+
+
+@pytest.mark.parametrize("change", [
+    "UPDATE data_subject_requests SET patient_id = %(other)s WHERE id = %(request)s",
+    "UPDATE data_subject_requests SET id = gen_random_uuid() WHERE id = %(request)s",
+    "DELETE FROM data_subject_requests WHERE id = %(request)s",
+])
+def test_a_request_an_erasure_names_cannot_move_to_another_patient_or_go(
+        database_url: str, roles: Roles, world: World, change: str) -> None:
+    a = world["a"]
+    refused = _refused(database_url, roles, a["clinics"], change,
+                       {"other": a["other_patient"], "request": a["data_subject_requests"]})
+    assert refused.diag.constraint_name == REQUEST_KEY
+
+
+def test_a_request_no_erasure_names_may_still_be_corrected(
+        database_url: str, roles: Roles, world: World) -> None:
+    b = world["b"]  # clinic B's request grounds no erasure
+    with _as_app(database_url, roles, b["clinics"]) as conn:
+        changed = conn.execute(
+            "UPDATE data_subject_requests SET patient_id = patient_id, status = 'in_progress' "
+            "WHERE id = %s", (b["data_subject_requests"],)).rowcount
+    assert changed == 1
+
+
+def test_the_moved_request_answers_409_without_any_value(db: Database, world: World) -> None:
+    a = world["a"]
+    with pytest.raises(DBAPIError) as caught, db.tenant_session(a["clinics"], ACTOR) as s:
+        s.execute(text("UPDATE data_subject_requests SET patient_id = :other WHERE id = :r"),
+                  {"other": a["other_patient"], "r": a["data_subject_requests"]})
+    error = translate(caught.value)
+    assert isinstance(error, Conflict)
+    assert str(error) == "data_subject_request is still referenced by other records"
 
 
 # --- the references that already held the clinic (before 0014): still refused ---

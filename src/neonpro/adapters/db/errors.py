@@ -45,15 +45,19 @@ FK_ENTITIES: dict[str, str] = {
     "_clinics": "clinic",
     "_staff_users": "staff_user",
     "_clinic_memberships": "clinic_membership",
+    "_data_subject_requests": "data_subject_request",
 }
 
 # foreign keys that tie a reference to the row's own clinic (and patient) beyond existence
-# (migration 0014): the field a caller would correct and the rule, never the values
+# (migration 0014; the erasure ledger's request by trigger, erasure_sql.py): the field a
+# caller would correct and the rule, never the values
 FK_FIELDS: dict[str, tuple[str, str]] = {
     "fk_professionals_clinic_id_user_id_clinic_memberships": (
         "user_id", "is not a staff member of this clinic"),
     "fk_disclosures_same_patient_consent_records": (
         "consent_record_id", "is not a consent of this patient in this clinic"),
+    "fk_erasure_ledger_request_data_subject_requests": (
+        "request_id", "is not a data-subject request of this patient"),
 }
 
 

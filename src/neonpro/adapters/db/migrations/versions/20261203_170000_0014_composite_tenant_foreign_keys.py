@@ -19,15 +19,20 @@ row-level security: any clinic's row satisfied it.
   disclosure rests on a consent of the same patient, not on another patient's (the
   reference was already ``(clinic_id, consent_record_id)``: the clinic was held, not the
   patient).
+* ``erasure_ledger.request_id`` (the grounds of an erasure, which had no reference at all)
+  names a data-subject request of the same clinic and patient, by two triggers rather than
+  a foreign key (``erasure_sql.request_ddl``): a restore re-applies ledger entries decided
+  after its backup, whose request the restored database never held (the ledger's
+  ``patient_id`` has no foreign key for the same reason), so a request the database does
+  not hold at all is let through while one of another clinic or patient is refused; and a
+  request an erasure names keeps its clinic, patient and id and is not deleted (the
+  application role could otherwise move it to another patient under the ledger's feet).
+  The error names ``fk_erasure_ledger_request_data_subject_requests`` like a foreign key.
 
-Every other reference between tenant tables already includes ``clinic_id``. The erasure
-ledger's ``request_id`` deliberately gets no foreign key: a restore re-applies ledger
-entries made after its backup, whose data-subject request the restored database never had
-(the ledger's ``patient_id`` has none for the same reason); the application role cannot
-write to the ledger at all.
+Every other reference between tenant tables already includes ``clinic_id``.
 
-A row that breaks a new key (a cross-clinic link made before this revision) makes the
-upgrade fail with the rule, the constraint and the query that finds those rows, never their
+A row that breaks a new rule (a cross-clinic link made before this revision) makes the
+upgrade fail with the rule, the count of rows, the constraint and the query that finds those rows, never their
 values; nothing is changed or dropped silently. Fix the rows and upgrade again.
 """
 
@@ -45,7 +50,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _checked(table: str, constraint: str, definition: str, rule: str, rows: str) -> str:
+def _checked(table: str | None, constraint: str, definition: str, rule: str, rows: str) -> str:
     """``ALTER TABLE .. ADD CONSTRAINT`` after counting the rows that break it (``rows``: the
     ``FROM .. WHERE`` that finds them): any, and the upgrade stops with the rule, the count
     and the query, never a value (the driver's own message would print the offending key).
@@ -63,13 +68,14 @@ def _checked(table: str, constraint: str, definition: str, rule: str, rows: str)
         "      HINT = 'the rows, as a role that bypasses row-level security: "
         f"SELECT clinic_id, id {rows}';\n"
         "  END IF;\n"
-        f"  ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition};\n"
-        "END\n$migration$"
+        + (f"  ALTER TABLE {table} ADD CONSTRAINT {constraint} {definition};\n" if table else "")
+        + "END\n$migration$"
     )
 
 
 # the tables whose existing rows the new keys are checked against
-CHECKED_TABLES = ('professionals', 'clinic_memberships', 'disclosures', 'consent_records')
+CHECKED_TABLES = ('professionals', 'clinic_memberships', 'disclosures', 'consent_records',
+                  'erasure_ledger', 'data_subject_requests')
 
 # frozen SQL of this revision
 UPGRADE_SQL: tuple[str, ...] = (
@@ -95,8 +101,25 @@ UPGRADE_SQL: tuple[str, ...] = (
         'FROM disclosures d WHERE d.consent_record_id IS NOT NULL AND NOT EXISTS (SELECT FROM '
         'consent_records c WHERE c.clinic_id = d.clinic_id AND c.patient_id = d.patient_id '
         'AND c.id = d.consent_record_id)'),
+    _checked(
+        None, 'fk_erasure_ledger_request_data_subject_requests', '',
+        "erasure ledger entries name a data-subject request of another clinic or patient "
+        "(erasure_ledger.request_id)",
+        'FROM erasure_ledger e WHERE e.request_id IS NOT NULL AND NOT EXISTS (SELECT FROM '
+        'data_subject_requests r WHERE r.clinic_id = e.clinic_id AND r.patient_id = '
+        'e.patient_id AND r.id = e.request_id) AND EXISTS (SELECT FROM data_subject_requests r '
+        'WHERE r.id = e.request_id)'),
+    # frozen copy of erasure_sql.request_ddl at this revision
+    "CREATE FUNCTION neonpro_erasure_request_check() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n  IF NOT EXISTS (SELECT FROM data_subject_requests r WHERE r.clinic_id = NEW.clinic_id\n                 AND r.patient_id = NEW.patient_id AND r.id = NEW.request_id)\n     AND EXISTS (SELECT FROM data_subject_requests r WHERE r.id = NEW.request_id) THEN\n    RAISE EXCEPTION 'an erasure names as its grounds a data-subject request of its own '\n      'clinic and patient'\n      USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'fk_erasure_ledger_request_data_subject_requests';\n  END IF;\n  RETURN NEW;\nEND\n$$",
+    "CREATE FUNCTION neonpro_erasure_request_kept() RETURNS trigger\nLANGUAGE plpgsql AS $$\nBEGIN\n  IF TG_OP = 'UPDATE' AND (NEW.clinic_id, NEW.patient_id, NEW.id)\n                          = (OLD.clinic_id, OLD.patient_id, OLD.id) THEN\n    RETURN NEW;\n  END IF;\n  IF EXISTS (SELECT FROM erasure_ledger e WHERE e.clinic_id = OLD.clinic_id\n             AND e.request_id = OLD.id) THEN\n    RAISE EXCEPTION 'a data-subject request an erasure names keeps its clinic, patient and id'\n      USING ERRCODE = 'foreign_key_violation', CONSTRAINT = 'fk_erasure_ledger_request_data_subject_requests',\n            DETAIL = 'the request is still referenced from the erasure ledger';\n  END IF;\n  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;\nEND\n$$",
+    'CREATE TRIGGER erasure_ledger_request_check BEFORE INSERT ON erasure_ledger FOR EACH ROW WHEN (NEW.request_id IS NOT NULL) EXECUTE FUNCTION neonpro_erasure_request_check()',
+    'CREATE TRIGGER data_subject_requests_erasure_kept BEFORE UPDATE OR DELETE ON data_subject_requests FOR EACH ROW EXECUTE FUNCTION neonpro_erasure_request_kept()',
 )
 DOWNGRADE_SQL: tuple[str, ...] = (
+    'DROP TRIGGER IF EXISTS data_subject_requests_erasure_kept ON data_subject_requests',
+    'DROP TRIGGER IF EXISTS erasure_ledger_request_check ON erasure_ledger',
+    'DROP FUNCTION IF EXISTS neonpro_erasure_request_kept()',
+    'DROP FUNCTION IF EXISTS neonpro_erasure_request_check()',
     'ALTER TABLE disclosures DROP CONSTRAINT IF EXISTS '
     'fk_disclosures_same_patient_consent_records',
     'ALTER TABLE disclosures ADD CONSTRAINT '
