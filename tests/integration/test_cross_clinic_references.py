@@ -6,9 +6,11 @@ application binds itself (``neonpro_bind_context``), past every service check: r
 security hides clinic B's rows from it, but a foreign key is checked past row-level
 security, so only a key that includes ``clinic_id`` (and ``patient_id``) refuses the link.
 Every attempt must fail with a foreign-key violation: not a permission error, not zero rows.
+The erasure ledger, which only the erasure engine's service role appends to, names its
+request under a trigger that answers as a foreign key would (``erasure_sql.request_ddl``).
 
-The tests of the keys 0014 made composite fail on a database migrated to 0013 only: there
-the same statements commit (``test_0013_let_the_links_through_and_0014_refuses_to_hide_them``
+The tests of the rules 0014 added fail on a database migrated to 0013 only: there the
+same statements commit (``test_0013_let_the_links_through_and_0014_refuses_to_hide_them``
 shows it, and that the upgrade then stops with a message naming no value).
 """
 
@@ -378,5 +380,25 @@ def test_0014_refuses_a_disclosure_resting_on_another_patients_consent(
         migrate.upgrade(url, roles)
     message = str(caught.value.orig)
     assert "migration 0014: 1 disclosures rest on a consent of another patient" in message
+    assert not UUID_TEXT.search(message)
+    assert migrate.current_revisions(url) == ("0013",)
+
+
+def test_0014_refuses_an_erasure_that_names_another_clinics_request(
+        fresh_database_url: str, roles: Roles) -> None:
+    url = fresh_database_url
+    migrate.upgrade(url, roles, "0013")
+    world = _seed_at(url)
+    a, b = world["a"], world["b"]
+    with _as_app(url, roles, a["clinics"], roles.service) as conn:
+        conn.execute(LEDGER_INSERT, {"patient": a["patients"],
+                                     "request": b["data_subject_requests"]})
+        conn.execute(LEDGER_INSERT, {"patient": a["patients"],  # unknown here: let through
+                                     "request": uuid.uuid4()})
+        conn.commit()
+    with pytest.raises(DBAPIError) as caught:
+        migrate.upgrade(url, roles)
+    message = str(caught.value.orig)
+    assert "migration 0014: 1 erasure ledger entries name a data-subject request" in message
     assert not UUID_TEXT.search(message)
     assert migrate.current_revisions(url) == ("0013",)
