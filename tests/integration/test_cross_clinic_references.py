@@ -140,6 +140,23 @@ def test_a_disclosure_cannot_rest_on_another_patients_consent(
     assert refused.diag.constraint_name == "fk_disclosures_same_patient_consent_records"
 
 
+REVOCATION_INSERT = (
+    "INSERT INTO consent_records (clinic_id, patient_id, purpose, legal_basis, status, "
+    "given_at, revoked_at, terms_version, terms_hash, supersedes_id) VALUES "
+    "(current_setting('app.clinic_id')::uuid, %(patient)s, 'marketing', 'consent', "
+    "'revoked', %(start)s, %(start)s, 'v1', repeat('a', 64), %(old)s)")
+
+
+def test_a_consent_cannot_supersede_another_patients_consent(
+        database_url: str, roles: Roles, world: World) -> None:
+    """Another patient's row would take that consent's one successor: never revocable."""
+    a = world["a"]
+    refused = _refused(database_url, roles, a["clinics"], REVOCATION_INSERT,
+                       {"patient": a["other_patient"], "old": a["consent_records"],
+                        "start": T0 + timedelta(days=1)})
+    assert refused.diag.constraint_name == "fk_consent_records_same_patient_consent_records"
+
+
 def test_the_legitimate_links_still_commit(database_url: str, roles: Roles,
                                            world: World) -> None:
     """The same statements with this clinic's own member and this patient's own consent."""
@@ -149,6 +166,8 @@ def test_the_legitimate_links_still_commit(database_url: str, roles: Roles,
         conn.execute(DISCLOSURE_INSERT, {"patient": a["patients"],
                                          "consent": a["consent_records"]})
         conn.execute(DISCLOSURE_INSERT, {"patient": a["other_patient"], "consent": None})
+        conn.execute(REVOCATION_INSERT, {"patient": a["patients"], "old": a["consent_records"],
+                                         "start": T0 + timedelta(days=1)})
 
 
 def test_removing_a_membership_unlinks_the_professional(

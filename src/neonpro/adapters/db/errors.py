@@ -56,6 +56,8 @@ FK_FIELDS: dict[str, tuple[str, str]] = {
         "user_id", "is not a staff member of this clinic"),
     "fk_disclosures_same_patient_consent_records": (
         "consent_record_id", "is not a consent of this patient in this clinic"),
+    "fk_consent_records_same_patient_consent_records": (
+        "supersedes_id", "is not a consent of this patient in this clinic"),
     "fk_erasure_ledger_request_data_subject_requests": (
         "request_id", "is not a data-subject request of this patient"),
 }

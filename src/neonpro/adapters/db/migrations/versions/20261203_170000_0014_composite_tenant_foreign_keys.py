@@ -19,6 +19,10 @@ row-level security: any clinic's row satisfied it.
   disclosure rests on a consent of the same patient, not on another patient's (the
   reference was already ``(clinic_id, consent_record_id)``: the clinic was held, not the
   patient).
+* ``consent_records.supersedes_id``: likewise ``(clinic_id, patient_id, supersedes_id)``:
+  a revocation, expiry or renewal changes a consent of its own patient (another patient's
+  row would take that consent's one successor, ``(clinic_id, supersedes_id)`` being unique,
+  and the consent could never be revoked again).
 * ``erasure_ledger.request_id`` (the grounds of an erasure, which had no reference at all)
   names a data-subject request of the same clinic and patient, by two triggers rather than
   a foreign key (``erasure_sql.request_ddl``): a restore re-applies ledger entries decided
@@ -90,6 +94,16 @@ UPGRADE_SQL: tuple[str, ...] = (
         'clinic_memberships m WHERE m.clinic_id = p.clinic_id AND m.user_id = p.user_id)'),
     'ALTER TABLE consent_records ADD CONSTRAINT uq_consent_records_clinic_id_patient_id_id '
     'UNIQUE (clinic_id, patient_id, id)',
+    'ALTER TABLE consent_records DROP CONSTRAINT '
+    'fk_consent_records_clinic_id_supersedes_id_consent_records',
+    _checked(
+        'consent_records', 'fk_consent_records_same_patient_consent_records',
+        'FOREIGN KEY (clinic_id, patient_id, supersedes_id) REFERENCES consent_records '
+        '(clinic_id, patient_id, id) ON DELETE SET NULL (supersedes_id)',
+        "consent records change a consent of another patient (consent_records.supersedes_id)",
+        'FROM consent_records c WHERE c.supersedes_id IS NOT NULL AND NOT EXISTS (SELECT FROM '
+        'consent_records o WHERE o.clinic_id = c.clinic_id AND o.patient_id = c.patient_id '
+        'AND o.id = c.supersedes_id)'),
     'ALTER TABLE disclosures DROP CONSTRAINT '
     'fk_disclosures_clinic_id_consent_record_id_consent_records',
     _checked(
@@ -126,6 +140,12 @@ DOWNGRADE_SQL: tuple[str, ...] = (
     'fk_disclosures_clinic_id_consent_record_id_consent_records FOREIGN KEY (clinic_id, '
     'consent_record_id) REFERENCES consent_records (clinic_id, id) '
     'ON DELETE SET NULL (consent_record_id)',
+    'ALTER TABLE consent_records DROP CONSTRAINT IF EXISTS '
+    'fk_consent_records_same_patient_consent_records',
+    'ALTER TABLE consent_records ADD CONSTRAINT '
+    'fk_consent_records_clinic_id_supersedes_id_consent_records FOREIGN KEY (clinic_id, '
+    'supersedes_id) REFERENCES consent_records (clinic_id, id) '
+    'ON DELETE SET NULL (supersedes_id)',
     'ALTER TABLE consent_records DROP CONSTRAINT IF EXISTS '
     'uq_consent_records_clinic_id_patient_id_id',
     'ALTER TABLE professionals DROP CONSTRAINT IF EXISTS '
