@@ -97,10 +97,64 @@ END
 $$"""
 
 
+# The request an erasure names as its grounds (``erasure_ledger.request_id``) is a
+# data-subject request of the same clinic and patient. Not a foreign key: a restore
+# re-applies ledger entries decided after its backup, whose request the restored database
+# never held (the ledger's ``patient_id`` has no foreign key for the same reason), so a
+# request this database does not hold at all is let through, one of another clinic or
+# patient is refused; and a request an erasure names keeps its clinic, patient and id and
+# is not deleted. Both checks run as the invoking role: the service role (the only one
+# granted INSERT on the ledger) sees every request; the application role, which may change
+# requests, sees its clinic's ledger, where the entries naming its requests are.
+REQUEST_KEY = "fk_erasure_ledger_request_data_subject_requests"
+
+
+def request_ddl() -> list[str]:
+    """The two halves of the ledger's reference to its request (migration 0014)."""
+    return [
+        f"""CREATE FUNCTION neonpro_erasure_request_check() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM data_subject_requests r WHERE r.clinic_id = NEW.clinic_id
+                 AND r.patient_id = NEW.patient_id AND r.id = NEW.request_id)
+     AND EXISTS (SELECT FROM data_subject_requests r WHERE r.id = NEW.request_id) THEN
+    RAISE EXCEPTION 'an erasure names as its grounds a data-subject request of its own '
+      'clinic and patient'
+      USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{REQUEST_KEY}';
+  END IF;
+  RETURN NEW;
+END
+$$""",  # noqa: S608  (a constant's name, no input)
+        f"""CREATE FUNCTION neonpro_erasure_request_kept() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND (NEW.clinic_id, NEW.patient_id, NEW.id)
+                          = (OLD.clinic_id, OLD.patient_id, OLD.id) THEN
+    RETURN NEW;
+  END IF;
+  IF EXISTS (SELECT FROM erasure_ledger e WHERE e.clinic_id = OLD.clinic_id
+             AND e.request_id = OLD.id) THEN
+    RAISE EXCEPTION 'a data-subject request an erasure names keeps its clinic, patient and id'
+      USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{REQUEST_KEY}',
+            DETAIL = 'the request is still referenced from the erasure ledger';
+  END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$""",  # noqa: S608  (a constant's name, no input)
+        "CREATE TRIGGER erasure_ledger_request_check BEFORE INSERT ON erasure_ledger "
+        "FOR EACH ROW WHEN (NEW.request_id IS NOT NULL) "
+        "EXECUTE FUNCTION neonpro_erasure_request_check()",
+        "CREATE TRIGGER data_subject_requests_erasure_kept BEFORE UPDATE OR DELETE ON "
+        "data_subject_requests FOR EACH ROW EXECUTE FUNCTION neonpro_erasure_request_kept()",
+    ]
+
+
 def erasure_ddl() -> list[str]:
-    """The guard function and its trigger (after the tables exist)."""
+    """The guard function and its trigger (after the tables exist), and the ledger's
+    reference to its request."""
     return [
         guard_function(),
         f"CREATE TRIGGER {GUARD} BEFORE UPDATE ON patients FOR EACH ROW "
         f"WHEN ({ERASED_WHEN}) EXECUTE FUNCTION neonpro_patient_erased_guard()",
+        *request_ddl(),
     ]

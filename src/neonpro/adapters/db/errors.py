@@ -44,6 +44,22 @@ FK_ENTITIES: dict[str, str] = {
     "_consent_records": "consent",
     "_clinics": "clinic",
     "_staff_users": "staff_user",
+    "_clinic_memberships": "clinic_membership",
+    "_data_subject_requests": "data_subject_request",
+}
+
+# foreign keys that tie a reference to the row's own clinic (and patient) beyond existence
+# (migration 0014; the erasure ledger's request by trigger, erasure_sql.py): the field a
+# caller would correct and the rule, never the values
+FK_FIELDS: dict[str, tuple[str, str]] = {
+    "fk_professionals_clinic_id_user_id_clinic_memberships": (
+        "user_id", "is not a staff member of this clinic"),
+    "fk_disclosures_same_patient_consent_records": (
+        "consent_record_id", "is not a consent of this patient in this clinic"),
+    "fk_consent_records_same_patient_consent_records": (
+        "supersedes_id", "is not a consent of this patient in this clinic"),
+    "fk_erasure_ledger_request_data_subject_requests": (
+        "request_id", "is not a data-subject request of this patient"),
 }
 
 
@@ -153,6 +169,8 @@ def translate(exc: DBAPIError) -> DomainError | None:  # noqa: PLR0911  (one ret
         detail = str(getattr(getattr(orig, "diag", None), "message_detail", "") or "")
         if "still referenced" in detail:
             return Conflict(f"{entity} is still referenced by other records")
+        if name in FK_FIELDS:
+            return ValidationFailed(*FK_FIELDS[name])
         return NotFound(entity)
     if isinstance(orig, psycopg.errors.CheckViolation):
         field = name.removeprefix("ck_").split("_", 1)[-1] if name else "value"

@@ -7,8 +7,10 @@ A tenant table can be distributed by ``clinic_id`` (Citus) only when:
 * every foreign key to another tenant table includes ``clinic_id`` mapped to the
   referenced table's ``clinic_id`` (which also makes cross-clinic references
   impossible);
-* a nullable reference is cleared with ``ON DELETE SET NULL (its columns)``, so
-  ``clinic_id`` itself is never nulled.
+* a nullable reference is cleared with ``ON DELETE SET NULL (its nullable columns)``, so
+  ``clinic_id`` itself is never nulled (nor a required column a reference may also carry:
+  ``(clinic_id, patient_id, consent_record_id)`` names a consent *of that patient*, and
+  clears ``consent_record_id`` only).
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ def _fk_problems(table: Table, fk: ForeignKeyConstraint) -> list[str]:
     if pairs.get("clinic_id") != "clinic_id":
         problems.append(f"{name}: foreign key to tenant table {target.name} lacks clinic_id")
     own = [c for c in fk.columns if c.name != "clinic_id"]
-    nullable = any(c.nullable for c in own)
+    nullable = {c.name for c in own if c.nullable}
     match = _SET_NULL.match((fk.ondelete or "").strip())
     listed = {c.strip() for c in match.group("cols").split(",")} if match else set()
-    if nullable and listed != {c.name for c in own}:
-        problems.append(f"{name}: nullable reference needs ON DELETE SET NULL (its own columns)")
+    if nullable and listed != nullable:
+        problems.append(f"{name}: nullable reference needs ON DELETE SET NULL (its own "
+                        "nullable columns)")
     if not nullable and match:
         problems.append(f"{name}: SET NULL on a required reference")
     return problems

@@ -19,7 +19,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Text, UniqueConstraint, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,8 +66,18 @@ class ConsentRecord(Chained, TenantMixin, Base):
     __table_args__ = table_args(
         "tenant",
         tenant_fk("patient_id", "patients", nullable=False),
-        tenant_fk("supersedes_id", "consent_records", nullable=True),
+        # a row changes a consent of its own patient (another patient's would take that
+        # consent's one successor: it could never be revoked); the convention's name would
+        # pass 63 characters
+        ForeignKeyConstraint(
+            ["clinic_id", "patient_id", "supersedes_id"],
+            ["consent_records.clinic_id", "consent_records.patient_id", "consent_records.id"],
+            ondelete="SET NULL (supersedes_id)",
+            name="fk_consent_records_same_patient_consent_records",
+        ),
         UniqueConstraint("clinic_id", "supersedes_id"),
+        # the key a reference to "this patient's consent" needs (supersedes_id, disclosures)
+        UniqueConstraint("clinic_id", "patient_id", "id"),
         Index(None, "clinic_id", "patient_id", "purpose", "created_at"),
         Index(None, "clinic_id", "patient_id", "purpose", "entry_no"),
         ck_in("purpose", ConsentPurpose),

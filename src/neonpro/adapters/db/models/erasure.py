@@ -32,6 +32,8 @@ class ErasureLedgerEntry(Chained, TenantMixin, Base):
     id: Mapped[uuid.UUID] = uuid_pk()
     patient_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), comment="the patient erased; no FK (a deleted patient leaves this)")
+    # a request of this clinic and patient: checked by trigger, not by a foreign key (a
+    # restore re-applies entries whose request it never held; erasure_sql.request_ddl)
     request_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), comment="the data-subject request, if any")
     decided_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -3,7 +3,16 @@
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import CheckConstraint, Index, Integer, Interval, Text, func, text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Interval,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -119,7 +128,14 @@ class Disclosure(Chained, TenantMixin, Base):
     __table_args__ = table_args(
         "tenant",
         tenant_fk("patient_id", "patients", nullable=False),
-        tenant_fk("consent_record_id", "consent_records", nullable=True),
+        # the consent a disclosure rests on is a consent of the same patient in the same
+        # clinic; the convention's name would pass 63 characters
+        ForeignKeyConstraint(
+            ["clinic_id", "patient_id", "consent_record_id"],
+            ["consent_records.clinic_id", "consent_records.patient_id", "consent_records.id"],
+            ondelete="SET NULL (consent_record_id)",
+            name="fk_disclosures_same_patient_consent_records",
+        ),
         Index(None, "clinic_id", "patient_id", "disclosed_at"),
         Index(None, "clinic_id", "disclosed_at"),
         ck_in("legal_basis", LegalBasis),

@@ -6,7 +6,7 @@ from datetime import date, time
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     Text,
@@ -51,6 +51,13 @@ class Professional(TenantMixin, TimestampMixin, Base):
             name="uq_professionals_clinic_id_council_registration",  # convention name > 63
         ),
         UniqueConstraint("clinic_id", "user_id"),  # one professional record per account
+        # the account is a staff member of this clinic (not any clinic's account): the
+        # membership's key is (clinic_id, user_id); a membership removed unlinks the account
+        ForeignKeyConstraint(
+            ["clinic_id", "user_id"],
+            ["clinic_memberships.clinic_id", "clinic_memberships.user_id"],
+            ondelete="SET NULL (user_id)",
+        ),
         Index(None, "clinic_id", "is_active"),
         ck_in("council_type", CouncilType),
         ck_in("council_validation", CouncilValidation),
@@ -77,9 +84,7 @@ class Professional(TenantMixin, TimestampMixin, Base):
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
-    user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("staff_users.id", ondelete="SET NULL")
-    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     full_name: Mapped[str] = mapped_column(Text, **pii(Cat.IDENTIFICATION, Anon.REPLACE))
     specialization: Mapped[str | None] = mapped_column(Text)
     council_type: Mapped[str | None] = mapped_column(Text)
