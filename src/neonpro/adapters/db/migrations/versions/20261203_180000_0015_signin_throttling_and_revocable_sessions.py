@@ -1,7 +1,7 @@
 """sign-in throttling and sessions: tokens are revocable, guesses are throttled
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-03 18:00:00+00:00
 
 * ``login_throttle`` and ``login_trusted`` (service role only): failed sign-ins counted per
@@ -28,7 +28,7 @@ from alembic import op
 from neonpro.adapters.db.migrations import migration_roles
 
 revision: str = '0015'
-down_revision: str | Sequence[str] | None = '0013'
+down_revision: str | Sequence[str] | None = '0014'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
