@@ -72,10 +72,10 @@ class Raw:
 
 
 def nested(depth: int) -> Raw:
-    """Lists and objects in turn, ``depth`` levels deep, as JSON text (json.dumps itself
-    recurses per level)."""
-    opening = "".join('{"a": ' if i % 2 else "[" for i in range(depth))
-    closing = "".join("}" if i % 2 else "]" for i in reversed(range(depth)))
+    """Objects and lists in turn (an object outermost, as the object fields expect), ``depth``
+    levels deep, as JSON text (json.dumps itself recurses per level)."""
+    opening = "".join("[" if i % 2 else '{"a": ' for i in range(depth))
+    closing = "".join("]" if i % 2 else "}" for i in reversed(range(depth)))
     return Raw(f'{opening}{{"leaf": "Sigilosa"}}{closing}')
 
 
@@ -318,6 +318,7 @@ class Variant:
     expect: int | None = None  # the status this variant must get, when one is right
     request_id: str | None = None  # a request id that must be replaced
     refresh: str | None = None  # the resource whose current version the body's base takes
+    refused: bool = False  # a value no operation may accept (any 2xx is a violation)
     template: str = ""  # the operation's path template
 
 
@@ -455,8 +456,10 @@ class _Builder:
                      next(iter(fields), None))
         for i, (name, prop) in enumerate(fields.items()):
             for cls, value in _values_for(_kind(prop, self.spec), i, full=name == first):
+                # nesting past the limit (16) is refused wherever it is put
                 self.add(cls, f"body:{name}", self.target,
-                         body=_encode({**base_body, name: value}))
+                         body=_encode({**base_body, name: value}),
+                         refused=cls.startswith("nesting."))
 
     def whole_bodies(self) -> None:
         if self.base_body is None or self.base is None:
@@ -740,6 +743,8 @@ def judge(variant: Variant, answer: httpx.Response) -> list[str]:
         broken.append(f"error not problem+json ({content_type.split(';')[0] or 'none'})")
     if variant.expect is not None and status != variant.expect:
         broken.append(f"expected {variant.expect}")
+    if variant.refused and status < 400:
+        broken.append("accepted")
     if any(leaked(f"{k}: {v}") for k, v in answer.headers.items()):
         broken.append("planted value in a header")
     if status >= 400 and leaked(answer.content.decode("utf-8", "replace")):
