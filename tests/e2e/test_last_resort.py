@@ -52,6 +52,9 @@ def test_an_unhandled_exception_is_a_problem_logged_without_its_message(
     (str(uuid.UUID(int=7)), True), ("a3f9c2d1e0b4", True), ("0123456789abcdef" * 4, True),
     ("MariaSilva", False), ("maria.silva@exemplo.test", False), ("11144477735x", False),
     ("abc", False), ("a" * 65, False), ("Jo%C3%A3o", False),
+    # a CPF, a CNS or a phone number in digits is hex digits too: never kept
+    ("11144477735", False), ("111444777-35", False), ("898001160458881", False),
+    ("5511987654321", False), ("12345678-1234-1234-1234-123456789012", True),
 ])
 def test_request_ids_that_do_not_look_like_ids_are_replaced(
         raw_client: TestClient, given: str, kept: bool) -> None:

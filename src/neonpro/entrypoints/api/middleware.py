@@ -17,8 +17,19 @@ from neonpro.adapters.metrics import Metrics
 log = structlog.get_logger(__name__)
 MAX_ID = 64
 # A client's X-Request-ID is kept only if it looks like an id (a UUID, or 8 to 64 hex digits
-# with dashes): anything else (a name, an e-mail, free text) would be logged as given.
+# with dashes, at least one of them a letter): anything else (a name, an e-mail, free text)
+# would be logged as given. Decimal digits alone are refused: a CPF (11144477735), a CNS or
+# a phone number is 8 to 64 "hex digits" too.
 _REQUEST_ID = re.compile(r"[0-9A-Fa-f](?:[0-9A-Fa-f-]{6,62})[0-9A-Fa-f]")
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+_HEX_LETTER = re.compile(r"[A-Fa-f]")
+
+
+def kept_request_id(given: str) -> bool:
+    """Whether a client's ``X-Request-ID`` is used as the request's id (else one is made)."""
+    if _UUID.fullmatch(given):
+        return True
+    return bool(_REQUEST_ID.fullmatch(given)) and _HEX_LETTER.search(given) is not None
 
 
 class RequestContext:
@@ -34,7 +45,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = given if kept_request_id(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()

@@ -52,7 +52,7 @@ class SqlProfessionalRepository(PlainTenantRepository[ProfessionalRead]):
     def list(self, page: PageRequest | None = None, *, active: bool | None = True,
              ) -> Page[ProfessionalRead]:
         conditions = [] if active is None else [T.is_active.is_(active)]
-        return self._list(page or PageRequest(), *conditions)
+        return self._list(page or PageRequest(), *conditions, scope=(active,))
 
     def schedule_for_update(self, professional_id: uuid.UUID) -> Schedule:
         """The booking schedule, locking the professional's row until the transaction ends,

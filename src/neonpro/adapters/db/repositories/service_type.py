@@ -35,4 +35,4 @@ class SqlServiceTypeRepository(PlainTenantRepository[ServiceTypeRead]):
     def list(self, page: PageRequest | None = None, *, active: bool | None = True,
              ) -> Page[ServiceTypeRead]:
         conditions = [] if active is None else [T.is_active.is_(active)]
-        return self._list(page or PageRequest(), *conditions)
+        return self._list(page or PageRequest(), *conditions, scope=(active,))
