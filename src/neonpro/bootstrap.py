@@ -75,7 +75,9 @@ class Container:
         """Whether a token's session is live: issued (for a clinic that exists), not
         signed out, revoked or expired, and its membership still active in that role
         (``neonpro_session_live``; every transaction the token opens checks it again)."""
-        with self.database.engine("service").connect() as conn:  # a read: rolled back
+        # one statement, autocommit: no BEGIN and ROLLBACK round trips around it
+        engine = self.database.engine("service")
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             return bool(conn.execute(_SESSION_LIVE, {
                 "token": token_id, "user": user_id, "clinic": clinic_id, "role": role,
             }).scalar())
