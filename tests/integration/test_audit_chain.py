@@ -8,6 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from neonpro.adapters.auth import IssuedToken
 from neonpro.adapters.db import audit as chains
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.audit import (
@@ -27,8 +29,8 @@ from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
-from neonpro.domain.vocabulary import AuditAction
-from neonpro.services import clinics, patients
+from neonpro.domain.vocabulary import AuditAction, ClinicRole
+from neonpro.services import auth, clinics, patients
 from tests.conftest import make_keyring, make_settings
 from tests.tamper import as_owner, owner_url
 
@@ -48,8 +50,16 @@ def box(fresh_database_url: str, roles: Roles) -> Iterator[Container]:
         container.close(seal=False)
 
 
+def _new_clinic(box: Container, name: str) -> uuid.UUID:
+    """A clinic, and ME's session in it (a session id must name a live session)."""
+    clinic = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name=name)).id
+    auth.open_development_session(box.service_uow(SYSTEM), IssuedToken(
+        "", "s-1", ME.id, clinic, ClinicRole.ADMIN, datetime.now(UTC) + timedelta(hours=1)))
+    return clinic
+
+
 def _clinic(box: Container, n_patients: int = 3) -> uuid.UUID:
-    clinic = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Audit")).id
+    clinic = _new_clinic(box, "Audit")
     for i in range(n_patients):
         created = patients.register_patient(box.uow(clinic, ME), PatientCreate(
             full_name=f"Pessoa {i}", patient_notes="nota clínica"))
@@ -306,7 +316,7 @@ def test_the_application_cannot_backdate_an_event(box: Container) -> None:
 def test_retention_prunes_whole_expired_segments_behind_a_signed_cut(
     box: Container, tmp_path: Path
 ) -> None:
-    clinic = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Old")).id
+    clinic = _new_clinic(box, "Old")
     _old_events(box, clinic, 4, 5)       # 3-year category: expired
     seal_pending(box)
     patients.register_patient(box.uow(clinic, ME), PatientCreate(full_name="Recente"))
