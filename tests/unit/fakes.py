@@ -13,7 +13,13 @@ from neonpro.domain.actors import Actor
 from neonpro.domain.errors import Conflict, DoubleBooking, NotFound, StaleVersion
 from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.scheduling import BLOCKING, Schedule, Slot, check_transition
-from neonpro.domain.schemas.appointment import AppointmentCreate, AppointmentRead, Window
+from neonpro.domain.schemas.appointment import (
+    AppointmentCreate,
+    AppointmentRead,
+    Cancel,
+    Reschedule,
+    Window,
+)
 from neonpro.domain.schemas.patient import (
     READ_FIELDS,
     PatientCreate,
@@ -23,6 +29,14 @@ from neonpro.domain.schemas.patient import (
     PatientUpdate,
 )
 from neonpro.domain.vocabulary import AppointmentStatus as S
+from tests.unit.fakes_lgpd import (
+    FakeClinics,
+    FakeConsents,
+    FakeDisclosures,
+    FakeIncidents,
+    FakeSubjectRequests,
+    FakeTrail,
+)
 
 
 def _now() -> datetime:
@@ -115,7 +129,8 @@ class FakeAppointments:
         self.rows: dict[uuid.UUID, dict[str, Any]] = uow.store.setdefault("appointments", {})
 
     def clinic_time_zone(self) -> str:
-        return "America/Sao_Paulo"
+        clinic = self.uow.store.get("clinics", {}).get(self.uow.clinic_id)
+        return "America/Sao_Paulo" if clinic is None else str(clinic.timezone)
 
     def blocking_slots(self, professional_id: uuid.UUID, window: Window,
                        exclude: uuid.UUID | None = None) -> list[Slot]:
@@ -131,20 +146,58 @@ class FakeAppointments:
                     and r["start_time"] < data.end_time and data.start_time < r["end_time"]):
                 raise DoubleBooking
         aid = uuid.uuid4()
-        row = {**data.model_dump(), "id": aid, "status": "scheduled", "version": 1,
-               "time_zone": time_zone}
+        row = {**data.model_dump(), "id": aid, "clinic_id": self.uow.clinic_id,
+               "status": "scheduled", "version": 1, "time_zone": time_zone}
         self.rows[aid] = row
         return AppointmentRead.model_construct(**row)
 
-    def get(self, appointment_id: uuid.UUID) -> AppointmentRead:
-        return AppointmentRead.model_construct(**self.rows[appointment_id])
+    def _row(self, appointment_id: uuid.UUID) -> dict[str, Any]:
+        row = self.rows.get(appointment_id)
+        if row is None or row.get("clinic_id", self.uow.clinic_id) != self.uow.clinic_id:
+            raise NotFound("appointment", appointment_id)
+        return row
 
-    def confirm(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
-        row = self.rows[appointment_id]
+    def get(self, appointment_id: uuid.UUID) -> AppointmentRead:
+        return AppointmentRead.model_construct(**self._row(appointment_id))
+
+    def _transition(self, appointment_id: uuid.UUID, version: int, target: S,
+                    **values: Any) -> AppointmentRead:
+        """As the SQL repository: stale version first, then the status graph; the row is
+        replaced, never changed in place, so a rollback restores it."""
+        row = self._row(appointment_id)
         if row["version"] != version:
             raise StaleVersion("appointment", appointment_id, version)
-        check_transition(row["status"], S.CONFIRMED)
-        row.update(status="confirmed", version=version + 1)
+        check_transition(row["status"], target)
+        new = {**row, **values, "status": target.value, "version": version + 1}
+        self.rows[appointment_id] = new
+        return AppointmentRead.model_construct(**new)
+
+    def confirm(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+        return self._transition(appointment_id, version, S.CONFIRMED, patient_confirmed=True)
+
+    def start(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+        return self._transition(appointment_id, version, S.IN_PROGRESS)
+
+    def complete(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+        return self._transition(appointment_id, version, S.COMPLETED)
+
+    def mark_no_show(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+        return self._transition(appointment_id, version, S.NO_SHOW)
+
+    def cancel(self, appointment_id: uuid.UUID, data: Cancel) -> AppointmentRead:
+        return self._transition(appointment_id, data.version, S.CANCELLED,
+                                cancellation_reason=str(data.reason))
+
+    def reschedule(self, appointment_id: uuid.UUID, data: Reschedule, *,
+                   booked_at: datetime | None = None) -> AppointmentRead:
+        """The original becomes ``rescheduled`` (it stops blocking); the new window is a new
+        booking linked to it."""
+        old = self._transition(appointment_id, data.version, S.RESCHEDULED)
+        new_id = uuid.uuid4()
+        row = {**self.rows[appointment_id], "id": new_id, "status": S.SCHEDULED.value,
+               "version": 1, "start_time": data.start_time, "end_time": data.end_time,
+               "rescheduled_from_id": old.id}
+        self.rows[new_id] = row
         return AppointmentRead.model_construct(**row)
 
 
@@ -169,9 +222,15 @@ class FakeUnitOfWork:
 
     def __post_init__(self) -> None:
         self.audit = FakeAudit()
+        self.clinics = FakeClinics(self)
         self.patients = FakePatients(self)
         self.professionals = FakeProfessionals(self)
         self.appointments = FakeAppointments(self)
+        self.consents = FakeConsents(self)
+        self.incidents = FakeIncidents(self)
+        self.subject_requests = FakeSubjectRequests(self)
+        self.disclosures = FakeDisclosures(self)
+        self.trail = FakeTrail(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}
