@@ -40,6 +40,7 @@ from neonpro.domain.schemas.consent import (
 )
 from neonpro.domain.schemas.disclosure import DisclosureFilters, DisclosureRead, NewDisclosure
 from neonpro.domain.schemas.dsr import DataSubjectRequestRead
+from neonpro.domain.schemas.export import Holdings, PatientData
 from neonpro.domain.schemas.incident import (
     IncidentFilters,
     IncidentRead,
@@ -210,6 +211,17 @@ class AuditTrail(Protocol):
         ...
 
 
+class PatientRecords(Protocol):
+    """Read-side: what the clinic holds about a patient (LGPD confirmation and export)."""
+
+    def holdings(self, patient: PatientRead) -> Holdings:
+        """Counts per table, data categories, and since when, in one query."""
+        ...
+    def collect(self, patient_id: uuid.UUID) -> PatientData:
+        """Everything held about the patient (NotFound without such a patient)."""
+        ...
+
+
 class ClinicRepository(Protocol):
     def add(self, data: ClinicCreate) -> ClinicRead: ...
     def get(self, clinic_id: uuid.UUID | None = None) -> ClinicRead: ...
@@ -272,6 +284,8 @@ class UnitOfWork(Protocol):
     def disclosures(self) -> DisclosureRepository: ...
     @property
     def trail(self) -> AuditTrail: ...
+    @property
+    def records(self) -> PatientRecords: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -22,7 +22,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from neonpro.domain.lgpd import TRANSITIONS
 from neonpro.domain.ports import DsrRepository, UnitOfWork
@@ -293,7 +292,7 @@ def _legal_bases(uow: UnitOfWork, patient_id: uuid.UUID, registered: datetime, *
     return list(uses.values()), withdrawn
 
 
-def confirm_processing(uow: SqlUnitOfWork, patient_id: uuid.UUID,
+def confirm_processing(uow: UnitOfWork, patient_id: uuid.UUID,
                        now: datetime | None = None) -> Confirmation:
     """Answer at once whether the clinic processes the patient's data, since when, which
     categories (from the data present) and on which legal bases (the consent ledger, and
@@ -301,7 +300,7 @@ def confirm_processing(uow: SqlUnitOfWork, patient_id: uuid.UUID,
     now = now or datetime.now(UTC)
     with uow:
         patient = uow.patients.get(patient_id)
-        held = export_queries.holdings(uow.connection, patient)
+        held = uow.records.holdings(patient)
         clinical = "clinical" in held.categories
         bases, withdrawn = _legal_bases(uow, patient_id, patient.created_at,
                                          clinical=clinical, now=now)
@@ -351,7 +350,7 @@ def _check_exportable(request: DataSubjectRequestRead, patient_id: uuid.UUID) ->
         raise InvalidTransition(ENTITY, request.status, "exported")
 
 
-def export_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
+def export_patient(uow: UnitOfWork, patient_id: uuid.UUID,
                    fmt: ExportFormat = ExportFormat.JSON, *,
                    request_id: uuid.UUID | None = None,
                    now: datetime | None = None) -> ExportResult:
@@ -367,7 +366,7 @@ def export_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
         if request_id is not None:
             request = repo.get(request_id, for_update=True)
             _check_exportable(request, patient_id)
-        data = export_queries.collect(uow, patient_id)
+        data = uow.records.collect(patient_id)
         content = export_queries.render(data, fmt, generated_at, request_id)
         digest = hashlib.sha256(content).hexdigest()
         if request is not None:

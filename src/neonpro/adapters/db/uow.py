@@ -46,6 +46,7 @@ from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepositor
 from neonpro.adapters.db.repositories.incidents import SqlIncidentRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
+from neonpro.adapters.db.repositories.records import SqlPatientRecords
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
 from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
 from neonpro.adapters.db.repositories.trail import SqlAuditTrail
@@ -315,6 +316,10 @@ class SqlUnitOfWork:
     @cached_property
     def trail(self) -> SqlAuditTrail:
         return SqlAuditTrail(self)
+
+    @cached_property
+    def records(self) -> SqlPatientRecords:
+        return SqlPatientRecords(self)
 
 
 def record_refusal(
