@@ -34,6 +34,7 @@ from tests.unit.fakes_lgpd import (
     FakeConsents,
     FakeDisclosures,
     FakeIncidents,
+    FakeRecords,
     FakeSubjectRequests,
     FakeTrail,
 )
@@ -231,6 +232,7 @@ class FakeUnitOfWork:
         self.subject_requests = FakeSubjectRequests(self)
         self.disclosures = FakeDisclosures(self)
         self.trail = FakeTrail(self)
+        self.records = FakeRecords(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

@@ -22,6 +22,7 @@ from neonpro.domain.schemas.clinic import ClinicRead
 from neonpro.domain.schemas.consent import ConsentCreate, ConsentRead, ConsentRevoke, ConsentState
 from neonpro.domain.schemas.disclosure import DisclosureFilters, DisclosureRead, NewDisclosure
 from neonpro.domain.schemas.dsr import DataSubjectRequestRead
+from neonpro.domain.schemas.export import Holdings, PatientData
 from neonpro.domain.schemas.incident import (
     IncidentFilters,
     IncidentRead,
@@ -29,6 +30,7 @@ from neonpro.domain.schemas.incident import (
     NewIncident,
     Notified,
 )
+from neonpro.domain.schemas.patient import PatientRead
 from neonpro.domain.vocabulary import (
     ConsentPurpose,
     ConsentStatus,
@@ -278,6 +280,32 @@ class FakeTrail:
         self.asked.append((since, until, actor_id, ip_address))
         key: uuid.UUID | str = actor_id if actor_id is not None else str(ip_address)
         return self.found.get(key, Investigation())
+
+
+class FakeRecords:
+    """What is held about a patient, read from the other fakes; the data categories the
+    SQL derives from column metadata are given by the test in ``categories``."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+        self.categories: dict[uuid.UUID, list[str]] = uow.store.setdefault("categories", {})
+
+    def holdings(self, patient: PatientRead) -> Holdings:
+        data = self.collect(patient.id)
+        return Holdings(data.counts(), self.categories.get(patient.id, []), patient.created_at)
+
+    def collect(self, patient_id: uuid.UUID) -> PatientData:
+        uow = self.uow
+        patient = uow.patients.get(patient_id)
+        data = PatientData(patient.clinic_id, patient)
+        data.appointments = [uow.appointments.get(a) for a, row in uow.appointments.rows.items()
+                             if row["patient_id"] == patient_id]
+        data.consents = uow.consents.history(patient_id)
+        data.consent_states = uow.consents.states(patient_id)
+        data.disclosures = [d.model_dump() for d in uow.disclosures.list(
+            DisclosureFilters(patient_id=patient_id)).items]
+        data.requests = uow.subject_requests.for_patient(patient_id)
+        return data
 
 
 class FakeConsents(_Tenant):

@@ -1,9 +1,11 @@
 """Data-subject requests (LGPD Art. 18, 19) against in-memory fakes: the 15-day deadline,
-what is overdue, the status graph, and what fulfilling needs."""
+what is overdue, the status graph, what fulfilling needs, the export made for a request,
+and the immediate confirmation's legal bases."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -11,11 +13,15 @@ import pytest
 
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.dsr import DataSubjectRequestRead
 from neonpro.domain.schemas.patient import PatientCreate
+from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose, LegalBasis
 from neonpro.domain.vocabulary import DataSubjectRequestKind as Kind
 from neonpro.domain.vocabulary import DataSubjectRequestStatus as S
+from neonpro.services import consents, disclosures
 from neonpro.services import lgpd_requests as svc
+from neonpro.services.disclosures import DisclosureCreate
 from neonpro.services.lgpd_requests import RequestFulfil, RequestOpen, RequestRefuse
 from tests.unit.fakes import FakeUnitOfWork
 
@@ -192,3 +198,67 @@ def test_another_clinics_request_is_not_found(uow: FakeUnitOfWork,
     with pytest.raises(NotFound):
         svc.start_request(other, request.id)
     assert uow.subject_requests.get(request.id).status == S.OPEN
+
+
+# ----------------------------------------------------------- export and confirmation
+def grant(uow: FakeUnitOfWork, patient_id: uuid.UUID, purpose: ConsentPurpose) -> uuid.UUID:
+    return consents.grant_consent(uow, ConsentCreate(
+        patient_id=patient_id, purpose=purpose, terms_version="v1", terms_hash="b" * 64,
+        collection_method=CollectionMethod.WRITTEN)).id
+
+
+def test_an_export_made_for_a_request_is_its_answer(uow: FakeUnitOfWork,
+                                                   patient_id: uuid.UUID) -> None:
+    request = open_one(uow, patient_id, kind=Kind.PORTABILITY)
+    result = svc.export_patient(uow, patient_id, request_id=request.id, now=NOW)
+    assert result.sha256 == hashlib.sha256(result.content).hexdigest()
+    assert json.loads(result.content)["request_id"] == str(request.id)
+    stored = uow.subject_requests.get(request.id)
+    assert (stored.status, stored.response_sha256) == (S.IN_PROGRESS, result.sha256)
+    exported = [e for e in uow.audit.events if e["action"] == "EXPORT"]
+    assert exported[0]["details"]["sha256"] == result.sha256
+    svc.verify_identity(uow, request.id)
+    assert svc.fulfil_request(uow, request.id).response_sha256 == result.sha256
+
+
+def test_an_export_answers_only_a_pending_access_portability_or_sharing_request(
+        uow: FakeUnitOfWork, patient_id: uuid.UUID) -> None:
+    deletion = open_one(uow, patient_id, kind=Kind.DELETION)
+    with pytest.raises(ValidationFailed, match="not answered by an export"):
+        svc.export_patient(uow, patient_id, request_id=deletion.id, now=NOW)
+    someone_else = uow.patients.add(PatientCreate(full_name="Bia")).id
+    theirs = open_one(uow, someone_else)
+    with pytest.raises(ValidationFailed, match="another patient"):
+        svc.export_patient(uow, patient_id, request_id=theirs.id, now=NOW)
+    refused = open_one(uow, patient_id, kind=Kind.SHARING_INFORMATION)
+    svc.refuse_request(uow, refused.id, RequestRefuse(reason="duplicate"))
+    with pytest.raises(InvalidTransition):
+        svc.export_patient(uow, patient_id, request_id=refused.id, now=NOW)
+    assert all(r.response_sha256 is None for r in uow.store["data_subject_requests"].values())
+    assert not [e for e in uow.audit.events if e["action"] == "EXPORT"]
+
+
+def test_confirmation_names_each_purpose_and_its_legal_basis(uow: FakeUnitOfWork,
+                                                            patient_id: uuid.UUID) -> None:
+    grant(uow, patient_id, ConsentPurpose.MARKETING)
+    consents.revoke_consent(uow, grant(uow, patient_id, ConsentPurpose.RESEARCH))
+    answer = svc.confirm_processing(uow, patient_id, now=NOW)
+    bases = {(b.purpose, b.legal_basis, b.source) for b in answer.legal_bases}
+    assert bases == {("treatment", "health_protection", "care"),
+                     ("marketing", "consent", "consent_ledger")}
+    assert [(w.purpose, w.status) for w in answer.withdrawn] == [("research", "revoked")]
+    assert answer.processes_data
+    assert not answer.shared_with_third_parties
+
+
+def test_health_data_held_adds_the_record_keeping_obligation(uow: FakeUnitOfWork,
+                                                            patient_id: uuid.UUID) -> None:
+    uow.records.categories[patient_id] = ["identification", "clinical"]
+    disclosures.record_disclosure(uow, DisclosureCreate(
+        patient_id=patient_id, recipient_name="Lab", data_description="exams",
+        purpose="analysis", legal_basis=LegalBasis.HEALTH_PROTECTION))
+    answer = svc.confirm_processing(uow, patient_id, now=NOW)
+    assert ("medical_record_keeping", "legal_obligation", "law") in {
+        (b.purpose, b.legal_basis, b.source) for b in answer.legal_bases}
+    assert answer.categories == ["identification", "clinical"]
+    assert answer.shared_with_third_parties
