@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -10,12 +12,14 @@ from typing import Any, Self
 
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import Conflict, DoubleBooking, NotFound, StaleVersion
+from neonpro.domain.errors import Conflict, DoubleBooking, Forbidden, NotFound, StaleVersion
 from neonpro.domain.paging import Page, PageRequest
-from neonpro.domain.scheduling import BLOCKING, Schedule, Slot, check_transition
+from neonpro.domain.scheduling import BLOCKING, Slot, check_transition
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
     AppointmentRead,
+    AppointmentUpdate,
+    CalendarEntry,
     Cancel,
     Reschedule,
     Window,
@@ -29,6 +33,8 @@ from neonpro.domain.schemas.patient import (
     PatientUpdate,
 )
 from neonpro.domain.vocabulary import AppointmentStatus as S
+from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
+from tests.unit.fakes_catalog import FakeProfessionals, FakeServiceTypes
 from tests.unit.fakes_lgpd import (
     FakeClinics,
     FakeConsents,
@@ -37,7 +43,11 @@ from tests.unit.fakes_lgpd import (
     FakeRecords,
     FakeSubjectRequests,
     FakeTrail,
+    page_of,
 )
+
+# as SqlAppointmentRepository: what may be deleted as booked in error
+DELETABLE = frozenset({S.SCHEDULED, S.CONFIRMED, S.CANCELLED})
 
 
 def _now() -> datetime:
@@ -67,6 +77,15 @@ class FakePatients:
     def find_by_cpf(self, cpf: values.Cpf) -> PatientRead | None:
         return next((r for r in self.rows.values() if r.cpf == cpf.digits
                      and self._visible(r.id)), None)
+
+    def find_by_cns(self, cns: values.Cns) -> PatientRead | None:
+        return next((r for r in self.rows.values() if r.cns == cns.digits
+                     and self._visible(r.id)), None)
+
+    def find_by_cpf_across_clinics(self, cpf: values.Cpf) -> builtins.list[PatientRead]:
+        if not self.uow.service:
+            raise Forbidden("looking up a CPF across clinics needs the service role")
+        return [r for r in self.rows.values() if r.cpf == cpf.digits]
 
     def add(self, data: PatientCreate) -> PatientRead:
         if data.cpf and any(r.cpf == data.cpf and r.clinic_id == self.uow.clinic_id
@@ -113,17 +132,6 @@ class FakePatients:
                     page.limit, page.offset)
 
 
-class FakeProfessionals:
-    def __init__(self, uow: FakeUnitOfWork) -> None:
-        self.schedules: dict[uuid.UUID, Schedule] = uow.store.setdefault("schedules", {})
-
-    def schedule_for_update(self, professional_id: uuid.UUID) -> Schedule:
-        try:
-            return self.schedules[professional_id]
-        except KeyError:
-            raise NotFound("professional", professional_id) from None
-
-
 class FakeAppointments:
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self.uow = uow
@@ -160,6 +168,67 @@ class FakeAppointments:
 
     def get(self, appointment_id: uuid.UUID) -> AppointmentRead:
         return AppointmentRead.model_construct(**self._row(appointment_id))
+
+    def _mine(self, keep: Callable[[dict[str, Any]], bool]) -> builtins.list[dict[str, Any]]:
+        rows = [r for r in self.rows.values() if r["clinic_id"] == self.uow.clinic_id and keep(r)]
+        return sorted(rows, key=lambda r: (r["start_time"], r["id"].bytes))
+
+    def list_for_patient(self, patient_id: uuid.UUID,
+                         page: PageRequest | None = None) -> Page[AppointmentRead]:
+        rows = self._mine(lambda r: r["patient_id"] == patient_id)
+        return page_of([AppointmentRead.model_construct(**r) for r in rows], page)
+
+    def list_for_professional(self, professional_id: uuid.UUID, window: Window,
+                              page: PageRequest | None = None) -> Page[AppointmentRead]:
+        rows = self._mine(lambda r: r["professional_id"] == professional_id
+                          and r["start_time"] < window.end and r["end_time"] > window.start)
+        return page_of([AppointmentRead.model_construct(**r) for r in rows],
+                       page or PageRequest(limit=200))
+
+    def calendar(self, window: Window, professional_id: uuid.UUID | None = None,
+                 statuses: tuple[S, ...] = ()) -> builtins.list[CalendarEntry]:
+        rows = self._mine(lambda r: r["start_time"] < window.end and r["end_time"] > window.start
+                          and (professional_id is None or r["professional_id"] == professional_id)
+                          and (not statuses or S(r["status"]) in statuses))
+        patients = self.uow.store.get("patients", {})
+        professionals = self.uow.store.get("professionals", {})
+        services = self.uow.store.get("service_types", {})
+        return [CalendarEntry.model_construct(
+            id=r["id"], start_time=r["start_time"], end_time=r["end_time"], status=r["status"],
+            appointment_type=r["appointment_type"], patient_id=r["patient_id"],
+            patient_name=patients[r["patient_id"]].full_name,
+            professional_id=r["professional_id"],
+            professional_name=professionals[r["professional_id"]].full_name,
+            service_type_id=r["service_type_id"],
+            service_name=None if r["service_type_id"] is None
+            else services[r["service_type_id"]].name,
+            version=r["version"]) for r in rows]
+
+    def update(self, appointment_id: uuid.UUID, data: AppointmentUpdate) -> AppointmentRead:
+        row = self._row(appointment_id)
+        if row["version"] != data.version:
+            raise StaleVersion("appointment", appointment_id, data.version)
+        new = {**row, **data.changes(), "version": data.version + 1}
+        self.rows[appointment_id] = new
+        return AppointmentRead.model_construct(**new)
+
+    def check_in(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
+        row = self._row(appointment_id)
+        if row["status"] not in (S.SCHEDULED, S.CONFIRMED):
+            raise Conflict(f"cannot check in an appointment that is {row['status']}", "status")
+        if row["version"] != version:
+            raise StaleVersion("appointment", appointment_id, version)
+        new = {**row, "check_in_time": _now(), "version": version + 1}
+        self.rows[appointment_id] = new
+        return AppointmentRead.model_construct(**new)
+
+    def delete(self, appointment_id: uuid.UUID, version: int) -> None:
+        row = self._row(appointment_id)
+        if row["version"] != version:
+            raise StaleVersion("appointment", appointment_id, version)
+        if S(row["status"]) not in DELETABLE or row.get("actual_start_time") is not None:
+            raise Conflict("only appointments that never took place can be deleted", "status")
+        del self.rows[appointment_id]
 
     def _transition(self, appointment_id: uuid.UUID, version: int, target: S,
                     **values: Any) -> AppointmentRead:
@@ -206,10 +275,18 @@ class FakeAudit:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def record(self, action: Any, resource_type: str | None = None,
-               resource_id: Any = None, **kw: Any) -> None:
+    def record(self, action: AuditAction, resource_type: str | None = None,
+               resource_id: uuid.UUID | str | None = None, *,
+               patient_id: uuid.UUID | None = None, status: AuditStatus = AuditStatus.SUCCESS,
+               risk: RiskLevel = RiskLevel.LOW, details: dict[str, Any] | None = None) -> None:
         self.events.append({"action": action, "resource_type": resource_type,
-                            "resource_id": resource_id, **kw})
+                            "resource_id": resource_id, "patient_id": patient_id,
+                            "status": status, "risk": risk, "details": details or {}})
+
+    def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        return any(e["action"] == AuditAction.TELEMEDICINE_START
+                   and e["resource_id"] in (appointment_id, str(appointment_id))
+                   and e["details"].get("session_id") == str(session_id) for e in self.events)
 
 
 @dataclass
@@ -219,13 +296,17 @@ class FakeUnitOfWork:
     store: dict[str, Any] = field(default_factory=dict)
     commits: int = 0
     rollbacks: int = 0
+    service: bool = False
     _snapshot: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # as SqlUnitOfWork: only a service unit of work may have no clinic
+        self.service = self.service or self.clinic_id is None
         self.audit = FakeAudit()
         self.clinics = FakeClinics(self)
         self.patients = FakePatients(self)
         self.professionals = FakeProfessionals(self)
+        self.service_types = FakeServiceTypes(self)
         self.appointments = FakeAppointments(self)
         self.consents = FakeConsents(self)
         self.incidents = FakeIncidents(self)

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 from neonpro.domain.errors import Conflict, Forbidden, NotFound
 from neonpro.domain.lgpd import NOTIFIABLE, PENDING
 from neonpro.domain.paging import Page, PageRequest
-from neonpro.domain.schemas.clinic import ClinicRead
+from neonpro.domain.schemas.clinic import (
+    ClinicCreate,
+    ClinicRead,
+    MembershipRead,
+    StaffUserCreate,
+    StaffUserRead,
+)
 from neonpro.domain.schemas.consent import ConsentCreate, ConsentRead, ConsentRevoke, ConsentState
 from neonpro.domain.schemas.disclosure import DisclosureFilters, DisclosureRead, NewDisclosure
 from neonpro.domain.schemas.dsr import DataSubjectRequestRead
@@ -32,6 +38,7 @@ from neonpro.domain.schemas.incident import (
 )
 from neonpro.domain.schemas.patient import PatientRead
 from neonpro.domain.vocabulary import (
+    ClinicRole,
     ConsentPurpose,
     ConsentStatus,
     ConsentStatusSummary,
@@ -49,14 +56,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _page(items: list[Any], page: PageRequest | None) -> Page[Any]:
+def page_of(items: list[Any], page: PageRequest | None) -> Page[Any]:
     page = page or PageRequest()
     total = len(items) if page.with_total else None
     return Page(items[page.offset: page.offset + page.limit], total, None, page.limit,
                 page.offset)
 
 
-class _Tenant:
+class TenantRows:
     """Rows of one table in the shared store, seen through the unit of work's clinic."""
 
     table: str
@@ -89,7 +96,7 @@ class _Tenant:
         return row
 
 
-class FakeClinics(_Tenant):
+class FakeClinics(TenantRows):
     """``get`` only reads the store; tests seed it with :meth:`seed`."""
 
     table = "clinics"
@@ -110,11 +117,54 @@ class FakeClinics(_Tenant):
             raise NotFound(self.entity, wanted)
         return row
 
+    def _service_only(self, what: str) -> None:
+        if not self.uow.service:
+            raise Forbidden(f"{what} needs the service role")
+
+    def add(self, data: ClinicCreate) -> ClinicRead:
+        self._service_only("creating a clinic")
+        values = {"legal_name": None, "cnpj": None, "cnes_code": None,
+                  "timezone": "America/Sao_Paulo", "dpo_name": None, "dpo_email": None,
+                  "is_active": True, **data.model_dump(exclude_none=True), "id": uuid.uuid4(),
+                  "created_at": _now(), "updated_at": _now()}
+        row = ClinicRead.model_construct(**values)
+        self.rows[row.id] = row
+        return row
+
     def list(self) -> builtins.list[ClinicRead]:
-        return sorted(self.rows.values(), key=lambda c: c.name)
+        self._service_only("listing clinics")
+        return sorted(self.rows.values(), key=lambda c: (c.name, c.id.bytes))
+
+    def add_user(self, data: StaffUserCreate) -> StaffUserRead:
+        self._service_only("creating a staff account")
+        users: dict[uuid.UUID, StaffUserRead] = self.uow.store.setdefault("users", {})
+        if any(u.email == data.email for u in users.values()):
+            raise Conflict("this e-mail already has an account", "email")
+        row = StaffUserRead.model_construct(id=uuid.uuid4(), email=data.email,
+                                            display_name=data.display_name, is_active=True,
+                                            created_at=_now())
+        users[row.id] = row
+        return row
+
+    def add_membership(self, clinic_id: uuid.UUID, user_id: uuid.UUID,
+                       role: ClinicRole) -> MembershipRead:
+        self._service_only("granting a membership")
+        members: dict[tuple[uuid.UUID, uuid.UUID], MembershipRead] = self.uow.store.setdefault(
+            "memberships", {})
+        if (clinic_id, user_id) in members:
+            raise Conflict("already a member of this clinic", "user_id")
+        row = MembershipRead.model_construct(clinic_id=clinic_id, user_id=user_id, role=role,
+                                             is_active=True)
+        members[(clinic_id, user_id)] = row
+        return row
+
+    def members(self) -> builtins.list[MembershipRead]:
+        clinic = self.clinic_id
+        return [m for m in self.uow.store.get("memberships", {}).values()
+                if m.clinic_id == clinic]
 
 
-class FakeIncidents(_Tenant):
+class FakeIncidents(TenantRows):
     table = "incidents"
     entity = "security incident"
 
@@ -176,10 +226,10 @@ class FakeIncidents(_Tenant):
                     and (r.notified_anpd_at is None or r.notified_subjects_at is None)]
         rows.sort(key=lambda r: r.id.bytes)
         rows.sort(key=lambda r: r.detected_at, reverse=True)
-        return _page(rows, page)
+        return page_of(rows, page)
 
 
-class FakeSubjectRequests(_Tenant):
+class FakeSubjectRequests(TenantRows):
     table = "data_subject_requests"
     entity = "data_subject_request"
 
@@ -192,9 +242,10 @@ class FakeSubjectRequests(_Tenant):
              status: DataSubjectRequestStatus | None = None,
              patient_id: uuid.UUID | None = None,
              limit: int = 1000) -> builtins.list[DataSubjectRequestRead]:
-        # a service unit of work (no clinic) sees every clinic's requests
+        # a service unit of work without a clinic sees every clinic's requests
         rows: builtins.list[DataSubjectRequestRead] = (
-            list(self.rows.values()) if self.uow.clinic_id is None else self._mine())
+            list(self.rows.values()) if self.uow.service and self.uow.clinic_id is None
+            else self._mine())
         if overdue_at is not None:
             rows = [r for r in rows if r.due_at < overdue_at and r.status in PENDING]
         if status is not None:
@@ -228,7 +279,7 @@ class FakeSubjectRequests(_Tenant):
         return changed
 
 
-class FakeDisclosures(_Tenant):
+class FakeDisclosures(TenantRows):
     table = "disclosures"
     entity = "disclosure"
 
@@ -257,7 +308,7 @@ class FakeDisclosures(_Tenant):
             and (f.until is None or r.disclosed_at < f.until)]
         rows.sort(key=lambda r: r.id.bytes)
         rows.sort(key=lambda r: r.disclosed_at, reverse=True)
-        return _page(rows, page)
+        return page_of(rows, page)
 
 
 class FakeTrail:
@@ -308,7 +359,7 @@ class FakeRecords:
         return data
 
 
-class FakeConsents(_Tenant):
+class FakeConsents(TenantRows):
     """The ledger in insertion order (its ``entry_no``); state as ``neonpro_consent_state``."""
 
     table = "consents"
@@ -378,12 +429,12 @@ class FakeConsents(_Tenant):
         return None if decided is None else self.get(decided.decision_id)
 
     def expire_due(self, now: datetime) -> int:
-        """Every clinic's with a service unit of work (no clinic), else this clinic's."""
+        """Every clinic's with a service unit of work, else this clinic's."""
         superseded = {r.supersedes_id for r in self.rows.values()}
         due = [r for r in self.rows.values()
                if r.status == ConsentStatus.GRANTED and r.expires_at is not None
                and r.expires_at <= now and r.id not in superseded
-               and (self.uow.clinic_id is None or r.clinic_id == self.uow.clinic_id)]
+               and (self.uow.service or r.clinic_id == self.clinic_id)]
         for r in due:
             self._append(**{**r.model_dump(), "status": ConsentStatus.EXPIRED.value,
                             "supersedes_id": r.id, "revoked_at": None,
