@@ -35,6 +35,7 @@ from neonpro.domain.schemas.patient import (
 from neonpro.domain.vocabulary import AppointmentStatus as S
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 from tests.unit.fakes_catalog import FakeProfessionals, FakeServiceTypes
+from tests.unit.fakes_idempotency import FakeIdempotency
 from tests.unit.fakes_lgpd import (
     FakeClinics,
     FakeConsents,
@@ -272,7 +273,8 @@ class FakeAppointments:
 
 
 class FakeAudit:
-    def __init__(self) -> None:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
         self.events: list[dict[str, Any]] = []
 
     def record(self, action: AuditAction, resource_type: str | None = None,
@@ -281,7 +283,9 @@ class FakeAudit:
                risk: RiskLevel = RiskLevel.LOW, details: dict[str, Any] | None = None) -> None:
         self.events.append({"action": action, "resource_type": resource_type,
                             "resource_id": resource_id, "patient_id": patient_id,
-                            "status": status, "risk": risk, "details": details or {}})
+                            "status": status, "risk": risk, "details": details or {},
+                            "clinic_id": self.uow.clinic_id, "occurred_at": _now(),
+                            "request_id": self.uow.actor.request_id})
 
     def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool:
         return any(e["action"] == AuditAction.TELEMEDICINE_START
@@ -302,7 +306,7 @@ class FakeUnitOfWork:
     def __post_init__(self) -> None:
         # as SqlUnitOfWork: only a service unit of work may have no clinic
         self.service = self.service or self.clinic_id is None
-        self.audit = FakeAudit()
+        self.audit = FakeAudit(self)
         self.clinics = FakeClinics(self)
         self.patients = FakePatients(self)
         self.professionals = FakeProfessionals(self)
@@ -314,6 +318,7 @@ class FakeUnitOfWork:
         self.disclosures = FakeDisclosures(self)
         self.trail = FakeTrail(self)
         self.records = FakeRecords(self)
+        self.idempotency = FakeIdempotency(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

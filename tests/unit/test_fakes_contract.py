@@ -14,10 +14,6 @@ from neonpro.domain import ports
 from neonpro.domain.actors import Actor
 from tests.unit.fakes import FakeUnitOfWork
 
-# Not faked, and why: the Idempotency-Key store is lease and crash-recovery logic that only
-# means something against PostgreSQL (tests/integration, tests/reliability)
-NOT_FAKED = frozenset({"idempotency"})
-
 
 def _repositories() -> dict[str, type]:
     out = {}
@@ -45,7 +41,7 @@ def test_the_protocol_lists_the_lgpd_repositories() -> None:
             "records"} <= set(REPOSITORIES)
 
 
-@pytest.mark.parametrize("name", sorted(set(REPOSITORIES) - NOT_FAKED))
+@pytest.mark.parametrize("name", sorted(REPOSITORIES))
 def test_every_repository_method_is_faked_with_the_protocols_parameters(name: str) -> None:
     fake = getattr(FakeUnitOfWork(Actor(uuid.uuid4(), "admin"), uuid.uuid4()), name)
     protocol = REPOSITORIES[name]
