@@ -34,17 +34,16 @@ from neonpro.domain.schemas.patient import (
 )
 from neonpro.domain.vocabulary import AppointmentStatus as S
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
-from tests.unit.fakes_catalog import FakeProfessionals, FakeServiceTypes
+from tests.unit.fakes_base import page_of
+from tests.unit.fakes_catalog import FakeClinics, FakeProfessionals, FakeServiceTypes
+from tests.unit.fakes_consents import FakeConsents
 from tests.unit.fakes_idempotency import FakeIdempotency
 from tests.unit.fakes_lgpd import (
-    FakeClinics,
-    FakeConsents,
     FakeDisclosures,
     FakeIncidents,
     FakeRecords,
     FakeSubjectRequests,
     FakeTrail,
-    page_of,
 )
 
 # as SqlAppointmentRepository: what may be deleted as booked in error

@@ -1,4 +1,4 @@
-"""In-memory fakes of the clinic's catalogue: professionals and service types.
+"""In-memory fakes of clinics and their catalogue: professionals and service types.
 
 As in SQL: this clinic's rows only (``NotFound`` otherwise), the columns' defaults on
 insert, lists by name with the active ones by default, and a professional linked only to a
@@ -7,14 +7,22 @@ staff member of its own clinic. Rows are frozen and replaced on change.
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from neonpro.domain.errors import NotFound, ValidationFailed
+from neonpro.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.scheduling import Schedule
+from neonpro.domain.schemas.clinic import (
+    ClinicCreate,
+    ClinicRead,
+    MembershipRead,
+    StaffUserCreate,
+    StaffUserRead,
+)
 from neonpro.domain.schemas.professional import (
     READ_FIELDS as PROFESSIONAL_FIELDS,
 )
@@ -28,7 +36,8 @@ from neonpro.domain.schemas.service_type import (
     ServiceTypeRead,
     ServiceTypeUpdate,
 )
-from tests.unit.fakes_lgpd import TenantRows, page_of
+from neonpro.domain.vocabulary import ClinicRole
+from tests.unit.fakes_base import TenantRows, page_of
 
 if TYPE_CHECKING:
     from tests.unit.fakes import FakeUnitOfWork
@@ -41,6 +50,74 @@ PROFESSIONAL_DEFAULTS: dict[str, Any] = {
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class FakeClinics(TenantRows):
+    """``get`` only reads the store; tests seed it with :meth:`seed`."""
+
+    table = "clinics"
+    entity = "clinic"
+
+    def seed(self, clinic_id: uuid.UUID, timezone: str = "America/Sao_Paulo") -> ClinicRead:
+        row = ClinicRead.model_construct(
+            id=clinic_id, name="Clínica", legal_name=None, cnpj=None, cnes_code=None,
+            timezone=timezone, dpo_name=None, dpo_email=None, is_active=True,
+            created_at=_now(), updated_at=_now())
+        self.rows[clinic_id] = row
+        return row
+
+    def get(self, clinic_id: uuid.UUID | None = None) -> ClinicRead:
+        wanted = clinic_id or self.clinic_id
+        row: ClinicRead | None = self.rows.get(wanted)
+        if row is None:
+            raise NotFound(self.entity, wanted)
+        return row
+
+    def _service_only(self, what: str) -> None:
+        if not self.uow.service:
+            raise Forbidden(f"{what} needs the service role")
+
+    def add(self, data: ClinicCreate) -> ClinicRead:
+        self._service_only("creating a clinic")
+        values = {"legal_name": None, "cnpj": None, "cnes_code": None,
+                  "timezone": "America/Sao_Paulo", "dpo_name": None, "dpo_email": None,
+                  "is_active": True, **data.model_dump(exclude_none=True), "id": uuid.uuid4(),
+                  "created_at": _now(), "updated_at": _now()}
+        row = ClinicRead.model_construct(**values)
+        self.rows[row.id] = row
+        return row
+
+    def list(self) -> builtins.list[ClinicRead]:
+        self._service_only("listing clinics")
+        return sorted(self.rows.values(), key=lambda c: (c.name, c.id.bytes))
+
+    def add_user(self, data: StaffUserCreate) -> StaffUserRead:
+        self._service_only("creating a staff account")
+        users: dict[uuid.UUID, StaffUserRead] = self.uow.store.setdefault("users", {})
+        if any(u.email == data.email for u in users.values()):
+            raise Conflict("this e-mail already has an account", "email")
+        row = StaffUserRead.model_construct(id=uuid.uuid4(), email=data.email,
+                                            display_name=data.display_name, is_active=True,
+                                            created_at=_now())
+        users[row.id] = row
+        return row
+
+    def add_membership(self, clinic_id: uuid.UUID, user_id: uuid.UUID,
+                       role: ClinicRole) -> MembershipRead:
+        self._service_only("granting a membership")
+        members: dict[tuple[uuid.UUID, uuid.UUID], MembershipRead] = self.uow.store.setdefault(
+            "memberships", {})
+        if (clinic_id, user_id) in members:
+            raise Conflict("already a member of this clinic", "user_id")
+        row = MembershipRead.model_construct(clinic_id=clinic_id, user_id=user_id, role=role,
+                                             is_active=True)
+        members[(clinic_id, user_id)] = row
+        return row
+
+    def members(self) -> builtins.list[MembershipRead]:
+        clinic = self.clinic_id
+        return [m for m in self.uow.store.get("memberships", {}).values()
+                if m.clinic_id == clinic]
 
 
 class FakeProfessionals(TenantRows):
