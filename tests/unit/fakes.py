@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,10 +11,8 @@ from typing import Any, Self
 
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import Conflict, DoubleBooking, NotFound, StaleVersion
+from neonpro.domain.errors import Conflict, Forbidden, NotFound, StaleVersion
 from neonpro.domain.paging import Page, PageRequest
-from neonpro.domain.scheduling import BLOCKING, Schedule, Slot, check_transition
-from neonpro.domain.schemas.appointment import AppointmentCreate, AppointmentRead, Window
 from neonpro.domain.schemas.patient import (
     READ_FIELDS,
     PatientCreate,
@@ -22,7 +21,18 @@ from neonpro.domain.schemas.patient import (
     PatientSort,
     PatientUpdate,
 )
-from neonpro.domain.vocabulary import AppointmentStatus as S
+from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
+from tests.unit.fakes_catalog import FakeClinics, FakeProfessionals, FakeServiceTypes
+from tests.unit.fakes_consents import FakeConsents
+from tests.unit.fakes_idempotency import FakeIdempotency
+from tests.unit.fakes_lgpd import (
+    FakeDisclosures,
+    FakeIncidents,
+    FakeRecords,
+    FakeSubjectRequests,
+    FakeTrail,
+)
+from tests.unit.fakes_scheduling import FakeAppointments
 
 
 def _now() -> datetime:
@@ -52,6 +62,15 @@ class FakePatients:
     def find_by_cpf(self, cpf: values.Cpf) -> PatientRead | None:
         return next((r for r in self.rows.values() if r.cpf == cpf.digits
                      and self._visible(r.id)), None)
+
+    def find_by_cns(self, cns: values.Cns) -> PatientRead | None:
+        return next((r for r in self.rows.values() if r.cns == cns.digits
+                     and self._visible(r.id)), None)
+
+    def find_by_cpf_across_clinics(self, cpf: values.Cpf) -> builtins.list[PatientRead]:
+        if not self.uow.service:
+            raise Forbidden("looking up a CPF across clinics needs the service role")
+        return [r for r in self.rows.values() if r.cpf == cpf.digits]
 
     def add(self, data: PatientCreate) -> PatientRead:
         if data.cpf and any(r.cpf == data.cpf and r.clinic_id == self.uow.clinic_id
@@ -98,64 +117,25 @@ class FakePatients:
                     page.limit, page.offset)
 
 
-class FakeProfessionals:
-    def __init__(self, uow: FakeUnitOfWork) -> None:
-        self.schedules: dict[uuid.UUID, Schedule] = uow.store.setdefault("schedules", {})
-
-    def schedule_for_update(self, professional_id: uuid.UUID) -> Schedule:
-        try:
-            return self.schedules[professional_id]
-        except KeyError:
-            raise NotFound("professional", professional_id) from None
-
-
-class FakeAppointments:
+class FakeAudit:
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self.uow = uow
-        self.rows: dict[uuid.UUID, dict[str, Any]] = uow.store.setdefault("appointments", {})
-
-    def clinic_time_zone(self) -> str:
-        return "America/Sao_Paulo"
-
-    def blocking_slots(self, professional_id: uuid.UUID, window: Window,
-                       exclude: uuid.UUID | None = None) -> list[Slot]:
-        return [Slot(r["start_time"], r["end_time"]) for r in self.rows.values()
-                if r["professional_id"] == professional_id and S(r["status"]) in BLOCKING
-                and r["id"] != exclude and r["start_time"] < window.end
-                and r["end_time"] > window.start]
-
-    def add(self, data: AppointmentCreate, *, time_zone: str,
-            booked_at: datetime | None = None) -> AppointmentRead:
-        for r in self.rows.values():
-            if (r["professional_id"] == data.professional_id and S(r["status"]) in BLOCKING
-                    and r["start_time"] < data.end_time and data.start_time < r["end_time"]):
-                raise DoubleBooking
-        aid = uuid.uuid4()
-        row = {**data.model_dump(), "id": aid, "status": "scheduled", "version": 1,
-               "time_zone": time_zone}
-        self.rows[aid] = row
-        return AppointmentRead.model_construct(**row)
-
-    def get(self, appointment_id: uuid.UUID) -> AppointmentRead:
-        return AppointmentRead.model_construct(**self.rows[appointment_id])
-
-    def confirm(self, appointment_id: uuid.UUID, version: int) -> AppointmentRead:
-        row = self.rows[appointment_id]
-        if row["version"] != version:
-            raise StaleVersion("appointment", appointment_id, version)
-        check_transition(row["status"], S.CONFIRMED)
-        row.update(status="confirmed", version=version + 1)
-        return AppointmentRead.model_construct(**row)
-
-
-class FakeAudit:
-    def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def record(self, action: Any, resource_type: str | None = None,
-               resource_id: Any = None, **kw: Any) -> None:
+    def record(self, action: AuditAction, resource_type: str | None = None,
+               resource_id: uuid.UUID | str | None = None, *,
+               patient_id: uuid.UUID | None = None, status: AuditStatus = AuditStatus.SUCCESS,
+               risk: RiskLevel = RiskLevel.LOW, details: dict[str, Any] | None = None) -> None:
         self.events.append({"action": action, "resource_type": resource_type,
-                            "resource_id": resource_id, **kw})
+                            "resource_id": resource_id, "patient_id": patient_id,
+                            "status": status, "risk": risk, "details": details or {},
+                            "clinic_id": self.uow.clinic_id, "occurred_at": _now(),
+                            "request_id": self.uow.actor.request_id})
+
+    def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        return any(e["action"] == AuditAction.TELEMEDICINE_START
+                   and e["resource_id"] in (appointment_id, str(appointment_id))
+                   and e["details"].get("session_id") == str(session_id) for e in self.events)
 
 
 @dataclass
@@ -165,13 +145,25 @@ class FakeUnitOfWork:
     store: dict[str, Any] = field(default_factory=dict)
     commits: int = 0
     rollbacks: int = 0
+    service: bool = False
     _snapshot: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.audit = FakeAudit()
+        # as SqlUnitOfWork: only a service unit of work may have no clinic
+        self.service = self.service or self.clinic_id is None
+        self.audit = FakeAudit(self)
+        self.clinics = FakeClinics(self)
         self.patients = FakePatients(self)
         self.professionals = FakeProfessionals(self)
+        self.service_types = FakeServiceTypes(self)
         self.appointments = FakeAppointments(self)
+        self.consents = FakeConsents(self)
+        self.incidents = FakeIncidents(self)
+        self.subject_requests = FakeSubjectRequests(self)
+        self.disclosures = FakeDisclosures(self)
+        self.trail = FakeTrail(self)
+        self.records = FakeRecords(self)
+        self.idempotency = FakeIdempotency(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -38,6 +38,16 @@ from neonpro.domain.schemas.consent import (
     ConsentRevoke,
     ConsentState,
 )
+from neonpro.domain.schemas.disclosure import DisclosureFilters, DisclosureRead, NewDisclosure
+from neonpro.domain.schemas.dsr import DataSubjectRequestRead
+from neonpro.domain.schemas.export import Holdings, PatientData
+from neonpro.domain.schemas.incident import (
+    IncidentFilters,
+    IncidentRead,
+    Investigation,
+    NewIncident,
+    Notified,
+)
 from neonpro.domain.schemas.patient import (
     PatientCreate,
     PatientFilters,
@@ -61,6 +71,9 @@ from neonpro.domain.vocabulary import (
     AuditStatus,
     ClinicRole,
     ConsentPurpose,
+    DataSubjectRequestKind,
+    DataSubjectRequestStatus,
+    IncidentStatus,
     RiskLevel,
 )
 
@@ -136,6 +149,79 @@ class ConsentRepository(Protocol):
                data: ConsentRevoke | None = None) -> ConsentRead: ...
 
 
+class IncidentRepository(Protocol):
+    """The security-incident register of the unit of work's clinic."""
+
+    def get(self, incident_id: uuid.UUID) -> IncidentRead: ...
+    def lock(self, incident_id: uuid.UUID) -> IncidentRead: ...
+    def add(self, data: NewIncident) -> IncidentRead: ...
+    def set_affected(self, incident_id: uuid.UUID, count: int, categories: builtins.list[str],
+                     risk_level: RiskLevel) -> IncidentRead: ...
+    def mark_notified(self, incident_id: uuid.UUID, who: Notified,
+                      at: datetime) -> IncidentRead:
+        """Once per party: a second notification of the same party is a Conflict."""
+        ...
+    def close(self, incident_id: uuid.UUID, status: IncidentStatus, closed_at: datetime | None,
+              mitigation: str | None, retain_until: date) -> IncidentRead: ...
+    def list(self, filters: IncidentFilters | None = None,
+             page: PageRequest | None = None) -> Page[IncidentRead]:
+        """Newest detection first."""
+        ...
+
+
+class DsrRepository(Protocol):
+    """Data-subject requests; status changes are compare-and-set on the current status."""
+
+    def get(self, request_id: uuid.UUID, *,
+            for_update: bool = False) -> DataSubjectRequestRead: ...
+    def list(self, *, overdue_at: datetime | None = None,
+             status: DataSubjectRequestStatus | None = None,
+             patient_id: uuid.UUID | None = None,
+             limit: int = 1000) -> builtins.list[DataSubjectRequestRead]:
+        """By due date; ``overdue_at``: pending ones due before it. A service unit of work
+        (no clinic) sees every clinic's."""
+        ...
+    def for_patient(self, patient_id: uuid.UUID) -> builtins.list[DataSubjectRequestRead]: ...
+    def add(self, patient_id: uuid.UUID, kind: DataSubjectRequestKind, received_at: datetime,
+            due_at: datetime) -> DataSubjectRequestRead: ...
+    def change(self, request_id: uuid.UUID, expected_status: str,
+               values: dict[str, Any]) -> DataSubjectRequestRead | None:
+        """Apply ``values`` if still in ``expected_status``; None otherwise."""
+        ...
+
+
+class DisclosureRepository(Protocol):
+    """The disclosure log of the unit of work's clinic: append-only."""
+
+    def get(self, disclosure_id: uuid.UUID) -> DisclosureRead: ...
+    def add(self, data: NewDisclosure) -> DisclosureRead: ...
+    def list(self, filters: DisclosureFilters | None = None,
+             page: PageRequest | None = None) -> Page[DisclosureRead]:
+        """Newest first."""
+        ...
+
+
+class AuditTrail(Protocol):
+    """Read-side questions to the clinic's audit trail."""
+
+    def investigate(self, since: datetime, until: datetime, *,
+                    actor_id: uuid.UUID | None = None,
+                    ip_address: str | None = None) -> Investigation:
+        """What one actor or one address (exactly one) touched in ``[since, until)``."""
+        ...
+
+
+class PatientRecords(Protocol):
+    """Read-side: what the clinic holds about a patient (LGPD confirmation and export)."""
+
+    def holdings(self, patient: PatientRead) -> Holdings:
+        """Counts per table, data categories, and since when, in one query."""
+        ...
+    def collect(self, patient_id: uuid.UUID) -> PatientData:
+        """Everything held about the patient (NotFound without such a patient)."""
+        ...
+
+
 class ClinicRepository(Protocol):
     def add(self, data: ClinicCreate) -> ClinicRead: ...
     def get(self, clinic_id: uuid.UUID | None = None) -> ClinicRead: ...
@@ -190,6 +276,16 @@ class UnitOfWork(Protocol):
     def consents(self) -> ConsentRepository: ...
     @property
     def idempotency(self) -> IdempotencyStore: ...
+    @property
+    def incidents(self) -> IncidentRepository: ...
+    @property
+    def subject_requests(self) -> DsrRepository: ...
+    @property
+    def disclosures(self) -> DisclosureRepository: ...
+    @property
+    def trail(self) -> AuditTrail: ...
+    @property
+    def records(self) -> PatientRecords: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -17,6 +17,10 @@ from sqlalchemy import Connection, text
 
 from neonpro.adapters.db.models import Base
 from neonpro.domain.paging import CursorSealer, Page, query_scope
+from neonpro.domain.schemas.incident import Investigation
+
+__all__ = ["LIST_CATEGORIES", "RESOURCE_TABLE", "AuditEventRow", "AuditFilters", "Investigation",
+           "column_categories", "investigate", "search"]
 
 # What a read of a whole resource exposes, for the investigation's data categories.
 RESOURCE_TABLE = {"patient": "patients", "patients": "patients", "appointment": "appointments",
@@ -116,15 +120,6 @@ def search(conn: Connection, clinic_id: uuid.UUID, filters: AuditFilters, cursor
     if len(rows) > limit:
         nxt = cursors.seal([items[-1].occurred_at.isoformat(), str(items[-1].id)], scope)
     return Page(items, None, nxt, limit, 0)
-
-
-@dataclass
-class Investigation:
-    events: int = 0
-    patients: list[uuid.UUID] = field(default_factory=list)
-    unresolved_patient_refs: int = 0
-    categories: dict[str, int] = field(default_factory=dict)
-    actions: dict[str, int] = field(default_factory=dict)
 
 
 def investigate(conn: Connection, clinic_id: uuid.UUID, since: datetime, until: datetime, *,

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -48,8 +47,8 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from sqlalchemy import Connection, text
 
-from neonpro.adapters.db.repositories.dsr import DataSubjectRequestRead, SqlDsrRepository
 from neonpro.domain.paging import MAX_PAGE_SIZE, PageRequest
+from neonpro.domain.schemas.export import Holdings, PatientData
 from neonpro.domain.vocabulary import (
     AppointmentStatus,
     ConsentPurpose,
@@ -63,7 +62,7 @@ if TYPE_CHECKING:
 
     from neonpro.adapters.db.uow import SqlUnitOfWork
     from neonpro.domain.schemas.appointment import AppointmentRead
-    from neonpro.domain.schemas.consent import ConsentRead, ConsentState
+    from neonpro.domain.schemas.consent import ConsentRead
     from neonpro.domain.schemas.patient import PatientRead
 
 FORMAT = "neonpro.lgpd.export/v1"
@@ -79,31 +78,6 @@ MEDIA_TYPES = {ExportFormat.JSON: "application/json", ExportFormat.FHIR: "applic
 
 
 # ------------------------------------------------------------------------ collection
-@dataclass
-class PatientData:
-    """Everything held about one patient in one clinic (decrypted, in memory)."""
-
-    clinic_id: uuid.UUID
-    patient: PatientRead
-    appointments: list[AppointmentRead] = field(default_factory=list)
-    professionals: list[dict[str, Any]] = field(default_factory=list)
-    consents: list[ConsentRead] = field(default_factory=list)
-    consent_states: list[ConsentState] = field(default_factory=list)
-    disclosures: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[DataSubjectRequestRead] = field(default_factory=list)
-    erasures: list[dict[str, Any]] = field(default_factory=list)
-    audit_events: list[dict[str, Any]] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        """Rows per table (the audit event of an export records these, never values)."""
-        return {
-            "patients": 1, "appointments": len(self.appointments),
-            "professionals": len(self.professionals), "consent_records": len(self.consents),
-            "disclosures": len(self.disclosures), "data_subject_requests": len(self.requests),
-            "erasure_ledger": len(self.erasures), "audit_events": len(self.audit_events),
-        }
-
-
 PROFESSIONALS = text(
     "SELECT id, full_name, specialization, council_type, council_license, council_state "
     "FROM professionals WHERE clinic_id = :c AND id = ANY(:ids) ORDER BY full_name, id"
@@ -158,22 +132,13 @@ def collect(uow: SqlUnitOfWork, patient_id: uuid.UUID) -> PatientData:
     data.consents = uow.consents.history(patient_id)
     data.consent_states = uow.consents.states(patient_id)
     data.disclosures = _rows(conn, DISCLOSURES, params)
-    data.requests = SqlDsrRepository(uow).for_patient(patient_id)
+    data.requests = uow.subject_requests.for_patient(patient_id)
     data.erasures = _rows(conn, ERASURES, params)
     data.audit_events = _rows(conn, AUDIT_EVENTS, params)
     return data
 
 
 # ------------------------------------------------------- what is held, in summary
-@dataclass(frozen=True)
-class Holdings:
-    """Counts and data categories held about a patient, for the immediate confirmation."""
-
-    counts: dict[str, int]
-    categories: list[str]
-    first_recorded_at: datetime | None
-
-
 MONEY = ("estimated_cost", "actual_cost", "copay_amount", "cancellation_fee")
 
 

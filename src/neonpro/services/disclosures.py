@@ -14,17 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import Field
 
-from neonpro.adapters.db.repositories.disclosures import (
-    DisclosureFilters,
-    DisclosureRead,
-    NewDisclosure,
-    SqlDisclosureRepository,
-)
-from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.holidays import add_years
 from neonpro.domain.paging import Page, PageRequest
+from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas._types import Instant, LongText, Name, Schema
+from neonpro.domain.schemas.disclosure import DisclosureFilters, DisclosureRead, NewDisclosure
 from neonpro.domain.vocabulary import AuditAction, ConsentPurpose, DataCategory, LegalBasis
 from neonpro.services.consents import SENSITIVE, require_consent
 
@@ -58,7 +53,7 @@ def accounting_since(now: datetime | None = None) -> datetime:
     return add_years(now or datetime.now(UTC), -ACCOUNTING_YEARS)
 
 
-def _consent_reference(uow: SqlUnitOfWork, data: DisclosureCreate) -> uuid.UUID | None:
+def _consent_reference(uow: UnitOfWork, data: DisclosureCreate) -> uuid.UUID | None:
     if data.legal_basis == LegalBasis.CONSENT:
         require_consent(uow, data.patient_id, ConsentPurpose.DATA_SHARING)
         current = uow.consents.current(data.patient_id, ConsentPurpose.DATA_SHARING)
@@ -74,7 +69,7 @@ def _consent_reference(uow: SqlUnitOfWork, data: DisclosureCreate) -> uuid.UUID 
     return data.consent_record_id
 
 
-def record_disclosure(uow: SqlUnitOfWork, data: DisclosureCreate,
+def record_disclosure(uow: UnitOfWork, data: DisclosureCreate,
                       now: datetime | None = None) -> DisclosureRead:
     """Log one sharing; refused without a legal basis valid for what is shared."""
     now = now or datetime.now(UTC)
@@ -89,7 +84,7 @@ def record_disclosure(uow: SqlUnitOfWork, data: DisclosureCreate,
     with uow:
         uow.patients.get(data.patient_id)  # NotFound for another clinic's or a deleted patient
         consent_id = _consent_reference(uow, data)
-        row = SqlDisclosureRepository(uow).add(NewDisclosure(
+        row = uow.disclosures.add(NewDisclosure(
             patient_id=data.patient_id, disclosed_at=disclosed_at,
             recipient_name=data.recipient_name, recipient_address=data.recipient_address,
             data_description=data.data_description, data_categories=sorted(categories),
@@ -99,7 +94,7 @@ def record_disclosure(uow: SqlUnitOfWork, data: DisclosureCreate,
     return row
 
 
-def list_disclosures(uow: SqlUnitOfWork, patient_id: uuid.UUID | None = None, *,
+def list_disclosures(uow: UnitOfWork, patient_id: uuid.UUID | None = None, *,
                      since: datetime | None = None, until: datetime | None = None,
                      page: PageRequest | None = None,
                      now: datetime | None = None) -> Page[DisclosureRead]:
@@ -112,7 +107,7 @@ def list_disclosures(uow: SqlUnitOfWork, patient_id: uuid.UUID | None = None, *,
     with uow:
         if patient_id is not None:
             uow.patients.get(patient_id)
-        result = SqlDisclosureRepository(uow).list(filters, page)
+        result = uow.disclosures.list(filters, page)
         uow.audit.record(AuditAction.VIEW, "disclosures", patient_id=patient_id,
                          details={"returned": len(result.items)})
         uow.commit()

@@ -17,21 +17,20 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, IPvAnyAddress, model_validator
 
-from neonpro.adapters.db.repositories.incidents import (
-    NOTIFIABLE,
-    IncidentFilters,
-    IncidentRead,
-    NewIncident,
-    Notified,
-    SqlIncidentRepository,
-)
-from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import Forbidden, InvalidTransition, ValidationFailed
 from neonpro.domain.holidays import add_business_days, add_years
+from neonpro.domain.lgpd import INCIDENT_TRANSITIONS, NOTIFIABLE
 from neonpro.domain.paging import Page, PageRequest
+from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas._types import INT32_MAX, Instant, LongText, Schema
+from neonpro.domain.schemas.incident import (
+    IncidentFilters,
+    IncidentRead,
+    Investigation,
+    NewIncident,
+    Notified,
+)
 from neonpro.domain.vocabulary import AuditAction, DataCategory, IncidentStatus, RiskLevel
-from neonpro.queries.audit import Investigation, investigate
 from neonpro.services.consents import SENSITIVE
 
 __all__ = [
@@ -131,18 +130,16 @@ def floor_risk(level: RiskLevel | None, categories: set[str]) -> RiskLevel:
     return chosen
 
 
-def _zone(uow: SqlUnitOfWork) -> ZoneInfo:
+def _zone(uow: UnitOfWork) -> ZoneInfo:
     return ZoneInfo(uow.clinics.get().timezone)
 
 
-def _investigate(uow: SqlUnitOfWork, scope: AccessScope, since: datetime,
+def _investigate(uow: UnitOfWork, scope: AccessScope, since: datetime,
                  until: datetime) -> Investigation:
-    clinic = uow.clinic_id
-    if clinic is None:
+    if uow.clinic_id is None:
         raise Forbidden("an investigation needs a clinic: open a tenant unit of work")
     ip = None if scope.ip_address is None else str(scope.ip_address)
-    return investigate(uow.connection, clinic, since, until, actor_id=scope.actor_id,
-                       ip_address=ip)
+    return uow.trail.investigate(since, until, actor_id=scope.actor_id, ip_address=ip)
 
 
 def _window(scope: AccessScope, detected_at: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -159,7 +156,7 @@ def _touched(found: Investigation) -> tuple[int, set[str]]:
     return count, {c for c in found.categories if c in _CATEGORIES}
 
 
-def register_incident(uow: SqlUnitOfWork, data: IncidentCreate,
+def register_incident(uow: UnitOfWork, data: IncidentCreate,
                       now: datetime | None = None) -> IncidentRead:
     """Record an incident with its notification deadline, risk and retention; audited."""
     now = _now(now)
@@ -177,7 +174,7 @@ def register_incident(uow: SqlUnitOfWork, data: IncidentCreate,
             people, touched = _touched(found)
             count, categories = max(count, people), categories | touched
         risk = floor_risk(data.risk_level, categories)
-        incident = SqlIncidentRepository(uow).add(NewIncident(
+        incident = uow.incidents.add(NewIncident(
             detected_at=data.detected_at, learned_at=learned, description=data.description,
             risk_level=risk, affected_data_categories=sorted(categories),
             affected_patient_count=count, risk_assessment=data.risk_assessment,
@@ -197,21 +194,21 @@ def register_incident(uow: SqlUnitOfWork, data: IncidentCreate,
     return incident
 
 
-def get_incident(uow: SqlUnitOfWork, incident_id: uuid.UUID) -> IncidentRead:
+def get_incident(uow: UnitOfWork, incident_id: uuid.UUID) -> IncidentRead:
     with uow:
-        incident = SqlIncidentRepository(uow).get(incident_id)
+        incident = uow.incidents.get(incident_id)
         uow.audit.record(AuditAction.VIEW, "security_incident", incident_id)
         uow.commit()
     return incident
 
 
-def assess_affected(uow: SqlUnitOfWork, incident_id: uuid.UUID, scope: AccessScope, *,
+def assess_affected(uow: UnitOfWork, incident_id: uuid.UUID, scope: AccessScope, *,
                     store: bool = False, now: datetime | None = None) -> Affected:
     """Which patients and categories the scope touched; with ``store`` the incident's count
     and categories are updated (the count from this investigation, categories merged)."""
     now = _now(now)
     with uow:
-        repo = SqlIncidentRepository(uow)
+        repo = uow.incidents
         incident = repo.lock(incident_id) if store else repo.get(incident_id)
         since, until = _window(scope, incident.detected_at, incident.closed_at or now)
         found = _investigate(uow, scope, since, until)
@@ -227,14 +224,14 @@ def assess_affected(uow: SqlUnitOfWork, incident_id: uuid.UUID, scope: AccessSco
     return Affected(incident, found, since, until)
 
 
-def notify(uow: SqlUnitOfWork, incident_id: uuid.UUID, data: Notification,
+def notify(uow: UnitOfWork, incident_id: uuid.UUID, data: Notification,
            now: datetime | None = None) -> IncidentRead:
     """Record that the ANPD or the patients were told (once each)."""
     now = _now(now)
     at = data.at or now
     _not_future("at", at, now)
     with uow:
-        repo = SqlIncidentRepository(uow)
+        repo = uow.incidents
         current = repo.lock(incident_id)
         if at < current.learned_at:
             raise ValidationFailed("at", "must not be before the clinic learned of the incident")
@@ -247,22 +244,15 @@ def notify(uow: SqlUnitOfWork, incident_id: uuid.UUID, data: Notification,
     return incident
 
 
-_NEXT: dict[str, set[str]] = {
-    IncidentStatus.OPEN: {IncidentStatus.CONTAINED, IncidentStatus.CLOSED},
-    IncidentStatus.CONTAINED: {IncidentStatus.CLOSED},
-    IncidentStatus.CLOSED: set(),
-}
-
-
-def close_incident(uow: SqlUnitOfWork, incident_id: uuid.UUID, data: IncidentClose,
+def close_incident(uow: UnitOfWork, incident_id: uuid.UUID, data: IncidentClose,
                    now: datetime | None = None) -> IncidentRead:
     """Contain or close. Closing needs a mitigation and keeps the record 5 years after."""
     now = _now(now)
     target = IncidentStatus(data.status)
     with uow:
-        repo = SqlIncidentRepository(uow)
+        repo = uow.incidents
         current = repo.lock(incident_id)
-        if target not in _NEXT[current.status]:
+        if target not in INCIDENT_TRANSITIONS[current.status]:
             raise InvalidTransition("security incident", current.status, target.value)
         mitigation = data.mitigation or current.mitigation
         zone = _zone(uow)
@@ -284,13 +274,13 @@ def close_incident(uow: SqlUnitOfWork, incident_id: uuid.UUID, data: IncidentClo
     return incident
 
 
-def list_incidents(uow: SqlUnitOfWork, *, overdue: bool = False,
+def list_incidents(uow: UnitOfWork, *, overdue: bool = False,
                    status: IncidentStatus | None = None, page: PageRequest | None = None,
                    now: datetime | None = None) -> Page[IncidentRead]:
     """The register, newest first; ``overdue`` keeps notifiable ones past due and untold."""
     filters = IncidentFilters(status=status, overdue_at=_now(now) if overdue else None)
     with uow:
-        result = SqlIncidentRepository(uow).list(filters, page)
+        result = uow.incidents.list(filters, page)
         uow.audit.record(AuditAction.VIEW, "security_incidents",
                          details={"returned": len(result.items), "overdue": overdue})
         uow.commit()

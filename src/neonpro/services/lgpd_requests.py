@@ -22,10 +22,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from neonpro.adapters.db.repositories.dsr import DataSubjectRequestRead, SqlDsrRepository
-from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import Conflict, InvalidTransition, ValidationFailed
+from neonpro.domain.lgpd import TRANSITIONS
+from neonpro.domain.ports import DsrRepository, UnitOfWork
 from neonpro.domain.schemas._types import Instant, Schema
+from neonpro.domain.schemas.dsr import DataSubjectRequestRead
 from neonpro.domain.vocabulary import (
     AuditAction,
     ConsentPurpose,
@@ -52,10 +53,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 ENTITY = "data_subject_request"
 RESOURCE = "data_subject_requests"
 S = DataSubjectRequestStatus
-TRANSITIONS: dict[str, frozenset[str]] = {
-    S.OPEN: frozenset({S.IN_PROGRESS, S.FULFILLED, S.REFUSED}),
-    S.IN_PROGRESS: frozenset({S.FULFILLED, S.REFUSED}),
-}
 # what an export answers: access (II), portability (V), with whom it was shared (VII)
 EXPORTABLE = frozenset({DataSubjectRequestKind.ACCESS, DataSubjectRequestKind.PORTABILITY,
                         DataSubjectRequestKind.SHARING_INFORMATION})
@@ -88,11 +85,11 @@ class RequestRefuse(Schema):
 
 
 # ------------------------------------------------------------------------ helpers
-def _repo(uow: SqlUnitOfWork) -> SqlDsrRepository:
-    return SqlDsrRepository(uow)
+def _repo(uow: UnitOfWork) -> DsrRepository:
+    return uow.subject_requests
 
 
-def _move(uow: SqlUnitOfWork, request_id: uuid.UUID, target: DataSubjectRequestStatus,
+def _move(uow: UnitOfWork, request_id: uuid.UUID, target: DataSubjectRequestStatus,
           values: dict[str, Any] | None = None,
           check: Callable[[DataSubjectRequestRead], None] | None = None,
           ) -> DataSubjectRequestRead:
@@ -110,7 +107,7 @@ def _move(uow: SqlUnitOfWork, request_id: uuid.UUID, target: DataSubjectRequestS
 
 
 # ----------------------------------------------------------------------- requests
-def open_request(uow: SqlUnitOfWork, data: RequestOpen,
+def open_request(uow: UnitOfWork, data: RequestOpen,
                  now: datetime | None = None) -> DataSubjectRequestRead:
     """Record a request of one of this clinic's patients, due 15 days after receipt."""
     now = now or datetime.now(UTC)
@@ -124,7 +121,7 @@ def open_request(uow: SqlUnitOfWork, data: RequestOpen,
     return request
 
 
-def get_request(uow: SqlUnitOfWork, request_id: uuid.UUID) -> DataSubjectRequestRead:
+def get_request(uow: UnitOfWork, request_id: uuid.UUID) -> DataSubjectRequestRead:
     with uow:
         request = _repo(uow).get(request_id)
         uow.audit.record(AuditAction.VIEW, RESOURCE, request_id, patient_id=request.patient_id)
@@ -132,7 +129,7 @@ def get_request(uow: SqlUnitOfWork, request_id: uuid.UUID) -> DataSubjectRequest
     return request
 
 
-def list_requests(uow: SqlUnitOfWork, *, overdue: bool = False,
+def list_requests(uow: UnitOfWork, *, overdue: bool = False,
                   status: DataSubjectRequestStatus | None = None,
                   patient_id: uuid.UUID | None = None,
                   now: datetime | None = None) -> list[DataSubjectRequestRead]:
@@ -149,7 +146,7 @@ def list_requests(uow: SqlUnitOfWork, *, overdue: bool = False,
     return rows
 
 
-def verify_identity(uow: SqlUnitOfWork, request_id: uuid.UUID) -> DataSubjectRequestRead:
+def verify_identity(uow: UnitOfWork, request_id: uuid.UUID) -> DataSubjectRequestRead:
     """Record that the acting user verified the requester is the patient (or their legal
     representative); the request keeps its status."""
     with uow:
@@ -166,7 +163,7 @@ def verify_identity(uow: SqlUnitOfWork, request_id: uuid.UUID) -> DataSubjectReq
     return changed
 
 
-def start_request(uow: SqlUnitOfWork, request_id: uuid.UUID) -> DataSubjectRequestRead:
+def start_request(uow: UnitOfWork, request_id: uuid.UUID) -> DataSubjectRequestRead:
     with uow:
         request = _move(uow, request_id, S.IN_PROGRESS)
         uow.commit()
@@ -181,7 +178,7 @@ def _answer_hash(data: RequestFulfil) -> str | None:
     return given or data.response_sha256
 
 
-def fulfil_request(uow: SqlUnitOfWork, request_id: uuid.UUID,
+def fulfil_request(uow: UnitOfWork, request_id: uuid.UUID,
                    data: RequestFulfil | None = None) -> DataSubjectRequestRead:
     """Close the request as answered: identity verified, the answer's hash recorded."""
     digest = _answer_hash(data or RequestFulfil())
@@ -204,7 +201,7 @@ def fulfil_request(uow: SqlUnitOfWork, request_id: uuid.UUID,
     return request
 
 
-def refuse_request(uow: SqlUnitOfWork, request_id: uuid.UUID,
+def refuse_request(uow: UnitOfWork, request_id: uuid.UUID,
                    data: RequestRefuse) -> DataSubjectRequestRead:
     """Close the request as refused, with the reason given to the patient (Art. 18 §4)."""
     reason = data.reason.strip()
@@ -262,7 +259,7 @@ BASIS_REFERENCE = {
 MEDICAL_RECORD = "Lei 13.787/2018 Art. 6; CFM Res. 1.821/2007"
 
 
-def _legal_bases(uow: SqlUnitOfWork, patient_id: uuid.UUID, registered: datetime, *,
+def _legal_bases(uow: UnitOfWork, patient_id: uuid.UUID, registered: datetime, *,
                  clinical: bool, now: datetime) -> tuple[list[LegalBasisUse],
                                                          list[WithdrawnConsent]]:
     # the state of each purpose: the latest decision wins (neonpro_consent_state), so a
@@ -295,7 +292,7 @@ def _legal_bases(uow: SqlUnitOfWork, patient_id: uuid.UUID, registered: datetime
     return list(uses.values()), withdrawn
 
 
-def confirm_processing(uow: SqlUnitOfWork, patient_id: uuid.UUID,
+def confirm_processing(uow: UnitOfWork, patient_id: uuid.UUID,
                        now: datetime | None = None) -> Confirmation:
     """Answer at once whether the clinic processes the patient's data, since when, which
     categories (from the data present) and on which legal bases (the consent ledger, and
@@ -303,7 +300,7 @@ def confirm_processing(uow: SqlUnitOfWork, patient_id: uuid.UUID,
     now = now or datetime.now(UTC)
     with uow:
         patient = uow.patients.get(patient_id)
-        held = export_queries.holdings(uow.connection, patient)
+        held = uow.records.holdings(patient)
         clinical = "clinical" in held.categories
         bases, withdrawn = _legal_bases(uow, patient_id, patient.created_at,
                                          clinical=clinical, now=now)
@@ -353,7 +350,7 @@ def _check_exportable(request: DataSubjectRequestRead, patient_id: uuid.UUID) ->
         raise InvalidTransition(ENTITY, request.status, "exported")
 
 
-def export_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
+def export_patient(uow: UnitOfWork, patient_id: uuid.UUID,
                    fmt: ExportFormat = ExportFormat.JSON, *,
                    request_id: uuid.UUID | None = None,
                    now: datetime | None = None) -> ExportResult:
@@ -369,7 +366,7 @@ def export_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
         if request_id is not None:
             request = repo.get(request_id, for_update=True)
             _check_exportable(request, patient_id)
-        data = export_queries.collect(uow, patient_id)
+        data = uow.records.collect(patient_id)
         content = export_queries.render(data, fmt, generated_at, request_id)
         digest = hashlib.sha256(content).hexdigest()
         if request is not None:

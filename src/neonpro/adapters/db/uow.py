@@ -40,11 +40,16 @@ from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepositor
 from neonpro.adapters.db.repositories.audit import SqlAuditRepository
 from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
+from neonpro.adapters.db.repositories.disclosures import SqlDisclosureRepository
+from neonpro.adapters.db.repositories.dsr import SqlDsrRepository
 from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
+from neonpro.adapters.db.repositories.incidents import SqlIncidentRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
+from neonpro.adapters.db.repositories.records import SqlPatientRecords
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
 from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
+from neonpro.adapters.db.repositories.trail import SqlAuditTrail
 from neonpro.domain.errors import (
     ConsentRequired,
     DomainError,
@@ -295,6 +300,26 @@ class SqlUnitOfWork:
     @cached_property
     def idempotency(self) -> SqlIdempotencyRepository:
         return SqlIdempotencyRepository(self)
+
+    @cached_property
+    def incidents(self) -> SqlIncidentRepository:
+        return SqlIncidentRepository(self)
+
+    @cached_property
+    def subject_requests(self) -> SqlDsrRepository:
+        return SqlDsrRepository(self)
+
+    @cached_property
+    def disclosures(self) -> SqlDisclosureRepository:
+        return SqlDisclosureRepository(self)
+
+    @cached_property
+    def trail(self) -> SqlAuditTrail:
+        return SqlAuditTrail(self)
+
+    @cached_property
+    def records(self) -> SqlPatientRecords:
+        return SqlPatientRecords(self)
 
 
 def record_refusal(

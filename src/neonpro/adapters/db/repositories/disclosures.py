@@ -7,9 +7,6 @@ patient's keyed reference.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Table, func, select
@@ -17,47 +14,12 @@ from sqlalchemy import Table, func, select
 from neonpro.adapters.db.models import Disclosure
 from neonpro.adapters.db.repositories._simple import PlainTenantRepository
 from neonpro.domain.paging import Page, PageRequest
-from neonpro.domain.schemas._types import ReadSchema
-from neonpro.domain.vocabulary import LegalBasis
+from neonpro.domain.schemas.disclosure import DisclosureFilters, DisclosureRead, NewDisclosure
+
+__all__ = ["DisclosureFilters", "DisclosureRead", "NewDisclosure", "SqlDisclosureRepository"]
 
 TABLE: Table = Disclosure.__table__  # type: ignore[assignment]
 T = TABLE.c
-
-
-class DisclosureRead(ReadSchema):
-    id: uuid.UUID
-    clinic_id: uuid.UUID
-    patient_id: uuid.UUID
-    disclosed_at: datetime
-    recipient_name: str
-    recipient_address: str | None
-    data_description: str
-    data_categories: list[str]
-    purpose: str
-    legal_basis: str
-    consent_record_id: uuid.UUID | None
-    disclosed_by: uuid.UUID | None
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class NewDisclosure:
-    patient_id: uuid.UUID
-    disclosed_at: datetime
-    recipient_name: str
-    data_description: str
-    purpose: str
-    legal_basis: LegalBasis
-    recipient_address: str | None = None
-    data_categories: list[str] = field(default_factory=list)
-    consent_record_id: uuid.UUID | None = None
-
-
-@dataclass(frozen=True)
-class DisclosureFilters:
-    patient_id: uuid.UUID | None = None
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
 
 
 class SqlDisclosureRepository(PlainTenantRepository[DisclosureRead]):

@@ -20,32 +20,15 @@ from sqlalchemy import Table, and_, bindparam, insert, select, update
 from neonpro.adapters.db.models import DataSubjectRequest
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.errors import NotFound
-from neonpro.domain.schemas._types import ReadSchema
+from neonpro.domain.lgpd import PENDING
+from neonpro.domain.schemas.dsr import DataSubjectRequestRead
 from neonpro.domain.vocabulary import DataSubjectRequestKind, DataSubjectRequestStatus
+
+__all__ = ["ENTITY", "PENDING", "DataSubjectRequestRead", "SqlDsrRepository"]
 
 TABLE = cast(Table, DataSubjectRequest.__table__)
 T = TABLE.c
 ENTITY = "data_subject_request"
-PENDING = (DataSubjectRequestStatus.OPEN.value, DataSubjectRequestStatus.IN_PROGRESS.value)
-
-
-class DataSubjectRequestRead(ReadSchema):
-    """A data-subject request as stored (no personal data beyond the patient's id)."""
-
-    id: uuid.UUID
-    clinic_id: uuid.UUID
-    patient_id: uuid.UUID
-    kind: str
-    status: str
-    received_at: datetime
-    due_at: datetime
-    identity_verified_by: uuid.UUID | None
-    identity_verified_at: datetime | None
-    fulfilled_at: datetime | None
-    refusal_reason: str | None
-    response_sha256: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 READ_COLUMNS = [T[f] for f in DataSubjectRequestRead.model_fields]

@@ -7,81 +7,24 @@ the row-change audit trigger (field names only, never the description).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from sqlalchemy import Table, func, or_, select, update
 
 from neonpro.adapters.db.models import SecurityIncident
 from neonpro.adapters.db.repositories._simple import PlainTenantRepository
 from neonpro.domain.errors import Conflict, NotFound
+from neonpro.domain.lgpd import NOTIFIABLE
 from neonpro.domain.paging import Page, PageRequest
-from neonpro.domain.schemas._types import ReadSchema
+from neonpro.domain.schemas.incident import IncidentFilters, IncidentRead, NewIncident, Notified
 from neonpro.domain.vocabulary import IncidentStatus, RiskLevel
+
+__all__ = ["NOTIFIABLE", "IncidentFilters", "IncidentRead", "NewIncident", "Notified",
+           "SqlIncidentRepository"]
 
 TABLE: Table = SecurityIncident.__table__  # type: ignore[assignment]
 T = TABLE.c
-
-NOTIFIABLE: tuple[RiskLevel, ...] = (RiskLevel.HIGH, RiskLevel.CRITICAL)
-"""Risk levels that oblige communication to the ANPD and the patients (Res. 15/2024 art. 5);
-health data always counts as high, so in a clinic almost every incident is notifiable."""
-
-Notified = Literal["anpd", "subjects"]
-
-
-class IncidentRead(ReadSchema):
-    id: uuid.UUID
-    clinic_id: uuid.UUID
-    detected_at: datetime
-    learned_at: datetime
-    description: str
-    affected_data_categories: list[str]
-    affected_patient_count: int
-    risk_assessment: str | None
-    risk_level: str
-    notified_anpd_at: datetime | None
-    notified_subjects_at: datetime | None
-    notification_due_at: datetime | None
-    mitigation: str | None
-    status: str
-    closed_at: datetime | None
-    retain_until: date | None
-    reported_by: uuid.UUID | None
-    created_at: datetime
-    updated_at: datetime
-
-    @property
-    def notification_required(self) -> bool:
-        return self.risk_level in NOTIFIABLE
-
-    def is_overdue(self, now: datetime) -> bool:
-        """Notifiable, past its due moment, and the ANPD or the patients not yet told."""
-        return (self.notification_required and self.notification_due_at is not None
-                and self.notification_due_at < now
-                and (self.notified_anpd_at is None or self.notified_subjects_at is None))
-
-
-@dataclass(frozen=True)
-class NewIncident:
-    """A row as the service computed it (deadline, risk floor, retention, counts)."""
-
-    detected_at: datetime
-    learned_at: datetime
-    description: str
-    risk_level: RiskLevel
-    notification_due_at: datetime
-    retain_until: date
-    affected_data_categories: list[str] = field(default_factory=list)
-    affected_patient_count: int = 0
-    risk_assessment: str | None = None
-
-
-@dataclass(frozen=True)
-class IncidentFilters:
-    status: IncidentStatus | None = None
-    overdue_at: datetime | None = None  # only incidents overdue at this moment
-
 
 class SqlIncidentRepository(PlainTenantRepository[IncidentRead]):
     """``SqlIncidentRepository(uow)``: get, add, list, and intent-named updates."""
