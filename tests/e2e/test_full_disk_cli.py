@@ -215,7 +215,7 @@ def test_injected_enospc_at_each_write_site(
     backup_id = _backup(env)
     # decryption for verify and restore
     with monkeypatch.context() as m:
-        m.setattr("neonpro.services.backup.decrypt_file", _enospc)
+        m.setattr("neonpro.adapters.backup.store.decrypt_file", _enospc)
         _one_line_failure(_cli(m, env, "backup", "verify", backup_id), "no space left")
         _one_line_failure(_cli(m, env, "backup", "restore", backup_id, "--target",
                                second_database_url), "no space left")

@@ -15,7 +15,7 @@ import pytest
 
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
-from neonpro.services.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS
+from neonpro.devtools.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS
 
 BIN = str(Path(sys.executable).parent / "neonpro")
 KEYS = {

@@ -13,6 +13,7 @@ import pytest
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
+from neonpro.devtools.demo import ZONE, DemoResult, DemoSeedExists, seed_demo
 from neonpro.domain import values
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.paging import PageRequest
@@ -20,7 +21,6 @@ from neonpro.domain.schemas.appointment import CalendarEntry, Window
 from neonpro.domain.schemas.patient import PatientRead
 from neonpro.domain.vocabulary import ConsentPurpose, LegalBasis
 from neonpro.services import consents, patients, scheduling
-from neonpro.services.demo import ZONE, DemoResult, DemoSeedExists, seed_demo
 from tests.conftest import make_keyring, make_settings
 
 READER = SystemActors.DEMO_SEED

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
 from neonpro.bootstrap import Container
+from neonpro.devtools.demo import ZONE, DemoResult, seed_demo
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.noshow import FEATURE_NAMES, encode, linear_prediction
@@ -23,7 +24,6 @@ from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.domain.vocabulary import NoShowModelKind
 from neonpro.services import catalog, clinics, noshow, patients, scheduling
-from neonpro.services.demo import ZONE, DemoResult, seed_demo
 
 ACTOR = SystemActors.CLI
 SP = ZoneInfo("America/Sao_Paulo")

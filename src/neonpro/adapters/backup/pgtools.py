@@ -28,6 +28,10 @@ class ToolError(RuntimeError):
     """A PostgreSQL tool failed or is missing; the message is safe to show."""
 
 
+class BackupError(RuntimeError):
+    """A backup step failed; the message is safe to show (no personal data)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """One database, as libpq environment variables (no password in argv)."""

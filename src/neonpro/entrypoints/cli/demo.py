@@ -19,9 +19,9 @@ from rich.table import Table
 
 from neonpro.adapters.crypto import KeyConfigError
 from neonpro.adapters.db import migrate
+from neonpro.devtools.demo import MAX_MONTHS, MAX_PATIENTS, DemoResult, ProgressFn, seed_demo
 from neonpro.domain.errors import DomainError
 from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
-from neonpro.services.demo import MAX_MONTHS, MAX_PATIENTS, DemoResult, ProgressFn, seed_demo
 
 app = typer_app(help="Generate demonstration data (synthetic, never real people).",
                   no_args_is_help=True)

@@ -14,12 +14,12 @@ from neonpro.adapters.db import migrate
 from neonpro.adapters.db.health import check_health
 from neonpro.bootstrap import Container
 from neonpro.config import Environment
+from neonpro.devtools.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS, seed_demo
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.cli._common import container, fail, out
 from neonpro.services import auth, noshow
-from neonpro.services.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS, seed_demo
 
 
 def _demo(box: Container, host: str, port: int) -> None:

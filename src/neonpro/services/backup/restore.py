@@ -1,0 +1,183 @@
+"""Restore a backup into a database: roles and grants, the data, the migrations, every
+erasure recorded after the backup, a health check; on hold until the erasures are proven
+re-applied."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from neonpro.adapters.backup import server
+from neonpro.adapters.backup.pgtools import BackupError, Target
+from neonpro.adapters.backup.store import Backup, check_files, later_ledgers, plain_files
+from neonpro.adapters.db import migrate
+from neonpro.adapters.db.health import check_health
+from neonpro.adapters.db.security import Roles
+from neonpro.bootstrap import Container
+from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.vocabulary import AuditAction
+from neonpro.services.backup.common import (
+    Timings,
+    key_of,
+    record_event,
+    roles_of,
+    source_of,
+)
+from neonpro.services.backup.erasures import (
+    finish_command,
+    ledger_from,
+    reapply_ledger,
+    record_accepted_risk,
+)
+from neonpro.services.backup.verify import compare, restore_files
+
+
+class RestoreRefused(BackupError):
+    """The target database is not empty and ``force`` was not given."""
+
+
+@dataclass
+class RestoreReport:
+    backup_id: str
+    target: str
+    ok: bool
+    seconds: dict[str, float]
+    problems: list[str]
+    reapplied_erasures: int
+    health: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    erasures_proven: bool = True
+    held: bool = False  # closed to the application role until ``finish`` is run
+    finish: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"backup": self.backup_id, "target": self.target, "ok": self.ok,
+                "seconds": self.seconds, "problems": self.problems,
+                "warnings": self.warnings, "reapplied_erasures": self.reapplied_erasures,
+                "erasures_proven": self.erasures_proven, "held": self.held,
+                "finish": self.finish, "health_ok": self.health.get("ok")}
+
+
+@dataclass(frozen=True)
+class _Erasures:
+    """The erasures a restore must re-apply, whether they are proven complete, and why not."""
+
+    ledger: list[dict[str, Any]]
+    proven: bool
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class _Reopened:
+    reapplied: int
+    finish: str | None
+    health: dict[str, Any]
+    ok: bool
+
+
+def restore_backup(container: Container, backup: Backup, target_url: str, *,
+                   force: bool = False, jobs: int = 2, accept_erasure_risk: bool = False,
+                   actor: Actor = SystemActors.BACKUP) -> RestoreReport:
+    """Restore ``backup`` into ``target_url``: roles and grants, then the data, then the
+    migrations, then every erasure recorded after the backup, then a health check.
+
+    The erasures re-applied are proven complete only when the live database's erasure
+    ledger was read (or the target itself was the live database, and its ledger was read
+    before it was replaced): erasures decided after the newest backup are recorded nowhere
+    else. Otherwise the restored database is left on hold, closed to the application role
+    (:mod:`neonpro.adapters.db.restore_hold`), ``held`` is set and ``finish`` names the
+    command that finishes the job; ``accept_erasure_risk`` opens it anyway, recorded in
+    the audit trail. The target is created, and a replaced one dropped, only once the
+    backup's files are checked and decrypted, and it is on hold from its creation on."""
+    roles = roles_of(container)
+    target = Target.from_url(target_url)
+    timings = Timings()
+    check_files(backup)
+    exists = server.database_exists(target)
+    own = exists and not server.is_empty(target)
+    if own and not force:
+        raise RestoreRefused(f"database {target.describe()} is not empty: refusing to overwrite "
+                             "it without --force")
+    erasures = _erasures_to_keep(container, backup, target, own=own)
+    _load(container, backup, target, jobs, timings, replace=exists)
+    with timings.step("compare"):
+        problems = compare(backup, target, roles)
+    with timings.step("migrate"):
+        migrate.upgrade(target.url(), roles, audit_key=container.keyring.active_audit_key)
+    restored = Container(container.settings, database_url=target.url(),
+                         keyring=container.keyring)
+    try:
+        done = _reopen(restored, backup, target, roles, erasures, problems, timings,
+                       accept_erasure_risk=accept_erasure_risk, actor=actor)
+    finally:
+        restored.close()
+    with suppress(Exception):
+        record_event(container, AuditAction.RESTORE, backup.id, {
+            "target": target.describe(), "ok": done.ok}, ok=done.ok, actor=actor)
+    return RestoreReport(backup.id, target.describe(), done.ok, timings.steps, problems,
+                         done.reapplied, done.health, erasures.warnings, erasures.proven,
+                         done.finish is not None, done.finish)
+
+
+def _load(container: Container, backup: Backup, target: Target, jobs: int,
+          timings: Timings, *, replace: bool) -> None:
+    """Decrypt, create (or replace) the target on hold, pg_restore into it."""
+    roles = roles_of(container)
+    reason = f"backup {backup.id} is being restored"
+    with plain_files(backup, key_of(container)) as files:
+        with timings.step("roles"):
+            server.ensure_roles(target, roles)
+        with timings.step("pg_restore"):
+            server.create_database(target, replace=replace)
+            server.hold(target, roles, reason)
+            restore_files(target, files, jobs, backup.manifest)
+            server.hold(target, roles, reason)  # the dump's grants gave the usage back
+
+
+def _reopen(restored: Container, backup: Backup, target: Target, roles: Roles,
+            erasures: _Erasures, problems: list[str], timings: Timings, *,
+            accept_erasure_risk: bool, actor: Actor) -> _Reopened:
+    """Re-apply the erasures, then open the restored database or keep it on hold; check
+    its health and record the restore in its own audit trail."""
+    finish = None
+    with timings.step("reapply_erasures"):
+        reapplied = reapply_ledger(restored, erasures.ledger, actor)
+    if erasures.proven or accept_erasure_risk:
+        server.lift(target, roles)
+        if not erasures.proven:
+            record_accepted_risk(restored, backup.id, erasures.warnings, actor)
+    else:
+        finish = finish_command(backup.id)
+        server.hold(target, roles, f"restore of backup {backup.id} could not prove that "
+                                   f"every erasure was re-applied: run {finish}")
+        problems.append("erasures decided after the newest backup could not be proven "
+                        "re-applied: the database is closed to the application role")
+    with timings.step("health"):
+        health = check_health(restored.database)
+    ok = not problems and bool(health["ok"])
+    record_event(restored, AuditAction.RESTORE, backup.id, {
+        "reapplied_erasures": reapplied, "ok": ok, "erasures_proven": erasures.proven,
+        "held": finish is not None, "snapshot_at": backup.manifest["snapshot_at"]},
+        ok=ok, actor=actor)
+    return _Reopened(reapplied, finish, health, ok)
+
+
+def _erasures_to_keep(container: Container, backup: Backup, target: Target, *,
+                      own: bool) -> _Erasures:
+    """The erasures a restore must re-apply: the target's own ledger (read before it is
+    replaced: if that fails, stop here), the live database's, and those of every later
+    backup; whether they are proven complete; and why not."""
+    roles = roles_of(container)
+    ledger = (ledger_from(target, roles) or []) if own else []
+    warnings: list[str] = []
+    source = source_of(container)
+    proven = own and source == target
+    if source != target:
+        live = ledger_from(source, roles, warnings)
+        proven = live is not None
+        ledger += live or []
+    elif not own:
+        warnings.append(f"the live database {target.describe()} is gone or empty: erasures "
+                        "decided after the newest backup are recorded nowhere")
+    return _Erasures(ledger + later_ledgers(backup), proven, warnings)
