@@ -28,6 +28,7 @@ from rich.markup import escape
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from typer.core import TyperGroup
 
+from neonpro.adapters.crypto import KeyConfigError
 from neonpro.adapters.db.embedded import EmbeddedError
 from neonpro.adapters.db.errors import describe, summary
 from neonpro.bootstrap import Container
@@ -86,6 +87,17 @@ def container() -> Iterator[Container]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def context(label: str) -> Iterator[None]:
+    """Name what a domain error raised inside was about (``clinic <id>``, say): CliGroup
+    answers it as ``error: <label>: <message>``, exit 1, like any other."""
+    try:
+        yield
+    except DomainError as exc:
+        exc.message = f"{label}: {exc.message}"
+        raise
+
+
 def _check_clinic(box: Container) -> None:
     """The clinic a command names (its ``--clinic``) must exist: checked once here for
     every command, so an unknown clinic is "clinic ... not found" rather than an empty
@@ -137,7 +149,7 @@ def explain(exc: BaseException) -> tuple[str, int] | None:  # noqa: PLR0911  (on
         return exc.message, 1
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
-    if isinstance(exc, EmbeddedError):
+    if isinstance(exc, EmbeddedError | KeyConfigError):  # the text says what and which
         return str(exc), 1
     sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
     if isinstance(exc, DBAPIError) and sqlstate and not sqlstate.startswith("08"):
