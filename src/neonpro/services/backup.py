@@ -60,6 +60,7 @@ from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.security import Roles, bootstrap_roles_sql
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.errors import OperationFailed
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 from neonpro.services.erasure import reapply_erasures
 
@@ -73,7 +74,7 @@ SCHEMA, DATA, OWNER_DATA, LEDGER, MANIFEST, VERIFIED = (
     "verify.json")
 
 
-class BackupError(RuntimeError):
+class BackupError(OperationFailed):
     """A backup step failed; the message is safe to show (no personal data)."""
 
 
@@ -703,7 +704,8 @@ def record_accepted_risk(restored: Container, backup_id: str, why: list[str],
     answers for: a critical event in the restored database's audit trail."""
     uow = restored.service_uow(actor)
     with uow:
-        uow.audit.record(AuditAction.RESTORE, "backup", backup_id, risk=RiskLevel.CRITICAL,
+        uow.audit.record(AuditAction.RESTORE, "backup", backup_id,
+                         risk=RiskLevel.CRITICAL,
                          details={"erasures_proven": False, "accepted_risk": True,
                                   "why": [w[:300] for w in why]})
         uow.commit()

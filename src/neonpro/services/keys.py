@@ -58,6 +58,7 @@ from neonpro.adapters.db.errors import constraint_name
 from neonpro.adapters.db.repositories import appointment as appointment_repo
 from neonpro.adapters.db.repositories import patient as patient_repo
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.errors import OperationFailed
 from neonpro.domain.vocabulary import AuditAction, RiskLevel
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
-class KeyRotationError(RuntimeError):
+class KeyRotationError(OperationFailed):
     """Rotation or re-indexing cannot go on; names table, column and key id, never a value."""
 
 

@@ -32,13 +32,14 @@ import structlog
 from neonpro.adapters.backup.pgtools import last_line
 from neonpro.adapters.backup.stream import write_atomically
 from neonpro.config import Settings
+from neonpro.domain.errors import OperationFailed
 
 log = structlog.get_logger(__name__)
 
 ARCHIVE_TIMEOUT_S = 60  # bounds the data-loss window of a quiet server (RPO)
 
 
-class PitrError(RuntimeError):
+class PitrError(OperationFailed):
     """A point-in-time recovery step failed; the message is safe to show."""
 
 

@@ -24,6 +24,8 @@ from neonpro.adapters.db.embedded import EmbeddedError, _bin_dir
 from neonpro.redaction import redact_text
 
 
+# Adapter-level, not a DomainError: an external program (pg_dump, pg_restore...) failed or
+# is missing; `neonpro backup` and `neonpro pitr` answer it in one line.
 class ToolError(RuntimeError):
     """A PostgreSQL tool failed or is missing; the message is safe to show."""
 
