@@ -17,10 +17,16 @@ from sqlalchemy import Connection, text
 
 from neonpro.adapters.db.models import Base
 from neonpro.domain.paging import CursorSealer, Page, query_scope
+from neonpro.domain.vocabulary import AuditResource
 
+R = AuditResource
 # What a read of a whole resource exposes, for the investigation's data categories.
-RESOURCE_TABLE = {"patient": "patients", "patients": "patients", "appointment": "appointments",
-                  "appointments": "appointments"}
+RESOURCE_TABLE: dict[str, str] = {R.PATIENT: "patients", R.PATIENTS_TABLE: "patients",
+                                  R.APPOINTMENT: "appointments",
+                                  R.APPOINTMENTS_TABLE: "appointments"}
+# What a list read exposes, by table. A list read is a read of no one record (no
+# resource_id) that says how many rows it ``returned``; those written before AuditResource
+# were spelled after the table (``patients``, ``appointments``) and are known by that.
 LIST_CATEGORIES = {"patients": ["identification"], "appointments": ["identification", "clinical"]}
 
 
@@ -42,7 +48,7 @@ class AuditFilters:
     actor_id: uuid.UUID | None = None
     ip_address: str | None = None
     action: str | None = None
-    resource_type: str | None = None
+    resource_type: AuditResource | None = None
     resource_id: str | None = None
     risk_levels: tuple[str, ...] = ()
     since: datetime | None = None
@@ -137,14 +143,15 @@ def investigate(conn: Connection, clinic_id: uuid.UUID, since: datetime, until: 
     clauses, params = _where(clinic_id, AuditFilters(actor_id=actor_id, ip_address=ip_address,
                                                      since=since, until=until))
     rows: list[Any] = list(conn.execute(text(
-        f"SELECT action, resource_type, details -> 'fields' AS fields, patient_ref "  # noqa: S608
+        f"SELECT action, resource_type, details -> 'fields' AS fields, patient_ref, "  # noqa: S608
+        f"resource_id IS NULL AND details -> 'returned' IS NOT NULL AS listed "
         f"FROM audit_events WHERE {' AND '.join(clauses)}"), params).all())
     result = Investigation(events=len(rows))
     categories: Counter[str] = Counter()
     actions: Counter[str] = Counter()
     refs: set[bytes] = set()
     table_categories = column_categories()
-    for action, resource, fields, ref in rows:
+    for action, resource, fields, ref, listed in rows:
         actions[action] += 1
         if ref is not None:
             refs.add(bytes(ref))
@@ -152,8 +159,8 @@ def investigate(conn: Connection, clinic_id: uuid.UUID, since: datetime, until: 
         mapping = table_categories.get(table, {})
         if fields:
             touched = {mapping[f] for f in fields if f in mapping}
-        elif resource in LIST_CATEGORIES:
-            touched = set(LIST_CATEGORIES[resource])
+        elif resource in LIST_CATEGORIES or (listed and table in LIST_CATEGORIES):
+            touched = set(LIST_CATEGORIES[table])
         else:
             touched = set(mapping.values())
         categories.update(touched)

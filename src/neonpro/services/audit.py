@@ -18,7 +18,7 @@ from neonpro.adapters.db.uow import SqlUnitOfWork, record_refusal
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import DomainError
 from neonpro.domain.paging import Page
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 from neonpro.queries import audit as audit_queries
 from neonpro.queries.compliance import compliance_report
 
@@ -33,7 +33,7 @@ def search_audit(uow: SqlUnitOfWork, filters: audit_queries.AuditFilters, limit:
         assert clinic is not None  # noqa: S101  (a tenant unit of work)
         page = audit_queries.search(uow.connection, clinic, filters, uow.blind.cursors,
                                      limit, cursor)
-        uow.audit.record(AuditAction.VIEW, "audit_events",
+        uow.audit.record(AuditAction.VIEW, AuditResource.AUDIT_EVENTS,
                          patient_id=filters.patient_id,
                          details={"returned": len(page.items)})
         uow.commit()
@@ -49,7 +49,7 @@ def investigate_access(uow: SqlUnitOfWork, since: datetime, until: datetime, *,
         assert clinic is not None  # noqa: S101
         result = audit_queries.investigate(uow.connection, clinic, since, until,
                                            actor_id=actor_id, ip_address=ip_address)
-        uow.audit.record(AuditAction.VIEW, "audit_events", risk=RiskLevel.MEDIUM,
+        uow.audit.record(AuditAction.VIEW, AuditResource.AUDIT_EVENTS, risk=RiskLevel.MEDIUM,
                          details={"investigation": True, "events": result.events})
         uow.commit()
     return result
@@ -64,7 +64,7 @@ def clinic_report(uow: SqlUnitOfWork, since: datetime, until: datetime,
     chain = next((c.as_dict() for c in chains if c.chain == "audit_events"), {})
     with uow:
         report = compliance_report(uow.connection, clinic, since, until, chain)
-        uow.audit.record(AuditAction.EXPORT, "compliance_report",
+        uow.audit.record(AuditAction.EXPORT, AuditResource.COMPLIANCE_REPORT,
                          details={"from": since.isoformat(), "to": until.isoformat()})
         uow.commit()
     return report

@@ -61,7 +61,7 @@ from neonpro.adapters.db.security import Roles, bootstrap_roles_sql
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
 from neonpro.domain.errors import OperationFailed
-from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, AuditStatus, RiskLevel
 from neonpro.services.erasure import reapply_erasures
 
 log = structlog.get_logger(__name__)
@@ -242,7 +242,7 @@ def record_event(container: Container, action: AuditAction, resource_id: str,
     """Record a backup event in ``container``'s database, and seal it."""
     uow = container.service_uow(actor)
     with uow:
-        uow.audit.record(action, "backup", resource_id, risk=RiskLevel.HIGH,
+        uow.audit.record(action, AuditResource.BACKUP, resource_id, risk=RiskLevel.HIGH,
                          status=AuditStatus.SUCCESS if ok else AuditStatus.FAILURE,
                          details=details)
         uow.commit()
@@ -704,7 +704,7 @@ def record_accepted_risk(restored: Container, backup_id: str, why: list[str],
     answers for: a critical event in the restored database's audit trail."""
     uow = restored.service_uow(actor)
     with uow:
-        uow.audit.record(AuditAction.RESTORE, "backup", backup_id,
+        uow.audit.record(AuditAction.RESTORE, AuditResource.BACKUP, backup_id,
                          risk=RiskLevel.CRITICAL,
                          details={"erasures_proven": False, "accepted_risk": True,
                                   "why": [w[:300] for w in why]})

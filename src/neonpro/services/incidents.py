@@ -30,7 +30,13 @@ from neonpro.domain.errors import Forbidden, InvalidTransition, ValidationFailed
 from neonpro.domain.holidays import add_business_days, add_years
 from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.schemas._types import INT32_MAX, Instant, LongText, Schema
-from neonpro.domain.vocabulary import AuditAction, DataCategory, IncidentStatus, RiskLevel
+from neonpro.domain.vocabulary import (
+    AuditAction,
+    AuditResource,
+    DataCategory,
+    IncidentStatus,
+    RiskLevel,
+)
 from neonpro.queries.audit import Investigation, investigate
 from neonpro.services.consents import SENSITIVE
 
@@ -185,7 +191,7 @@ def register_incident(uow: SqlUnitOfWork, data: IncidentCreate,
             retain_until=add_years(data.detected_at.astimezone(zone).date(), RETENTION_YEARS),
         ))
         uow.audit.record(
-            AuditAction.INCIDENT, "security_incident", incident.id,
+            AuditAction.INCIDENT, AuditResource.SECURITY_INCIDENT, incident.id,
             risk=RiskLevel.CRITICAL if risk == RiskLevel.CRITICAL else RiskLevel.HIGH,
             details={"step": "registered", "risk_level": risk.value,
                      "categories": sorted(categories), "affected_patients": count,
@@ -200,7 +206,7 @@ def register_incident(uow: SqlUnitOfWork, data: IncidentCreate,
 def get_incident(uow: SqlUnitOfWork, incident_id: uuid.UUID) -> IncidentRead:
     with uow:
         incident = SqlIncidentRepository(uow).get(incident_id)
-        uow.audit.record(AuditAction.VIEW, "security_incident", incident_id)
+        uow.audit.record(AuditAction.VIEW, AuditResource.SECURITY_INCIDENT, incident_id)
         uow.commit()
     return incident
 
@@ -220,7 +226,7 @@ def assess_affected(uow: SqlUnitOfWork, incident_id: uuid.UUID, scope: AccessSco
             categories = set(incident.affected_data_categories) | touched
             risk = floor_risk(RiskLevel(incident.risk_level), categories)
             incident = repo.set_affected(incident_id, count, sorted(categories), risk)
-        uow.audit.record(AuditAction.VIEW, "audit_events", risk=RiskLevel.MEDIUM,
+        uow.audit.record(AuditAction.VIEW, AuditResource.AUDIT_EVENTS, risk=RiskLevel.MEDIUM,
                          details={"investigation": True, "incident": str(incident_id),
                                   "events": found.events, "stored": store})
         uow.commit()
@@ -240,7 +246,7 @@ def notify(uow: SqlUnitOfWork, incident_id: uuid.UUID, data: Notification,
             raise ValidationFailed("at", "must not be before the clinic learned of the incident")
         incident = repo.mark_notified(incident_id, data.which, at)
         due = incident.notification_due_at
-        uow.audit.record(AuditAction.INCIDENT, "security_incident", incident_id,
+        uow.audit.record(AuditAction.INCIDENT, AuditResource.SECURITY_INCIDENT, incident_id,
                          details={"step": "notified", "party": data.which,
                                   "late": due is not None and at > due})
         uow.commit()
@@ -278,7 +284,7 @@ def close_incident(uow: SqlUnitOfWork, incident_id: uuid.UUID, data: IncidentClo
                 raise ValidationFailed("closed_at", "must not be before detected_at")
             retain = max(retain, add_years(closed_at.astimezone(zone).date(), RETENTION_YEARS))
         incident = repo.close(incident_id, target, closed_at, data.mitigation, retain)
-        uow.audit.record(AuditAction.INCIDENT, "security_incident", incident_id,
+        uow.audit.record(AuditAction.INCIDENT, AuditResource.SECURITY_INCIDENT, incident_id,
                          details={"step": target.value})
         uow.commit()
     return incident
@@ -291,7 +297,7 @@ def list_incidents(uow: SqlUnitOfWork, *, overdue: bool = False,
     filters = IncidentFilters(status=status, overdue_at=_now(now) if overdue else None)
     with uow:
         result = SqlIncidentRepository(uow).list(filters, page)
-        uow.audit.record(AuditAction.VIEW, "security_incidents",
+        uow.audit.record(AuditAction.VIEW, AuditResource.SECURITY_INCIDENT,
                          details={"returned": len(result.items), "overdue": overdue})
         uow.commit()
     return result

@@ -59,7 +59,7 @@ from neonpro.adapters.db.repositories import appointment as appointment_repo
 from neonpro.adapters.db.repositories import patient as patient_repo
 from neonpro.domain.actors import Actor, SystemActors
 from neonpro.domain.errors import OperationFailed
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 
 if TYPE_CHECKING:
     from neonpro.bootstrap import Container
@@ -70,7 +70,7 @@ ACTOR: Final = SystemActors.CLI
 DEFAULT_BATCH: Final = 500
 MAX_BATCH: Final = 10_000
 MALFORMED: Final = "<malformed>"
-AUDIT_RESOURCE: Final = "encryption_keys"
+AUDIT_RESOURCE: Final = AuditResource.ENCRYPTION_KEYS
 # a full-table count or a keyset scan that finds few rows to rotate may take a while on a
 # big table; the batches themselves stay short
 SCAN_TIMEOUT: Final = "10min"

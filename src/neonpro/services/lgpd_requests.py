@@ -28,6 +28,7 @@ from neonpro.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from neonpro.domain.schemas._types import Instant, Schema
 from neonpro.domain.vocabulary import (
     AuditAction,
+    AuditResource,
     ConsentPurpose,
     ConsentStatus,
     ConsentStatusSummary,
@@ -50,7 +51,7 @@ __all__ = [
 ANSWER_WITHIN = timedelta(days=15)  # Art. 19 II: the full statement, 15 days from receipt
 CLOCK_SKEW = timedelta(minutes=5)
 ENTITY = "data_subject_request"
-RESOURCE = "data_subject_requests"
+RESOURCE = AuditResource.DATA_SUBJECT_REQUESTS
 S = DataSubjectRequestStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.OPEN: frozenset({S.IN_PROGRESS, S.FULFILLED, S.REFUSED}),
@@ -307,7 +308,7 @@ def confirm_processing(uow: SqlUnitOfWork, patient_id: uuid.UUID,
         clinical = "clinical" in held.categories
         bases, withdrawn = _legal_bases(uow, patient_id, patient.created_at,
                                          clinical=clinical, now=now)
-        uow.audit.record(AuditAction.VIEW, "patient", patient_id, patient_id=patient_id,
+        uow.audit.record(AuditAction.VIEW, AuditResource.PATIENT, patient_id, patient_id=patient_id,
                          details={"lgpd": "confirmation"})
         uow.commit()
     return Confirmation(
@@ -381,8 +382,8 @@ def export_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
                                    "records": data.counts()}
         if request_id is not None:
             details["request_id"] = str(request_id)
-        uow.audit.record(AuditAction.EXPORT, "patient", patient_id, patient_id=patient_id,
-                         risk=RiskLevel.MEDIUM, details=details)
+        uow.audit.record(AuditAction.EXPORT, AuditResource.PATIENT, patient_id,
+                         patient_id=patient_id, risk=RiskLevel.MEDIUM, details=details)
         uow.commit()
     return ExportResult(content, fmt, digest, patient_id, request_id, generated_at,
                         data.counts())

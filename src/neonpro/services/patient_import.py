@@ -53,7 +53,7 @@ from neonpro.adapters.db.repositories import patient as patient_repo
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import DomainError, ValidationFailed
 from neonpro.domain.schemas.patient import PatientCreate, PatientRead
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 
 log = structlog.get_logger(__name__)
 
@@ -607,7 +607,7 @@ def import_patients(
             try:
                 imported = _load(uow, columns, checked.rows, report)
                 uow.audit.record(
-                    AuditAction.CREATE, "patient_import", risk=RiskLevel.MEDIUM,
+                    AuditAction.CREATE, AuditResource.PATIENT_IMPORT, risk=RiskLevel.MEDIUM,
                     details={"imported": imported, "rejected": len(checked.rejected_lines),
                              "source": "csv", "sha256": _sha256(source)},
                 )
