@@ -158,3 +158,26 @@ def test_allowed_imports_pass(tmp_path: Path) -> None:
     (root / "domain" / "x.py").write_text("from neonpro.domain import errors\n",
                                           encoding="utf-8")
     assert violations(root) == []
+
+
+def private_reads(root: Path = SRC / "entrypoints") -> list[str]:
+    """``file:line name`` of every read of another object's private attribute
+    (``caller._box``, ``repo._mrn``, a library's ``_describe_range``) in ``root``."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        out.extend(f"{path.name}:{node.lineno} {node.attr}"
+                   for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                   if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                   and not node.attr.startswith("__")
+                   and not (isinstance(node.value, ast.Name)
+                            and node.value.id in {"self", "cls"}))
+    return out
+
+
+def test_entry_points_read_no_private_attribute() -> None:
+    assert private_reads() == []
+
+
+def test_a_private_read_is_named(tmp_path: Path) -> None:
+    (tmp_path / "r.py").write_text("def f(caller):\n    return caller._box\n", encoding="utf-8")
+    assert private_reads(tmp_path) == ["r.py:2 _box"]

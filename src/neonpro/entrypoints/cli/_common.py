@@ -111,6 +111,16 @@ def _check_clinic(box: Container) -> None:
         tx.clinics.get(clinic)  # NotFound: answered by CliGroup
 
 
+def _bounds(kind: click.IntRange | click.FloatRange) -> str:
+    """A range as click's help says it (``1<=x<=500``, ``x>=1``), from its public bounds."""
+    if kind.min is None:
+        return f"x{'<' if kind.max_open else '<='}{kind.max}"
+    if kind.max is None:
+        return f"x{'>' if kind.min_open else '>='}{kind.min}"
+    return (f"{kind.min}{'<' if kind.min_open else '<='}x"
+            f"{'<' if kind.max_open else '<='}{kind.max}")
+
+
 def _usage(exc: click.UsageError) -> str:
     """What was wrong with a command line, never what was typed: a CPF given where an id
     was expected, an e-mail as ``--clinic``, a name as an extra argument."""
@@ -122,8 +132,8 @@ def _usage(exc: click.UsageError) -> str:
                 else param.human_readable_name if param is not None else "a parameter")
         kind = getattr(param, "type", None)
         expected = getattr(kind, "name", None)
-        if isinstance(kind, click.types._NumberRangeBase):  # noqa: SLF001  (its bounds)
-            expected = f"{expected} {kind._describe_range()}"  # noqa: SLF001
+        if isinstance(kind, click.IntRange | click.FloatRange):
+            expected = f"{expected} {_bounds(kind)}"
         return f"invalid value for {name}" + (f" (expected {expected})" if expected else "")
     if isinstance(exc, click.NoSuchOption):
         return "no such option"
