@@ -252,7 +252,7 @@ def test_a_refusal_that_cannot_be_recorded_is_a_503(
         raise psycopg.OperationalError("server closed the connection")
 
     _, client = app_client
-    monkeypatch.setattr(deps, "record_refusal", down)
+    monkeypatch.setattr(deps, "record_denial", down)  # how the role checks record
     desk = headers(box, clinic, "receptionist")
     is_problem(client.get("/audit/events", headers=desk), 503, "database_unavailable")
     is_problem(client.get("/test/refused-in-route", headers=desk), 503, "database_unavailable")

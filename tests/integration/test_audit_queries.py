@@ -13,7 +13,7 @@ from neonpro.domain.actors import Actor
 from neonpro.domain.errors import ConsentRequired, ValidationFailed
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
-from neonpro.domain.vocabulary import ConsentPurpose
+from neonpro.domain.vocabulary import AuditAction, AuditResource, ConsentPurpose
 from neonpro.queries.audit import AuditFilters
 from neonpro.queries.compliance import report_html
 from neonpro.services import audit as audit_service
@@ -116,3 +116,26 @@ def test_compliance_report_json_and_html(container: Container, clinic: uuid.UUID
     assert page.startswith("<!doctype html>")
     assert "Audit chain" in page
     assert "<b>" not in page.split("<h1>")[1].split("</h1>")[0]
+
+
+@pytest.mark.parametrize(("resource", "resource_id", "expected"), [
+    # list reads: spelled after the table before AuditResource, in the singular since
+    ("patients", None, {"identification": 1}),
+    (AuditResource.PATIENT, None, {"identification": 1}),
+    ("appointments", None, {"clinical": 1, "identification": 1}),
+    (AuditResource.APPOINTMENT, None, {"clinical": 1, "identification": 1}),
+    # a read of one appointment: what its row holds
+    (AuditResource.APPOINTMENT, uuid.uuid4(), {"clinical": 1, "insurance": 1}),
+])
+def test_a_list_read_counts_the_same_in_either_spelling(
+        container: Container, clinic: uuid.UUID, resource: str,
+        resource_id: uuid.UUID | None, expected: dict[str, int]) -> None:
+    reader = Actor(uuid.uuid4(), "receptionist")
+    with container.uow(clinic, reader) as uow:
+        uow.audit.record(AuditAction.VIEW, resource, resource_id,
+                         details={"returned": 2} if resource_id is None else None)
+        uow.commit()
+    since, until = _window()
+    found = audit_service.investigate_access(container.uow(clinic, DPO), since, until,
+                                             actor_id=reader.id)
+    assert (found.events, found.categories) == (1, expected)

@@ -79,10 +79,15 @@ _DEV_WARNING: Final = "generated development keys: never use them for real patie
 _URLSAFE_TO_STD: Final = str.maketrans("-_", "+/")
 
 
+# Adapter-level, not a DomainError: the process cannot run at all (keys missing or malformed,
+# found while building the container, before any use case), so no HTTP answer describes it;
+# the CLI answers it in one line (cli/_common.explain); the API cannot start without keys.
 class KeyConfigError(RuntimeError):
     """Keys are missing or malformed; the message says what to set, never the key."""
 
 
+# Adapter-level, not a DomainError: stored data or the key ring is broken, never the
+# caller's doing; the API answers a generic 500 (problems.py) and alerts the operators.
 class DecryptionError(RuntimeError):
     """A value does not decrypt; the message names table, column and key id, never the value."""
 

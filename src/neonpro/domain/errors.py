@@ -166,6 +166,15 @@ class PatientDeleted(Gone):
         self.entity_id = patient_id
 
 
+class OperationFailed(DomainError):
+    """An operator's task (a backup or restore, point-in-time recovery, a key rotation)
+    cannot go on; the message says why and is safe to show (never a value). Raised by the
+    services the CLI runs, answered there as one line and exit 1 (or the command's own
+    code); no HTTP operation runs these tasks."""
+
+    code = "operation_failed"
+
+
 class IdempotencyKeyTaken(Conflict):
     """Another attempt with the same idempotency key took it over while this one ran (this
     one was presumed abandoned): this one's work is rolled back, the other's stands."""

@@ -68,6 +68,7 @@ from neonpro.domain.schemas.service_type import (
 from neonpro.domain.vocabulary import (
     AppointmentStatus,
     AuditAction,
+    AuditResource,
     AuditStatus,
     ClinicRole,
     ConsentPurpose,
@@ -233,7 +234,7 @@ class ClinicRepository(Protocol):
 
 
 class AuditRecorder(Protocol):
-    def record(self, action: AuditAction, resource_type: str | None = None,
+    def record(self, action: AuditAction, resource_type: AuditResource | None = None,
                resource_id: uuid.UUID | str | None = None, *,
                patient_id: uuid.UUID | None = None, status: AuditStatus = AuditStatus.SUCCESS,
                risk: RiskLevel = RiskLevel.LOW,

@@ -240,6 +240,54 @@ class AuditAction(StrEnum):
     INCIDENT = "INCIDENT"
 
 
+class AuditResource(StrEnum):
+    """What an audit event is about (its ``resource_type``): one spelling per resource,
+    written by every ``audit.record(...)`` of the application and used by the audit filters.
+
+    Reads and changes of one record and list reads name the resource in the singular (a
+    list read has no ``resource_id``). The other spellings are kept because stored rows, the
+    audit SQL or the docs rely on them (rows already written keep their value): the
+    plural names of the LGPD registers (``data_subject_requests``, ``disclosures``,
+    ``retention_policies``), ``encryption_keys`` (docs/keys.md), ``audit_events`` (also
+    written by the pruning SQL). Row changes are named by the database's row-change
+    trigger after their table (``patients``, ``appointments``, ``consent_records``...: the
+    ``*_TABLE`` members), which the retention function (10 years for ``patients`` and
+    ``appointments``) and the investigation read; list reads written before this enum
+    said ``appointments``, ``patients`` and ``security_incidents``. A refused API request
+    names its route's family instead (its OpenAPI tag, docs/audit.md).
+    """
+
+    # application events
+    PATIENT = "patient"
+    APPOINTMENT = "appointment"
+    APPOINTMENT_FEED = "appointment_feed"
+    APPOINTMENT_RISK_SCORES = "appointment_risk_scores"
+    NO_SHOW_MODEL = "no_show_model"
+    PATIENT_IMPORT = "patient_import"
+    STAFF_USER = "staff_user"
+    CLINIC_MEMBERSHIP = "clinic_membership"
+    DATA_SUBJECT_REQUESTS = "data_subject_requests"
+    DISCLOSURES = "disclosures"
+    RETENTION_POLICIES = "retention_policies"
+    SECURITY_INCIDENT = "security_incident"
+    ERASURE_LEDGER = "erasure_ledger"
+    AUDIT_EVENTS = "audit_events"
+    AUDIT_CHECKPOINT = "audit_checkpoint"
+    COMPLIANCE_REPORT = "compliance_report"
+    ENCRYPTION_KEYS = "encryption_keys"
+    BACKUP = "backup"
+    # row changes, named after their table by the database (the row-change trigger and
+    # the consent-evidence function, in migrations)
+    # (``disclosures`` and ``data_subject_requests``: the members above)
+    PATIENTS_TABLE = "patients"
+    APPOINTMENTS_TABLE = "appointments"
+    CONSENT_RECORDS_TABLE = "consent_records"
+    PROFESSIONALS_TABLE = "professionals"
+    STAFF_USERS_TABLE = "staff_users"
+    CLINIC_MEMBERSHIPS_TABLE = "clinic_memberships"
+    SECURITY_INCIDENTS_TABLE = "security_incidents"
+
+
 class AuditStatus(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"

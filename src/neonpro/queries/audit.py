@@ -18,13 +18,19 @@ from sqlalchemy import Connection, text
 from neonpro.adapters.db.models import Base
 from neonpro.domain.paging import CursorSealer, Page, query_scope
 from neonpro.domain.schemas.incident import Investigation
+from neonpro.domain.vocabulary import AuditResource
 
 __all__ = ["LIST_CATEGORIES", "RESOURCE_TABLE", "AuditEventRow", "AuditFilters", "Investigation",
            "column_categories", "investigate", "search"]
 
+R = AuditResource
 # What a read of a whole resource exposes, for the investigation's data categories.
-RESOURCE_TABLE = {"patient": "patients", "patients": "patients", "appointment": "appointments",
-                  "appointments": "appointments"}
+RESOURCE_TABLE: dict[str, str] = {R.PATIENT: "patients", R.PATIENTS_TABLE: "patients",
+                                  R.APPOINTMENT: "appointments",
+                                  R.APPOINTMENTS_TABLE: "appointments"}
+# What a list read exposes, by table. A list read is a read of no one record (no
+# resource_id) that says how many rows it ``returned``; those written before AuditResource
+# were spelled after the table (``patients``, ``appointments``) and are known by that.
 LIST_CATEGORIES = {"patients": ["identification"], "appointments": ["identification", "clinical"]}
 
 
@@ -46,7 +52,7 @@ class AuditFilters:
     actor_id: uuid.UUID | None = None
     ip_address: str | None = None
     action: str | None = None
-    resource_type: str | None = None
+    resource_type: AuditResource | None = None
     resource_id: str | None = None
     risk_levels: tuple[str, ...] = ()
     since: datetime | None = None
@@ -132,14 +138,15 @@ def investigate(conn: Connection, clinic_id: uuid.UUID, since: datetime, until: 
     clauses, params = _where(clinic_id, AuditFilters(actor_id=actor_id, ip_address=ip_address,
                                                      since=since, until=until))
     rows: list[Any] = list(conn.execute(text(
-        f"SELECT action, resource_type, details -> 'fields' AS fields, patient_ref "  # noqa: S608
+        f"SELECT action, resource_type, details -> 'fields' AS fields, patient_ref, "  # noqa: S608
+        f"resource_id IS NULL AND details -> 'returned' IS NOT NULL AS listed "
         f"FROM audit_events WHERE {' AND '.join(clauses)}"), params).all())
     result = Investigation(events=len(rows))
     categories: Counter[str] = Counter()
     actions: Counter[str] = Counter()
     refs: set[bytes] = set()
     table_categories = column_categories()
-    for action, resource, fields, ref in rows:
+    for action, resource, fields, ref, listed in rows:
         actions[action] += 1
         if ref is not None:
             refs.add(bytes(ref))
@@ -147,8 +154,8 @@ def investigate(conn: Connection, clinic_id: uuid.UUID, since: datetime, until: 
         mapping = table_categories.get(table, {})
         if fields:
             touched = {mapping[f] for f in fields if f in mapping}
-        elif resource in LIST_CATEGORIES:
-            touched = set(LIST_CATEGORIES[resource])
+        elif resource in LIST_CATEGORIES or (listed and table in LIST_CATEGORIES):
+            touched = set(LIST_CATEGORIES[table])
         else:
             touched = set(mapping.values())
         categories.update(touched)

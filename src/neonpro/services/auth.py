@@ -31,7 +31,13 @@ from neonpro.domain.errors import (
 )
 from neonpro.domain.schemas.clinic import MembershipRead
 from neonpro.domain.signin import ThrottleKeys, ThrottleLimits
-from neonpro.domain.vocabulary import AuditAction, AuditStatus, ClinicRole, RiskLevel
+from neonpro.domain.vocabulary import (
+    AuditAction,
+    AuditResource,
+    AuditStatus,
+    ClinicRole,
+    RiskLevel,
+)
 
 Opener = Callable[[], SqlUnitOfWork]
 Mint = Callable[[uuid.UUID, uuid.UUID, ClinicRole], IssuedToken]
@@ -60,7 +66,7 @@ def _claim(open_uow: Opener, address: str | None, email: str, limits: ThrottleLi
         members = record.memberships if record else {}
         if wait is not None:
             tx.clinic_id = _chain(members, clinic_id)
-            tx.audit.record(AuditAction.LOGIN_FAILED, "staff_user",
+            tx.audit.record(AuditAction.LOGIN_FAILED, AuditResource.STAFF_USER,
                             record.user_id if record else None, status=AuditStatus.BLOCKED,
                             risk=RiskLevel.HIGH, details={"reason": "throttled"})
         tx.commit()
@@ -102,11 +108,11 @@ def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | No
             issued = mint(claim.user_id, clinic, claim.memberships[clinic])
             tx.logins.open_session(issued.token_id, issued.user_id, issued.clinic_id,
                                    issued.role, "login", issued.expires_at)
-            tx.audit.record(AuditAction.LOGIN, "staff_user", claim.user_id,
+            tx.audit.record(AuditAction.LOGIN, AuditResource.STAFF_USER, claim.user_id,
                             details={"token": issued.token_id})
         else:
             # one answer for every failure; the reason is in the audit trail only
-            tx.audit.record(AuditAction.LOGIN_FAILED, "staff_user", claim.user_id,
+            tx.audit.record(AuditAction.LOGIN_FAILED, AuditResource.STAFF_USER, claim.user_id,
                             status=AuditStatus.FAILURE, risk=RiskLevel.MEDIUM,
                             details={"reason": reason or "bad_credentials"})
         tx.commit()
@@ -129,7 +135,7 @@ def logout(admin_uow: SqlUnitOfWork, token_id: str) -> None:
     """End the caller's session: the token is refused from the next request on."""
     with admin_uow as tx:
         tx.logins.revoke_sessions("logout", token_id=token_id, user_id=tx.actor.id)
-        tx.audit.record(AuditAction.LOGOUT, "staff_user", tx.actor.id,
+        tx.audit.record(AuditAction.LOGOUT, AuditResource.STAFF_USER, tx.actor.id,
                         details={"token": token_id})
         tx.commit()
 
@@ -154,7 +160,7 @@ def change_password(open_uow: Opener, admin_uow: SqlUnitOfWork, current: str, ne
         raise _refuse_throttled(claim.wait_until, now)
     if not verify_password(claim.password_hash, current):
         with admin_uow as tx:
-            tx.audit.record(AuditAction.LOGIN_FAILED, "staff_user", actor.id,
+            tx.audit.record(AuditAction.LOGIN_FAILED, AuditResource.STAFF_USER, actor.id,
                             status=AuditStatus.FAILURE, risk=RiskLevel.MEDIUM,
                             details={"reason": "bad_credentials", "operation": "password"})
             tx.commit()
@@ -166,7 +172,7 @@ def change_password(open_uow: Opener, admin_uow: SqlUnitOfWork, current: str, ne
         issued = mint(actor.id, clinic, claim.memberships[clinic])
         tx.logins.open_session(issued.token_id, actor.id, clinic, issued.role, "login",
                                issued.expires_at)
-        tx.audit.record(AuditAction.UPDATE, "staff_user", actor.id, risk=RiskLevel.HIGH,
+        tx.audit.record(AuditAction.UPDATE, AuditResource.STAFF_USER, actor.id, risk=RiskLevel.HIGH,
                         details={"fields": ["password"], "sessions_ended": ended})
         tx.commit()
     return issued
@@ -193,6 +199,6 @@ def remove_member(admin_uow: SqlUnitOfWork, user_id: uuid.UUID) -> None:
         tx.clinics.deactivate_membership(user_id)
         ended = tx.logins.revoke_sessions("membership_removed", user_id=user_id,
                                           clinic_id=tx.clinic_id)
-        tx.audit.record(AuditAction.UPDATE, "clinic_membership", user_id, risk=RiskLevel.HIGH,
+        tx.audit.record(AuditAction.UPDATE, AuditResource.CLINIC_MEMBERSHIP, user_id, risk=RiskLevel.HIGH,
                         details={"fields": ["is_active"], "sessions_ended": ended})
         tx.commit()

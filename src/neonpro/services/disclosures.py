@@ -20,7 +20,13 @@ from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas._types import Instant, LongText, Name, Schema
 from neonpro.domain.schemas.disclosure import DisclosureFilters, DisclosureRead, NewDisclosure
-from neonpro.domain.vocabulary import AuditAction, ConsentPurpose, DataCategory, LegalBasis
+from neonpro.domain.vocabulary import (
+    AuditAction,
+    AuditResource,
+    ConsentPurpose,
+    DataCategory,
+    LegalBasis,
+)
 from neonpro.services.consents import SENSITIVE, require_consent
 
 __all__ = ["ACCOUNTING_YEARS", "DisclosureCreate", "DisclosureRead", "accounting_since",
@@ -108,7 +114,7 @@ def list_disclosures(uow: UnitOfWork, patient_id: uuid.UUID | None = None, *,
         if patient_id is not None:
             uow.patients.get(patient_id)
         result = uow.disclosures.list(filters, page)
-        uow.audit.record(AuditAction.VIEW, "disclosures", patient_id=patient_id,
+        uow.audit.record(AuditAction.VIEW, AuditResource.DISCLOSURES, patient_id=patient_id,
                          details={"returned": len(result.items)})
         uow.commit()
     return result

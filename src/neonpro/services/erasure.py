@@ -27,7 +27,7 @@ from neonpro.domain.erasure import Action, Decision, PatientFacts, decide, outco
 from neonpro.domain.errors import Forbidden, NotBlocked, NotFound, ValidationFailed
 from neonpro.domain.schemas.appointment import AppointmentRead
 from neonpro.domain.schemas.patient import PatientRead
-from neonpro.domain.vocabulary import AuditAction, ClinicRole, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, ClinicRole, RiskLevel
 
 AUDIT_ACTION = {Action.BLOCK: AuditAction.BLOCK, Action.ANONYMIZE: AuditAction.ANONYMIZE,
                 Action.DELETE: AuditAction.DELETE}
@@ -114,7 +114,7 @@ def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
         groups.setdefault(fact, []).append(patient_id)
         events.extend(Event(action, patient_id, patient_id, _details(d))
                       for d in decisions if (action := AUDIT_ACTION.get(d.action)) is not None)
-    uow.audit.record_many(events, "patient", risk=RiskLevel.MEDIUM)
+    uow.audit.record_many(events, AuditResource.PATIENT, risk=RiskLevel.MEDIUM)
     for members in groups.values():
         repo.apply_many(members, decisions=decided[members[0]], unblock=hold_expired)
     # answers kept for Idempotency-Key retries are copies of the record: they go too
@@ -203,7 +203,7 @@ def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid
         raise NotBlocked("patient", patient_id)
     audit = container.uow(clinic_id, actor)
     with audit:
-        audit.audit.record(AuditAction.LEGAL_HOLD_READ, "patient", patient_id,
+        audit.audit.record(AuditAction.LEGAL_HOLD_READ, AuditResource.PATIENT, patient_id,
                            patient_id=patient_id, risk=RiskLevel.HIGH,
                            details=sealed_justification(container.cipher, reason))
         audit.commit()
@@ -245,7 +245,7 @@ def reapply_erasures(container: Container, actor: Actor, since: datetime | None 
             # the ledger's outcome, not a new decision on the restored row: an anonymization
             # made when the medical-record hold had run out is an anonymization again
             erase_in(uow, patient_id, hold_expired=decided != "blocked")
-            uow.audit.record(AuditAction.RESTORE, "erasure_ledger", patient_id,
+            uow.audit.record(AuditAction.RESTORE, AuditResource.ERASURE_LEDGER, patient_id,
                              patient_id=patient_id, details={"reapplied": True})
             uow.commit()
     return len(due)

@@ -30,7 +30,13 @@ from neonpro.domain.schemas.incident import (
     NewIncident,
     Notified,
 )
-from neonpro.domain.vocabulary import AuditAction, DataCategory, IncidentStatus, RiskLevel
+from neonpro.domain.vocabulary import (
+    AuditAction,
+    AuditResource,
+    DataCategory,
+    IncidentStatus,
+    RiskLevel,
+)
 from neonpro.services.consents import SENSITIVE
 
 __all__ = [
@@ -182,7 +188,7 @@ def register_incident(uow: UnitOfWork, data: IncidentCreate,
             retain_until=add_years(data.detected_at.astimezone(zone).date(), RETENTION_YEARS),
         ))
         uow.audit.record(
-            AuditAction.INCIDENT, "security_incident", incident.id,
+            AuditAction.INCIDENT, AuditResource.SECURITY_INCIDENT, incident.id,
             risk=RiskLevel.CRITICAL if risk == RiskLevel.CRITICAL else RiskLevel.HIGH,
             details={"step": "registered", "risk_level": risk.value,
                      "categories": sorted(categories), "affected_patients": count,
@@ -197,7 +203,7 @@ def register_incident(uow: UnitOfWork, data: IncidentCreate,
 def get_incident(uow: UnitOfWork, incident_id: uuid.UUID) -> IncidentRead:
     with uow:
         incident = uow.incidents.get(incident_id)
-        uow.audit.record(AuditAction.VIEW, "security_incident", incident_id)
+        uow.audit.record(AuditAction.VIEW, AuditResource.SECURITY_INCIDENT, incident_id)
         uow.commit()
     return incident
 
@@ -217,7 +223,7 @@ def assess_affected(uow: UnitOfWork, incident_id: uuid.UUID, scope: AccessScope,
             categories = set(incident.affected_data_categories) | touched
             risk = floor_risk(RiskLevel(incident.risk_level), categories)
             incident = repo.set_affected(incident_id, count, sorted(categories), risk)
-        uow.audit.record(AuditAction.VIEW, "audit_events", risk=RiskLevel.MEDIUM,
+        uow.audit.record(AuditAction.VIEW, AuditResource.AUDIT_EVENTS, risk=RiskLevel.MEDIUM,
                          details={"investigation": True, "incident": str(incident_id),
                                   "events": found.events, "stored": store})
         uow.commit()
@@ -237,7 +243,7 @@ def notify(uow: UnitOfWork, incident_id: uuid.UUID, data: Notification,
             raise ValidationFailed("at", "must not be before the clinic learned of the incident")
         incident = repo.mark_notified(incident_id, data.which, at)
         due = incident.notification_due_at
-        uow.audit.record(AuditAction.INCIDENT, "security_incident", incident_id,
+        uow.audit.record(AuditAction.INCIDENT, AuditResource.SECURITY_INCIDENT, incident_id,
                          details={"step": "notified", "party": data.which,
                                   "late": due is not None and at > due})
         uow.commit()
@@ -268,7 +274,7 @@ def close_incident(uow: UnitOfWork, incident_id: uuid.UUID, data: IncidentClose,
                 raise ValidationFailed("closed_at", "must not be before detected_at")
             retain = max(retain, add_years(closed_at.astimezone(zone).date(), RETENTION_YEARS))
         incident = repo.close(incident_id, target, closed_at, data.mitigation, retain)
-        uow.audit.record(AuditAction.INCIDENT, "security_incident", incident_id,
+        uow.audit.record(AuditAction.INCIDENT, AuditResource.SECURITY_INCIDENT, incident_id,
                          details={"step": target.value})
         uow.commit()
     return incident
@@ -281,7 +287,7 @@ def list_incidents(uow: UnitOfWork, *, overdue: bool = False,
     filters = IncidentFilters(status=status, overdue_at=_now(now) if overdue else None)
     with uow:
         result = uow.incidents.list(filters, page)
-        uow.audit.record(AuditAction.VIEW, "security_incidents",
+        uow.audit.record(AuditAction.VIEW, AuditResource.SECURITY_INCIDENT,
                          details={"returned": len(result.items), "overdue": overdue})
         uow.commit()
     return result

@@ -37,6 +37,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -49,12 +51,15 @@ from neonpro.adapters.crypto import (
     DecryptionError,
     FieldCipher,
     KeyRing,
+    promote_blind_index_key,
+    remove_key_from_file,
 )
 from neonpro.adapters.db.errors import constraint_name
 from neonpro.adapters.db.repositories import appointment as appointment_repo
 from neonpro.adapters.db.repositories import patient as patient_repo
 from neonpro.domain.actors import Actor, SystemActors
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.errors import OperationFailed
+from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 
 if TYPE_CHECKING:
     from neonpro.bootstrap import Container
@@ -65,7 +70,7 @@ ACTOR: Final = SystemActors.CLI
 DEFAULT_BATCH: Final = 500
 MAX_BATCH: Final = 10_000
 MALFORMED: Final = "<malformed>"
-AUDIT_RESOURCE: Final = "encryption_keys"
+AUDIT_RESOURCE: Final = AuditResource.ENCRYPTION_KEYS
 # a full-table count or a keyset scan that finds few rows to rotate may take a while on a
 # big table; the batches themselves stay short
 SCAN_TIMEOUT: Final = "10min"
@@ -75,7 +80,7 @@ _IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
-class KeyRotationError(RuntimeError):
+class KeyRotationError(OperationFailed):
     """Rotation or re-indexing cannot go on; names table, column and key id, never a value."""
 
 
@@ -689,6 +694,34 @@ def reindex_blind(
                  conflicts=len(report.conflicts), passes=report.passes,
                  complete=report.complete)
     return report
+
+
+def remove_key(container: Container, key_file: Path, key_id: str) -> None:
+    """Remove ``key_id`` from ``key_file`` once no value uses it (counted in the database
+    first); never the active key. KeyRotationError says why not."""
+    report = key_status(container)
+    if key_id == report.active_key_id:
+        raise KeyRotationError(f"{key_id} is the active key: add and activate another one "
+                               "first")
+    left = report.count(key_id)
+    if left:
+        raise KeyRotationError(f"{left} value(s) are still encrypted under {key_id}: run "
+                               "`neonpro keys rotate` first (and restart any process that "
+                               "still has it active)")
+    remove_key_from_file(key_file, key_id)
+
+
+def promote_blind_key(report: ReindexReport, new_blind_index_key: bytes,
+                      key_file: Path | None) -> bool:
+    """Put the new blind-index key in use after :func:`reindex_blind`, or say why not
+    (False): only when a whole pass found nothing left to rewrite and no row conflicted (the
+    old key stays otherwise, so every lookup keeps working), and only in a key file (keys
+    from the environment are switched by the operator). The old key is kept as retired."""
+    if not report.complete or report.conflicts or key_file is None:
+        return False
+    promote_blind_index_key(key_file, new_blind_index_key,
+                            retired_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    return True
 
 
 def _reindex_pass(

@@ -29,6 +29,7 @@ from neonpro.domain.schemas._types import Instant, Schema
 from neonpro.domain.schemas.dsr import DataSubjectRequestRead
 from neonpro.domain.vocabulary import (
     AuditAction,
+    AuditResource,
     ConsentPurpose,
     ConsentStatus,
     ConsentStatusSummary,
@@ -51,7 +52,7 @@ __all__ = [
 ANSWER_WITHIN = timedelta(days=15)  # Art. 19 II: the full statement, 15 days from receipt
 CLOCK_SKEW = timedelta(minutes=5)
 ENTITY = "data_subject_request"
-RESOURCE = "data_subject_requests"
+RESOURCE = AuditResource.DATA_SUBJECT_REQUESTS
 S = DataSubjectRequestStatus
 # what an export answers: access (II), portability (V), with whom it was shared (VII)
 EXPORTABLE = frozenset({DataSubjectRequestKind.ACCESS, DataSubjectRequestKind.PORTABILITY,
@@ -304,7 +305,7 @@ def confirm_processing(uow: UnitOfWork, patient_id: uuid.UUID,
         clinical = "clinical" in held.categories
         bases, withdrawn = _legal_bases(uow, patient_id, patient.created_at,
                                          clinical=clinical, now=now)
-        uow.audit.record(AuditAction.VIEW, "patient", patient_id, patient_id=patient_id,
+        uow.audit.record(AuditAction.VIEW, AuditResource.PATIENT, patient_id, patient_id=patient_id,
                          details={"lgpd": "confirmation"})
         uow.commit()
     return Confirmation(
@@ -378,8 +379,8 @@ def export_patient(uow: UnitOfWork, patient_id: uuid.UUID,
                                    "records": data.counts()}
         if request_id is not None:
             details["request_id"] = str(request_id)
-        uow.audit.record(AuditAction.EXPORT, "patient", patient_id, patient_id=patient_id,
-                         risk=RiskLevel.MEDIUM, details=details)
+        uow.audit.record(AuditAction.EXPORT, AuditResource.PATIENT, patient_id,
+                         patient_id=patient_id, risk=RiskLevel.MEDIUM, details=details)
         uow.commit()
     return ExportResult(content, fmt, digest, patient_id, request_id, generated_at,
                         data.counts())

@@ -33,7 +33,7 @@ from neonpro.domain.noshow import (
     linear_prediction,
     prior_probability,
 )
-from neonpro.domain.vocabulary import AuditAction, NoShowModelKind
+from neonpro.domain.vocabulary import AuditAction, AuditResource, NoShowModelKind
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -206,7 +206,7 @@ def train_model(uow: SqlUnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MON
     with uow:
         repo = SqlNoShowRepository(uow)
         result = _fit_and_store(repo, repo.labelled(now or datetime.now(UTC)), holdout_months)
-        uow.audit.record(AuditAction.CREATE, "no_show_model", result.model.id, details={
+        uow.audit.record(AuditAction.CREATE, AuditResource.NO_SHOW_MODEL, result.model.id, details={
             "version": result.model.version, "kind": result.model.kind.value,
             "rows": result.rows})
         uow.commit()
@@ -218,7 +218,7 @@ def evaluate_model(uow: SqlUnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_
     """A time-based hold-out evaluation of the clinic's history (nothing is stored)."""
     with uow:
         rows = SqlNoShowRepository(uow).labelled(now or datetime.now(UTC))
-        uow.audit.record(AuditAction.VIEW, "appointments", details={
+        uow.audit.record(AuditAction.VIEW, AuditResource.APPOINTMENT, details={
             "purpose": "no_show_evaluation", "returned": len(rows)})
         uow.commit()
     return evaluate_rows(rows, holdout_months)
@@ -266,7 +266,7 @@ def score_upcoming(uow: SqlUnitOfWork, *, days: int = DEFAULT_HORIZON_DAYS,
         predictions = [model.predict(f) for f in coming]
         repo.record_scores(model, predictions, now)
         updated = repo.update_patient_aggregates(sorted({f.patient_id for f in coming}), now)
-        uow.audit.record(AuditAction.UPDATE, "appointment_risk_scores", details={
+        uow.audit.record(AuditAction.UPDATE, AuditResource.APPOINTMENT_RISK_SCORES, details={
             "scored": len(predictions), "model": model.label})
         uow.commit()
     return ScoreResult(model, len(predictions), updated)
@@ -300,7 +300,7 @@ def high_risk_on(uow: SqlUnitOfWork, day: date | None = None, *,
         start = datetime.combine(day, time.min, tzinfo=zone)
         rows = SqlNoShowRepository(uow).high_risk(start, start + timedelta(days=1), min_score,
                                                   limit)
-        uow.audit.record(AuditAction.VIEW, "appointments", details={
+        uow.audit.record(AuditAction.VIEW, AuditResource.APPOINTMENT, details={
             "purpose": "no_show_high_risk", "returned": len(rows)})
         uow.commit()
     return [HighRisk(**r) for r in rows]

@@ -51,9 +51,9 @@ from neonpro.adapters.db.errors import origin_of, translate
 from neonpro.adapters.db.models import Professional
 from neonpro.adapters.db.repositories import patient as patient_repo
 from neonpro.adapters.db.uow import SqlUnitOfWork
-from neonpro.domain.errors import DomainError
+from neonpro.domain.errors import DomainError, ValidationFailed
 from neonpro.domain.schemas.patient import PatientCreate, PatientRead
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 
 log = structlog.get_logger(__name__)
 
@@ -247,8 +247,12 @@ def _columns(header: list[str], name: str) -> list[str]:
 # ------------------------------------------------------------------------- pass 1
 
 
-class _CellError(ValueError):
-    pass
+class _CellError(ValidationFailed):
+    """One cell of the file is invalid: its line is rejected, naming the column (never
+    raised out of the import)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("cell", reason)
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -321,7 +325,7 @@ def _validate(
             try:
                 value = _cell(name, raw)
             except _CellError as exc:
-                result.reject(line, name, str(exc))
+                result.reject(line, name, exc.reason)
                 bad_cells = True
                 continue
             if value is not None:
@@ -603,7 +607,7 @@ def import_patients(
             try:
                 imported = _load(uow, columns, checked.rows, report)
                 uow.audit.record(
-                    AuditAction.CREATE, "patient_import", risk=RiskLevel.MEDIUM,
+                    AuditAction.CREATE, AuditResource.PATIENT_IMPORT, risk=RiskLevel.MEDIUM,
                     details={"imported": imported, "rejected": len(checked.rejected_lines),
                              "source": "csv", "sha256": _sha256(source)},
                 )

@@ -15,7 +15,7 @@ from neonpro.domain.schemas.patient import (
     PatientSort,
     PatientUpdate,
 )
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 
 
 def register_patient(uow: UnitOfWork, data: PatientCreate) -> PatientRead:
@@ -33,7 +33,7 @@ def get_patient(uow: UnitOfWork, patient_id: uuid.UUID) -> PatientRead:
     """Read one patient's record; the read is audited (who, whose record, from where)."""
     with uow:
         patient = uow.patients.get(patient_id)
-        uow.audit.record(AuditAction.VIEW, "patient", patient_id, patient_id=patient_id)
+        uow.audit.record(AuditAction.VIEW, AuditResource.PATIENT, patient_id, patient_id=patient_id)
         uow.commit()
     return patient
 
@@ -44,7 +44,7 @@ def find_patient_by_cpf(uow: UnitOfWork, cpf: str) -> PatientRead | None:
     with uow:
         patient = uow.patients.find_by_cpf(parsed)
         uow.audit.record(
-            AuditAction.VIEW, "patient", patient.id if patient else None,
+            AuditAction.VIEW, AuditResource.PATIENT, patient.id if patient else None,
             patient_id=patient.id if patient else None,
             details={"lookup": "cpf", "found": patient is not None},
         )
@@ -79,7 +79,7 @@ def search_patients(
         used = sorted(f.name for f in fields(filters)
                       if getattr(filters, f.name) not in (None, False)) if filters else []
         uow.audit.record(
-            AuditAction.VIEW, "patients",
+            AuditAction.VIEW, AuditResource.PATIENT,
             risk=RiskLevel.MEDIUM if len(result.items) > BULK_READ else RiskLevel.LOW,
             details={"returned": len(result.items), "filters": used},
         )

@@ -32,13 +32,14 @@ import structlog
 from neonpro.adapters.backup.pgtools import last_line
 from neonpro.adapters.backup.stream import write_atomically
 from neonpro.config import Settings
+from neonpro.domain.errors import OperationFailed
 
 log = structlog.get_logger(__name__)
 
 ARCHIVE_TIMEOUT_S = 60  # bounds the data-loss window of a quiet server (RPO)
 
 
-class PitrError(RuntimeError):
+class PitrError(OperationFailed):
     """A point-in-time recovery step failed; the message is safe to show."""
 
 
@@ -289,3 +290,29 @@ def restore(settings: Settings, to: datetime) -> dict[str, Any]:
             raise PitrError("the restored cluster did not finish recovery within 300 s")
         time.sleep(0.5)
     return {"target": to.isoformat(), "seconds": round(time.perf_counter() - started, 3)}
+
+
+# ------------------------------------------------------------ erasures a rewind must keep
+def pending_erasures_path(settings: Settings) -> Path:
+    """Where the erasures to re-apply after a rewind wait (read before it, applied after)."""
+    return settings.pitr_dir / "pending-erasures.json"
+
+
+def save_pending_erasures(settings: Settings, erasures: list[dict[str, Any]], *,
+                          proven: bool) -> None:
+    """Keep the erasures a rewind must not lose, atomically; ``proven``: the live ledger
+    answered, so the list is complete (OSError when it cannot be written)."""
+    write_atomically(pending_erasures_path(settings),
+                     json.dumps({"proven": proven, "erasures": erasures}).encode())
+
+
+def load_pending_erasures(settings: Settings) -> tuple[list[dict[str, Any]], bool]:
+    """The erasures saved before a rewind and whether they were complete; none (and not
+    proven) when nothing was saved."""
+    file = pending_erasures_path(settings)
+    if not file.is_file():
+        return [], False  # what the rewind discarded is known nowhere any more
+    data = json.loads(file.read_text())
+    if isinstance(data, list):  # saved by an older version, which did not say
+        return data, False
+    return list(data["erasures"]), bool(data["proven"])

@@ -32,6 +32,7 @@ from neonpro.domain.retention import check_floor, years_to_days
 from neonpro.domain.schemas._types import ReadSchema, Schema
 from neonpro.domain.vocabulary import (
     AuditAction,
+    AuditResource,
     ClinicRole,
     DataCategory,
     RetentionAction,
@@ -131,7 +132,7 @@ def apply_retention(container: Container, actor: Actor, items: list[RetentionIte
             with uow:
                 for outcome in _apply_batch(uow, chunk, done):
                     report.by_outcome[outcome] = report.by_outcome.get(outcome, 0) + 1
-                uow.audit.record(AuditAction.RETENTION, "retention_policies",
+                uow.audit.record(AuditAction.RETENTION, AuditResource.RETENTION_POLICIES,
                                  details={"items": len(chunk), "policy_batch": start // batch})
                 uow.commit()
             report.applied += len(chunk)
@@ -258,7 +259,7 @@ def create_policy(uow: SqlUnitOfWork, data: PolicyCreate) -> PolicyRead:
                            "trigger")
         policy = _policy(repo.insert(category, trigger, data.action.value, data.days,
                                      data.legal_reference))
-        uow.audit.record(AuditAction.CREATE, "retention_policies", policy.id,
+        uow.audit.record(AuditAction.CREATE, AuditResource.RETENTION_POLICIES, policy.id,
                          risk=RiskLevel.MEDIUM, details=_details(policy))
         uow.commit()
     return policy
@@ -287,7 +288,7 @@ def retire_policy(uow: SqlUnitOfWork, policy_id: uuid.UUID) -> PolicyRead:
         if current.retired_at is not None:
             raise Conflict(f"retention policy {policy_id} is already retired")
         policy = _policy(repo.retire(policy_id))
-        uow.audit.record(AuditAction.UPDATE, "retention_policies", policy.id,
+        uow.audit.record(AuditAction.UPDATE, AuditResource.RETENTION_POLICIES, policy.id,
                          risk=RiskLevel.MEDIUM, details=_details(policy, retired=True))
         uow.commit()
     return policy

@@ -18,7 +18,7 @@ from neonpro.domain.schemas.appointment import (
     Reschedule,
     Window,
 )
-from neonpro.domain.vocabulary import AppointmentStatus, AuditAction
+from neonpro.domain.vocabulary import AppointmentStatus, AuditAction, AuditResource
 
 
 def _local_day(moment: datetime, zone: ZoneInfo) -> Window:
@@ -123,7 +123,7 @@ def get_appointment(uow: UnitOfWork, appointment_id: uuid.UUID) -> AppointmentRe
     """Read one appointment (clinical notes included); audited as a read of the patient's data."""
     with uow:
         appointment = uow.appointments.get(appointment_id)
-        uow.audit.record(AuditAction.VIEW, "appointment", appointment_id,
+        uow.audit.record(AuditAction.VIEW, AuditResource.APPOINTMENT, appointment_id,
                          patient_id=appointment.patient_id)
         uow.commit()
     return appointment
@@ -134,6 +134,7 @@ def calendar(uow: UnitOfWork, window: Window, professional_id: uuid.UUID | None 
     """Appointments in a window with names; audited as one read of the calendar."""
     with uow:
         entries = uow.appointments.calendar(window, professional_id, statuses)
-        uow.audit.record(AuditAction.VIEW, "appointments", details={"returned": len(entries)})
+        uow.audit.record(AuditAction.VIEW, AuditResource.APPOINTMENT,
+                         details={"returned": len(entries)})
         uow.commit()
     return entries

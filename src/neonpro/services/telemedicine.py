@@ -16,7 +16,7 @@ from typing import Literal
 
 from neonpro.domain.errors import Conflict, NotFound
 from neonpro.domain.ports import UnitOfWork
-from neonpro.domain.vocabulary import AppointmentType, AuditAction, ConsentPurpose
+from neonpro.domain.vocabulary import AppointmentType, AuditAction, AuditResource, ConsentPurpose
 from neonpro.services.consents import require_consent
 
 Participant = Literal["patient", "professional", "interpreter", "companion", "observer"]
@@ -25,7 +25,7 @@ REMOTE = {AppointmentType.TELEMEDICINE.value, AppointmentType.HYBRID.value}
 
 def _event(uow: UnitOfWork, appointment_id: uuid.UUID, patient_id: uuid.UUID,
            action: AuditAction, session_id: uuid.UUID, details: dict[str, str | bool]) -> None:
-    uow.audit.record(action, "appointment", appointment_id, patient_id=patient_id,
+    uow.audit.record(action, AuditResource.APPOINTMENT, appointment_id, patient_id=patient_id,
                      details={"telemedicine_session": str(session_id), **details})
 
 

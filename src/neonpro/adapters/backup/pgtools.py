@@ -21,14 +21,17 @@ from urllib.parse import quote
 from sqlalchemy.engine import make_url
 
 from neonpro.adapters.db.embedded import EmbeddedError, _bin_dir
+from neonpro.domain.errors import OperationFailed
 from neonpro.redaction import redact_text
 
 
+# Adapter-level, not a DomainError: an external program (pg_dump, pg_restore...) failed or
+# is missing; `neonpro backup` and `neonpro pitr` answer it in one line.
 class ToolError(RuntimeError):
     """A PostgreSQL tool failed or is missing; the message is safe to show."""
 
 
-class BackupError(RuntimeError):
+class BackupError(OperationFailed):
     """A backup step failed; the message is safe to show (no personal data)."""
 
 

@@ -28,6 +28,8 @@ _LEN = struct.Struct(">I")
 _TAG = 16
 
 
+# Adapter-level, not a DomainError: a fact about a file, raised inside the backup adapters
+# and services; `neonpro backup` answers it with its own exit code (3).
 class CorruptBackup(RuntimeError):
     """The file does not match its manifest, or does not decrypt: never restored."""
 

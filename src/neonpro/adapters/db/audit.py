@@ -59,6 +59,7 @@ from neonpro.domain.audit_chain import (
     keyed_ledger_hash,
     sign_head,
 )
+from neonpro.domain.vocabulary import AuditResource
 
 AUDIT: Final = "audit_events"
 LEDGER: Final = "erasure_ledger"
@@ -67,7 +68,7 @@ CHAINS: Final = (AUDIT, *LEDGER_SPECS)
 SYSTEM_CHAIN: Final = uuid.UUID(int=0)
 SEAL_BATCH = 5000
 # the in-database checkpoint: a VERIFY event of the system chain naming every chain head
-CHECKPOINT_RESOURCE: Final = "audit_checkpoint"
+CHECKPOINT_RESOURCE: Final = AuditResource.AUDIT_CHECKPOINT
 _COLUMNS = {
     AUDIT: ("clinic_id, seq, id, occurred_at, actor_id, actor_role, action, resource_type, "
             "resource_id, patient_ref, status, risk_level, ip_address, user_agent, session_id, "

@@ -25,6 +25,9 @@ from enum import Enum
 RUNNING, COMMITTING, COMMITTED, EXPIRED = "running", "committing", "committed", "expired"
 
 
+# RequestTimedOut and CommitOutcomeUnknown stay adapter-level, not DomainErrors: they are the
+# database transport failing (a retry may succeed), answered 503 with the other
+# database-unavailable errors (problems._unavailable), never a rule of the domain.
 class RequestTimedOut(Exception):
     """The request's deadline passed before its commit began; nothing was written."""
 

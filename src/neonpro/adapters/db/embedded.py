@@ -51,6 +51,8 @@ SUPERUSER = "neonpro"
 _START_TIMEOUT_S = 60
 
 
+# Adapter-level, not a DomainError: the local PostgreSQL server (development) cannot start;
+# no use case runs without it. The CLI answers it in one line (cli/_common.explain).
 class EmbeddedError(RuntimeError):
     """The embedded server cannot be set up or started; the message says why and what to do."""
 

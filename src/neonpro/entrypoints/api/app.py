@@ -12,7 +12,6 @@ from pydantic import SecretStr
 
 from neonpro import __version__
 from neonpro.adapters.auth import TokenCodec
-from neonpro.adapters.db.health import check_health
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
 from neonpro.entrypoints.api import idempotency, problems, resilience
@@ -33,6 +32,7 @@ from neonpro.entrypoints.api.routers import (
     staff,
     telemedicine,
 )
+from neonpro.services import database
 
 DESCRIPTION = """LGPD-compliant data management for Brazilian clinics.
 
@@ -71,7 +71,7 @@ def create_app(container: Container) -> FastAPI:
     def ready() -> Any:
         """Ready or not, nothing more: the database is reachable, migrated, row-level
         security holds and commits flow. Operators read why at ``/health/details``."""
-        ok = check_health(container.database)["ok"]
+        ok = database.health(container)["ok"]
         return JSONResponse({"status": "ready" if ok else "not_ready"},
                             status_code=200 if ok else 503)
 
@@ -84,7 +84,7 @@ def create_app(container: Container) -> FastAPI:
         if not _operator(request, container.settings.operator_token):
             return problems.problem(401, "unauthenticated", "unauthenticated",
                                     "health details are for operators")
-        report = check_health(container.database)
+        report = database.health(container)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
     @app.get("/metrics", tags=["health"], response_class=Response)

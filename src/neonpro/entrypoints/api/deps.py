@@ -3,7 +3,7 @@
 A role check's refusal (403) is a security event: :func:`refuse` records it in the audit
 trail (``PERMISSION_DENIED``, status ``blocked``: actor and role, the operation attempted,
 the resource type, the roles that may) before the caller is answered, through the same
-mechanism as every other refusal (:func:`neonpro.adapters.db.uow.record_refusal`).
+mechanism as every other refusal (:func:`neonpro.services.audit.record_denial`).
 """
 
 import uuid
@@ -15,11 +15,12 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from neonpro.adapters.auth import Principal, TokenCodec
-from neonpro.adapters.db.uow import SqlUnitOfWork, record_refusal
+from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import Forbidden, Unauthenticated
 from neonpro.domain.vocabulary import ClinicRole, RiskLevel
+from neonpro.services.audit import record_denial
 
 bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/login")
 
@@ -101,10 +102,9 @@ def audit_refusal(request: Request, caller: Principal, refusal: Forbidden, *,
     risk = (RiskLevel.HIGH if allowed is not None and ClinicRole.DPO in allowed
             and allowed <= OVERSIGHT else RiskLevel.MEDIUM)
     box = container(request)
-    record_refusal(box.database, box.cipher, box.blind_indexer, actor_of(request, caller),
-                   caller.clinic_id, refusal, resource_type=resource,
-                   resource_id=_path_id(request, ids[-1]) if ids else None,
-                   patient_id=_path_id(request, "patient_id"), risk=risk, details=details)
+    record_denial(box, actor_of(request, caller), caller.clinic_id, refusal,
+                  resource_type=resource, resource_id=_path_id(request, ids[-1]) if ids else None,
+                  patient_id=_path_id(request, "patient_id"), risk=risk, details=details)
 
 
 def allow(roles: frozenset[ClinicRole]) -> Callable[..., Principal]:
@@ -142,8 +142,22 @@ class Caller:
     def sees_clinical(self) -> bool:
         return self.principal.role in CLINICAL
 
+    @property
+    def clinic_id(self) -> uuid.UUID:
+        return self.principal.clinic_id
+
+    @property
+    def container(self) -> Container:
+        """The application's container, for the services that take it whole."""
+        return self._box
+
     def uow(self) -> SqlUnitOfWork:
         return self._box.uow(self.principal.clinic_id, self.actor)
+
+    def admin_uow(self) -> SqlUnitOfWork:
+        """The service role scoped to the caller's clinic (audited administrative work:
+        :meth:`Container.admin_uow`)."""
+        return self._box.admin_uow(self.principal.clinic_id, self.actor)
 
     def signed_in(self) -> bool:
         """Whether the token's session is still live (a long stream asks again)."""

@@ -28,6 +28,7 @@ from rich.markup import escape
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from typer.core import TyperGroup
 
+from neonpro.adapters.crypto import KeyConfigError
 from neonpro.adapters.db.embedded import EmbeddedError
 from neonpro.adapters.db.errors import describe, summary
 from neonpro.bootstrap import Container
@@ -86,6 +87,17 @@ def container() -> Iterator[Container]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def context(label: str) -> Iterator[None]:
+    """Name what a domain error raised inside was about (``clinic <id>``, say): CliGroup
+    answers it as ``error: <label>: <message>``, exit 1, like any other."""
+    try:
+        yield
+    except DomainError as exc:
+        exc.message = f"{label}: {exc.message}"
+        raise
+
+
 def _check_clinic(box: Container) -> None:
     """The clinic a command names (its ``--clinic``) must exist: checked once here for
     every command, so an unknown clinic is "clinic ... not found" rather than an empty
@@ -99,6 +111,16 @@ def _check_clinic(box: Container) -> None:
         tx.clinics.get(clinic)  # NotFound: answered by CliGroup
 
 
+def _bounds(kind: click.IntRange | click.FloatRange) -> str:
+    """A range as click's help says it (``1<=x<=500``, ``x>=1``), from its public bounds."""
+    if kind.min is None:
+        return f"x{'<' if kind.max_open else '<='}{kind.max}"
+    if kind.max is None:
+        return f"x{'>' if kind.min_open else '>='}{kind.min}"
+    return (f"{kind.min}{'<' if kind.min_open else '<='}x"
+            f"{'<' if kind.max_open else '<='}{kind.max}")
+
+
 def _usage(exc: click.UsageError) -> str:
     """What was wrong with a command line, never what was typed: a CPF given where an id
     was expected, an e-mail as ``--clinic``, a name as an extra argument."""
@@ -110,8 +132,8 @@ def _usage(exc: click.UsageError) -> str:
                 else param.human_readable_name if param is not None else "a parameter")
         kind = getattr(param, "type", None)
         expected = getattr(kind, "name", None)
-        if isinstance(kind, click.types._NumberRangeBase):  # noqa: SLF001  (its bounds)
-            expected = f"{expected} {kind._describe_range()}"  # noqa: SLF001
+        if isinstance(kind, click.IntRange | click.FloatRange):
+            expected = f"{expected} {_bounds(kind)}"
         return f"invalid value for {name}" + (f" (expected {expected})" if expected else "")
     if isinstance(exc, click.NoSuchOption):
         return "no such option"
@@ -137,7 +159,7 @@ def explain(exc: BaseException) -> tuple[str, int] | None:  # noqa: PLR0911  (on
         return exc.message, 1
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
-    if isinstance(exc, EmbeddedError):
+    if isinstance(exc, EmbeddedError | KeyConfigError):  # the text says what and which
         return str(exc), 1
     sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
     if isinstance(exc, DBAPIError) and sqlstate and not sqlstate.startswith("08"):

@@ -11,12 +11,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from neonpro.adapters.db.audit import (
-    prune_expired,
-    read_checkpoints,
-    seal_pending,
-    verify_chains,
-)
 from neonpro.domain.actors import SystemActors
 from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
 from neonpro.queries.audit import AuditFilters
@@ -33,7 +27,7 @@ CHAIN_LABELS = {"audit_events": "audit", "erasure_ledger": "erasure", "consent_r
 def seal() -> None:
     """Seal every pending audit event now (it also happens at the end of every command)."""
     with container() as box:
-        count = seal_pending(box.database, box.keyring, ACTOR)
+        count = audit_service.seal(box, ACTOR)
     out.print(f"sealed {count} event(s)")
 
 
@@ -52,11 +46,11 @@ def verify(
     cps = None
     if checkpoints is not None:
         try:
-            cps = read_checkpoints(checkpoints)
+            cps = audit_service.read_checkpoints(checkpoints)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             fail(f"cannot read checkpoints: {type(exc).__name__}")
     with container() as box:
-        reports = verify_chains(box.database, ACTOR, box.keyring, clinic, cps)
+        reports = audit_service.verify(box, ACTOR, clinic, cps)
     if as_json:
         print_json([r.as_dict() for r in reports])
     else:
@@ -87,7 +81,7 @@ def checkpoint(
     """Sign every chain's head with the audit key and write it outside the database (also
     to the HTTP endpoint and syslog if set, and into the system chain). For cron."""
     with container() as box:
-        result = box.checkpoints.take(directory, full=True, path=output)
+        result = audit_service.checkpoint(box, directory, output)
     out.print(f"{result.heads} chain head(s) signed and written to {result.path}")
 
 
@@ -195,8 +189,7 @@ def prune(
 ) -> None:
     """Archive and delete each chain's expired prefix, leaving a signed cut (retention)."""
     with container() as box:
-        results = prune_expired(box.database, box.keyring, ACTOR, archive_dir, clinic,
-                                dry_run=dry_run)
+        results = audit_service.prune(box, ACTOR, archive_dir, clinic, dry_run=dry_run)
     if not results:
         out.print("nothing past its retention period")
     for r in results:

@@ -7,10 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from neonpro.adapters.db import migrate, schema_check
-from neonpro.adapters.db.health import check_health
-from neonpro.adapters.db.housekeeping import prune_expired
 from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
+from neonpro.services import database as svc
 
 app = typer_app(help="Manage the database schema and check its health.", no_args_is_help=True)
 
@@ -21,26 +19,21 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     with container() as box:
-        db = box.database
-        migrate.upgrade(db.owner_url, db.roles, revision,
-                        audit_key=box.keyring.active_audit_key)
-        out.print(f"at {', '.join(migrate.current_revisions(db.owner_url)) or 'base'}")
+        out.print(f"at {', '.join(svc.upgrade(box, revision)) or 'base'}")
 
 
 @app.command()
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
     """Revert migrations down to REVISION. Roles are never dropped (they are cluster-wide)."""
     with container() as box:
-        db = box.database
-        migrate.downgrade(db.owner_url, db.roles, revision)
-        out.print(f"at {', '.join(migrate.current_revisions(db.owner_url)) or 'base'}")
+        out.print(f"at {', '.join(svc.downgrade(box, revision)) or 'base'}")
 
 
 @app.command()
 def current(as_json: JsonFlag = False) -> None:
     """Show the database's revision and the code's head."""
     with container() as box:
-        revs = migrate.revisions(box.database.owner_url)
+        revs = svc.revisions(box)
     data = {"current": list(revs.current), "head": revs.head, "at_head": revs.at_head}
     if as_json:
         print_json(data)
@@ -53,7 +46,7 @@ def current(as_json: JsonFlag = False) -> None:
 def history() -> None:
     """List every revision from base to head."""
     table = Table("revision", "down revision", "message")
-    for rev, down, message in migrate.history():
+    for rev, down, message in svc.history():
         table.add_row(rev, down or "base", message.splitlines()[0] if message else "")
     out.print(table)
 
@@ -74,10 +67,7 @@ def check(
     differs, never a value. Needs permission to create scratch databases on the server.
     """
     with container() as box:
-        db = box.database
-        report = schema_check.check_drift(db.owner_url, db.roles)
-        live_report = schema_check.check_live(db.owner_url, db.owner_url, db.roles) \
-            if live else None
+        report, live_report = svc.drift(box, live=live)
     lines = report.lines()
     for line in lines:
         out.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -112,7 +102,7 @@ def health(
     """Check connectivity, latency, migrations, RLS, the tenant role, that a write commits
     in time and that nobody changed the schema by hand (drift); exit 1 on failure."""
     with container() as box:
-        report = check_health(box.database, drift=drift)
+        report = svc.health(box, drift=drift)
     if as_json:
         print_json(report)
     else:
@@ -130,7 +120,7 @@ def prune(as_json: JsonFlag = False) -> None:
     sessions and counters past their use (the API does it every minute; a database written
     only by the CLI needs it now and then)."""
     with container() as box:
-        pruned = prune_expired(box.database)
+        pruned = svc.prune(box)
     if as_json:
         print_json(vars(pruned))
     else:

@@ -17,11 +17,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from neonpro.adapters.crypto import KeyConfigError
-from neonpro.adapters.db import migrate
 from neonpro.devtools.demo import MAX_MONTHS, MAX_PATIENTS, DemoResult, ProgressFn, seed_demo
-from neonpro.domain.errors import DomainError
 from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
+from neonpro.services import database
 
 app = typer_app(help="Generate demonstration data (synthetic, never real people).",
                   no_args_is_help=True)
@@ -75,15 +73,11 @@ def seed_command(
     Running it again with another --seed adds another, independent set of clinics.
     """
     with container() as box:
-        db = box.database
-        if not migrate.revisions(db.owner_url).at_head:
+        if not database.at_head(box):
             fail("the database schema is not at head: run `neonpro db upgrade` first")
-        try:
-            with _progress_bar() as progress:
-                result = seed_demo(box, patients=patients, seed=seed, months=months,
-                                   progress=progress)
-        except (DomainError, KeyConfigError) as exc:
-            fail(str(exc))
+        with _progress_bar() as progress:
+            result = seed_demo(box, patients=patients, seed=seed, months=months,
+                               progress=progress)
     if as_json:
         print_json(result.to_json())
     else:

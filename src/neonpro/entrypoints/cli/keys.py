@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -33,8 +32,6 @@ from neonpro.adapters.crypto import (
     dev_key_file_path,
     load_keyring,
     pending_blind_index_key,
-    promote_blind_index_key,
-    remove_key_from_file,
 )
 from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
@@ -193,14 +190,7 @@ def remove(key_id: Annotated[str, typer.Argument(help="The key id to remove.")])
         path = _key_file(box.settings, (
             "check `neonpro keys status` shows no value under it, then remove it from "
             "NEONPRO_ENCRYPTION_KEYS and restart every process"))
-        report = svc.key_status(box)
-        if key_id == report.active_key_id:
-            fail(f"{key_id} is the active key: add and activate another one first")
-        left = report.count(key_id)
-        if left:
-            fail(f"{left} value(s) are still encrypted under {key_id}: run `neonpro keys "
-                 "rotate` first (and restart any process that still has it active)")
-        remove_key_from_file(path, key_id)
+        svc.remove_key(box, path, key_id)
     out.print(f"removed key {key_id} from {path}", highlight=False)
 
 
@@ -281,11 +271,7 @@ def reindex(
         except KeyboardInterrupt:
             fail("interrupted: run `neonpro keys reindex` again to continue with the same key",
                  130)
-        promoted = False
-        if report.complete and not report.conflicts and path is not None:
-            promote_blind_index_key(path, new_key,
-                                    retired_at=datetime.now(UTC).isoformat(timespec="seconds"))
-            promoted = True
+        promoted = svc.promote_blind_key(report, new_key, path)
     if as_json:
         print_json({**report.as_dict(), "promoted": promoted})
     else:

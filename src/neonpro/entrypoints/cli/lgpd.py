@@ -13,8 +13,7 @@ import typer
 from rich.table import Table
 
 from neonpro.domain.actors import SystemActors
-from neonpro.domain.errors import DomainError
-from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
+from neonpro.entrypoints.cli._common import console, container, out, print_json, typer_app
 from neonpro.services import lgpd_requests
 from neonpro.services.lgpd_requests import ExportFormat
 
@@ -37,10 +36,7 @@ def requests(
     now = datetime.now(UTC)
     with container() as box:
         uow = box.uow(clinic, ACTOR) if clinic is not None else box.service_uow(ACTOR)
-        try:
-            rows = lgpd_requests.list_requests(uow, overdue=overdue, now=now)
-        except DomainError as exc:
-            fail(exc.message)
+        rows = lgpd_requests.list_requests(uow, overdue=overdue, now=now)
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
     else:
@@ -69,11 +65,8 @@ def export(
 ) -> None:
     """Everything held about a patient, as JSON or a FHIR R4 Bundle (audited as EXPORT)."""
     with container() as box:
-        try:
-            result = lgpd_requests.export_patient(box.uow(clinic, ACTOR), patient_id,
-                                                  export_format, request_id=request)
-        except DomainError as exc:
-            fail(exc.message)
+        result = lgpd_requests.export_patient(box.uow(clinic, ACTOR), patient_id,
+                                              export_format, request_id=request)
     if out_file is None:
         sys.stdout.buffer.write(result.content)
         sys.stdout.buffer.flush()
@@ -94,10 +87,7 @@ def confirm(
 ) -> None:
     """Whether the clinic processes the patient's data, since when, what, on which bases."""
     with container() as box:
-        try:
-            answer = lgpd_requests.confirm_processing(box.uow(clinic, ACTOR), patient_id)
-        except DomainError as exc:
-            fail(exc.message)
+        answer = lgpd_requests.confirm_processing(box.uow(clinic, ACTOR), patient_id)
     if as_json:
         print_json(answer.model_dump(mode="json"))
         return

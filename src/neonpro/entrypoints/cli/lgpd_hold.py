@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import DomainError, Forbidden
+from neonpro.domain.errors import Forbidden
 from neonpro.domain.vocabulary import ClinicRole, DataCategory, RetentionAction, RetentionTrigger
 from neonpro.entrypoints.cli._common import container, fail, out, print_json
 from neonpro.services import erasure as erasure_service
@@ -48,11 +48,8 @@ def legal_hold_read(
     """Read a record blocked under a legal hold (DPO or admin), audited with the
     justification; the record is printed as JSON on stdout."""
     with container() as box:
-        try:
-            actor = _acting(box, clinic, user, role)
-            held = erasure_service.legal_hold_read(box, clinic, patient, actor, justification)
-        except DomainError as exc:
-            fail(exc.message)
+        actor = _acting(box, clinic, user, role)
+        held = erasure_service.legal_hold_read(box, clinic, patient, actor, justification)
     print_json({"patient": held.patient.model_dump(mode="json"),
                 "appointments": [a.model_dump(mode="json") for a in held.appointments]})
 
@@ -110,11 +107,8 @@ def create(
         fields = ", ".join(".".join(str(p) for p in e["loc"]) or "period" for e in exc.errors())
         fail(f"invalid policy: {fields} ({exc.errors()[0]['msg']})")
     with container() as box:
-        try:
-            actor = _acting(box, clinic, user, role)
-            policy = retention_service.create_policy(box.uow(clinic, actor), data)
-        except DomainError as exc:
-            fail(exc.message)
+        actor = _acting(box, clinic, user, role)
+        policy = retention_service.create_policy(box.uow(clinic, actor), data)
     _show([policy], as_json)
 
 
@@ -129,12 +123,9 @@ def list_(
 ) -> None:
     """The clinic's active policies (--all: with the retired ones)."""
     with container() as box:
-        try:
-            actor = _acting(box, clinic, user, role)
-            rows = retention_service.list_policies(box.uow(clinic, actor),
-                                                   include_retired=include_retired)
-        except DomainError as exc:
-            fail(exc.message)
+        actor = _acting(box, clinic, user, role)
+        rows = retention_service.list_policies(box.uow(clinic, actor),
+                                               include_retired=include_retired)
     _show(rows, as_json)
 
 
@@ -148,9 +139,6 @@ def retire(
 ) -> None:
     """Stop applying a policy; it stays in the history."""
     with container() as box:
-        try:
-            actor = _acting(box, clinic, user, role)
-            done = retention_service.retire_policy(box.uow(clinic, actor), policy)
-        except DomainError as exc:
-            fail(exc.message)
+        actor = _acting(box, clinic, user, role)
+        done = retention_service.retire_policy(box.uow(clinic, actor), policy)
     _show([done], as_json)

@@ -13,9 +13,8 @@ import typer
 from rich.table import Table
 
 from neonpro.domain.actors import SystemActors
-from neonpro.domain.errors import DomainError
 from neonpro.domain.paging import MAX_PAGE_SIZE, PageRequest
-from neonpro.entrypoints.cli._common import container, fail, out, print_json
+from neonpro.entrypoints.cli._common import container, out, print_json
 from neonpro.services import disclosures as disclosure_svc
 from neonpro.services import incidents as incident_svc
 
@@ -37,11 +36,8 @@ def incidents(
     """The security-incident register, newest first; exit 1 when an incident is overdue."""
     now = datetime.now(UTC)
     with container() as box:
-        try:
-            page = incident_svc.list_incidents(box.uow(clinic, ACTOR), overdue=overdue, now=now,
-                                               page=PageRequest(limit=MAX_PAGE_SIZE))
-        except DomainError as exc:
-            fail(exc.message)
+        page = incident_svc.list_incidents(box.uow(clinic, ACTOR), overdue=overdue, now=now,
+                                           page=PageRequest(limit=MAX_PAGE_SIZE))
     late = [i for i in page.items if i.is_overdue(now)]
     if as_json:
         print_json([{**i.model_dump(mode="json", exclude={"description"}),
@@ -69,11 +65,8 @@ def disclosures(
 ) -> None:
     """The disclosure log of the last 6 years (the accounting window), newest first."""
     with container() as box:
-        try:
-            page = disclosure_svc.list_disclosures(box.uow(clinic, ACTOR), patient,
-                                                   page=PageRequest(limit=MAX_PAGE_SIZE))
-        except DomainError as exc:
-            fail(exc.message)
+        page = disclosure_svc.list_disclosures(box.uow(clinic, ACTOR), patient,
+                                               page=PageRequest(limit=MAX_PAGE_SIZE))
     if as_json:
         print_json([d.model_dump(mode="json") for d in page.items])
         return

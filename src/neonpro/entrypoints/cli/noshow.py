@@ -10,9 +10,8 @@ from rich.table import Table
 
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
-from neonpro.domain.errors import DomainError
 from neonpro.domain.vocabulary import NoShowModelKind
-from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
+from neonpro.entrypoints.cli._common import container, context, out, print_json, typer_app
 from neonpro.services import noshow
 
 app = typer_app(help="No-show risk: train, evaluate, score.", no_args_is_help=True)
@@ -39,11 +38,9 @@ def train(clinic: ClinicOption = None, holdout_months: Holdout = 3,
     results = []
     with container() as box:
         for clinic_id in _clinics(box, clinic):
-            try:
+            with context(f"clinic {clinic_id}"):
                 result = noshow.train_model(box.uow(clinic_id, ACTOR),
                                             holdout_months=holdout_months)
-            except DomainError as exc:
-                fail(f"clinic {clinic_id}: {exc.message}")
             results.append((clinic_id, result))
     if as_json:
         print_json([{"clinic_id": str(c), "model_version": r.model.label, "rows": r.rows,
@@ -78,12 +75,9 @@ def evaluate(clinic: Annotated[uuid.UUID, typer.Option()], holdout_months: Holdo
     """Train on the past, test on the last months: AUC, Brier score and the no-show rate per
     risk decile, against the prior-only baseline. Nothing is stored."""
     with container() as box:
-        try:
-            report = noshow.evaluate_model(box.uow(clinic, ACTOR),
-                                           holdout_months=holdout_months)
-            recorded = noshow.recorded_performance(box.uow(clinic, ACTOR))
-        except DomainError as exc:
-            fail(exc.message)
+        report = noshow.evaluate_model(box.uow(clinic, ACTOR),
+                                       holdout_months=holdout_months)
+        recorded = noshow.recorded_performance(box.uow(clinic, ACTOR))
     if as_json:
         print_json({**report.to_json(), "recorded": recorded})
         return
@@ -113,11 +107,9 @@ def score(clinic: ClinicOption = None,
     results = []
     with container() as box:
         for clinic_id in _clinics(box, clinic):
-            try:
+            with context(f"clinic {clinic_id}"):
                 results.append((clinic_id, noshow.score_upcoming(box.uow(clinic_id, ACTOR),
                                                                  days=days)))
-            except DomainError as exc:
-                fail(f"clinic {clinic_id}: {exc.message}")
     if as_json:
         print_json([{"clinic_id": str(c), "model_version": r.model.label, "scored": r.scored,
                      "patients_updated": r.patients_updated} for c, r in results])

@@ -18,11 +18,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from neonpro.adapters.crypto import KeyConfigError
-from neonpro.adapters.db import migrate
 from neonpro.domain.actors import SystemActors
-from neonpro.domain.errors import DomainError
 from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
+from neonpro.services import database
 from neonpro.services.patient_import import (
     ImportResult,
     ProgressFn,
@@ -91,16 +89,13 @@ def import_command(
         fail(f"{file} is not a regular file")
     rejects_path = rejects or default_rejects_path(file)
     with container() as box:
-        if not migrate.revisions(box.database.owner_url).at_head:
+        if not database.at_head(box):
             fail("the database schema is not at head: run `neonpro db upgrade` first")
-        try:
-            with _progress_bar() as progress:
-                result = import_patients(
-                    box.uow(clinic, SystemActors.CLI), file, rejects_path=rejects_path,
-                    allow_partial=allow_partial, progress=progress,
-                )
-        except (DomainError, KeyConfigError) as exc:
-            fail(str(exc))
+        with _progress_bar() as progress:
+            result = import_patients(
+                box.uow(clinic, SystemActors.CLI), file, rejects_path=rejects_path,
+                allow_partial=allow_partial, progress=progress,
+            )
     if as_json:
         print_json(result.to_json())
     else:

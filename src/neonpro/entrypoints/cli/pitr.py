@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
-from neonpro.adapters.backup.stream import write_atomically
 from neonpro.config import Settings
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import AuditAction
@@ -105,10 +103,6 @@ def info(as_json: JsonOption = False) -> None:
         out.print(f"  {b['label']} {b['type']} {b['start']} .. {b['stop']}")
 
 
-def _pending(settings: Settings) -> Path:
-    return settings.pitr_dir / "pending-erasures.json"
-
-
 def _save_pending(settings: Settings) -> bool:
     """Save the erasures a rewind must not lose, read while the cluster still holds them;
     whether they are complete (the live ledger answered)."""
@@ -122,28 +116,17 @@ def _save_pending(settings: Settings) -> bool:
         console.print(f"[yellow]warning:[/] {warning}")
     proven = not warnings
     try:
-        write_atomically(_pending(settings),
-                         json.dumps({"proven": proven, "erasures": erasures}).encode())
+        svc.save_pending_erasures(settings, erasures, proven=proven)
     except OSError as exc:
         fail(f"the erasures to re-apply could not be saved, nothing was restored: "
              f"{os_error(exc)}")
     return proven
 
 
-def _load_pending(settings: Settings) -> tuple[list[dict[str, Any]], bool]:
-    file = _pending(settings)
-    if not file.is_file():
-        return [], False  # what the rewind discarded is known nowhere any more
-    data = json.loads(file.read_text())
-    if isinstance(data, list):  # saved by an older version, which did not say
-        return data, False
-    return list(data["erasures"]), bool(data["proven"])
-
-
 def _reapply(settings: Settings, target: str, *, accept_erasure_risk: bool) -> int:
     """Close the database, re-apply the saved erasures, and open it again only if they are
     complete (or the risk is accepted, which the audit trail records)."""
-    erasures, proven = _load_pending(settings)
+    erasures, proven = svc.load_pending_erasures(settings)
     why = ("erasures decided after the target time may be missing (the live erasure ledger "
            "could not be read before the rewind)")
     try:
@@ -168,7 +151,7 @@ def _reapply(settings: Settings, target: str, *, accept_erasure_risk: bool) -> i
         fail(f"restored, {count} erasure(s) re-applied, but closed to the application: {why}; "
              "`neonpro pitr reapply --accept-erasure-risk` opens it (recorded in the audit "
              "trail)", HELD)
-    _pending(settings).unlink(missing_ok=True)
+    svc.pending_erasures_path(settings).unlink(missing_ok=True)
     return count
 
 

@@ -10,8 +10,6 @@ import uvicorn
 from sqlalchemy import text
 
 from neonpro.adapters.auth import TokenCodec
-from neonpro.adapters.db import migrate
-from neonpro.adapters.db.health import check_health
 from neonpro.bootstrap import Container
 from neonpro.config import Environment
 from neonpro.devtools.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS, seed_demo
@@ -19,7 +17,7 @@ from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.cli._common import container, fail, out
-from neonpro.services import auth, noshow
+from neonpro.services import auth, database, noshow
 
 
 def _demo(box: Container, host: str, port: int) -> None:
@@ -60,8 +58,8 @@ def serve(
     with container() as box:
         db = box.database
         if migrate_first:
-            migrate.upgrade(db.owner_url, db.roles, audit_key=box.keyring.active_audit_key)
-        report = check_health(db)
+            database.upgrade(box)
+        report = database.health(box)
         if not report["ok"]:
             hold = report["checks"].get("restore_hold", {})
             if hold.get("reason"):  # a restore that could not prove its erasures re-applied

@@ -15,7 +15,7 @@ from neonpro.adapters.backup.stream import parse_key
 from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
-from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, AuditStatus, RiskLevel
 
 T = TypeVar("T")
 
@@ -44,7 +44,7 @@ def record_event(container: Container, action: AuditAction, resource_id: str,
     """Record a backup event in ``container``'s database, and seal it."""
     uow = container.service_uow(actor)
     with uow:
-        uow.audit.record(action, "backup", resource_id, risk=RiskLevel.HIGH,
+        uow.audit.record(action, AuditResource.BACKUP, resource_id, risk=RiskLevel.HIGH,
                          status=AuditStatus.SUCCESS if ok else AuditStatus.FAILURE,
                          details=details)
         uow.commit()

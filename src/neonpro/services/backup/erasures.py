@@ -18,7 +18,7 @@ from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
-from neonpro.domain.vocabulary import AuditAction, RiskLevel
+from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 from neonpro.services.backup.common import record_event, roles_of, source_of
 from neonpro.services.erasure import reapply_erasures
 
@@ -64,7 +64,8 @@ def record_accepted_risk(restored: Container, backup_id: str, why: list[str],
     answers for: a critical event in the restored database's audit trail."""
     uow = restored.service_uow(actor)
     with uow:
-        uow.audit.record(AuditAction.RESTORE, "backup", backup_id, risk=RiskLevel.CRITICAL,
+        uow.audit.record(AuditAction.RESTORE, AuditResource.BACKUP, backup_id,
+                         risk=RiskLevel.CRITICAL,
                          details={"erasures_proven": False, "accepted_risk": True,
                                   "why": [w[:300] for w in why]})
         uow.commit()

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, IPvAnyAddress
 
-from neonpro.adapters.db.audit import verify_chains
 from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.schemas._types import Instant
 from neonpro.domain.vocabulary import AuditAction, RiskLevel
@@ -92,17 +91,7 @@ def investigate(caller: Who, actor_id: uuid.UUID | None = None,
 def verify(caller: Who) -> dict[str, Any]:
     """Recompute the clinic's audit chain (and its erasure-ledger chain, under
     ``erasure_ledger``); ``ok`` is false with the first broken link of either."""
-    box = caller._box  # noqa: SLF001
-    clinic = caller.principal.clinic_id
-    reports = {r.chain: r for r in verify_chains(box.database, caller.actor, box.keyring, clinic)
-               if r.clinic_id == clinic}
-    audit = reports.get("audit_events")
-    out = audit.as_dict() if audit is not None else {"clinic_id": str(clinic), "ok": True}
-    ledger = reports.get("erasure_ledger")
-    if ledger is not None:
-        out["erasure_ledger"] = ledger.as_dict()
-        out["ok"] = out["ok"] and ledger.ok
-    return out
+    return svc.verify_clinic(caller.container, caller.actor, caller.clinic_id)
 
 
 @router.get("/report", responses={200: {"content": {"text/html": {}}}})
@@ -111,5 +100,5 @@ def report(caller: Who, since: Instant | None = None, until: Instant | None = No
            ) -> Any:
     """The compliance report for a period, as JSON or as a readable HTML page."""
     start, end = _window(since, until)
-    data = svc.clinic_report(caller.uow(), start, end, caller._box.keyring)  # noqa: SLF001
+    data = svc.clinic_report(caller.uow(), start, end, caller.container.keyring)
     return HTMLResponse(report_html(data)) if fmt == "html" else data

@@ -53,9 +53,7 @@ def plan(patient_id: uuid.UUID,
 def erase(patient_id: uuid.UUID, caller: Annotated[Caller, Depends(caller_with(OVERSIGHT))],
           body: ErasureIn | None = None) -> ErasureOut:
     """Delete or anonymize what no law requires keeping; block the medical record."""
-    box = caller._box  # noqa: SLF001
-    done = svc.erase_patient(box.admin_uow(caller.principal.clinic_id, caller.actor),
-                             patient_id, body.request_id if body else None)
+    done = svc.erase_patient(caller.admin_uow(), patient_id, body.request_id if body else None)
     return ErasureOut(patient_id=done.patient_id, outcome=done.outcome,
                       ledger_id=done.ledger_id, decisions=_out(done.decisions))
 
@@ -83,7 +81,6 @@ def legal_hold_read(patient_id: uuid.UUID, body: LegalHoldReadIn,
     The read is audited first as a high-risk `LEGAL_HOLD_READ` (the justification
     encrypted). 404 when the clinic has no such patient, 409 `not_blocked` when the patient
     is not blocked (read it through `/patients/{id}`)."""
-    box = caller._box  # noqa: SLF001
-    held = svc.legal_hold_read(box, caller.principal.clinic_id, patient_id, caller.actor,
+    held = svc.legal_hold_read(caller.container, caller.clinic_id, patient_id, caller.actor,
                                body.justification)
     return LegalHoldReadOut(patient=held.patient, appointments=held.appointments)

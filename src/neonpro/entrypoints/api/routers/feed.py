@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from neonpro.adapters.feed import HEARTBEAT, RESYNC, ChangeFeed, FeedConfig, FeedEvent, TokenBucket
 from neonpro.bootstrap import Container
-from neonpro.domain.vocabulary import AuditAction
+from neonpro.domain.vocabulary import AuditAction, AuditResource
 from neonpro.entrypoints.api import problems
 from neonpro.entrypoints.api.deps import EVERYONE, Caller, caller_with
 
@@ -96,7 +96,7 @@ async def _stream(request: Request, feed: ChangeFeed, last_event_id: str | None,
 
 def _audit_subscription(caller: Caller) -> None:
     with caller.uow() as tx:
-        tx.audit.record(AuditAction.VIEW, "appointment_feed")
+        tx.audit.record(AuditAction.VIEW, AuditResource.APPOINTMENT_FEED)
         tx.commit()
 
 
