@@ -199,6 +199,7 @@ def remove_member(admin_uow: SqlUnitOfWork, user_id: uuid.UUID) -> None:
         tx.clinics.deactivate_membership(user_id)
         ended = tx.logins.revoke_sessions("membership_removed", user_id=user_id,
                                           clinic_id=tx.clinic_id)
-        tx.audit.record(AuditAction.UPDATE, AuditResource.CLINIC_MEMBERSHIP, user_id, risk=RiskLevel.HIGH,
+        tx.audit.record(AuditAction.UPDATE, AuditResource.CLINIC_MEMBERSHIP, user_id,
+                        risk=RiskLevel.HIGH,
                         details={"fields": ["is_active"], "sessions_ended": ended})
         tx.commit()
