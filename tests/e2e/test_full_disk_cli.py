@@ -28,7 +28,6 @@ from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate
-from neonpro.entrypoints.cli import pitr as pitr_cli
 from neonpro.entrypoints.cli.app import app as cli
 from neonpro.services import clinics, patients
 from tests.conftest import make_settings
@@ -234,7 +233,7 @@ def test_injected_enospc_at_each_write_site(
     pitr_dir = tmp_path / "pitr"
     pitr_dir.mkdir()
     with monkeypatch.context() as m:
-        m.setattr(pitr_cli, "write_atomically", _enospc)
+        m.setattr("neonpro.services.pitr.write_atomically", _enospc)
         m.setenv("NEONPRO_PITR_DIR", str(pitr_dir))
         done = _cli(m, env, "pitr", "restore", "--to", "2026-01-01T00:00:00+00:00", "--yes")
         _one_line_failure(done, "could not be saved", "nothing was restored")

@@ -233,12 +233,20 @@ class SqlUnitOfWork:
             return
         connection = self.connection
         watchdog = CommitWatchdog(connection.connection.dbapi_connection, deadline.remaining())
+        cut = False
         try:
             transaction.commit()
         finally:
-            if watchdog.stop():
+            cut = watchdog.stop()
+            if cut:
                 log.warning("commit_cut_at_deadline")
                 connection.invalidate()
+        if cut:
+            # the COMMIT returned because it was cancelled at the deadline: a cancelled wait
+            # for a synchronous standby has committed locally but not replicated, so the
+            # durability the server was configured for was not reached: never a 2xx (it
+            # raced the deadline's 503 before); the Idempotency-Key answers what happened
+            raise CommitOutcomeUnknown
 
     def _commit_read(self, transaction: RootTransaction) -> None:
         try:
