@@ -21,424 +21,64 @@ rows are loaded, still in one transaction.
 
 from __future__ import annotations
 
-import csv
-import difflib
 import hashlib
-import json
-import os
-import re
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 import structlog
 from psycopg import sql
 from psycopg.types.json import Jsonb
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from neonpro.adapters.db.errors import origin_of, translate
-from neonpro.adapters.db.models import Professional
 from neonpro.adapters.db.repositories import patient as patient_repo
 from neonpro.adapters.db.uow import SqlUnitOfWork
-from neonpro.domain.errors import DomainError, ValidationFailed
-from neonpro.domain.schemas.patient import PatientCreate, PatientRead
+from neonpro.domain.errors import DomainError
 from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
+from neonpro.services.patient_import_check import (
+    _PROGRESS_EVERY,
+    BOOL_FIELDS,
+    DATE_FIELDS,
+    FIELDS,
+    JSON_FIELDS,
+    LIST_FIELDS,
+    LIST_SEPARATOR,
+    REJECTS_HEADER,
+    ROW,
+    UNIQUE_FIELDS,
+    ImportFailed,
+    ImportRefused,
+    ImportResult,
+    ProgressFn,
+    Rejection,
+    _check_uniqueness,
+    _columns,
+    _Existing,  # noqa: F401  (patient_import._Existing: tests stub existing_keys with it)
+    _Pass1,
+    _reader,
+    _validate,
+    _write_rejects,
+    default_rejects_path,
+    existing_keys,
+)
+
+__all__ = [
+    "BOOL_FIELDS", "DATE_FIELDS", "FIELDS", "INSERT_CHUNK", "JSON_FIELDS", "LIST_FIELDS",
+    "LIST_SEPARATOR", "REJECTS_HEADER", "ROW", "STAGE", "STAGE_ORDINAL", "UNIQUE_FIELDS",
+    "ImportFailed", "ImportRefused", "ImportResult", "ProgressFn", "Rejection",
+    "default_rejects_path", "existing_keys", "import_patients",
+]
 
 log = structlog.get_logger(__name__)
 
-ProgressFn = Callable[[str, int, int], None]
-"""``progress(phase, done, total)``: phases ``validate``, ``load`` and ``insert``."""
-
-FIELDS: tuple[str, ...] = tuple(PatientCreate.model_fields)
-_READ = PatientRead.model_fields
-LIST_FIELDS = frozenset(f for f in FIELDS if _READ[f].annotation == list[str])
-JSON_FIELDS = frozenset(f for f in FIELDS if _READ[f].annotation == dict[str, Any])
-DATE_FIELDS = frozenset(f for f in FIELDS if _READ[f].annotation == (date | None))
-BOOL_FIELDS = frozenset(f for f in FIELDS if _READ[f].annotation is bool)
-UNIQUE_FIELDS = ("cpf", "cns", "medical_record_number")  # unique per clinic
-
-LIST_SEPARATOR = ";"
-REJECTS_HEADER = ("line", "field", "reason")
-ROW = "row"  # the field name of problems of a whole row
 STAGE = "neonpro_patient_import"  # the temporary staging table of COPY
 STAGE_ORDINAL = "import_row"  # its row number: inserts go in file order, a chunk at a time
 INSERT_CHUNK = 1000
-_PROGRESS_EVERY = 250
-
-_BR_DATE = re.compile(r"([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})")
-_COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-_YES = frozenset({"sim", "s"})
-_NO = frozenset({"não", "nao", "n"})
-_MIN_ECHO = 3  # a reason never contains a cell's text of this length or more
-_FIXED_REASONS = {
-    "missing": "is required",
-    "uuid_parsing": "is not a valid UUID",
-    "uuid_type": "is not a valid UUID",
-    "date_parsing": "is not a valid date (YYYY-MM-DD or DD/MM/YYYY)",
-    "date_from_datetime_parsing": "is not a valid date (YYYY-MM-DD or DD/MM/YYYY)",
-    "date_from_datetime_inexact": "is not a valid date (YYYY-MM-DD or DD/MM/YYYY)",
-    "date_type": "is not a valid date (YYYY-MM-DD or DD/MM/YYYY)",
-    "bool_parsing": "is not a yes/no value (true/false, sim/não, 1/0)",
-    "bool_type": "is not a yes/no value (true/false, sim/não, 1/0)",
-}
-
-
-class ImportRefused(DomainError):
-    """The file as a whole cannot be imported (missing, not UTF-8 CSV, unknown columns)."""
-
-    code = "import_refused"
-
-
-class ImportFailed(DomainError):
-    """The load failed; the transaction rolled back and nothing was imported."""
-
-    code = "import_failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """One problem of one row: the line in the file (the header is line 1), never a value."""
-
-    line: int
-    field: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ImportResult:
-    """What an import did. ``ok``: nothing rejected, or a partial load that loaded rows."""
-
-    source: Path
-    rejects_path: Path
-    read: int
-    valid: int
-    rejected: int
-    imported: int
-    allow_partial: bool
-    seconds: float
-    rejections: tuple[Rejection, ...] = field(repr=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.rejected == 0 or (self.allow_partial and self.imported > 0)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": str(self.source), "rejects_file": str(self.rejects_path),
-            "read": self.read, "valid": self.valid, "rejected": self.rejected,
-            "imported": self.imported, "allow_partial": self.allow_partial, "ok": self.ok,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-def default_rejects_path(source: Path) -> Path:
-    """``patients.csv`` -> ``patients.rejects.csv`` (next to the file)."""
-    return source.with_suffix(".rejects.csv")
-
-
-# ------------------------------------------------------------------------- the file
-
-
-def _open(path: Path) -> IO[str]:
-    try:
-        return path.open(encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise ImportRefused(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise ImportRefused(f"{path} is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise ImportRefused(f"cannot read {path}: {exc.strerror}") from None
-
-
-def _first_undecodable_line(path: Path) -> int:
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0  # pragma: no cover - the text reader failed, so some line does
-
-
-def _guarded(reader: Any, path: Path) -> Iterator[list[str]]:
-    """The reader's records; a decoding or CSV syntax error refuses the whole file."""
-    while True:
-        start = reader.line_num + 1  # where the next record begins
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except UnicodeDecodeError:
-            raise ImportRefused(
-                f"{path.name} is not UTF-8 text (line {_first_undecodable_line(path)}): "
-                "save it as CSV UTF-8"
-            ) from None
-        except csv.Error as exc:  # fixed texts ("unexpected end of data"), never a cell
-            raise ImportRefused(f"{path.name} is not valid CSV at line {start}: {exc}") from None
-        yield record
-
-
-@contextmanager
-def _reader(path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, list[str]]]]]:
-    """The header and the non-blank records with the line each starts on (header = 1)."""
-    with _open(path) as handle:
-        reader = csv.reader(handle, strict=True)
-        records = _guarded(reader, path)
-        header = next(records, None)
-        if header is None or not any(cell.strip() for cell in header):
-            raise ImportRefused(f"{path.name} is empty: the first line must be the header")
-
-        def rows() -> Iterator[tuple[int, list[str]]]:
-            line = reader.line_num
-            for cells in records:  # a quoted cell may span lines: a record starts after
-                start, line = line + 1, reader.line_num  # the end of the previous one
-                if any(cell.strip() for cell in cells):
-                    yield start, cells
-
-        yield header, rows()
-
-
-def _columns(header: list[str], name: str) -> list[str]:
-    """The field of each column, or ImportRefused naming what is wrong with the header."""
-    columns = [cell.strip().lower() for cell in header]
-    known = [c for c in columns if c in FIELDS]
-    if not known:
-        hint = (" (it looks separated by semicolons: use commas)"
-                if len(header) == 1 and ";" in header[0] else "")
-        raise ImportRefused(
-            f"the first line of {name} is not a header of patient fields{hint}: expected "
-            "column names such as full_name, cpf, birth_date (see docs/import.md)"
-        )
-    problems: list[str] = []
-    for number, column in enumerate(columns, 1):
-        if column in FIELDS:
-            continue
-        if not column:
-            problems.append(f"column {number} has no name")
-        elif _COLUMN_NAME.fullmatch(column):  # a name, not data of a headerless file
-            close = difflib.get_close_matches(column, FIELDS, n=1)
-            problems.append(f"{column!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        else:
-            problems.append(f"column {number}")
-    if problems:
-        raise ImportRefused(
-            f"unknown column(s) in {name}: {', '.join(problems)}; nothing was imported "
-            "(the accepted columns are the patient fields listed in docs/import.md)"
-        )
-    twice = sorted({c for c in columns if columns.count(c) > 1})
-    if twice:
-        raise ImportRefused(f"column(s) {', '.join(twice)} appear more than once in {name}")
-    if "full_name" not in columns:
-        raise ImportRefused(f"{name} has no full_name column (it is required)")
-    return columns
-
-
-# ------------------------------------------------------------------------- pass 1
-
-
-class _CellError(ValidationFailed):
-    """One cell of the file is invalid: its line is rejected, naming the column (never
-    raised out of the import)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__("cell", reason)
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise _CellError('must be a JSON object such as {"sistema": "id"}')
-    return value
-
-
-def _cell(name: str, raw: str) -> Any:
-    """The cell as PatientCreate takes it; None when empty (the field is absent)."""
-    text = raw.strip()
-    value: Any = text or None
-    if value is None:
-        pass
-    elif name in LIST_FIELDS:
-        value = [item for item in (i.strip() for i in text.split(LIST_SEPARATOR)) if item]
-        value = value or None
-    elif name in JSON_FIELDS:
-        value = _json_object(text)
-    elif name in DATE_FIELDS and (match := _BR_DATE.fullmatch(text)):
-        day, month, year = match.groups()
-        value = f"{year}-{int(month):02d}-{int(day):02d}"
-    elif name in BOOL_FIELDS and text.lower() in _YES | _NO:
-        value = text.lower() in _YES
-    return value
-
-
-def _reason(error: ErrorDetails, cells: list[str]) -> str:
-    reason = _FIXED_REASONS.get(error["type"])
-    if reason is None:
-        reason = error["msg"].removeprefix("Value error, ")
-        # defence in depth: the schemas never echo input, and neither does this file
-        if any(len(c.strip()) >= _MIN_ECHO and c.strip() in reason for c in cells):
-            reason = "is not valid"
-    return reason
-
-
-@dataclass(slots=True)
-class _Pass1:
-    read: int = 0
-    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-    rejected_lines: set[int] = field(default_factory=set)
-
-    def reject(self, line: int, field_name: str, reason: str) -> None:
-        self.rejections.append(Rejection(line, field_name, reason))
-        self.rejected_lines.add(line)
-
-
-def _validate(
-    records: Iterator[tuple[int, list[str]]], columns: list[str], result: _Pass1,
-    progress: ProgressFn, total: int,
-) -> None:
-    """Every row through PatientCreate; the valid ones kept as the repository's fields."""
-    width = len(columns)
-    for line, cells in records:
-        result.read += 1
-        if result.read % _PROGRESS_EVERY == 0:
-            progress("validate", result.read, total)
-        if len(cells) != width:
-            result.reject(line, ROW, f"has {len(cells)} values, the header has {width} columns")
-            continue
-        data: dict[str, Any] = {}
-        bad_cells = False
-        for name, raw in zip(columns, cells, strict=True):
-            try:
-                value = _cell(name, raw)
-            except _CellError as exc:
-                result.reject(line, name, exc.reason)
-                bad_cells = True
-                continue
-            if value is not None:
-                data[name] = value
-        try:
-            patient = PatientCreate.model_validate(data)
-        except ValidationError as exc:
-            for error in exc.errors(include_url=False, include_input=False):
-                where = ".".join(str(part) for part in error["loc"]) or ROW
-                result.reject(line, where, _reason(error, cells))
-            continue
-        if not bad_cells:
-            result.rows.append((line, patient.model_dump(exclude_none=True, mode="python")))
-    progress("validate", result.read, total)
-
-
-@dataclass(frozen=True, slots=True)
-class _Existing:
-    """What the clinic already holds of the unique keys (blind indexes, record numbers)."""
-
-    cpf: frozenset[bytes] = frozenset()
-    cns: frozenset[bytes] = frozenset()
-    medical_record_number: frozenset[str] = frozenset()
-    professionals: frozenset[uuid.UUID] | None = None  # None: no such column in the file
-
-
-def existing_keys(uow: SqlUnitOfWork, columns: list[str]) -> _Existing:
-    """One query for the clinic's CPF/CNS blind indexes and record numbers (deleted rows
-    too: the unique constraints cover them), one for its professionals if needed."""
-    t = patient_repo.T
-    wanted = {"cpf": t.cpf_blind_index, "cns": t.cns_blind_index,
-              "medical_record_number": t.medical_record_number}
-    selected = [name for name in wanted if name in columns]
-    sets: dict[str, set[Any]] = {name: set() for name in selected}
-    if selected:
-        query = select(*(wanted[n] for n in selected)).where(t.clinic_id == uow.clinic_id)
-        for row in uow.connection.execute(query):
-            for name, value in zip(selected, row, strict=True):
-                if value is not None:
-                    sets[name].add(bytes(value) if isinstance(value, memoryview) else value)
-    professionals = None
-    if "primary_professional_id" in columns:
-        p = Professional.__table__.c
-        professionals = frozenset[uuid.UUID](uow.connection.execute(
-            select(p.id).where(p.clinic_id == uow.clinic_id)).scalars())
-    return _Existing(
-        cpf=frozenset(sets.get("cpf", ())), cns=frozenset(sets.get("cns", ())),
-        medical_record_number=frozenset(sets.get("medical_record_number", ())),
-        professionals=professionals,
-    )
-
-
-def _check_duplicates(result: _Pass1) -> None:
-    """Every line of a CPF, CNS or record number used on two lines or more is rejected:
-    which of them is the right one is for the clinic to say."""
-    seen: dict[tuple[str, str], list[int]] = {}
-    for line, fields in result.rows:
-        for name in UNIQUE_FIELDS:
-            value = fields.get(name)
-            if value is not None:
-                seen.setdefault((name, value), []).append(line)
-    for (name, _value), lines in seen.items():
-        if len(lines) > 1:
-            for line in lines:
-                others = ", ".join(str(n) for n in lines if n != line)
-                result.reject(line, name, f"the same {name} is on line(s) {others}")
-
-
-def _check_existing(uow: SqlUnitOfWork, result: _Pass1, existing: _Existing) -> None:
-    """Reject keys the clinic already holds (compared by blind index), unknown professionals."""
-    blind = uow.blind
-    held = {"cpf": existing.cpf, "cns": existing.cns}
-    for line, fields in result.rows:
-        for name, indexes in held.items():
-            value = fields.get(name)
-            if value is not None and blind.index(name, value) in indexes:
-                result.reject(line, name, f"a patient of this clinic already has this {name}")
-        mrn = fields.get("medical_record_number")
-        if mrn is not None and mrn in existing.medical_record_number:
-            result.reject(line, "medical_record_number",
-                          "a patient of this clinic already has this medical_record_number")
-        professional = fields.get("primary_professional_id")
-        if (professional is not None and existing.professionals is not None
-                and professional not in existing.professionals):
-            result.reject(line, "primary_professional_id", "no such professional in this clinic")
-
-
-def _check_uniqueness(uow: SqlUnitOfWork, result: _Pass1, existing: _Existing) -> None:
-    _check_duplicates(result)
-    _check_existing(uow, result, existing)
-    result.rows = [(n, f) for n, f in result.rows if n not in result.rejected_lines]
-
-
-def _write_rejects(path: Path, rejections: list[Rejection]) -> None:
-    """The rejects file, replaced atomically (written even when empty: always current).
-
-    Mode 0600 like any file made by ``mkstemp``: it holds no personal data, but it is
-    about a clinic's patients."""
-    directory = path.parent
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    except OSError as exc:
-        raise ImportRefused(f"cannot write the rejects file {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(REJECTS_HEADER)
-            writer.writerows((r.line, r.field, r.reason) for r in rejections)
-        Path(temporary).replace(path)
-    except OSError as exc:
-        with suppress(OSError):
-            Path(temporary).unlink()
-        raise ImportRefused(f"cannot write the rejects file {path}: {exc.strerror}") from None
 
 
 # ------------------------------------------------------------------------- pass 2
@@ -487,14 +127,10 @@ def _load(
     a chunk at a time (the insert is where the time goes: the progress bar follows it).
     Returns the number of rows inserted."""
     copy_columns = _copy_columns(columns)
-    absent = [(c, _absent(c)) for c in copy_columns]
     names = sql.SQL(", ").join(sql.Identifier(c) for c in copy_columns)
     table = sql.Identifier(patient_repo.NAME)
     stage = sql.Identifier("pg_temp", STAGE)
     ordinal = sql.Identifier(STAGE_ORDINAL)
-    repo = uow.patients
-    actor = uow.actor.id
-    clinic = uow.clinic_id
     total = len(rows)
     raw = uow.connection.connection.driver_connection
     if not isinstance(raw, psycopg.Connection):  # pragma: no cover - the only driver
@@ -505,30 +141,47 @@ def _load(
         ).format(sql.Identifier(STAGE), names, ordinal, table))
         copy_sql = sql.SQL("COPY {} ({}, {}) FROM STDIN").format(stage, names, ordinal)
         with cursor.copy(copy_sql) as copy:
-            for done, (_line, fields) in enumerate(rows, 1):
-                patient_id = uuid.uuid4()
-                values = dict(fields)
-                values.setdefault("medical_record_number", patient_repo._mrn(patient_id))  # noqa: SLF001
-                # the repository's own mapping: encryption (AAD = table, column, row id)
-                # and blind indexes exactly as SqlPatientRepository.add writes them
-                row = repo._to_row(patient_id, values)  # noqa: SLF001
-                row.update(id=patient_id, clinic_id=clinic, created_by=actor, updated_by=actor)
-                copy.write_row([
-                    *(_adapt(row[c] if c in row else make()) for c, make in absent), done
-                ])
-                if done % _PROGRESS_EVERY == 0:
-                    progress("load", done, total)
+            _copy_rows(uow, copy, copy_columns, rows, progress)
         progress("load", total, total)
         cursor.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(stage, ordinal))
         insert = sql.SQL(
             "INSERT INTO {} ({}) SELECT {} FROM {} WHERE {} > %s AND {} <= %s ORDER BY {}"
         ).format(table, names, names, stage, ordinal, ordinal, ordinal)
-        inserted = 0
-        progress("insert", 0, total)
-        for first in range(0, total, INSERT_CHUNK):
-            cursor.execute(insert, (first, first + INSERT_CHUNK))
-            inserted += cursor.rowcount
-            progress("insert", inserted, total)
+        return _insert_chunks(cursor, insert, total, progress)
+
+
+def _copy_rows(uow: SqlUnitOfWork, copy: psycopg.Copy, copy_columns: list[str],
+               rows: list[tuple[int, dict[str, Any]]], progress: ProgressFn) -> None:
+    """Write each row as the repository would insert it, numbered in file order."""
+    absent = [(c, _absent(c)) for c in copy_columns]
+    repo = uow.patients
+    actor = uow.actor.id
+    clinic = uow.clinic_id
+    total = len(rows)
+    for done, (_line, fields) in enumerate(rows, 1):
+        patient_id = uuid.uuid4()
+        values = dict(fields)
+        values.setdefault("medical_record_number", patient_repo._mrn(patient_id))  # noqa: SLF001
+        # the repository's own mapping: encryption (AAD = table, column, row id)
+        # and blind indexes exactly as SqlPatientRepository.add writes them
+        row = repo._to_row(patient_id, values)  # noqa: SLF001
+        row.update(id=patient_id, clinic_id=clinic, created_by=actor, updated_by=actor)
+        copy.write_row([
+            *(_adapt(row[c] if c in row else make()) for c, make in absent), done
+        ])
+        if done % _PROGRESS_EVERY == 0:
+            progress("load", done, total)
+
+
+def _insert_chunks(cursor: psycopg.Cursor[Any], insert: sql.Composed, total: int,
+                   progress: ProgressFn) -> int:
+    """INSERT the staged rows ``INSERT_CHUNK`` at a time; the number inserted."""
+    inserted = 0
+    progress("insert", 0, total)
+    for first in range(0, total, INSERT_CHUNK):
+        cursor.execute(insert, (first, first + INSERT_CHUNK))
+        inserted += cursor.rowcount
+        progress("insert", inserted, total)
     return inserted
 
 
@@ -604,26 +257,37 @@ def import_patients(
         _write_rejects(rejects, rejections)
         load = bool(checked.rows) and (allow_partial or not rejections)
         if load:
-            try:
-                imported = _load(uow, columns, checked.rows, report)
-                uow.audit.record(
-                    AuditAction.CREATE, AuditResource.PATIENT_IMPORT, risk=RiskLevel.MEDIUM,
-                    details={"imported": imported, "rejected": len(checked.rejected_lines),
-                             "source": "csv", "sha256": _sha256(source)},
-                )
-                uow.commit()
-            except psycopg.Error as exc:
-                raise _failure(exc, uow) from None
-            except DomainError as exc:  # translated by the audit insert or the commit
-                raise ImportFailed(
-                    f"the import was rolled back, nothing was loaded: {exc.message}"
-                ) from None
+            imported = _load_and_commit(uow, columns, checked, source, report)
     result = ImportResult(
         source=source, rejects_path=rejects, read=checked.read, valid=len(checked.rows),
         rejected=len(checked.rejected_lines), imported=imported, allow_partial=allow_partial,
         seconds=time.perf_counter() - started, rejections=tuple(rejections),
     )
+    _log_result(uow, result)
+    return result
+
+
+def _load_and_commit(uow: SqlUnitOfWork, columns: list[str], checked: _Pass1, source: Path,
+                     report: ProgressFn) -> int:
+    """Pass 2: load the valid rows, audit the import, commit; ImportFailed on any failure."""
+    try:
+        imported = _load(uow, columns, checked.rows, report)
+        uow.audit.record(
+            AuditAction.CREATE, AuditResource.PATIENT_IMPORT, risk=RiskLevel.MEDIUM,
+            details={"imported": imported, "rejected": len(checked.rejected_lines),
+                     "source": "csv", "sha256": _sha256(source)},
+        )
+        uow.commit()
+    except psycopg.Error as exc:
+        raise _failure(exc, uow) from None
+    except DomainError as exc:  # translated by the audit insert or the commit
+        raise ImportFailed(
+            f"the import was rolled back, nothing was loaded: {exc.message}"
+        ) from None
+    return imported
+
+
+def _log_result(uow: SqlUnitOfWork, result: ImportResult) -> None:
     log.info("patient_import", clinic_id=str(uow.clinic_id), read=result.read,
              valid=result.valid, rejected=result.rejected, imported=result.imported,
              seconds=round(result.seconds, 3))
-    return result

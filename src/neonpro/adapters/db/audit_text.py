@@ -221,14 +221,27 @@ class ChainRules:
     on_row: Callable[[Row, str], None] | None = None  # each verified row, with its hash
 
 
-def check_text_chain(  # noqa: C901, PLR0912, PLR0915  (one flat loop: verify's hot path)
-    report: ChainReport, rows: Iterable[Row], rules: ChainRules,
-) -> None:
+def check_text_chain(report: ChainReport, rows: Iterable[Row], rules: ChainRules) -> None:
     """Verify one chain from text rows (ordered by seq); fills ``report``."""
     cut = rules.cut
     expected = cut[0] + 1 if cut else 1
-    prev: str | None = cut[1] if cut else None
     report.first_seq = expected
+    broken, expected, count, prev = _walk(rows, rules, expected, cut[1] if cut else None)
+    if broken is not None:
+        report.reason = broken
+        report.broken_at = expected
+    report.sealed = count
+    report.head_seq = expected - 1 if count else (cut[0] if cut else 0)
+    report.head_hash = None if broken else prev
+    if broken is None:
+        _after_the_head(report, rules)
+
+
+def _walk(  # noqa: C901  (one flat loop: verify's hot path)
+    rows: Iterable[Row], rules: ChainRules, expected: int, prev: str | None,
+) -> tuple[str | None, int, int, str | None]:
+    """Check rows from seq ``expected`` on: (why it broke or None, the seq reached, rows
+    verified, the last verified hash)."""
     audit = rules.kind == "audit_events"
     anchor_seq, anchor_hash = rules.anchor or (0, "")
     keyed, legacy, wanted, on_row = rules.keyed, rules.legacy, rules.wanted, rules.on_row
@@ -272,14 +285,7 @@ def check_text_chain(  # noqa: C901, PLR0912, PLR0915  (one flat loop: verify's 
         prev = computed
         expected += 1
         count += 1
-    if broken is not None:
-        report.reason = broken
-        report.broken_at = expected
-    report.sealed = count
-    report.head_seq = expected - 1 if count else (cut[0] if cut else 0)
-    report.head_hash = None if broken else prev
-    if broken is None:
-        _after_the_head(report, rules)
+    return broken, expected, count, prev
 
 
 def _after_the_head(report: ChainReport, rules: ChainRules) -> None:

@@ -117,51 +117,15 @@ def check_health(db: Database, *, drift: bool = False) -> dict[str, Any]:
     ``drift``: also compare the live schema with the migrations (``neonpro db health``
     does; readiness does not, it takes a scratch migration of a few seconds)."""
     names = rls_tables(Base.metadata)
-
-    def connectivity() -> dict[str, Any]:
-        start = time.perf_counter()
-        with db.engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
-            version: str = conn.execute(text("SHOW server_version")).scalar_one()
-        return {
-            "ok": True,
-            "latency_ms": round((time.perf_counter() - start) * 1000, 2),
-            "server_version": version,
-        }
-
-    def migrations() -> dict[str, Any]:
-        revs = migrate.revisions(db.owner_url)
-        return {"ok": revs.at_head, "current": list(revs.current), "head": revs.head}
-
-    def rls() -> dict[str, Any]:
-        with db.engine().connect() as conn:
-            rows = conn.execute(_RLS_SQL, {"names": names}).all()
-        found = {r[0]: (r[1], r[2]) for r in rows}
-        missing = sorted(set(names) - set(found))
-        not_enabled = sorted(n for n, (on, _f) in found.items() if not on)
-        not_forced = sorted(n for n, (_on, forced) in found.items() if not forced)
-        ok = not (missing or not_enabled or not_forced)
-        return {"ok": ok, "tables": len(found), "missing": missing,
-                "not_enabled": not_enabled, "not_forced": not_forced}
-
-    def tenant_role() -> dict[str, Any]:
-        health = SystemActors.HEALTH
-        with db.tenant_session(_PROBE_CLINIC, health.id, health.role) as session:
-            row = session.execute(_ROLE_SQL, {"names": names}).one()
-        role, superuser, bypass, owns, member_of = row
-        ok = not (superuser or bypass or owns or member_of)
-        return {"ok": ok, "role": role, "superuser": superuser, "bypassrls": bypass,
-                "owns_tables": owns, "member_of": list(member_of)}
-
     if db.embedded is not None:
         # the embedded server stopped under this process (by hand): bring it back
         db.embedded.revive()
-    checks = {"connectivity": _check(connectivity)}
+    checks = {"connectivity": _check(lambda: _connectivity(db))}
     if checks["connectivity"]["ok"]:
-        checks["migrations"] = _check(migrations)
-        checks["rls"] = _check(rls)
+        checks["migrations"] = _check(lambda: _migrations(db))
+        checks["rls"] = _check(lambda: _rls(db, names))
         checks["restore_hold"] = _check(lambda: _restore_hold(db))
-        checks["tenant_role"] = _check(tenant_role)
+        checks["tenant_role"] = _check(lambda: _tenant_role(db, names))
         checks["commits"] = _check(lambda: _commits(db))
         if drift:
             checks["drift"] = _check(lambda: _drift(db))
@@ -170,3 +134,46 @@ def check_health(db: Database, *, drift: bool = False) -> dict[str, Any]:
             "engines": {k: vars(v) for k, v in db.pool_stats().items()},
         }
     return {"ok": all(c["ok"] for c in checks.values()), "checks": checks}
+
+
+def _connectivity(db: Database) -> dict[str, Any]:
+    """The server answers; its latency and version."""
+    start = time.perf_counter()
+    with db.engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+        version: str = conn.execute(text("SHOW server_version")).scalar_one()
+    return {
+        "ok": True,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+        "server_version": version,
+    }
+
+
+def _migrations(db: Database) -> dict[str, Any]:
+    """The schema is at the migrations' head."""
+    revs = migrate.revisions(db.owner_url)
+    return {"ok": revs.at_head, "current": list(revs.current), "head": revs.head}
+
+
+def _rls(db: Database, names: list[str]) -> dict[str, Any]:
+    """Row-level security is enabled and forced on every table."""
+    with db.engine().connect() as conn:
+        rows = conn.execute(_RLS_SQL, {"names": names}).all()
+    found = {r[0]: (r[1], r[2]) for r in rows}
+    missing = sorted(set(names) - set(found))
+    not_enabled = sorted(n for n, (on, _f) in found.items() if not on)
+    not_forced = sorted(n for n, (_on, forced) in found.items() if not forced)
+    ok = not (missing or not_enabled or not_forced)
+    return {"ok": ok, "tables": len(found), "missing": missing,
+            "not_enabled": not_enabled, "not_forced": not_forced}
+
+
+def _tenant_role(db: Database, names: list[str]) -> dict[str, Any]:
+    """The tenant role is no superuser, bypasses no RLS, owns no table, has no member roles."""
+    health = SystemActors.HEALTH
+    with db.tenant_session(_PROBE_CLINIC, health.id, health.role) as session:
+        row = session.execute(_ROLE_SQL, {"names": names}).one()
+    role, superuser, bypass, owns, member_of = row
+    ok = not (superuser or bypass or owns or member_of)
+    return {"ok": ok, "role": role, "superuser": superuser, "bypassrls": bypass,
+            "owns_tables": owns, "member_of": list(member_of)}

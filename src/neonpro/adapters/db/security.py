@@ -173,71 +173,71 @@ def _tenant_policies(name: str, roles: Roles, commands: tuple[str, ...]) -> list
     ]
 
 
+_ALL = "SELECT, INSERT, UPDATE, DELETE"
+
+
+# Tables the app reaches through tenant policies, first match wins: (tables, policy
+# commands, the app's grant, the service's grant)
+_TENANT_KINDS: tuple[tuple[tuple[str, ...], tuple[str, ...], str, str], ...] = (
+    # guard triggers and owner policies come from audit_sql.audit_ddl
+    (APPEND_ONLY_TABLES, ("SELECT", "INSERT"), "SELECT, INSERT", "SELECT, INSERT"),
+    (APP_READ_ONLY_LEDGERS, ("SELECT",), "SELECT", "SELECT, INSERT"),
+    (LEDGER_TABLES, ("SELECT", "INSERT"), "SELECT, INSERT", "SELECT, INSERT"),
+    (INSERT_ONLY_TABLES, ("INSERT",), "INSERT", "SELECT, INSERT, DELETE"),
+    (HISTORY_TABLES, ("SELECT", "INSERT", "UPDATE"), "SELECT, INSERT, UPDATE",
+     "SELECT, INSERT, UPDATE"),
+)
+
+
+# by scope, tables of no kind above nor service- or owner-only: (policy commands, grants)
+_SCOPE_RIGHTS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "clinic": (("SELECT", "UPDATE"), "SELECT, UPDATE", _ALL),
+    "tenant": (("SELECT", "INSERT", "UPDATE", "DELETE"), _ALL, _ALL),
+}
+
+
+def _tenant_rights(table: Table) -> tuple[tuple[str, ...], str, str] | None:
+    """Policy commands and grants of a table under tenant policies; None for the others."""
+    name = table.name
+    for tables, commands, app, service in _TENANT_KINDS:
+        if name in tables:
+            return commands, app, service
+    if name in SERVICE_ONLY_TABLES or name in SERVICE_READ_ONLY_TABLES or (
+            name in OWNER_ONLY_TABLES):
+        return None
+    return _SCOPE_RIGHTS.get(_scope(table))
+
+
 def _access_sql(table: Table, roles: Roles) -> list[str]:
     """Policies and grants of ``table``, by the kind of table it is."""
     name = table.name
-    scope = _scope(table)
-    out: list[str] = []
-    if name in APPEND_ONLY_TABLES:
-        # guard triggers and owner policies come from audit_sql.audit_ddl
-        out += _tenant_policies(name, roles, ("SELECT", "INSERT"))
-        out += [
-            f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
-        ]
-    elif name in APP_READ_ONLY_LEDGERS:
-        out += _tenant_policies(name, roles, ("SELECT",))
-        out += [
-            f"GRANT SELECT ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
-        ]
-    elif name in LEDGER_TABLES:
-        out += _tenant_policies(name, roles, ("SELECT", "INSERT"))
-        out += [
-            f"GRANT SELECT, INSERT ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT ON {name} TO {roles.service}",
-        ]
-    elif name in INSERT_ONLY_TABLES:
-        out += _tenant_policies(name, roles, ("INSERT",))
-        out += [
-            f"GRANT INSERT ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT, DELETE ON {name} TO {roles.service}",
-        ]
-    elif name in HISTORY_TABLES:
-        out += _tenant_policies(name, roles, ("SELECT", "INSERT", "UPDATE"))
-        out += [
-            f"GRANT SELECT, INSERT, UPDATE ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT, UPDATE ON {name} TO {roles.service}",
-        ]
-    elif name in SERVICE_ONLY_TABLES or name in SERVICE_READ_ONLY_TABLES:
-        rights = "SELECT" if name in SERVICE_READ_ONLY_TABLES else "SELECT, INSERT, UPDATE, DELETE"
-        out.append(f"GRANT {rights} ON {name} TO {roles.service}")
-    elif name in OWNER_ONLY_TABLES:
-        pass  # readable by the owner's SECURITY DEFINER functions only
-    elif scope == "clinic":
-        out += _tenant_policies(name, roles, ("SELECT", "UPDATE"))
-        out += [
-            f"GRANT SELECT, UPDATE ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
-        ]
-    elif scope == "tenant":
-        out += _tenant_policies(name, roles, ("SELECT", "INSERT", "UPDATE", "DELETE"))
-        out += [
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
-        ]
-    else:  # global: staff accounts; the app sees itself and its clinic's members
-        hidden = set(SECRET_COLUMNS.get(name, ()))
-        visible = ", ".join(c.name for c in table.columns if c.name not in hidden)
-        out += [
-            f"CREATE POLICY {name}_member_select ON {name} AS PERMISSIVE FOR SELECT "
-            f"TO {roles.app} USING (id = {CURRENT_ACTOR} OR EXISTS ("
-            "SELECT 1 FROM clinic_memberships m WHERE m.user_id = "
-            f"{name}.id AND m.clinic_id = {CURRENT_CLINIC}))",
-            f"GRANT SELECT ({visible}) ON {name} TO {roles.app}",
-            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {name} TO {roles.service}",
-        ]
-    return out
+    rights = _tenant_rights(table)
+    if rights is not None:
+        commands, app, service = rights
+        return [*_tenant_policies(name, roles, commands),
+                f"GRANT {app} ON {name} TO {roles.app}",
+                f"GRANT {service} ON {name} TO {roles.service}"]
+    if name in SERVICE_ONLY_TABLES or name in SERVICE_READ_ONLY_TABLES:
+        granted = "SELECT" if name in SERVICE_READ_ONLY_TABLES else _ALL
+        return [f"GRANT {granted} ON {name} TO {roles.service}"]
+    if name in OWNER_ONLY_TABLES:
+        return []  # readable by the owner's SECURITY DEFINER functions only
+    return _member_sql(table, roles)
+
+
+def _member_sql(table: Table, roles: Roles) -> list[str]:
+    """A global table (staff accounts): the app sees itself and its clinic's members."""
+    name = table.name
+    hidden = set(SECRET_COLUMNS.get(name, ()))
+    visible = ", ".join(c.name for c in table.columns if c.name not in hidden)
+    return [
+        f"CREATE POLICY {name}_member_select ON {name} AS PERMISSIVE FOR SELECT "
+        f"TO {roles.app} USING (id = {CURRENT_ACTOR} OR EXISTS ("
+        "SELECT 1 FROM clinic_memberships m WHERE m.user_id = "
+        f"{name}.id AND m.clinic_id = {CURRENT_CLINIC}))",
+        f"GRANT SELECT ({visible}) ON {name} TO {roles.app}",
+        f"GRANT {_ALL} ON {name} TO {roles.service}",
+    ]
 
 
 def _table_sql(table: Table, roles: Roles) -> list[str]:

@@ -14,6 +14,7 @@ from neonpro import __version__
 from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
+from neonpro.config import Settings
 from neonpro.entrypoints.api import idempotency, problems, resilience
 from neonpro.entrypoints.api.middleware import BodyLimit, LastResort, RequestContext
 from neonpro.entrypoints.api.routers import (
@@ -52,6 +53,15 @@ def create_app(container: Container) -> FastAPI:
     app.state.metrics = metrics
     container.metrics = metrics
     problems.install(app)
+    _include_routers(app)
+    _health_routes(app, container, metrics)
+    _stop_feed_on_shutdown(app)
+    _middleware(app, container.settings, metrics)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every API router, answering the common problems."""
     for router in (catalog.router, patients.router, appointments.router,
                    consents.router, audit.router, telemedicine.router, erasure.router,
                    erasure.held_router, retention.router,
@@ -59,6 +69,9 @@ def create_app(container: Container) -> FastAPI:
         app.include_router(router, responses=problems.COMMON)
     app.include_router(auth.router, responses=problems.COMMON)
 
+
+def _health_routes(app: FastAPI, container: Container, metrics: Metrics) -> None:
+    """Liveness, readiness, the operators' details and the Prometheus metrics."""
     # request.state reads scope["state"], where RequestContext puts the request id: no
     # extra middleware (bench/api.py measured one costing a quarter of a GET's CPU)
     # async: answered on the event loop even when every worker thread waits for the pool
@@ -92,20 +105,24 @@ def create_app(container: Container) -> FastAPI:
         """Prometheus metrics: requests, latency, pool usage, audit events sealed."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+
+def _stop_feed_on_shutdown(app: FastAPI) -> None:
     async def stop_feed() -> None:
         """The change feed's LISTEN connection (started by the first subscriber)."""
         if getattr(app.state, "feed", None) is not None:
             await app.state.feed.stop()
 
     app.add_event_handler("shutdown", stop_feed)
-    settings = container.settings
+
+
+def _middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """Idempotency keys, read retries, the deadline, body limit and request context."""
     idempotency.use_idempotency_keys(app)
     resilience.retry_idempotent_reads(app, settings.retry_attempts, settings.retry_base_delay_s)
     app.add_middleware(resilience.RequestDeadline, seconds=settings.request_timeout_s)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(LastResort)  # inside RequestContext: its log line has the request id
     app.add_middleware(RequestContext, metrics=metrics)
-    return app
 
 
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})

@@ -261,6 +261,18 @@ def reindex(
         "new key. Continue?", err=True,
     ):
         fail("cancelled")
+    report, promoted, path = _run_reindex(batch, max_batches)
+    if as_json:
+        print_json({**report.as_dict(), "promoted": promoted})
+    else:
+        out.print(f"re-indexed {report.updated} patient(s) in {report.passes} pass(es)",
+                  highlight=False)
+    _explain_reindex(report, promoted=promoted, path=path)
+
+
+def _run_reindex(batch: int, max_batches: int | None) -> tuple[svc.ReindexReport, bool,
+                                                                Path | None]:
+    """Re-index under a progress bar, then promote the new key if the run allows it."""
     with container() as box, _clean_errors():
         new_key, path = _next_blind_key(box)
         total = svc.blind_indexed_patients(box)
@@ -272,11 +284,11 @@ def reindex(
             fail("interrupted: run `neonpro keys reindex` again to continue with the same key",
                  130)
         promoted = svc.promote_blind_key(report, new_key, path)
-    if as_json:
-        print_json({**report.as_dict(), "promoted": promoted})
-    else:
-        out.print(f"re-indexed {report.updated} patient(s) in {report.passes} pass(es)",
-                  highlight=False)
+    return report, promoted, path
+
+
+def _explain_reindex(report: svc.ReindexReport, *, promoted: bool, path: Path | None) -> None:
+    """Conflicts, a stop, an incomplete run or what to do next; fails unless it ended well."""
     if report.conflicts:
         for c in report.conflicts:
             console.print(f"conflict: clinic {c.clinic_id}: patient {c.patient_id} has the same "
