@@ -229,6 +229,10 @@ def test_a_stranger_cannot_keep_a_user_out(box: Container, clinic: uuid.UUID) ->
                                                           "password": PASSWORD}),
                        429, "too_many_attempts")
         _sign_in(home, email)  # the user, at the clinic, today: in
+        with _client(box, "192.0.2.251") as another:  # and their success lifts no block
+            is_problem(another.post("/auth/login", json={"email": email,
+                                                         "password": PASSWORD}),
+                       429, "too_many_attempts")
 
 
 def test_the_application_role_cannot_read_revive_or_forge_a_session(

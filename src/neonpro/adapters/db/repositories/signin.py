@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, and_, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Table, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 
 from neonpro.adapters.db.models import ClinicMembership, StaffUser
@@ -121,16 +121,18 @@ class SqlStaffLoginRepository(SqlRepository):
         return max(refused) if refused else None
 
     def attempt_succeeded(self, keys: ThrottleKeys, now: datetime) -> None:
-        """The attempt was right: the pair and the account start over, the address gets
-        its attempt back, and the pair is trusted from now on."""
-        self._execute(update(THROTTLE).where(or_(
-            and_(THROTTLE.c.scope == "pair", THROTTLE.c.key == keys.pair),
-            and_(THROTTLE.c.scope == "account", THROTTLE.c.key == keys.account),
-        )).values(failures=0, strikes=0, blocked_until=None, updated_at=now))
+        """The attempt was right: the pair starts over and is trusted from now on; the
+        account and the address get their attempt back, and a block of either stands (a
+        user signing in at the clinic must not lift what strangers elsewhere earned)."""
+        self._execute(update(THROTTLE).where(
+            THROTTLE.c.scope == "pair", THROTTLE.c.key == keys.pair,
+        ).values(failures=0, strikes=0, blocked_until=None, updated_at=now))
+        shared = [("account", keys.account)]
         if keys.address is not None:
-            self._execute(update(THROTTLE).where(
-                THROTTLE.c.scope == "address", THROTTLE.c.key == keys.address,
-            ).values(failures=func.greatest(THROTTLE.c.failures - 1, 0), updated_at=now))
+            shared.append(("address", keys.address))
+        self._execute(update(THROTTLE).where(
+            tuple_(THROTTLE.c.scope, THROTTLE.c.key).in_(shared),
+        ).values(failures=func.greatest(THROTTLE.c.failures - 1, 0), updated_at=now))
         stmt = insert(TRUSTED).values(pair=keys.pair, last_success_at=now)
         self._execute(stmt.on_conflict_do_update(
             index_elements=[TRUSTED.c.pair], set_={"last_success_at": now}))
