@@ -17,10 +17,11 @@ from sqlalchemy import Connection, text
 
 from neonpro.adapters.db.models import Base
 from neonpro.domain.paging import CursorSealer, Page, query_scope
+from neonpro.domain.schemas.audit import AuditEvent
 from neonpro.domain.schemas.incident import Investigation
 from neonpro.domain.vocabulary import AuditResource
 
-__all__ = ["LIST_CATEGORIES", "RESOURCE_TABLE", "AuditEventRow", "AuditFilters", "Investigation",
+__all__ = ["LIST_CATEGORIES", "RESOURCE_TABLE", "AuditEvent", "AuditFilters", "Investigation",
            "column_categories", "investigate", "search"]
 
 R = AuditResource
@@ -59,23 +60,6 @@ class AuditFilters:
     until: datetime | None = None
 
 
-@dataclass(frozen=True)
-class AuditEventRow:
-    id: uuid.UUID
-    seq: int | None
-    occurred_at: datetime
-    actor_id: uuid.UUID | None
-    actor_role: str | None
-    action: str
-    resource_type: str | None
-    resource_id: str | None
-    status: str
-    risk_level: str
-    ip_address: str | None
-    request_id: str | None
-    details: dict[str, Any]
-
-
 _SELECT = (
     "SELECT id, seq, occurred_at, actor_id, actor_role, action, resource_type, resource_id, "
     "status, risk_level, host(ip_address) AS ip_address, request_id, details FROM audit_events"
@@ -110,7 +94,7 @@ def _where(clinic_id: uuid.UUID, f: AuditFilters) -> tuple[list[str], dict[str, 
 
 
 def search(conn: Connection, clinic_id: uuid.UUID, filters: AuditFilters, cursors: CursorSealer,
-           limit: int = 50, cursor: str | None = None) -> Page[AuditEventRow]:
+           limit: int = 50, cursor: str | None = None) -> Page[AuditEvent]:
     """Newest first, keyset-paginated on (occurred_at, id); cursors sealed to the clinic and
     the filters."""
     clauses, params = _where(clinic_id, filters)
@@ -121,7 +105,7 @@ def search(conn: Connection, clinic_id: uuid.UUID, filters: AuditFilters, cursor
         params.update(c_at=at, c_id=last)
     sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY occurred_at DESC, id DESC LIMIT :n"
     rows = conn.execute(text(sql), {**params, "n": limit + 1}).all()
-    items = [AuditEventRow(**r._mapping) for r in rows[:limit]]  # noqa: SLF001
+    items = [AuditEvent.model_validate(r._mapping) for r in rows[:limit]]  # noqa: SLF001
     nxt = None
     if len(rows) > limit:
         nxt = cursors.seal([items[-1].occurred_at.isoformat(), str(items[-1].id)], scope)

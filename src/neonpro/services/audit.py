@@ -18,6 +18,7 @@ from neonpro.adapters.db.uow import SqlUnitOfWork, record_refusal
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import DomainError
 from neonpro.domain.paging import Page
+from neonpro.domain.schemas.audit import AuditEvent
 from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 from neonpro.queries import audit as audit_queries
 from neonpro.queries.compliance import compliance_report
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 
 def search_audit(uow: SqlUnitOfWork, filters: audit_queries.AuditFilters, limit: int = 50,
-                 cursor: str | None = None) -> Page[audit_queries.AuditEventRow]:
+                 cursor: str | None = None) -> Page[AuditEvent]:
     with uow:
         clinic = uow.clinic_id
         assert clinic is not None  # noqa: S101  (a tenant unit of work)

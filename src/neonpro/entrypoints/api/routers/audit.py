@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, IPvAnyAddress
+from pydantic import IPvAnyAddress
 
 from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.schemas._types import Instant
+from neonpro.domain.schemas.audit import AuditEvent
+from neonpro.domain.schemas.incident import Investigation
 from neonpro.domain.vocabulary import AuditAction, RiskLevel
 from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut
@@ -23,30 +25,6 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 Who = Annotated[Caller, Depends(caller_with(OVERSIGHT))]
 
 
-class EventOut(BaseModel):
-    id: uuid.UUID
-    seq: int | None
-    occurred_at: datetime
-    actor_id: uuid.UUID | None
-    actor_role: str | None
-    action: str
-    resource_type: str | None
-    resource_id: str | None
-    status: str
-    risk_level: str
-    ip_address: str | None
-    request_id: str | None
-    details: dict[str, Any]
-
-
-class InvestigationOut(BaseModel):
-    events: int
-    patients: list[uuid.UUID]
-    unresolved_patient_refs: int
-    categories: dict[str, int]
-    actions: dict[str, int]
-
-
 def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     end = until or datetime.now(UTC)
     start = since or end - timedelta(days=30)
@@ -55,36 +33,34 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, d
     return start, end
 
 
-@router.get("/events", response_model=PageOut[EventOut])
+@router.get("/events", response_model=PageOut[AuditEvent])
 def search(caller: Who, patient_id: uuid.UUID | None = None, actor_id: uuid.UUID | None = None,
            action: AuditAction | None = None,
            severity: Annotated[list[RiskLevel] | None, Query()] = None,
            since: Instant | None = None, until: Instant | None = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 50,
-           cursor: Annotated[str | None, Query(max_length=500)] = None) -> PageOut[EventOut]:
+           cursor: Annotated[str | None, Query(max_length=500)] = None) -> PageOut[AuditEvent]:
     start, end = _window(since, until)
     filters = AuditFilters(patient_id=patient_id, actor_id=actor_id,
                            action=action.value if action else None,
                            risk_levels=tuple(s.value for s in severity or ()),
                            since=start, until=end)
     page = svc.search_audit(caller.uow(), filters, limit, cursor)
-    items = [EventOut(**vars(e)) for e in page.items]
-    return PageOut[EventOut](items=items, total=None, next_cursor=page.next_cursor,
+    return PageOut[AuditEvent](items=page.items, total=None, next_cursor=page.next_cursor,
                              limit=limit, offset=0)
 
 
-@router.get("/investigate", response_model=InvestigationOut)
+@router.get("/investigate", response_model=Investigation)
 def investigate(caller: Who, actor_id: uuid.UUID | None = None,
                 ip: IPvAnyAddress | None = None,
                 since: Instant | None = None,
-                until: Instant | None = None) -> InvestigationOut:
+                until: Instant | None = None) -> Investigation:
     """Which patients and data categories an actor or an address touched in a window."""
     if (actor_id is None) == (ip is None):
         raise ValidationFailed("actor_id", "give exactly one of actor_id or ip")
     start, end = _window(since, until)
-    result = svc.investigate_access(caller.uow(), start, end, actor_id=actor_id,
-                                    ip_address=None if ip is None else str(ip))
-    return InvestigationOut(**vars(result))
+    return svc.investigate_access(caller.uow(), start, end, actor_id=actor_id,
+                                  ip_address=None if ip is None else str(ip))
 
 
 @router.get("/verify")
