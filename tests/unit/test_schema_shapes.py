@@ -20,9 +20,11 @@ from pydantic import BaseModel
 import neonpro.domain
 import neonpro.entrypoints.api
 import neonpro.services
+from neonpro.domain.audit_chain import ChainEvent
 from neonpro.domain.erasure import Decision
 from neonpro.domain.noshow import StoredModel
 from neonpro.domain.paging import Page
+from neonpro.domain.schemas.audit import AuditEvent
 from neonpro.domain.schemas.incident import IncidentRead, Investigation
 from neonpro.entrypoints.api.pages import PageOut
 from neonpro.entrypoints.api.routers.consents import FindingOut
@@ -47,6 +49,11 @@ SHAPES: dict[type[BaseModel], tuple[type, frozenset[str], frozenset[str]]] = {
     ModelInfo: (StoredModel, frozenset({"id", "params", "version"}),
                 frozenset({"model_version"})),
     PageOut: (Page, frozenset(), frozenset()),  # a page of any API shape
+    # the trail's event as a DPO reads it; the hashes, the keyed patient reference and the
+    # rest of what the chain seals stay with the chain
+    AuditEvent: (ChainEvent, frozenset({"clinic_id", "patient_ref", "user_agent", "session_id",
+                                        "retain_until", "prev_hash", "hash", "key_id"}),
+                 frozenset()),
 }
 
 
