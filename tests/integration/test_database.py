@@ -55,6 +55,20 @@ def test_failed_block_rolls_back(db: Database) -> None:
     assert count == 0
 
 
+def test_a_transaction_commits_only_when_told(db: Database) -> None:
+    """No hidden commit: a block that does not call ``commit()`` leaves nothing behind."""
+    name = f"uncommitted {uuid.uuid4()}"
+    with db.transaction("service", None, ACTOR) as session:
+        session.execute(text("INSERT INTO clinics (name) VALUES (:n)"), {"n": name})
+    with db.transaction("service", None, ACTOR) as session:
+        session.execute(text("INSERT INTO clinics (name) VALUES (:n)"), {"n": name + " kept"})
+        session.commit()
+    with db.transaction("service", None, ACTOR) as session:
+        found = session.execute(text("SELECT name FROM clinics WHERE name LIKE :n"),
+                                {"n": name + "%"}).scalars().all()
+    assert found == [name + " kept"]
+
+
 def test_pool_stats_report_usage(database_url: str) -> None:
     db = Database(make_settings(database_url, pool_size=3))
     try:

@@ -37,3 +37,11 @@ def get_clinic(uow: UnitOfWork) -> ClinicRead:
         clinic = uow.clinics.get()
         uow.commit()
     return clinic
+
+
+def list_clinics(service_uow: UnitOfWork) -> list[ClinicRead]:
+    """Every clinic, by name (the service role: it crosses clinics)."""
+    with service_uow:
+        clinics = service_uow.clinics.list()
+        service_uow.commit()
+    return clinics

@@ -350,11 +350,18 @@ class Database:
             self._factories[engine] = factory
         return factory
 
+    def transaction(self, kind: str, clinic_id: uuid.UUID | None, actor_id: uuid.UUID,
+                    actor_role: str = "system", *, read_only: bool = False) -> Any:
+        """One transaction as the login ``kind`` ("app", "service", "replica"), its tenant
+        context set, for an adapter's infrastructure work (sealing, pruning, probes);
+        services use the unit of work. Nothing is committed unless the block calls
+        ``session.commit()`` (last): leaving it otherwise rolls back."""
+        return self._transaction(kind, clinic_id, actor_id, actor_role, read_only=read_only)
+
     @contextmanager
-    def _session(self, kind: str, clinic_id: uuid.UUID | None,
-                 actor_id: uuid.UUID, actor_role: str, *, read_only: bool = False,
-                 ) -> Iterator[Session]:
-        with self._factory(kind)() as session, session.begin():
+    def _transaction(self, kind: str, clinic_id: uuid.UUID | None, actor_id: uuid.UUID,
+                     actor_role: str, *, read_only: bool) -> Iterator[Session]:
+        with self._factory(kind)() as session:
             params = context_params(clinic_id, actor_id, actor_role)
             if read_only:
                 session.execute(text("SET TRANSACTION READ ONLY"))
@@ -365,6 +372,16 @@ class Database:
                 kind=kind, clinic_id=clinic_id, actor_id=actor_id, read_only=read_only
             )
             yield session
+            # the session closes here: a transaction not committed is rolled back
+
+    @contextmanager
+    def _session(self, kind: str, clinic_id: uuid.UUID | None,
+                 actor_id: uuid.UUID, actor_role: str, *, read_only: bool = False,
+                 ) -> Iterator[Session]:
+        with self._transaction(kind, clinic_id, actor_id, actor_role,
+                               read_only=read_only) as session:
+            yield session
+            session.commit()
 
     def tenant_session(
         self, clinic_id: uuid.UUID, actor_id: uuid.UUID, actor_role: str = "system"

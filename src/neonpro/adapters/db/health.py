@@ -171,7 +171,7 @@ def _rls(db: Database, names: list[str]) -> dict[str, Any]:
 def _tenant_role(db: Database, names: list[str]) -> dict[str, Any]:
     """The tenant role is no superuser, bypasses no RLS, owns no table, has no member roles."""
     health = SystemActors.HEALTH
-    with db.tenant_session(_PROBE_CLINIC, health.id, health.role) as session:
+    with db.transaction("app", _PROBE_CLINIC, health.id, health.role) as session:  # reads
         row = session.execute(_ROLE_SQL, {"names": names}).one()
     role, superuser, bypass, owns, member_of = row
     ok = not (superuser or bypass or owns or member_of)

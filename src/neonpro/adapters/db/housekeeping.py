@@ -44,8 +44,9 @@ def prune_expired(db: Database, actor: Actor = SystemActors.SCHEDULER) -> Pruned
     """Delete commit tokens older than ten minutes, expired idempotency keys, and sign-in
     rows past their use."""
     days = {"d": db.settings.login_trust_days}
-    with db.service_session(actor.id, actor.role) as session:
+    with db.transaction("service", None, actor.id, actor.role) as session:
         tokens = session.execute(PRUNE_TOKENS, {"minutes": TOKEN_MINUTES}).rowcount
         keys = session.execute(PRUNE).rowcount
         sign_in = sum(session.execute(statement, days).rowcount for statement in PRUNE_SIGN_IN)
+        session.commit()
     return Pruned(tokens, keys, sign_in)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from sqlalchemy import text
 
 from neonpro.adapters.auth import TokenCodec
 from neonpro.bootstrap import Container
@@ -17,13 +16,12 @@ from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.cli._common import container, fail, out
-from neonpro.services import auth, database, noshow
+from neonpro.services import auth, clinics, database, noshow
 
 
 def _demo(box: Container, host: str, port: int) -> None:
     """Load demo data into an empty database and print a walkthrough token."""
-    with box.database.service_session(SystemActors.CLI.id) as session:
-        first = session.execute(text("SELECT id, name FROM clinics ORDER BY name LIMIT 1")).first()
+    first = next(iter(clinics.list_clinics(box.service_uow(SystemActors.CLI))), None)
     if first is None:
         out.print(f"loading demo data ({RUN_DEMO_PATIENTS} synthetic patients, "
                   f"{RUN_DEMO_MONTHS} months of history: a minute or so)...", highlight=False)
@@ -31,9 +29,7 @@ def _demo(box: Container, host: str, port: int) -> None:
         for clinic in result.clinics:  # no-show scores for the coming two weeks
             noshow.score_upcoming(box.uow(clinic, SystemActors.CLI), days=14)
         box.seal_audit()
-        with box.database.service_session(SystemActors.CLI.id) as session:
-            first = session.execute(
-                text("SELECT id, name FROM clinics ORDER BY name LIMIT 1")).first()
+        first = next(iter(clinics.list_clinics(box.service_uow(SystemActors.CLI))), None)
     if first is None or box.settings.environment is Environment.PRODUCTION:
         return
     issued = TokenCodec(box.settings, box.keyring).mint(uuid.uuid4(), first.id, ClinicRole.ADMIN)

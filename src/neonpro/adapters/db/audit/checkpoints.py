@@ -31,7 +31,7 @@ from neonpro.domain.audit_chain import (
 
 def chain_heads(db: Database, actor: Actor) -> list[tuple[str, uuid.UUID, int, bytes]]:
     """(chain, clinic, seq, hash) of every sealed chain's head."""
-    with db.service_session(actor.id, actor.role) as session:
+    with db.transaction("service", None, actor.id, actor.role) as session:  # reads only
         return [(chain, clinic, int(seq), bytes(head))
                 for chain in CHAINS for clinic, seq, head in session.execute(text(
                     f"SELECT DISTINCT ON (clinic_id) clinic_id, seq, hash FROM {chain} "  # noqa: S608
@@ -70,11 +70,12 @@ def record_heads(db: Database, keyring: KeyRing, actor: Actor,
             by_chain.setdefault(chain, {})[str(clinic)] = [seq, head.hex()]
     if not by_chain:
         return
-    with db.service_session(actor.id, actor.role) as session:
+    with db.transaction("service", None, actor.id, actor.role) as session:
         session.execute(text(
             "INSERT INTO audit_events (action, resource_type, details) "
             "VALUES ('VERIFY', :r, CAST(:d AS jsonb))"),
             {"r": CHECKPOINT_RESOURCE, "d": json.dumps({"heads": by_chain})})
+        session.commit()
     seal_pending(db, keyring, actor, SYSTEM_CHAIN)
 
 

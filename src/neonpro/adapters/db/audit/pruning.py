@@ -111,7 +111,7 @@ def _prune_one(db: Database, keyring: KeyRing, actor: Actor, archive_dir: Path,
     key_id, key = keyring.active_audit_key
     signature = sign_cut(key, clinic, upto, head, archive_sha)
     # the clinic's transaction: the RETENTION event below goes to its chain
-    with db.service_session(actor.id, actor.role, clinic) as session:
+    with db.transaction("service", clinic, actor.id, actor.role) as session:
         pruned = session.execute(text(
             "SELECT neonpro_audit_prune(:c, :s, :h, :a, :kid, :sig)"), {
             "c": clinic, "s": upto, "h": head, "a": archive_sha, "kid": key_id,
@@ -121,6 +121,7 @@ def _prune_one(db: Database, keyring: KeyRing, actor: Actor, archive_dir: Path,
             "VALUES ('RETENTION', 'audit_events', CAST(:d AS jsonb))"),
             {"d": json.dumps({"pruned": int(pruned), "upto_seq": upto,
                               "archive_sha256": archive_sha})})
+        session.commit()
     return PruneResult(clinic, upto, int(pruned), str(path), archive_sha)
 
 

@@ -55,7 +55,7 @@ def hashers(keyring: KeyRing) -> dict[str, Hmac]:
 def seal_pending(db: Database, keyring: KeyRing, actor: Actor,
                  clinic_id: uuid.UUID | None = None) -> int:
     """Seal every unsealed entry of both chains (of one clinic, or all); returns how many."""
-    with db.service_session(actor.id, actor.role) as session:
+    with db.transaction("service", None, actor.id, actor.role) as session:  # reads only
         present = session.execute(text(
             "SELECT to_regprocedure('neonpro_chain_seal(text,uuid,bigint,bytea,text,uuid[],"
             "bytea[])') IS NOT NULL")).scalar()
@@ -81,7 +81,7 @@ def _seal_batch(db: Database, actor: Actor, chain: str, clinic: uuid.UUID, key_i
     """One short transaction: lock the chain, read its head and next unsealed entries,
     hash them, write the seals."""
     build = audit_v2 if chain == AUDIT else LEDGER_SPECS[chain].canonical
-    with db.service_session(actor.id, actor.role) as session:
+    with db.transaction("service", None, actor.id, actor.role) as session:
         raw = session.connection().connection.driver_connection
         seq, head = session.execute(text("SELECT seq, hash FROM neonpro_chain_head(:k, :c)"),
                                     {"k": chain, "c": clinic}).one()
@@ -99,6 +99,7 @@ def _seal_batch(db: Database, actor: Actor, chain: str, clinic: uuid.UUID, key_i
             "SELECT neonpro_chain_seal(:k, :c, :s, :h, :kid, CAST(:ids AS uuid[]), :hashes)"),
             {"k": chain, "c": clinic, "s": after_seq, "h": after_hash, "kid": key_id,
              "ids": ids, "hashes": hashes})
+        session.commit()
     return len(rows)
 
 
