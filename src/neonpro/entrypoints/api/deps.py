@@ -7,12 +7,13 @@ mechanism as every other refusal (:func:`neonpro.services.audit.record_denial`).
 """
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from neonpro.adapters.auth import Principal, TokenCodec
 from neonpro.adapters.db.uow import SqlUnitOfWork
@@ -31,31 +32,51 @@ OVERSIGHT = frozenset({ClinicRole.ADMIN, ClinicRole.DPO})
 EVERYONE = frozenset(ClinicRole)
 
 
-def container(request: Request) -> Container:
+# Dependencies that do no I/O are ``async``: FastAPI runs a plain ``def`` one in the thread
+# pool, a hand-off each (routing.py)
+async def container(request: Request) -> Container:
     box: Container = request.app.state.container
     return box
 
 
-def codec(request: Request) -> TokenCodec:
+async def codec(request: Request) -> TokenCodec:
     value: TokenCodec = request.app.state.codec
     return value
 
 
-def principal(
+async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     tokens: Annotated[TokenCodec, Depends(codec)],
 ) -> Principal:
+    """The token's caller, its signature and claims checked here; whether its session is
+    live (a database statement) is checked by :func:`confirm_session` in the route's one
+    hand-off to the thread pool, before the endpoint runs (``routing.OneHopRoute``)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthenticated("a bearer token is required")
     caller = tokens.decode(credentials.credentials)
+    request.state.principal = caller
+    request.state.session_unchecked = True
+    return caller
+
+
+def session_unchecked(request: Request) -> bool:
+    """Whether the request carries a token whose session has not been checked yet."""
+    return bool(getattr(request.state, "session_unchecked", False))
+
+
+def confirm_session(request: Request) -> None:
+    """Refuse (401) a token whose session is not live: signed but never issued (or for no
+    clinic), signed out, revoked, expired, or its membership gone or changed. Blocking:
+    runs in the thread pool, before anything else the request does in the database."""
+    if not session_unchecked(request):
+        return
+    caller: Principal = request.state.principal
     box: Container = request.app.state.container
     if not box.session_live(caller.token_id, caller.user_id, caller.clinic_id,
                             caller.role.value):
-        # signed but never issued (or for no clinic), signed out, revoked, expired
         raise Unauthenticated("invalid or expired token")
-    request.state.principal = caller
-    return caller
+    request.state.session_unchecked = False
 
 
 def actor_of(request: Request, caller: Principal) -> Actor:
@@ -101,23 +122,31 @@ def audit_refusal(request: Request, caller: Principal, refusal: Forbidden, *,
         details["fields"] = sorted(fields)
     risk = (RiskLevel.HIGH if allowed is not None and ClinicRole.DPO in allowed
             and allowed <= OVERSIGHT else RiskLevel.MEDIUM)
-    box = container(request)
+    box: Container = request.app.state.container
     record_denial(box, actor_of(request, caller), caller.clinic_id, refusal,
                   resource_type=resource, resource_id=_path_id(request, ids[-1]) if ids else None,
                   patient_id=_path_id(request, "patient_id"), risk=risk, details=details)
 
 
-def allow(roles: frozenset[ClinicRole]) -> Callable[..., Principal]:
+def allow(roles: frozenset[ClinicRole]) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits only ``roles`` (a 403 for any other valid token, audited)."""
 
-    def check(request: Request, caller: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(request: Request,
+                    caller: Annotated[Principal, Depends(principal)]) -> Principal:
         if caller.role not in roles:
-            raise refuse(request, caller, f"the {caller.role.value} role may not do this",
-                         allowed=roles)
+            raise await run_in_threadpool(_refuse_role, request, caller, roles)
         return caller
 
     check.roles = roles  # type: ignore[attr-defined]  # the permission table, read by tests
     return check
+
+
+def _refuse_role(request: Request, caller: Principal,
+                 roles: frozenset[ClinicRole]) -> Forbidden:
+    """A live session's caller refused for its role (a dead session's is a 401, unaudited)."""
+    confirm_session(request)
+    return refuse(request, caller, f"the {caller.role.value} role may not do this",
+                  allowed=roles)
 
 
 class Caller:
@@ -165,11 +194,11 @@ class Caller:
         return self._box.session_live(who.token_id, who.user_id, who.clinic_id, who.role.value)
 
 
-def caller_with(roles: frozenset[ClinicRole]) -> Callable[..., Caller]:
+def caller_with(roles: frozenset[ClinicRole]) -> Callable[..., Awaitable[Caller]]:
     checker = allow(roles)
 
-    def build(request: Request, who: Annotated[Principal, Depends(checker)],
-              box: Annotated[Container, Depends(container)]) -> Caller:
+    async def build(request: Request, who: Annotated[Principal, Depends(checker)],
+                    box: Annotated[Container, Depends(container)]) -> Caller:
         return Caller(request, who, box)
 
     return build

@@ -20,7 +20,7 @@ class PageOut(BaseModel, Generic[T]):
     offset: int
 
 
-def page_request(
+async def page_request(  # async: no I/O, no thread-pool hand-off
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     cursor: Annotated[str | None, Query(max_length=500,

@@ -21,9 +21,10 @@ from neonpro.domain.schemas.appointment import (
 )
 from neonpro.domain.vocabulary import AppointmentStatus
 from neonpro.entrypoints.api.deps import ADMIN, CLINICAL, EVERYONE, STAFF, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import scheduling as svc
 
-router = APIRouter(tags=["appointments"])
+router = APIRouter(route_class=OneHopRoute, tags=["appointments"])
 CLINICAL_FIELDS = ("clinical_notes", "internal_notes", "chief_complaint",
                    "follow_up_instructions")
 HIDDEN = dict.fromkeys(CLINICAL_FIELDS)

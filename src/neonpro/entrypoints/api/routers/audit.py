@@ -17,11 +17,12 @@ from neonpro.domain.schemas.incident import Investigation
 from neonpro.domain.vocabulary import AuditAction, RiskLevel
 from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.queries.audit import AuditFilters
 from neonpro.queries.compliance import report_html
 from neonpro.services import audit as svc
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(route_class=OneHopRoute, prefix="/audit", tags=["audit"])
 Who = Annotated[Caller, Depends(caller_with(OVERSIGHT))]
 
 

@@ -17,9 +17,10 @@ from neonpro.domain.actors import Actor
 from neonpro.domain.schemas._types import EmailStr
 from neonpro.entrypoints.api.deps import EVERYONE, Caller, caller_with, codec, container
 from neonpro.entrypoints.api.problems import responses
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import auth as svc
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(route_class=OneHopRoute, prefix="/auth", tags=["auth"])
 THROTTLED = responses(429)
 
 

@@ -21,10 +21,11 @@ from neonpro.domain.schemas.service_type import (
 )
 from neonpro.entrypoints.api.deps import ADMIN, EVERYONE, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut, page_request, to_page
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import catalog as svc
 from neonpro.services import clinics
 
-router = APIRouter()
+router = APIRouter(route_class=OneHopRoute)
 
 
 @router.get("/clinic", response_model=ClinicRead, tags=["clinics"])

@@ -16,9 +16,10 @@ from neonpro.domain.schemas.consent import (
 )
 from neonpro.domain.vocabulary import ConsentPurpose
 from neonpro.entrypoints.api.deps import EVERYONE, OVERSIGHT, STAFF, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import consents as svc
 
-router = APIRouter(tags=["consents"])
+router = APIRouter(route_class=OneHopRoute, tags=["consents"])
 
 
 class FindingOut(BaseModel):

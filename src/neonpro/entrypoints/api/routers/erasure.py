@@ -13,10 +13,13 @@ from neonpro.domain.erasure import Decision
 from neonpro.domain.schemas.appointment import AppointmentRead
 from neonpro.domain.schemas.patient import PatientRead
 from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import erasure as svc
 
-router = APIRouter(prefix="/lgpd/patients/{patient_id}/erasure", tags=["lgpd"])
-held_router = APIRouter(prefix="/lgpd/patients/{patient_id}/legal-hold", tags=["lgpd"])
+router = APIRouter(route_class=OneHopRoute, prefix="/lgpd/patients/{patient_id}/erasure",
+                   tags=["lgpd"])
+held_router = APIRouter(route_class=OneHopRoute,
+                        prefix="/lgpd/patients/{patient_id}/legal-hold", tags=["lgpd"])
 
 
 class DecisionOut(BaseModel):

@@ -25,8 +25,9 @@ from neonpro.bootstrap import Container
 from neonpro.domain.vocabulary import AuditAction, AuditResource
 from neonpro.entrypoints.api import problems
 from neonpro.entrypoints.api.deps import EVERYONE, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 
-router = APIRouter(tags=["feed"])
+router = APIRouter(route_class=OneHopRoute, tags=["feed"])
 RETRY_MS = 3000
 
 

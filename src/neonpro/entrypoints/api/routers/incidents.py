@@ -19,6 +19,7 @@ from neonpro.domain.schemas._types import Instant
 from neonpro.domain.vocabulary import IncidentStatus
 from neonpro.entrypoints.api.deps import EVERYONE, OVERSIGHT, STAFF, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut, to_page
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import disclosures as disclosure_svc
 from neonpro.services import incidents as svc
 from neonpro.services.disclosures import DisclosureCreate, DisclosureRead
@@ -31,7 +32,7 @@ from neonpro.services.incidents import (
     Notification,
 )
 
-router = APIRouter(prefix="/lgpd", tags=["lgpd"])
+router = APIRouter(route_class=OneHopRoute, prefix="/lgpd", tags=["lgpd"])
 Oversight = Annotated[Caller, Depends(caller_with(OVERSIGHT))]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]

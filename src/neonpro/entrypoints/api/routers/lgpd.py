@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from neonpro.domain.vocabulary import DataSubjectRequestStatus
 from neonpro.entrypoints.api.deps import OVERSIGHT, STAFF, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import lgpd_requests as svc
 from neonpro.services.lgpd_requests import (
     Confirmation,
@@ -21,7 +22,7 @@ from neonpro.services.lgpd_requests import (
     RequestRefuse,
 )
 
-router = APIRouter(prefix="/lgpd", tags=["lgpd"])
+router = APIRouter(route_class=OneHopRoute, prefix="/lgpd", tags=["lgpd"])
 DESK = STAFF | OVERSIGHT
 EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {
     200: {

@@ -17,9 +17,10 @@ from pydantic import BaseModel
 from neonpro.domain.errors import NotFound
 from neonpro.domain.schemas._types import Day
 from neonpro.entrypoints.api.deps import STAFF, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import noshow as svc
 
-router = APIRouter(prefix="/noshow", tags=["no-show risk"])
+router = APIRouter(route_class=OneHopRoute, prefix="/noshow", tags=["no-show risk"])
 
 
 class RiskFactor(BaseModel):

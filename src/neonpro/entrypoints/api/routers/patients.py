@@ -19,9 +19,10 @@ from neonpro.domain.schemas.patient import (
 from neonpro.domain.vocabulary import ConsentStatusSummary
 from neonpro.entrypoints.api.deps import ADMIN, EVERYONE, STAFF, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut, page_request, to_page
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import patients as svc
 
-router = APIRouter(prefix="/patients", tags=["patients"])
+router = APIRouter(route_class=OneHopRoute, prefix="/patients", tags=["patients"])
 CLINICAL_FIELDS = ("patient_notes", "internal_notes", "chronic_conditions",
                    "current_medications")
 EMPTY: dict[str, object] = {"patient_notes": None, "internal_notes": None, "chronic_conditions": [],

@@ -12,10 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import retention as svc
 from neonpro.services.retention import PolicyCreate, PolicyRead
 
-router = APIRouter(prefix="/lgpd/retention-policies", tags=["lgpd"])
+router = APIRouter(route_class=OneHopRoute, prefix="/lgpd/retention-policies", tags=["lgpd"])
 Oversight = Annotated[Caller, Depends(caller_with(OVERSIGHT))]
 
 

@@ -12,9 +12,10 @@ from fastapi import APIRouter, Depends, Response, status
 from neonpro.bootstrap import Container
 from neonpro.domain.schemas.clinic import MembershipRead
 from neonpro.entrypoints.api.deps import ADMIN, Caller, caller_with, container
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import auth as svc
 
-router = APIRouter(prefix="/staff", tags=["staff"])
+router = APIRouter(route_class=OneHopRoute, prefix="/staff", tags=["staff"])
 
 
 @router.get("", response_model=list[MembershipRead])

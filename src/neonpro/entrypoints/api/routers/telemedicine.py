@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 
 from neonpro.entrypoints.api.deps import CLINICAL, STAFF, Caller, caller_with
+from neonpro.entrypoints.api.routing import OneHopRoute
 from neonpro.services import telemedicine as svc
 from neonpro.services.telemedicine import Participant
 
-router = APIRouter(prefix="/appointments/{appointment_id}/telemedicine", tags=["telemedicine"])
+router = APIRouter(route_class=OneHopRoute,
+                   prefix="/appointments/{appointment_id}/telemedicine", tags=["telemedicine"])
 
 
 class SessionOut(BaseModel):
