@@ -22,7 +22,6 @@ from neonpro.adapters.db.database import (
     SET_CONTEXT,
     SET_CONTEXT_BOUNDED,
     CommitCheck,
-    CommitWatchdog,
     context_params,
     is_transient,
 )
@@ -50,6 +49,7 @@ from neonpro.adapters.db.repositories.records import SqlPatientRecords
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
 from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
 from neonpro.adapters.db.repositories.trail import SqlAuditTrail
+from neonpro.adapters.db.watchdog import CommitWatchdog
 from neonpro.domain.errors import (
     ConsentRequired,
     DomainError,
