@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.backup.pgdump import PgDumpTool
+from neonpro.adapters.backup.pitr_cluster import PgBackRestHost
 from neonpro.adapters.backup.scratch import PgScratchServer
 from neonpro.adapters.backup.store import BackupDirectory
 from neonpro.adapters.checkpoints import CheckpointWriter
@@ -188,6 +189,11 @@ class Container:
 
     def health(self) -> dict[str, Any]:
         return check_health(self.database)
+
+    @cached_property
+    def pitr_host(self) -> PgBackRestHost:
+        """pgBackRest and the cluster of NEONPRO_PITR_DIR (services/pitr's PitrHost)."""
+        return PgBackRestHost(self.settings.pitr_dir)
 
     def reapply_erasures(self, actor: Actor) -> int:
         from neonpro.services.erasure import reapply_erasures  # noqa: PLC0415  (cycle)

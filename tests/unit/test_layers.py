@@ -69,7 +69,7 @@ SERVICES_PENDING: frozenset[str] = frozenset({
     "neonpro.services.keys.common", "neonpro.services.keys.reindex",
     "neonpro.services.keys.rotation", "neonpro.services.keys.status", "neonpro.services.noshow",
     "neonpro.services.patient_import", "neonpro.services.patient_import_check",
-    "neonpro.services.pitr", "neonpro.services.retention",
+    "neonpro.services.retention",
 })
 _SERVICES_ALWAYS = ("neonpro.entrypoints",)
 
