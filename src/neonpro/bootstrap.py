@@ -196,6 +196,9 @@ class Container:
         return PgBackRestHost(self.settings.pitr_dir)
 
     def reapply_erasures(self, actor: Actor) -> int:
+        """BackupSite's re-application of this database's erasure ledger: the erasure
+        service still takes the Container (issue 17); imported here, late, because it
+        imports this module."""
         from neonpro.services.erasure import reapply_erasures  # noqa: PLC0415  (cycle)
 
         return reapply_erasures(self, actor)
