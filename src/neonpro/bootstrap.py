@@ -7,22 +7,32 @@ first asked for.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from neonpro.adapters.backup.pgdump import PgDumpTool
+from neonpro.adapters.backup.pitr_cluster import PgBackRestHost
+from neonpro.adapters.backup.scratch import PgScratchServer
+from neonpro.adapters.backup.store import BackupDirectory
 from neonpro.adapters.checkpoints import CheckpointWriter
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.sealer import BackgroundCheckpointer, BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.adapters.metrics import Metrics
 from neonpro.config import Settings, get_settings
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.backup import BackupPolicy, Target
 from neonpro.domain.signin import ThrottleLimits
 
 log = structlog.get_logger(__name__)
@@ -144,6 +154,54 @@ class Container:
     def seal_audit(self, actor: Actor = SystemActors.SCHEDULER) -> int:
         """Seal every pending audit event (the CLI does this before it exits)."""
         return seal_pending(self.database, self.keyring, actor)
+
+    # ---- backups: the ports of domain/ports_backup.py (this container is a BackupSite)
+    def backup_store(self, directory: Path | None = None) -> BackupDirectory:
+        return BackupDirectory(directory or self.settings.backup_dir, self._backup_secret)
+
+    @cached_property
+    def dump_tool(self) -> PgDumpTool:
+        return PgDumpTool(self.scratch_server.source, self.database.roles, self._backup_secret)
+
+    @cached_property
+    def scratch_server(self) -> PgScratchServer:
+        return PgScratchServer(self.database.owner_url, self.database.roles, self.settings,
+                               self.keyring)
+
+    @property
+    def backup_policy(self) -> BackupPolicy:
+        s = self.settings
+        return BackupPolicy(s.backup_keep_daily, s.backup_keep_weekly, s.backup_keep_monthly)
+
+    @property
+    def _backup_secret(self) -> str | None:
+        key = self.settings.backup_key
+        return None if key is None else key.get_secret_value()
+
+    @contextmanager
+    def restored(self, target: Target) -> Iterator[Container]:
+        """The container of a restored database on this one's server, with its keys."""
+        box = Container(self.settings, database_url=target.url(), keyring=self.keyring)
+        try:
+            yield box
+        finally:
+            box.close()
+
+    def health(self) -> dict[str, Any]:
+        return check_health(self.database)
+
+    @cached_property
+    def pitr_host(self) -> PgBackRestHost:
+        """pgBackRest and the cluster of NEONPRO_PITR_DIR (services/pitr's PitrHost)."""
+        return PgBackRestHost(self.settings.pitr_dir)
+
+    def reapply_erasures(self, actor: Actor) -> int:
+        """BackupSite's re-application of this database's erasure ledger: the erasure
+        service still takes the Container (issue 17); imported here, late, because it
+        imports this module."""
+        from neonpro.services.erasure import reapply_erasures  # noqa: PLC0415  (cycle)
+
+        return reapply_erasures(self, actor)
 
     def stop_sealer(self) -> None:
         """Stop the background checkpointer and sealer, if they run (after their pass)."""
