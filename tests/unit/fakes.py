@@ -32,6 +32,7 @@ from tests.unit.fakes_lgpd import (
     FakeSubjectRequests,
     FakeTrail,
 )
+from tests.unit.fakes_noshow import FakeNoShow
 from tests.unit.fakes_scheduling import FakeAppointments
 
 
@@ -164,6 +165,7 @@ class FakeUnitOfWork:
         self.trail = FakeTrail(self)
         self.records = FakeRecords(self)
         self.idempotency = FakeIdempotency(self)
+        self.no_show = FakeNoShow(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

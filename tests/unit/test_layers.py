@@ -70,7 +70,7 @@ SERVICES_PENDING: frozenset[str] = frozenset({
     "neonpro.services.backup.pruning", "neonpro.services.backup.restore",
     "neonpro.services.backup.verify", "neonpro.services.database", "neonpro.services.erasure",
     "neonpro.services.keys.common", "neonpro.services.keys.reindex",
-    "neonpro.services.keys.rotation", "neonpro.services.keys.status", "neonpro.services.noshow",
+    "neonpro.services.keys.rotation", "neonpro.services.keys.status",
     "neonpro.services.patient_import", "neonpro.services.patient_import_check",
     "neonpro.services.pitr", "neonpro.services.retention",
 })

@@ -44,6 +44,7 @@ from neonpro.adapters.db.repositories.disclosures import SqlDisclosureRepository
 from neonpro.adapters.db.repositories.dsr import SqlDsrRepository
 from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
 from neonpro.adapters.db.repositories.incidents import SqlIncidentRepository
+from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.records import SqlPatientRecords
@@ -328,6 +329,10 @@ class SqlUnitOfWork:
     @cached_property
     def records(self) -> SqlPatientRecords:
         return SqlPatientRecords(self)
+
+    @cached_property
+    def no_show(self) -> SqlNoShowRepository:
+        return SqlNoShowRepository(self)
 
 
 def record_refusal(
