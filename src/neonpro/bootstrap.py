@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from neonpro.adapters.auth import Argon2Passwords
 from neonpro.adapters.checkpoints import CheckpointWriter
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
 from neonpro.adapters.db.audit import seal_pending
@@ -168,3 +169,9 @@ class Container:
             except (SQLAlchemyError, RuntimeError) as exc:
                 log.warning("audit_seal_on_close_failed", error=type(exc).__name__)
         self.database.close()
+
+    # ------------------------------------------------ ports of sign-in and key upkeep
+    @cached_property
+    def passwords(self) -> Argon2Passwords:
+        """The sign-in service's password hashing (domain/ports_auth.Passwords)."""
+        return Argon2Passwords()

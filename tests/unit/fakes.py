@@ -22,6 +22,7 @@ from neonpro.domain.schemas.patient import (
     PatientUpdate,
 )
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
+from tests.unit.fakes_auth import FakeLogins
 from tests.unit.fakes_catalog import FakeClinics, FakeProfessionals, FakeServiceTypes
 from tests.unit.fakes_consents import FakeConsents
 from tests.unit.fakes_idempotency import FakeIdempotency
@@ -166,6 +167,7 @@ class FakeUnitOfWork:
         self.records = FakeRecords(self)
         self.idempotency = FakeIdempotency(self)
         self.no_show = FakeNoShow(self)
+        self.logins = FakeLogins(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}
