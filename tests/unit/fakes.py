@@ -26,6 +26,7 @@ from tests.unit.fakes_auth import FakeLogins
 from tests.unit.fakes_catalog import FakeClinics, FakeProfessionals, FakeServiceTypes
 from tests.unit.fakes_consents import FakeConsents
 from tests.unit.fakes_idempotency import FakeIdempotency
+from tests.unit.fakes_import import FakePatientLoader
 from tests.unit.fakes_lgpd import (
     FakeDisclosures,
     FakeIncidents,
@@ -168,6 +169,7 @@ class FakeUnitOfWork:
         self.idempotency = FakeIdempotency(self)
         self.no_show = FakeNoShow(self)
         self.logins = FakeLogins(self)
+        self.patient_import = FakePatientLoader(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

@@ -71,7 +71,6 @@ SERVICES_PENDING: frozenset[str] = frozenset({
     "neonpro.services.backup.verify", "neonpro.services.database", "neonpro.services.erasure",
     "neonpro.services.keys.common", "neonpro.services.keys.reindex",
     "neonpro.services.keys.rotation", "neonpro.services.keys.status",
-    "neonpro.services.patient_import", "neonpro.services.patient_import_check",
     "neonpro.services.pitr", "neonpro.services.retention",
 })
 _SERVICES_ALWAYS = ("neonpro.entrypoints",)
