@@ -69,8 +69,6 @@ SERVICES_PENDING: frozenset[str] = frozenset({
     "neonpro.services.backup.drills", "neonpro.services.backup.erasures",
     "neonpro.services.backup.pruning", "neonpro.services.backup.restore",
     "neonpro.services.backup.verify", "neonpro.services.database", "neonpro.services.erasure",
-    "neonpro.services.keys.common", "neonpro.services.keys.reindex",
-    "neonpro.services.keys.rotation", "neonpro.services.keys.status",
     "neonpro.services.pitr", "neonpro.services.retention",
 })
 _SERVICES_ALWAYS = ("neonpro.entrypoints",)
