@@ -18,15 +18,24 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from neonpro.adapters.auth import Argon2Passwords
 from neonpro.adapters.backup.pgdump import PgDumpTool
 from neonpro.adapters.backup.pitr_cluster import PgBackRestHost
 from neonpro.adapters.backup.scratch import PgScratchServer
 from neonpro.adapters.backup.store import BackupDirectory
 from neonpro.adapters.checkpoints import CheckpointWriter
-from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
+from neonpro.adapters.crypto import (
+    BlindIndexer,
+    FieldCipher,
+    KeyRing,
+    load_keyring,
+    promote_blind_index_key,
+    remove_key_from_file,
+)
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.health import check_health
+from neonpro.adapters.db.keys_sql import SqlKeyStore
 from neonpro.adapters.db.sealer import BackgroundCheckpointer, BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.adapters.metrics import Metrics
@@ -226,3 +235,25 @@ class Container:
             except (SQLAlchemyError, RuntimeError) as exc:
                 log.warning("audit_seal_on_close_failed", error=type(exc).__name__)
         self.database.close()
+
+    # ------------------------------------------------ ports of sign-in and key upkeep
+    @cached_property
+    def passwords(self) -> Argon2Passwords:
+        """The sign-in service's password hashing (domain/ports_auth.Passwords)."""
+        return Argon2Passwords()
+
+    @cached_property
+    def key_store(self) -> SqlKeyStore:
+        """Key upkeep's SQL (domain/ports_keys.KeyStore), in service transactions."""
+        return SqlKeyStore(self.service_uow)
+
+    def blind_indexer_with(self, blind_index_key: bytes) -> BlindIndexer:
+        ring = self.keyring
+        return BlindIndexer(KeyRing(keys=ring.keys, active_id=ring.active_id,
+                                    blind_index_key=blind_index_key))
+
+    def remove_key_from_file(self, path: Path, key_id: str) -> None:
+        remove_key_from_file(path, key_id)
+
+    def promote_blind_index_key(self, path: Path, key: bytes, *, retired_at: str) -> None:
+        promote_blind_index_key(path, key, retired_at=retired_at)

@@ -22,9 +22,11 @@ from neonpro.domain.schemas.patient import (
     PatientUpdate,
 )
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
+from tests.unit.fakes_auth import FakeLogins
 from tests.unit.fakes_catalog import FakeClinics, FakeProfessionals, FakeServiceTypes
 from tests.unit.fakes_consents import FakeConsents
 from tests.unit.fakes_idempotency import FakeIdempotency
+from tests.unit.fakes_import import FakePatientLoader
 from tests.unit.fakes_lgpd import (
     FakeDisclosures,
     FakeIncidents,
@@ -32,6 +34,7 @@ from tests.unit.fakes_lgpd import (
     FakeSubjectRequests,
     FakeTrail,
 )
+from tests.unit.fakes_noshow import FakeNoShow
 from tests.unit.fakes_scheduling import FakeAppointments
 
 
@@ -164,6 +167,9 @@ class FakeUnitOfWork:
         self.trail = FakeTrail(self)
         self.records = FakeRecords(self)
         self.idempotency = FakeIdempotency(self)
+        self.no_show = FakeNoShow(self)
+        self.logins = FakeLogins(self)
+        self.patient_import = FakePatientLoader(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

@@ -64,11 +64,7 @@ ENTRY_DB_ALLOWED: dict[tuple[str, str], str] = {
 # service modules that still reach past the ports (issue 17 moves them; each leaves this
 # list when it works over ports only, and the check below fails while a name lingers)
 SERVICES_PENDING: frozenset[str] = frozenset({
-    "neonpro.services.audit", "neonpro.services.auth",
-    "neonpro.services.database", "neonpro.services.erasure",
-    "neonpro.services.keys.common", "neonpro.services.keys.reindex",
-    "neonpro.services.keys.rotation", "neonpro.services.keys.status", "neonpro.services.noshow",
-    "neonpro.services.patient_import", "neonpro.services.patient_import_check",
+    "neonpro.services.audit", "neonpro.services.database", "neonpro.services.erasure",
     "neonpro.services.retention",
 })
 _SERVICES_ALWAYS = ("neonpro.entrypoints",)

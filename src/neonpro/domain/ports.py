@@ -15,6 +15,9 @@ from neonpro.domain import values
 from neonpro.domain.actors import Actor
 from neonpro.domain.idempotency import Claim, KeyRow
 from neonpro.domain.paging import Page, PageRequest
+from neonpro.domain.ports_auth import StaffLoginRepository
+from neonpro.domain.ports_import import PatientLoader
+from neonpro.domain.ports_noshow import NoShowRepository
 from neonpro.domain.scheduling import Schedule, Slot
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
@@ -287,6 +290,12 @@ class UnitOfWork(Protocol):
     def trail(self) -> AuditTrail: ...
     @property
     def records(self) -> PatientRecords: ...
+    @property
+    def no_show(self) -> NoShowRepository: ...
+    @property
+    def logins(self) -> StaffLoginRepository: ...
+    @property
+    def patient_import(self) -> PatientLoader: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -43,7 +43,9 @@ from neonpro.adapters.db.repositories.disclosures import SqlDisclosureRepository
 from neonpro.adapters.db.repositories.dsr import SqlDsrRepository
 from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
 from neonpro.adapters.db.repositories.incidents import SqlIncidentRepository
+from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
+from neonpro.adapters.db.repositories.patient_import import SqlPatientLoader
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.records import SqlPatientRecords
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
@@ -328,6 +330,14 @@ class SqlUnitOfWork:
     @cached_property
     def records(self) -> SqlPatientRecords:
         return SqlPatientRecords(self)
+
+    @cached_property
+    def no_show(self) -> SqlNoShowRepository:
+        return SqlNoShowRepository(self)
+
+    @cached_property
+    def patient_import(self) -> SqlPatientLoader:
+        return SqlPatientLoader(self)
 
 
 def record_refusal(
