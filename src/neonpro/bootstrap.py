@@ -18,6 +18,7 @@ from neonpro.adapters.checkpoints import CheckpointWriter
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.db.operations import SqlDatabaseOps
 from neonpro.adapters.db.sealer import BackgroundCheckpointer, BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.adapters.metrics import Metrics
@@ -123,6 +124,12 @@ class Container:
     def checkpoints(self) -> CheckpointWriter:
         """Signed checkpoints of every chain's head (files, and the optional sinks)."""
         return CheckpointWriter(self.database, self.keyring, self.settings)
+
+    # ports of the audit, database and LGPD services (domain/ports_audit.py,
+    # ports_database.py, ports_lgpd.py), each built on first use
+    @cached_property
+    def database_ops(self) -> SqlDatabaseOps:
+        return SqlDatabaseOps(lambda: self.database, lambda: self.keyring)
 
     def start_sealer(self, interval: float = 0.5) -> BackgroundSealer:
         """Seal audit events in the background (the API); ``close()`` stops it."""
