@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from neonpro.adapters.audit_chain import SqlAuditChain
 from neonpro.adapters.checkpoints import CheckpointWriter
 from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
 from neonpro.adapters.db.audit import seal_pending
@@ -127,6 +128,10 @@ class Container:
 
     # ports of the audit, database and LGPD services (domain/ports_audit.py,
     # ports_database.py, ports_lgpd.py), each built on first use
+    @cached_property
+    def audit_chain(self) -> SqlAuditChain:
+        return SqlAuditChain(self)
+
     @cached_property
     def database_ops(self) -> SqlDatabaseOps:
         return SqlDatabaseOps(lambda: self.database, lambda: self.keyring)

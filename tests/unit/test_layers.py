@@ -64,7 +64,7 @@ ENTRY_DB_ALLOWED: dict[tuple[str, str], str] = {
 # service modules that still reach past the ports (issue 17 moves them; each leaves this
 # list when it works over ports only, and the check below fails while a name lingers)
 SERVICES_PENDING: frozenset[str] = frozenset({
-    "neonpro.services.audit", "neonpro.services.auth", "neonpro.services.backup",
+    "neonpro.services.auth", "neonpro.services.backup",
     "neonpro.services.backup.common", "neonpro.services.backup.create",
     "neonpro.services.backup.drills", "neonpro.services.backup.erasures",
     "neonpro.services.backup.pruning", "neonpro.services.backup.restore",

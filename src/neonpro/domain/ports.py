@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
+from neonpro.domain.audit_reports import AuditEntry
 from neonpro.domain.idempotency import Claim, KeyRow
 from neonpro.domain.paging import Page, PageRequest
+from neonpro.domain.ports_audit import AuditReports
 from neonpro.domain.scheduling import Schedule, Slot
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
@@ -240,6 +243,9 @@ class AuditRecorder(Protocol):
                risk: RiskLevel = RiskLevel.LOW,
                details: dict[str, Any] | None = None) -> None: ...
     def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool: ...
+    def record_many(self, events: Sequence[AuditEntry], resource_type: str | None = None, *,
+                    status: AuditStatus = AuditStatus.SUCCESS,
+                    risk: RiskLevel = RiskLevel.LOW) -> None: ...
 
 
 class IdempotencyStore(Protocol):
@@ -287,6 +293,8 @@ class UnitOfWork(Protocol):
     def trail(self) -> AuditTrail: ...
     @property
     def records(self) -> PatientRecords: ...
+    @property
+    def audit_reports(self) -> AuditReports: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -49,7 +49,7 @@ from neonpro.adapters.db.repositories.professional import SqlProfessionalReposit
 from neonpro.adapters.db.repositories.records import SqlPatientRecords
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
 from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
-from neonpro.adapters.db.repositories.trail import SqlAuditTrail
+from neonpro.adapters.db.repositories.trail import SqlAuditReports, SqlAuditTrail
 from neonpro.domain.errors import (
     ConsentRequired,
     DomainError,
@@ -328,6 +328,10 @@ class SqlUnitOfWork:
     @cached_property
     def records(self) -> SqlPatientRecords:
         return SqlPatientRecords(self)
+
+    @cached_property
+    def audit_reports(self) -> SqlAuditReports:
+        return SqlAuditReports(self)
 
 
 def record_refusal(
