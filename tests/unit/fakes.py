@@ -27,6 +27,7 @@ from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 from tests.unit.fakes_audit import FakeAuditReports
 from tests.unit.fakes_catalog import FakeClinics, FakeProfessionals, FakeServiceTypes
 from tests.unit.fakes_consents import FakeConsents
+from tests.unit.fakes_erasure import FakeErasures, FakeRetentionPolicies
 from tests.unit.fakes_idempotency import FakeIdempotency
 from tests.unit.fakes_lgpd import (
     FakeDisclosures,
@@ -175,6 +176,8 @@ class FakeUnitOfWork:
         self.records = FakeRecords(self)
         self.idempotency = FakeIdempotency(self)
         self.audit_reports = FakeAuditReports(self)
+        self.erasures = FakeErasures(self)
+        self.retention_policies = FakeRetentionPolicies(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

@@ -68,11 +68,11 @@ SERVICES_PENDING: frozenset[str] = frozenset({
     "neonpro.services.backup.common", "neonpro.services.backup.create",
     "neonpro.services.backup.drills", "neonpro.services.backup.erasures",
     "neonpro.services.backup.pruning", "neonpro.services.backup.restore",
-    "neonpro.services.backup.verify", "neonpro.services.erasure",
+    "neonpro.services.backup.verify",
     "neonpro.services.keys.common", "neonpro.services.keys.reindex",
     "neonpro.services.keys.rotation", "neonpro.services.keys.status", "neonpro.services.noshow",
     "neonpro.services.patient_import", "neonpro.services.patient_import_check",
-    "neonpro.services.pitr", "neonpro.services.retention",
+    "neonpro.services.pitr",
 })
 _SERVICES_ALWAYS = ("neonpro.entrypoints",)
 

@@ -18,6 +18,7 @@ from neonpro.domain.audit_reports import AuditEntry
 from neonpro.domain.idempotency import Claim, KeyRow
 from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.ports_audit import AuditReports
+from neonpro.domain.ports_lgpd import ErasureRepository, RetentionPolicyRepository
 from neonpro.domain.scheduling import Schedule, Slot
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
@@ -295,6 +296,10 @@ class UnitOfWork(Protocol):
     def records(self) -> PatientRecords: ...
     @property
     def audit_reports(self) -> AuditReports: ...
+    @property
+    def erasures(self) -> ErasureRepository: ...
+    @property
+    def retention_policies(self) -> RetentionPolicyRepository: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

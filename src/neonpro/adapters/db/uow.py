@@ -42,11 +42,13 @@ from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
 from neonpro.adapters.db.repositories.disclosures import SqlDisclosureRepository
 from neonpro.adapters.db.repositories.dsr import SqlDsrRepository
+from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
 from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
 from neonpro.adapters.db.repositories.incidents import SqlIncidentRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.records import SqlPatientRecords
+from neonpro.adapters.db.repositories.retention import SqlRetentionPolicyRepository
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
 from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
 from neonpro.adapters.db.repositories.trail import SqlAuditReports, SqlAuditTrail
@@ -332,6 +334,14 @@ class SqlUnitOfWork:
     @cached_property
     def audit_reports(self) -> SqlAuditReports:
         return SqlAuditReports(self)
+
+    @cached_property
+    def erasures(self) -> SqlErasureRepository:
+        return SqlErasureRepository(self)
+
+    @cached_property
+    def retention_policies(self) -> SqlRetentionPolicyRepository:
+        return SqlRetentionPolicyRepository(self)
 
 
 def record_refusal(
