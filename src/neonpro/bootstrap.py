@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from neonpro.adapters.audit_chain import SqlAuditChain
 from neonpro.adapters.auth import Argon2Passwords
 from neonpro.adapters.backup.pgdump import PgDumpTool
 from neonpro.adapters.backup.pitr_cluster import PgBackRestHost
@@ -36,6 +37,7 @@ from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.keys_sql import SqlKeyStore
+from neonpro.adapters.db.operations import SqlDatabaseOps
 from neonpro.adapters.db.sealer import BackgroundCheckpointer, BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.adapters.metrics import Metrics
@@ -43,6 +45,7 @@ from neonpro.config import Settings, get_settings
 from neonpro.domain.actors import Actor, SystemActors
 from neonpro.domain.backup import BackupPolicy, Target
 from neonpro.domain.signin import ThrottleLimits
+from neonpro.services import erasure
 
 log = structlog.get_logger(__name__)
 _SESSION_LIVE = text("SELECT neonpro_session_live(:token, :user, :clinic, :role)")
@@ -143,6 +146,16 @@ class Container:
         """Signed checkpoints of every chain's head (files, and the optional sinks)."""
         return CheckpointWriter(self.database, self.keyring, self.settings)
 
+    # ports of the audit, database and LGPD services (domain/ports_audit.py,
+    # ports_database.py, ports_lgpd.py), each built on first use
+    @cached_property
+    def audit_chain(self) -> SqlAuditChain:
+        return SqlAuditChain(self)
+
+    @cached_property
+    def database_ops(self) -> SqlDatabaseOps:
+        return SqlDatabaseOps(lambda: self.database, lambda: self.keyring)
+
     def start_sealer(self, interval: float = 0.5) -> BackgroundSealer:
         """Seal audit events in the background (the API); ``close()`` stops it."""
         if self._sealer is None:
@@ -205,12 +218,9 @@ class Container:
         return PgBackRestHost(self.settings.pitr_dir)
 
     def reapply_erasures(self, actor: Actor) -> int:
-        """BackupSite's re-application of this database's erasure ledger: the erasure
-        service still takes the Container (issue 17); imported here, late, because it
-        imports this module."""
-        from neonpro.services.erasure import reapply_erasures  # noqa: PLC0415  (cycle)
-
-        return reapply_erasures(self, actor)
+        """BackupSite's re-application of this database's erasure ledger (the erasure
+        service, over this container's units of work)."""
+        return erasure.reapply_erasures(self, actor)
 
     def stop_sealer(self) -> None:
         """Stop the background checkpointer and sealer, if they run (after their pass)."""

@@ -41,6 +41,7 @@ from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
 from neonpro.adapters.db.repositories.disclosures import SqlDisclosureRepository
 from neonpro.adapters.db.repositories.dsr import SqlDsrRepository
+from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
 from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
 from neonpro.adapters.db.repositories.incidents import SqlIncidentRepository
 from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
@@ -48,9 +49,10 @@ from neonpro.adapters.db.repositories.patient import SqlPatientRepository
 from neonpro.adapters.db.repositories.patient_import import SqlPatientLoader
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.records import SqlPatientRecords
+from neonpro.adapters.db.repositories.retention import SqlRetentionPolicyRepository
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
 from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
-from neonpro.adapters.db.repositories.trail import SqlAuditTrail
+from neonpro.adapters.db.repositories.trail import SqlAuditReports, SqlAuditTrail
 from neonpro.adapters.db.watchdog import CommitWatchdog
 from neonpro.domain.errors import (
     ConsentRequired,
@@ -338,6 +340,18 @@ class SqlUnitOfWork:
     @cached_property
     def patient_import(self) -> SqlPatientLoader:
         return SqlPatientLoader(self)
+
+    @cached_property
+    def audit_reports(self) -> SqlAuditReports:
+        return SqlAuditReports(self)
+
+    @cached_property
+    def erasures(self) -> SqlErasureRepository:
+        return SqlErasureRepository(self)
+
+    @cached_property
+    def retention_policies(self) -> SqlRetentionPolicyRepository:
+        return SqlRetentionPolicyRepository(self)
 
 
 def record_refusal(
