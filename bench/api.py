@@ -5,6 +5,8 @@ same service calls made in-process, with N concurrent clients for a fixed time.
     .venv/bin/python bench/api.py --quick          # 5 s per run
     .venv/bin/python bench/api.py --seconds 60 --clients 40 --no-wrk
     .venv/bin/python bench/api.py --profile DIR    # then py-spy the server (extra runs)
+    .venv/bin/python bench/api.py --baseline-only --rounds 5   # only neonpro vs baseline
+    .venv/bin/python bench/api.py --no-baseline    # only the neonpro runs below
 
 Setup: a scratch database ``neonpro_bench_*`` on the server of ``--url`` (only used to
 CREATE and DROP it), migrated; a fresh key file and JWT secret in a temporary directory;
@@ -40,6 +42,17 @@ backends of the scratch database and everything else on the machine (``other``: 
 work running at the same time, which this benchmark cannot control). ``server CPU
 ms/req`` (the serving process's CPU per successful request) is the figure least
 disturbed by such work; req/s and the percentiles are not.
+
+Then, unless ``--no-baseline``, the baseline comparison (issue 18; bench/_baseline.py):
+bench/baseline_app.py, a small Starlette app on a psycopg async pool doing the same
+database work per request (the same JWT and session checks, the same statements in one
+transaction on the application login, no decryption), runs beside neonpro on the same
+scratch database; after a check that both answer the same patient alike and that both
+bookings are in the database with their audit events, ``--rounds`` rounds drive both
+interleaved with the same clients (httpx, wrk), each run on booking lanes of its own,
+and print medians of req/s, p50, p99, server CPU ms/req, errors, the ratios neonpro /
+baseline and the goals (CPU per request <= 1.5x, throughput >= 0.67x, GET p99 < 100 ms,
+0 errors). ``--baseline-only`` skips the neonpro-only runs above.
 
 ``--profile DIR`` (needs ``pip install py-spy``) adds runs under ``py-spy record --gil``
 and prints own and inclusive time per function; the attribution is indicative (py-spy
@@ -80,18 +93,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _setup
 
-from neonpro.adapters.auth import TokenCodec
+from neonpro.adapters.auth import TokenCodec, hash_password
 from neonpro.adapters.crypto import generate_key_file
 from neonpro.adapters.db import migrate
+from neonpro.adapters.db.logins import login_url
 from neonpro.bootstrap import Container
 from neonpro.config import Environment, Settings
 from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.appointment import AppointmentCreate
-from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.clinic import ClinicCreate, StaffUserCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.domain.vocabulary import ClinicRole
-from neonpro.services import catalog, clinics, scheduling
+from neonpro.services import auth, catalog, clinics, scheduling
 from neonpro.services import patients as psvc
 
 GOAL_P99_MS = 100.0
@@ -324,7 +338,10 @@ def build_world(args: argparse.Namespace, url: str, workdir: Path, lanes_needed:
     key_file = workdir / "keys.json"
     generate_key_file(key_file)
     jwt_secret = uuid.uuid4().hex + uuid.uuid4().hex
+    # one login per role (production refuses to derive them): the bootstrap URL's logins
     settings = Settings(environment=Environment(args.environment), database_url=url,
+                        app_database_url=login_url(url, _setup.ROLES.app),
+                        service_database_url=login_url(url, _setup.ROLES.service),
                         key_file=key_file, jwt_secret=jwt_secret,
                         _env_file=None)
     box = Container(settings, database_url=url)
@@ -352,9 +369,16 @@ def build_world(args: argparse.Namespace, url: str, workdir: Path, lanes_needed:
             patient_notes=rng.choice(_setup.NOTES), internal_notes=rng.choice(_setup.NOTES),
             allergies=["dipirona"] if n % 10 == 0 else [])).id)
     box.seal_audit()
-    user_id = uuid.uuid4()
-    token = TokenCodec(settings, box.keyring).issue(user_id, clinic, ClinicRole.ADMIN)
-    token_id = TokenCodec(settings, box.keyring).decode(token).token_id
+    # a staff account, admin of the clinic, signed in: a real "login" session, whose
+    # membership every request's session check (neonpro_session_live) looks at
+    email, password = "bench.admin@example.com.br", uuid.uuid4().hex
+    user_id = clinics.add_staff_member(box.service_uow(SYSTEM), clinic, StaffUserCreate(
+        email=email, display_name="Bench Admin", password_hash=hash_password(password)),
+        ClinicRole.ADMIN)[0].id
+    issued = auth.login(lambda: box.service_uow(SYSTEM), email, password, clinic,
+                        "127.0.0.1", limits=box.signin_limits,
+                        mint=TokenCodec(settings, box.keyring).mint)
+    token, token_id = issued.token, issued.token_id
     zone = ZoneInfo("America/Sao_Paulo")
     first_day = datetime.now(zone).date() + timedelta(days=2)
     return World(url, url.rsplit("/", 1)[1], workdir, settings, box, clinic, patients,
@@ -377,6 +401,8 @@ class Server:
         env.update(
             NEONPRO_ENVIRONMENT=world.settings.environment.value,
             NEONPRO_DATABASE_URL=world.url,
+            NEONPRO_APP_DATABASE_URL=login_url(world.url, _setup.ROLES.app),
+            NEONPRO_SERVICE_DATABASE_URL=login_url(world.url, _setup.ROLES.service),
             NEONPRO_KEY_FILE=str(world.settings.key_file),
             NEONPRO_JWT_SECRET=world.settings.jwt_secret.get_secret_value(),  # type: ignore[union-attr]
         )
@@ -849,6 +875,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="settings profile of server and in-process container (pool "
                              "size: production 20+10, development 5+5, test 4+4)")
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk runs")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="compare with bench/baseline_app.py, interleaved (default on)")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="only the baseline comparison (skip the neonpro-only runs)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the baseline comparison (default 3)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds (default 3; 1 quick)")
     parser.add_argument("--server-pythonpath", default=None,
                         help="prepend to the server's PYTHONPATH (e.g. a directory holding "
@@ -879,7 +911,16 @@ def main(argv: list[str] | None = None) -> int:
           f"the Python runs), environment {args.environment}, {args.patients} patients")
     print("NOTE: load generator, API server and PostgreSQL share this machine's "
           f"{os.cpu_count()} cores; the CPU columns show who used them.")
-    lanes_needed = args.clients * (3 + (1 if args.profile else 0))
+    # bench/_baseline.py imports this module as "api": the same one, not a second copy
+    sys.modules.setdefault("api", sys.modules[__name__])
+    import _baseline
+
+    if args.baseline_only and not args.baseline:
+        parser.error("--baseline-only needs the baseline")
+    alone = not args.baseline_only
+    lanes_needed = args.clients * (3 + (1 if args.profile else 0)) if alone else 0
+    if args.baseline:
+        lanes_needed += _baseline.lanes_needed(args.clients, args.rounds, plan.wrk)
     url = _setup.create_scratch_database(args.url)
     workdir = Path(tempfile.mkdtemp(prefix="neonpro_bench_api_"))
     server: Server | None = None
@@ -894,15 +935,19 @@ def main(argv: list[str] | None = None) -> int:
         ready = server.wait_ready()
         print(f"server: {' '.join(server.command[1:])} (pid {server.pid}), ready in "
               f"{ready:.1f} s")
-        box.start_sealer()  # the in-process side does the server's background work too
-        results = run_all(world, server, plan, box)
-        print()
-        print(table(results))
-        print()
-        print(ratios(results))
-        print()
-        for line in verdict(results):
-            print(line)
+        if alone:
+            box.start_sealer()  # the in-process side does the server's background work too
+            results = run_all(world, server, plan, box)
+            print()
+            print(table(results))
+            print()
+            print(ratios(results))
+            print()
+            for line in verdict(results):
+                print(line)
+        if args.baseline:
+            box.close()  # its pools and sealer: only the two servers' work from here on
+            _baseline.run_comparison(world, server, plan, args.rounds, args.server_pythonpath)
         load2 = os.getloadavg()
         print(f"load average after: {load2[0]:.2f} {load2[1]:.2f} {load2[2]:.2f}")
         if args.profile:

@@ -77,6 +77,7 @@ from neonpro.adapters.db import migrate
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import SET_CONTEXT, context_params
 from neonpro.adapters.db.repositories import erasure as erasure_repo
+from neonpro.adapters.db.repositories import retention as retention_repo
 from neonpro.adapters.db.repositories.audit import INSERT as AUDIT_INSERT
 from neonpro.adapters.db.repositories.audit import INSERT_MANY as AUDIT_INSERT_MANY
 from neonpro.bootstrap import Container
@@ -366,10 +367,10 @@ def raw_plan(conn: psycopg.Connection[Any], clinic: uuid.UUID,
     cur = conn.cursor()
     cur.execute(f"SET ROLE {ROLES.service}")
     cur.execute("SELECT set_config('app.actor_id', %s, true)", (str(ACTOR.id),))
-    policies = cur.execute(compiled(retention._POLICIES)[0], {"clinic": clinic}).fetchall()
-    queries = {"inactivity": retention._INACTIVE,
-               "last_clinical_entry": retention._HOLD_EXPIRED,
-               "consent_revoked": retention._REVOKED}
+    policies = cur.execute(compiled(retention_repo.IN_FORCE)[0], {"clinic": clinic}).fetchall()
+    queries = {"inactivity": retention_repo.INACTIVE,
+               "last_clinical_entry": retention_repo.HOLD_EXPIRED,
+               "consent_revoked": retention_repo.REVOKED}
     for pid, cid, category, trigger, period, action, legal in policies:
         sql = compiled(queries[trigger])[0]
         for (target,) in cur.execute(sql, {"c": cid, "cutoff": now - period}).fetchall():

@@ -7,23 +7,45 @@ first asked for.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from neonpro.adapters.audit_chain import SqlAuditChain
+from neonpro.adapters.auth import Argon2Passwords
+from neonpro.adapters.backup.pgdump import PgDumpTool
+from neonpro.adapters.backup.pitr_cluster import PgBackRestHost
+from neonpro.adapters.backup.scratch import PgScratchServer
+from neonpro.adapters.backup.store import BackupDirectory
 from neonpro.adapters.checkpoints import CheckpointWriter
-from neonpro.adapters.crypto import BlindIndexer, FieldCipher, KeyRing, load_keyring
+from neonpro.adapters.crypto import (
+    BlindIndexer,
+    FieldCipher,
+    KeyRing,
+    load_keyring,
+    promote_blind_index_key,
+    remove_key_from_file,
+)
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.db.health import check_health
+from neonpro.adapters.db.keys_sql import SqlKeyStore
+from neonpro.adapters.db.operations import SqlDatabaseOps
 from neonpro.adapters.db.sealer import BackgroundCheckpointer, BackgroundSealer
 from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.adapters.metrics import Metrics
 from neonpro.config import Settings, get_settings
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.backup import BackupPolicy, Target
 from neonpro.domain.signin import ThrottleLimits
+from neonpro.services import erasure
 
 log = structlog.get_logger(__name__)
 _SESSION_LIVE = text("SELECT neonpro_session_live(:token, :user, :clinic, :role)")
@@ -124,6 +146,16 @@ class Container:
         """Signed checkpoints of every chain's head (files, and the optional sinks)."""
         return CheckpointWriter(self.database, self.keyring, self.settings)
 
+    # ports of the audit, database and LGPD services (domain/ports_audit.py,
+    # ports_database.py, ports_lgpd.py), each built on first use
+    @cached_property
+    def audit_chain(self) -> SqlAuditChain:
+        return SqlAuditChain(self)
+
+    @cached_property
+    def database_ops(self) -> SqlDatabaseOps:
+        return SqlDatabaseOps(lambda: self.database, lambda: self.keyring)
+
     def start_sealer(self, interval: float = 0.5) -> BackgroundSealer:
         """Seal audit events in the background (the API); ``close()`` stops it."""
         if self._sealer is None:
@@ -144,6 +176,51 @@ class Container:
     def seal_audit(self, actor: Actor = SystemActors.SCHEDULER) -> int:
         """Seal every pending audit event (the CLI does this before it exits)."""
         return seal_pending(self.database, self.keyring, actor)
+
+    # ---- backups: the ports of domain/ports_backup.py (this container is a BackupSite)
+    def backup_store(self, directory: Path | None = None) -> BackupDirectory:
+        return BackupDirectory(directory or self.settings.backup_dir, self._backup_secret)
+
+    @cached_property
+    def dump_tool(self) -> PgDumpTool:
+        return PgDumpTool(self.scratch_server.source, self.database.roles, self._backup_secret)
+
+    @cached_property
+    def scratch_server(self) -> PgScratchServer:
+        return PgScratchServer(self.database.owner_url, self.database.roles, self.settings,
+                               self.keyring)
+
+    @property
+    def backup_policy(self) -> BackupPolicy:
+        s = self.settings
+        return BackupPolicy(s.backup_keep_daily, s.backup_keep_weekly, s.backup_keep_monthly)
+
+    @property
+    def _backup_secret(self) -> str | None:
+        key = self.settings.backup_key
+        return None if key is None else key.get_secret_value()
+
+    @contextmanager
+    def restored(self, target: Target) -> Iterator[Container]:
+        """The container of a restored database on this one's server, with its keys."""
+        box = Container(self.settings, database_url=target.url(), keyring=self.keyring)
+        try:
+            yield box
+        finally:
+            box.close()
+
+    def health(self) -> dict[str, Any]:
+        return check_health(self.database)
+
+    @cached_property
+    def pitr_host(self) -> PgBackRestHost:
+        """pgBackRest and the cluster of NEONPRO_PITR_DIR (services/pitr's PitrHost)."""
+        return PgBackRestHost(self.settings.pitr_dir)
+
+    def reapply_erasures(self, actor: Actor) -> int:
+        """BackupSite's re-application of this database's erasure ledger (the erasure
+        service, over this container's units of work)."""
+        return erasure.reapply_erasures(self, actor)
 
     def stop_sealer(self) -> None:
         """Stop the background checkpointer and sealer, if they run (after their pass)."""
@@ -168,3 +245,25 @@ class Container:
             except (SQLAlchemyError, RuntimeError) as exc:
                 log.warning("audit_seal_on_close_failed", error=type(exc).__name__)
         self.database.close()
+
+    # ------------------------------------------------ ports of sign-in and key upkeep
+    @cached_property
+    def passwords(self) -> Argon2Passwords:
+        """The sign-in service's password hashing (domain/ports_auth.Passwords)."""
+        return Argon2Passwords()
+
+    @cached_property
+    def key_store(self) -> SqlKeyStore:
+        """Key upkeep's SQL (domain/ports_keys.KeyStore), in service transactions."""
+        return SqlKeyStore(self.service_uow)
+
+    def blind_indexer_with(self, blind_index_key: bytes) -> BlindIndexer:
+        ring = self.keyring
+        return BlindIndexer(KeyRing(keys=ring.keys, active_id=ring.active_id,
+                                    blind_index_key=blind_index_key))
+
+    def remove_key_from_file(self, path: Path, key_id: str) -> None:
+        remove_key_from_file(path, key_id)
+
+    def promote_blind_index_key(self, path: Path, key: bytes, *, retired_at: str) -> None:
+        promote_blind_index_key(path, key, retired_at=retired_at)

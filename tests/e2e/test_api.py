@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from neonpro.adapters.auth import IssuedToken, hash_password
+from neonpro.adapters.auth import hash_password
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
+from neonpro.domain.ports_auth import IssuedToken
 from neonpro.domain.schemas.clinic import ClinicCreate, StaffUserCreate
 from neonpro.domain.vocabulary import ClinicRole
 from neonpro.services import auth, clinics

@@ -233,7 +233,7 @@ def test_injected_enospc_at_each_write_site(
     pitr_dir = tmp_path / "pitr"
     pitr_dir.mkdir()
     with monkeypatch.context() as m:
-        m.setattr("neonpro.services.pitr.write_atomically", _enospc)
+        m.setattr("neonpro.adapters.backup.pitr_cluster.write_atomically", _enospc)
         m.setenv("NEONPRO_PITR_DIR", str(pitr_dir))
         done = _cli(m, env, "pitr", "restore", "--to", "2026-01-01T00:00:00+00:00", "--yes")
         _one_line_failure(done, "could not be saved", "nothing was restored")

@@ -200,7 +200,8 @@ def test_a_burst_of_parallel_guesses_gets_no_more_than_the_limit(
     def guess(i: int) -> str:
         try:
             auth.login(lambda: box.service_uow(anonymous), email, f"wrong {i}", None,
-                       "192.0.2.99", limits=box.signin_limits, mint=codec.mint)
+                       "192.0.2.99", limits=box.signin_limits, mint=codec.mint,
+                       passwords=box.passwords)
         except Unauthenticated:
             return "checked"
         except TooManyAttempts:

@@ -16,7 +16,6 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from neonpro.adapters.auth import IssuedToken
 from neonpro.adapters.db import audit as chains
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.audit import (
@@ -27,6 +26,7 @@ from neonpro.adapters.db.audit import (
 from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
+from neonpro.domain.ports_auth import IssuedToken
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
 from neonpro.domain.vocabulary import AuditAction, ClinicRole

@@ -108,7 +108,7 @@ def test_compliance_report_json_and_html(container: Container, clinic: uuid.UUID
     seal_pending(container.database, container.keyring, DPO)
     since, until = _window()
     report = audit_service.clinic_report(container.uow(clinic, DPO), since, until,
-                                         container.keyring)
+                                         container.audit_chain)
     assert report["accesses_by_role"]["receptionist"] >= 1
     assert report["audit_chain"]["ok"] is True
     assert report["audit_chain"]["unsealed"] == 0

@@ -8,15 +8,15 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy import text
 
-from neonpro.adapters.backup.pgtools import Target
-from neonpro.adapters.backup.stream import CorruptBackup
+from neonpro.adapters.backup.pgtools import target_from_url
+from neonpro.adapters.backup.stream import sha256_file
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
@@ -106,7 +106,7 @@ def test_round_trip_loses_nothing(source: tuple[Container, uuid.UUID], target: s
     report = svc.verify_backup(box, backup)
     assert report.ok, report.problems
     assert report.audit_events_verified > 0
-    assert backup.verified
+    assert svc.find(box.backup_store(), backup.id).verified  # verify.json, beside it
     assert _events(box, "VERIFY") == 1
 
     restored = svc.restore_backup(box, backup, target)
@@ -125,7 +125,7 @@ def test_round_trip_loses_nothing(source: tuple[Container, uuid.UUID], target: s
 
     # the manifest's checksums see a single changed value, and a missing row
     restored_events = before["audit_events"][0] + 1  # its RESTORE event, sealed
-    differences = svc.compare(backup, Target.from_url(_plain(target)), Roles())
+    differences = svc.compare(box.scratch_server, backup, target_from_url(_plain(target)))
     assert [d for d in differences if not d.startswith("table commit_tokens: ")] == [
         f"table audit_events: {restored_events} rows, manifest says {restored_events - 1}",
         "audit chain heads differ from the manifest"]  # (and the restore's commit tokens)
@@ -135,7 +135,7 @@ def test_round_trip_loses_nothing(source: tuple[Container, uuid.UUID], target: s
         conn.execute("UPDATE service_types SET duration_minutes = duration_minutes + 1")
         conn.execute("DELETE FROM erasure_ledger WHERE id = (SELECT min(id::text)::uuid "
                      "FROM erasure_ledger)")
-    problems = svc.compare(backup, Target.from_url(_plain(target)), Roles())
+    problems = svc.compare(box.scratch_server, backup, target_from_url(_plain(target)))
     assert "table service_types: checksum differs from the manifest" in problems
     assert any(p.startswith("table erasure_ledger: ") and "rows" in p for p in problems)
 
@@ -152,8 +152,8 @@ def test_a_corrupted_file_is_detected_and_never_restored(
     report = svc.verify_backup(box, backup)
     assert not report.ok
     assert any("SHA-256" in p for p in report.problems)
-    assert not backup.verified
-    with pytest.raises(CorruptBackup):
+    assert not svc.find(box.backup_store(), backup.id).verified
+    with pytest.raises(svc.CorruptBackup):
         svc.restore_backup(box, backup, target)
     with psycopg.connect(_plain(target)) as conn:  # the target was not touched
         count = conn.execute("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
@@ -184,9 +184,9 @@ def test_encrypted_backups_round_trip_and_detect_tampering(
         (backup.path / "data.dump").write_bytes(raw[: len(raw) - 40])
         manifest = json.loads((backup.path / "manifest.json").read_text())
         manifest["files"]["data"].update(
-            sha256=svc.sha256_file(backup.path / "data.dump"), bytes=len(raw) - 40)
+            sha256=sha256_file(backup.path / "data.dump"), bytes=len(raw) - 40)
         (backup.path / "manifest.json").write_text(json.dumps(manifest))
-        forged = svc.find(backup.path.parent, backup.id)
+        forged = svc.find(enc.backup_store(backup.path.parent), backup.id)
         report = svc.verify_backup(enc, forged)
         assert not report.ok
         assert any("truncated" in p or "does not decrypt" in p for p in report.problems)
@@ -196,7 +196,7 @@ def test_encrypted_backups_round_trip_and_detect_tampering(
                           database_url=url, keyring=box.keyring)
         good = svc.create_backup(enc)
         try:
-            with pytest.raises(CorruptBackup):
+            with pytest.raises(svc.CorruptBackup):
                 svc.restore_backup(wrong, good, target)
         finally:
             wrong.close()
@@ -252,7 +252,8 @@ def test_an_erasure_after_the_backup_survives_its_restore(
     nowhere = "postgresql://nobody@127.0.0.1:1/none"
     lost = Container(make_settings(nowhere, backup_dir=box.settings.backup_dir),
                      database_url=nowhere, keyring=box.keyring)
-    assert str(gone.id) in {e["patient_id"] for e in svc.later_ledgers(backup)}
+    later = svc.later_ledgers(box.backup_store(), backup)
+    assert str(gone.id) in {e["patient_id"] for e in later}
     second = create_database(admin_url, "bkdst2")
     try:
         report = svc.restore_backup(lost, backup, second)
@@ -292,32 +293,6 @@ def test_a_record_anonymized_after_its_hold_comes_back_anonymized(
     assert row is not None
     assert row[0] is True
     assert row[1] != "Prontuario Vencido"
-
-
-def test_prune_keeps_days_weeks_months_and_the_only_verified(tmp_path: Path) -> None:
-    start = datetime(2026, 1, 1, 3, tzinfo=UTC)
-    backups = []
-    for day in range(120):
-        for hour in (3, 15):
-            at = start + timedelta(days=day, hours=hour - 3)
-            path = tmp_path / f"b{day:03d}{hour}"
-            path.mkdir()
-            backups.append(svc.Backup(path.name, path, {"finished_at": at.isoformat()}))
-    oldest = backups[0]
-    (oldest.path / svc.VERIFIED).write_text(json.dumps({"ok": True}))
-    plan = svc.plan_prune(backups, daily=7, weekly=4, monthly=3)
-    kept = {b.id for b in plan.keep}
-    assert oldest.id in kept
-    assert "newest verified" in plan.reasons[oldest.id]
-    newest = max(backups, key=lambda b: b.finished_at)
-    assert newest.id in kept
-    days = {b.finished_at.date() for b in plan.keep}
-    assert len([d for d in days if d > newest.finished_at.date() - timedelta(days=7)]) == 7
-    assert len(plan.keep) <= 7 + 4 + 3 + 1
-    assert len(plan.keep) + len(plan.delete) == len(backups)
-    # a later verified backup frees the old one
-    (newest.path / svc.VERIFIED).write_text(json.dumps({"ok": True}))
-    assert oldest.id not in {b.id for b in svc.plan_prune(backups, 7, 4, 3).keep}
 
 
 def test_drill_measures_recovery(source: tuple[Container, uuid.UUID]) -> None:

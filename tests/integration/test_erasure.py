@@ -131,7 +131,7 @@ def test_a_clinical_record_is_blocked_not_deleted(container: Container, clinic: 
             tx.appointments.get(appt.id)
         window = Window(start - timedelta(hours=1), start + timedelta(hours=2))
         assert appt.id not in [e.id for e in tx.appointments.calendar(window)]
-    held = erasure.legal_hold_read(container, clinic, created.id, DPO, "court order 123/2026")
+    held = erasure.legal_hold_read(container, container.cipher, clinic, created.id, DPO, "court order 123/2026")
     assert held.patient.patient_notes == "asma"
     assert held.patient.phone_primary is None  # contact data deleted even under the hold
     assert [a.clinical_notes for a in held.appointments] == ["crise asmática"]
@@ -172,7 +172,7 @@ def test_a_legal_hold_read_is_refused_to_other_roles_by_the_service(
     erasure.erase_patient(container.admin_uow(clinic, DPO), held)
     intruder = Actor(uuid.uuid4(), role)
     with pytest.raises(Forbidden):
-        erasure.legal_hold_read(container, clinic, held, intruder, "court order 123/2026")
+        erasure.legal_hold_read(container, container.cipher, clinic, held, intruder, "court order 123/2026")
     with container.database.service_session(DPO.id) as s:
         events = s.execute(text(
             "SELECT action, status FROM audit_events WHERE clinic_id = :c AND actor_id = :a"),
@@ -190,11 +190,11 @@ def test_a_legal_hold_read_needs_a_justification_and_a_blocked_record(
     erasure.erase_patient(container.admin_uow(clinic, DPO), held)
     for reason in (None, "", "  \n ", "short", "x" * 1001):
         with pytest.raises(ValidationFailed, match="justification"):
-            erasure.legal_hold_read(container, clinic, held, DPO, reason)
+            erasure.legal_hold_read(container, container.cipher, clinic, held, DPO, reason)
     with pytest.raises(NotBlocked):
-        erasure.legal_hold_read(container, clinic, plain, DPO, "court order 123/2026")
+        erasure.legal_hold_read(container, container.cipher, clinic, plain, DPO, "court order 123/2026")
     with pytest.raises(NotFound):
-        erasure.legal_hold_read(container, clinic, uuid.uuid4(), DPO, "court order 123/2026")
+        erasure.legal_hold_read(container, container.cipher, clinic, uuid.uuid4(), DPO, "court order 123/2026")
     with container.database.service_session(DPO.id) as s:
         reads = s.execute(text(
             "SELECT count(*) FROM audit_events WHERE clinic_id = :c "

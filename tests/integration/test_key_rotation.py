@@ -31,10 +31,12 @@ from neonpro.adapters.crypto import (
 )
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.audit import verify_chains
+from neonpro.adapters.db.keys_sql import SqlKeyBatch
 from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
+from neonpro.domain.ports_keys import key_header
 from neonpro.domain.schemas.appointment import AppointmentCreate
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
@@ -290,11 +292,13 @@ def test_the_write_guard_skips_a_changed_ciphertext(world: World) -> None:
         rows = conn.execute(text(
             "SELECT clinic_id, id, cpf_encrypted FROM patients WHERE id = :id"), {"id": pid}
         ).all()
-        batch = svc._reencrypt(box.cipher, "patients", cols, rows, svc._header("k2"))
+        batch = svc._reencrypt(box.cipher, "patients", cols, rows, key_header("k2"))
         conn.execute(text("UPDATE patients SET cpf_encrypted = cns_encrypted WHERE id = :id"),
                      {"id": pid})
         tally = {"cpf_encrypted": svc.ColumnRotation("patients", "cpf_encrypted")}
-        svc._write(conn, "patients", cols, batch, tally)
+        written = SqlKeyBatch(conn).write_rotation("patients", cols, batch.refs, batch.old,
+                                                   batch.new)
+        svc._tally(written, cols, batch, tally)
         assert (tally["cpf_encrypted"].rotated, tally["cpf_encrypted"].skipped) == (0, 1)
         current = conn.execute(text("SELECT cpf_encrypted = cns_encrypted FROM patients "
                                     "WHERE id = :id"), {"id": pid}).scalar()

@@ -169,7 +169,7 @@ def test_a_legal_hold_read_connects_as_the_legal_hold_login(database_url: str) -
         patient = patients.register_patient(box.uow(clinic, ME), PatientCreate(
             full_name="Paciente Retida", patient_notes="nota")).id
         erasure.erase_patient(box.admin_uow(clinic, ME), patient)
-        held = erasure.legal_hold_read(box, clinic, patient, ME, "ordem judicial 123")
+        held = erasure.legal_hold_read(box, box.cipher, clinic, patient, ME, "ordem judicial 123")
         assert held.patient.id == patient
         engine = box.database.engine("legal_hold")
         with engine.connect() as conn:

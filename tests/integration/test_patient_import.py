@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from neonpro.adapters.db.repositories import patient_import as patient_loader
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
+from neonpro.adapters.db.repositories.patient_import import SqlPatientLoader
 from neonpro.bootstrap import Container
 from neonpro.domain import values
 from neonpro.domain.actors import Actor, SystemActors
 from neonpro.domain.paging import PageRequest
+from neonpro.domain.ports_import import ExistingKeys
 from neonpro.domain.schemas.patient import PatientCreate, PatientFilters
-from neonpro.services import patient_import
 from neonpro.services import patients as svc
 from neonpro.services.patient_import import ImportFailed, ImportRefused, import_patients
 from tests.factories import ACTOR, seed_clinic
@@ -181,7 +183,7 @@ def test_a_clean_file_loads_and_a_second_run_finds_every_row_already_there(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     a, _ = clinics
-    monkeypatch.setattr(patient_import, "INSERT_CHUNK", 4)  # 7 chunks, the last one short
+    monkeypatch.setattr(patient_loader, "INSERT_CHUNK", 4)  # 7 chunks, the last one short
     header = ["full_name", "cpf", "medical_record_number", "allergies", "deceased_indicator",
               "external_ids", "gender"]
     rows = [[f"Paciente Lote {i}", cpf(9200 + i), f"MRN-{i}", "dipirona;látex", "não",
@@ -255,8 +257,8 @@ def test_a_row_the_database_refuses_rolls_the_whole_import_back(
     rows.insert(12, ["Paciente Repetido", taken])
     source = _write(tmp_path / "race.csv", ["full_name", "cpf"], rows)
     # as if the patient had been registered between validation and load
-    monkeypatch.setattr(patient_import, "existing_keys",
-                        lambda _uow, _columns: patient_import._Existing())
+    monkeypatch.setattr(SqlPatientLoader, "existing_keys",
+                        lambda _self, _columns: ExistingKeys())
     with pytest.raises(ImportFailed) as caught:
         import_patients(container.uow(a, CLI), source)
     message = str(caught.value)

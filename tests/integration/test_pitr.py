@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from neonpro.adapters.backup.pitr_cluster import PgBackRestHost
 from neonpro.adapters.db import migrate
 from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
@@ -44,6 +45,10 @@ def cluster() -> Iterator[tuple[Path, int, Path, Path]]:
         private.destroy()  # pitr.restore restarts it behind the harness's back: stop anyway
 
 
+def _host(settings: Settings) -> PgBackRestHost:
+    return PgBackRestHost(settings.pitr_dir)
+
+
 def _conn(base: Path, port: int) -> psycopg.Connection[tuple[object, ...]]:
     user = pwd.getpwuid(Path(base).stat().st_uid).pw_name
     return psycopg.connect(f"host={base} port={port} user={user} dbname=postgres",
@@ -54,12 +59,12 @@ def test_restore_to_a_point_in_time(cluster: tuple[Path, int, Path, Path]) -> No
     pgdata, port, base, bin_dir = cluster
     settings = Settings(environment=Environment.TEST, pitr_dir=base / "pitr",
                         _env_file=None)  # type: ignore[call-arg]
-    pitr.setup(settings, pgdata, port, socket_dir=base, bin_dir=bin_dir)
+    pitr.setup(_host(settings), pgdata, port, socket_dir=base, bin_dir=bin_dir)
     with _conn(base, port) as conn:
         conn.execute("CREATE TABLE visits (n int PRIMARY KEY)")
         conn.execute("INSERT INTO visits SELECT generate_series(1, 100)")
-    label = pitr.base_backup(settings)["label"]
-    assert label in {b["label"] for b in pitr.info(settings)["backups"]}
+    label = pitr.base_backup(_host(settings))["label"]
+    assert label in {b["label"] for b in pitr.info(_host(settings))["backups"]}
 
     with _conn(base, port) as conn:
         conn.execute("INSERT INTO visits SELECT generate_series(101, 200)")
@@ -70,7 +75,7 @@ def test_restore_to_a_point_in_time(cluster: tuple[Path, int, Path, Path]) -> No
         conn.execute("INSERT INTO visits SELECT generate_series(201, 300)")
         conn.execute("DROP TABLE visits")  # the disaster
 
-    done = pitr.restore(settings, noted)
+    done = pitr.restore(_host(settings), noted)
     assert done["seconds"] > 0
     with _conn(base, port) as conn:
         row = conn.execute("SELECT count(*), min(n), max(n) FROM visits").fetchone()
@@ -104,18 +109,18 @@ def test_restore_starts_the_cluster_on_the_port_of_cluster_json(tmp_path: Path) 
     try:
         settings = Settings(environment=Environment.TEST, pitr_dir=private.base / "pitr",
                             _env_file=None)  # type: ignore[call-arg]
-        pitr.setup(settings, private.pgdata, port, socket_dir=private.base,
+        pitr.setup(_host(settings), private.pgdata, port, socket_dir=private.base,
                    bin_dir=private.bin_dir)
         with _conn(private.base, port) as conn:
             conn.execute("CREATE TABLE kept (n int)")
             conn.execute("INSERT INTO kept VALUES (1)")
-        pitr.base_backup(settings)
+        pitr.base_backup(_host(settings))
         time.sleep(1.0)
         noted = datetime.now(UTC)
         time.sleep(1.0)
         with _conn(private.base, port) as conn:
             conn.execute("DROP TABLE kept")
-        pitr.restore(settings, noted)
+        pitr.restore(_host(settings), noted)
         with _conn(private.base, port) as conn:
             assert conn.execute("SELECT count(*) FROM kept").fetchone() == (1,)
             assert conn.execute("SHOW port").fetchone() == (str(port),)
@@ -138,7 +143,7 @@ def test_drill_with_wal_archiving_measures_rto_and_rpo(
     with _conn(base, port) as conn:
         conn.execute("CREATE DATABASE neonpro")
     settings = make_settings(url, pitr_dir=base / "pitr", backup_dir=base / "backups")
-    pitr.setup(settings, pgdata, port, socket_dir=base, bin_dir=bin_dir)
+    pitr.setup(_host(settings), pgdata, port, socket_dir=base, bin_dir=bin_dir)
     migrate.upgrade(url, Roles())
     box = Container(settings, database_url=url, keyring=make_keyring())
     try:
@@ -155,6 +160,6 @@ def test_restore_refuses_a_time_without_zone(tmp_path: Path) -> None:
     settings = Settings(environment=Environment.TEST, pitr_dir=tmp_path,
                         _env_file=None)  # type: ignore[call-arg]
     with pytest.raises(pitr.PitrError, match="not set up"):
-        pitr.restore(settings, datetime.now(UTC))
+        pitr.restore(_host(settings), datetime.now(UTC))
     with pytest.raises(pitr.PitrError, match="time zone"):
-        pitr.restore(settings, datetime.now())  # noqa: DTZ005
+        pitr.restore(_host(settings), datetime.now())  # noqa: DTZ005

@@ -90,7 +90,7 @@ def test_an_unproven_restore_fails_and_stays_closed_until_finished(
         ) -> None:
     box, clinic, backup_id = live
     target = second_database_url
-    backup = svc.find(box.settings.backup_dir, backup_id)
+    backup = svc.find(box.backup_store(), backup_id)
     report = svc.restore_backup(lost, backup, target)
     assert not report.ok
     assert report.held
@@ -130,7 +130,7 @@ def test_accepting_the_risk_opens_it_and_is_audited(
         ) -> None:
     box, clinic, backup_id = live
     target = second_database_url
-    backup = svc.find(box.settings.backup_dir, backup_id)
+    backup = svc.find(box.backup_store(), backup_id)
     report = svc.restore_backup(lost, backup, target, accept_erasure_risk=True)
     assert not report.held
     assert not report.erasures_proven
@@ -150,7 +150,7 @@ def test_accepting_the_risk_opens_it_and_is_audited(
 def test_a_proven_restore_opens_at_once(
         live: tuple[Container, uuid.UUID, str], second_database_url: str) -> None:
     box, clinic, backup_id = live
-    report = svc.restore_backup(box, svc.find(box.settings.backup_dir, backup_id),
+    report = svc.restore_backup(box, svc.find(box.backup_store(), backup_id),
                                 second_database_url)
     assert report.ok, report.problems
     assert report.erasures_proven
@@ -168,7 +168,7 @@ def test_the_live_database_gone_is_unproven_too(
     dr = Container(make_settings(fresh, backup_dir=box.settings.backup_dir),
                    database_url=fresh, keyring=box.keyring)
     try:
-        report = svc.restore_backup(dr, svc.find(box.settings.backup_dir, backup_id), fresh)
+        report = svc.restore_backup(dr, svc.find(box.backup_store(), backup_id), fresh)
         assert report.held
         assert any("gone or empty" in w for w in report.warnings)
     finally:

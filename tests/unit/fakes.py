@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -11,6 +12,7 @@ from typing import Any, Self
 
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
+from neonpro.domain.audit_reports import AuditEntry
 from neonpro.domain.errors import Conflict, Forbidden, NotFound, StaleVersion
 from neonpro.domain.paging import Page, PageRequest
 from neonpro.domain.schemas.patient import (
@@ -22,9 +24,13 @@ from neonpro.domain.schemas.patient import (
     PatientUpdate,
 )
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
+from tests.unit.fakes_audit import FakeAuditReports
+from tests.unit.fakes_auth import FakeLogins
 from tests.unit.fakes_catalog import FakeClinics, FakeProfessionals, FakeServiceTypes
 from tests.unit.fakes_consents import FakeConsents
+from tests.unit.fakes_erasure import FakeErasures, FakeRetentionPolicies
 from tests.unit.fakes_idempotency import FakeIdempotency
+from tests.unit.fakes_import import FakePatientLoader
 from tests.unit.fakes_lgpd import (
     FakeDisclosures,
     FakeIncidents,
@@ -32,6 +38,7 @@ from tests.unit.fakes_lgpd import (
     FakeSubjectRequests,
     FakeTrail,
 )
+from tests.unit.fakes_noshow import FakeNoShow
 from tests.unit.fakes_scheduling import FakeAppointments
 
 
@@ -132,6 +139,13 @@ class FakeAudit:
                             "clinic_id": self.uow.clinic_id, "occurred_at": _now(),
                             "request_id": self.uow.actor.request_id})
 
+    def record_many(self, events: Sequence[AuditEntry], resource_type: str | None = None, *,
+                    status: AuditStatus = AuditStatus.SUCCESS,
+                    risk: RiskLevel = RiskLevel.LOW) -> None:
+        for e in events:
+            self.record(e.action, resource_type, e.resource_id, patient_id=e.patient_id,
+                        status=status, risk=risk, details=e.details)
+
     def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool:
         return any(e["action"] == AuditAction.TELEMEDICINE_START
                    and e["resource_id"] in (appointment_id, str(appointment_id))
@@ -164,6 +178,12 @@ class FakeUnitOfWork:
         self.trail = FakeTrail(self)
         self.records = FakeRecords(self)
         self.idempotency = FakeIdempotency(self)
+        self.no_show = FakeNoShow(self)
+        self.logins = FakeLogins(self)
+        self.patient_import = FakePatientLoader(self)
+        self.audit_reports = FakeAuditReports(self)
+        self.erasures = FakeErasures(self)
+        self.retention_policies = FakeRetentionPolicies(self)
 
     def __enter__(self) -> Self:
         self._snapshot = {k: dict(v) for k, v in self.store.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from neonpro.adapters.db.database import CommitWatchdog
+from neonpro.adapters.db.watchdog import CommitWatchdog
 
 
 class _Connection:

@@ -4,7 +4,7 @@ an ``if TYPE_CHECKING:`` block, counts.
 
 * the domain imports nothing from services, adapters, entry points or the composition root;
 * services import no entry point, adapter, driver, settings or composition root (they work
-  over the ports; :data:`SERVICES_PENDING` names the modules not moved yet);
+  over the ports);
 * adapters import no service and no entry point;
 * entry points import nothing from ``neonpro.adapters.db`` but what :data:`ENTRY_DB_ALLOWED`
   lists, each with its reason (they call services; the database is the services' business).
@@ -61,22 +61,6 @@ ENTRY_DB_ALLOWED: dict[tuple[str, str], str] = {
 }
 
 
-# service modules that still reach past the ports (issue 17 moves them; each leaves this
-# list when it works over ports only, and the check below fails while a name lingers)
-SERVICES_PENDING: frozenset[str] = frozenset({
-    "neonpro.services.audit", "neonpro.services.auth", "neonpro.services.backup",
-    "neonpro.services.backup.common", "neonpro.services.backup.create",
-    "neonpro.services.backup.drills", "neonpro.services.backup.erasures",
-    "neonpro.services.backup.pruning", "neonpro.services.backup.restore",
-    "neonpro.services.backup.verify", "neonpro.services.database", "neonpro.services.erasure",
-    "neonpro.services.keys.common", "neonpro.services.keys.reindex",
-    "neonpro.services.keys.rotation", "neonpro.services.keys.status", "neonpro.services.noshow",
-    "neonpro.services.patient_import", "neonpro.services.patient_import_check",
-    "neonpro.services.pitr", "neonpro.services.retention",
-})
-_SERVICES_ALWAYS = ("neonpro.entrypoints",)
-
-
 def _module_name(path: Path, root: Path = SRC) -> str:
     parts = path.relative_to(root.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -114,8 +98,6 @@ def violations(root: Path = SRC) -> list[str]:
         for layer, forbidden in RULES.items():
             if not _within(module, layer):
                 continue
-            if module in SERVICES_PENDING and layer == "neonpro.services":
-                forbidden = _SERVICES_ALWAYS  # noqa: PLW2901  (pending: the old rule)
             for name in sorted(imported):
                 if not any(_within(name, f) for f in forbidden):
                     continue
@@ -140,22 +122,6 @@ def test_every_allowance_is_still_needed() -> None:
         used.update((who, target) for who, target in ENTRY_DB_ALLOWED
                     if who == module and any(_within(n, target) for n in imported))
     assert set(ENTRY_DB_ALLOWED) - used == set()
-
-
-def test_every_pending_service_still_pending() -> None:
-    """A service module that works over ports only leaves :data:`SERVICES_PENDING`."""
-    strict = RULES["neonpro.services"]
-    done = []
-    for path in sorted((SRC / "services").rglob("*.py")):
-        module = _module_name(path)
-        if module not in SERVICES_PENDING:
-            continue
-        imported = _imports(ast.parse(path.read_text(encoding="utf-8")), module,
-                            package=path.name == "__init__.py")
-        if not any(_within(n, f) for n in imported for f in strict):
-            done.append(module)
-    known = {_module_name(p) for p in (SRC / "services").rglob("*.py")}
-    assert (done, sorted(SERVICES_PENDING - known)) == ([], [])
 
 
 @pytest.mark.parametrize(("where", "line", "broken"), [

@@ -18,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from neonpro.adapters.crypto import KeyRing
 from neonpro.config import Environment, Settings
 from neonpro.domain.errors import Unauthenticated
+from neonpro.domain.ports_auth import IssuedToken
 from neonpro.domain.vocabulary import ClinicRole
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,18 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return False
 
 
+class Argon2Passwords:
+    """The :class:`~neonpro.domain.ports_auth.Passwords` port: argon2 hashes."""
+
+    __slots__ = ()
+
+    def hash(self, password: str) -> str:
+        return hash_password(password)
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        return verify_password(stored_hash, password)
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who a valid token says the caller is."""
@@ -52,18 +65,6 @@ class Principal:
     clinic_id: uuid.UUID
     role: ClinicRole
     token_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    """A token as issued, with the claims its session row keeps."""
-
-    token: str
-    token_id: str
-    user_id: uuid.UUID
-    clinic_id: uuid.UUID
-    role: ClinicRole
-    expires_at: datetime
 
 
 class TokenCodec:

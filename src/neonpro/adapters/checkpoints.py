@@ -28,7 +28,6 @@ import secrets
 import tempfile
 import urllib.request
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,16 +47,11 @@ from neonpro.adapters.db.audit import (
 from neonpro.adapters.db.database import Database
 from neonpro.config import Settings
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.audit_reports import CheckpointResult
 
 log = structlog.get_logger(__name__)
 Head = tuple[str, uuid.UUID, int, bytes]
 _HTTP_TIMEOUT_S = 10
-
-
-@dataclass(frozen=True)
-class CheckpointResult:
-    path: Path | None
-    heads: int
 
 
 class CheckpointWriter:

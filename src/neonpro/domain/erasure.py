@@ -9,6 +9,7 @@ What no law requires keeping is deleted or anonymized (LGPD Art. 16, Art. 18 IV 
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -72,3 +73,13 @@ def decide(facts: PatientFacts) -> list[Decision]:
 
 def outcome(decisions: list[Decision]) -> str:
     return "blocked" if any(d.action is Action.BLOCK for d in decisions) else "anonymized"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerDecision:
+    """A patient's latest decision in the erasure ledger (``outcome``: blocked or
+    anonymized), for re-applying it after a restore."""
+
+    clinic_id: uuid.UUID
+    patient_id: uuid.UUID
+    outcome: str

@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from neonpro.domain import values
 from neonpro.domain.actors import Actor
+from neonpro.domain.audit_reports import AuditEntry
 from neonpro.domain.idempotency import Claim, KeyRow
 from neonpro.domain.paging import Page, PageRequest
+from neonpro.domain.ports_audit import AuditReports
+from neonpro.domain.ports_auth import StaffLoginRepository
+from neonpro.domain.ports_import import PatientLoader
+from neonpro.domain.ports_lgpd import ErasureRepository, RetentionPolicyRepository
+from neonpro.domain.ports_noshow import NoShowRepository
 from neonpro.domain.scheduling import Schedule, Slot
 from neonpro.domain.schemas.appointment import (
     AppointmentCreate,
@@ -240,6 +247,9 @@ class AuditRecorder(Protocol):
                risk: RiskLevel = RiskLevel.LOW,
                details: dict[str, Any] | None = None) -> None: ...
     def session_started(self, appointment_id: uuid.UUID, session_id: uuid.UUID) -> bool: ...
+    def record_many(self, events: Sequence[AuditEntry], resource_type: str | None = None, *,
+                    status: AuditStatus = AuditStatus.SUCCESS,
+                    risk: RiskLevel = RiskLevel.LOW) -> None: ...
 
 
 class IdempotencyStore(Protocol):
@@ -287,6 +297,18 @@ class UnitOfWork(Protocol):
     def trail(self) -> AuditTrail: ...
     @property
     def records(self) -> PatientRecords: ...
+    @property
+    def no_show(self) -> NoShowRepository: ...
+    @property
+    def logins(self) -> StaffLoginRepository: ...
+    @property
+    def patient_import(self) -> PatientLoader: ...
+    @property
+    def audit_reports(self) -> AuditReports: ...
+    @property
+    def erasures(self) -> ErasureRepository: ...
+    @property
+    def retention_policies(self) -> RetentionPolicyRepository: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from neonpro.adapters.db.models import Base
+from neonpro.domain.audit_reports import AuditFilters
 from neonpro.domain.paging import CursorSealer, Page, query_scope
 from neonpro.domain.schemas.audit import AuditEvent
 from neonpro.domain.schemas.incident import Investigation
@@ -45,19 +45,6 @@ def column_categories() -> dict[str, dict[str, str]]:
             if lgpd:
                 out.setdefault(table.name, {})[column.name] = str(lgpd["category"].value)
     return out
-
-
-@dataclass(frozen=True)
-class AuditFilters:
-    patient_id: uuid.UUID | None = None
-    actor_id: uuid.UUID | None = None
-    ip_address: str | None = None
-    action: str | None = None
-    resource_type: AuditResource | None = None
-    resource_id: str | None = None
-    risk_levels: tuple[str, ...] = ()
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 _SELECT = (

@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from neonpro.adapters.auth import IssuedToken, hash_password, verify_password
-from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import (
     Conflict,
     NotFound,
@@ -29,6 +27,8 @@ from neonpro.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from neonpro.domain.ports import UnitOfWork
+from neonpro.domain.ports_auth import IssuedToken, Mint, Passwords
 from neonpro.domain.schemas.clinic import MembershipRead
 from neonpro.domain.signin import ThrottleKeys, ThrottleLimits
 from neonpro.domain.vocabulary import (
@@ -39,8 +39,7 @@ from neonpro.domain.vocabulary import (
     RiskLevel,
 )
 
-Opener = Callable[[], SqlUnitOfWork]
-Mint = Callable[[uuid.UUID, uuid.UUID, ClinicRole], IssuedToken]
+Opener = Callable[[], UnitOfWork]
 MIN_PASSWORD = 12
 FAILED = "wrong e-mail, password or clinic"
 
@@ -88,13 +87,14 @@ def _refuse_throttled(wait_until: datetime, now: datetime) -> TooManyAttempts:
 
 
 def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | None,
-          address: str | None, *, limits: ThrottleLimits, mint: Mint) -> IssuedToken:
+          address: str | None, *, limits: ThrottleLimits, mint: Mint,
+          passwords: Passwords) -> IssuedToken:
     """Check the password and issue a token (with its session) for the membership."""
     now = datetime.now(UTC)
     claim = _claim(open_uow, address, email, limits, now, clinic_id)
     if claim.wait_until is not None:
         raise _refuse_throttled(claim.wait_until, now)
-    ok = verify_password(claim.password_hash, password)  # argon2 even without an account
+    ok = passwords.verify(claim.password_hash, password)  # argon2 even without an account
     clinic = _chain(claim.memberships, clinic_id)
     reason = ("bad_credentials" if claim.user_id is None or not ok
               else "inactive" if not claim.is_active
@@ -121,7 +121,7 @@ def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | No
     return issued
 
 
-def open_development_session(service_uow: SqlUnitOfWork, issued: IssuedToken) -> IssuedToken:
+def open_development_session(service_uow: UnitOfWork, issued: IssuedToken) -> IssuedToken:
     """Record the session of a development token (``neonpro token``, the demo's token):
     it names no account, so no membership is checked, and production refuses to issue one."""
     with service_uow as tx:
@@ -131,7 +131,7 @@ def open_development_session(service_uow: SqlUnitOfWork, issued: IssuedToken) ->
     return issued
 
 
-def logout(admin_uow: SqlUnitOfWork, token_id: str) -> None:
+def logout(admin_uow: UnitOfWork, token_id: str) -> None:
     """End the caller's session: the token is refused from the next request on."""
     with admin_uow as tx:
         tx.logins.revoke_sessions("logout", token_id=token_id, user_id=tx.actor.id)
@@ -140,8 +140,9 @@ def logout(admin_uow: SqlUnitOfWork, token_id: str) -> None:
         tx.commit()
 
 
-def change_password(open_uow: Opener, admin_uow: SqlUnitOfWork, current: str, new: str,
-                    address: str | None, *, limits: ThrottleLimits, mint: Mint) -> IssuedToken:
+def change_password(open_uow: Opener, admin_uow: UnitOfWork, current: str, new: str,
+                    address: str | None, *, limits: ThrottleLimits, mint: Mint,
+                    passwords: Passwords) -> IssuedToken:
     """Change the caller's password (the current one required, throttled like a sign-in);
     every session of the account ends, and a new token for this one is returned."""
     actor, clinic = admin_uow.actor, admin_uow.clinic_id
@@ -158,7 +159,7 @@ def change_password(open_uow: Opener, admin_uow: SqlUnitOfWork, current: str, ne
     claim = _claim(open_uow, address, email, limits, now, clinic)
     if claim.wait_until is not None:
         raise _refuse_throttled(claim.wait_until, now)
-    if not verify_password(claim.password_hash, current):
+    if not passwords.verify(claim.password_hash, current):
         with admin_uow as tx:
             tx.audit.record(AuditAction.LOGIN_FAILED, AuditResource.STAFF_USER, actor.id,
                             status=AuditStatus.FAILURE, risk=RiskLevel.MEDIUM,
@@ -167,7 +168,7 @@ def change_password(open_uow: Opener, admin_uow: SqlUnitOfWork, current: str, ne
         raise ValidationFailed("current_password", "is not the account's password")
     with admin_uow as tx:
         tx.logins.attempt_succeeded(claim.keys, now)
-        tx.logins.set_password(actor.id, hash_password(new))
+        tx.logins.set_password(actor.id, passwords.hash(new))
         ended = tx.logins.revoke_sessions("password_changed", user_id=actor.id)
         issued = mint(actor.id, clinic, claim.memberships[clinic])
         tx.logins.open_session(issued.token_id, actor.id, clinic, issued.role, "login",
@@ -178,14 +179,14 @@ def change_password(open_uow: Opener, admin_uow: SqlUnitOfWork, current: str, ne
     return issued
 
 
-def members(admin_uow: SqlUnitOfWork) -> list[MembershipRead]:
+def members(admin_uow: UnitOfWork) -> list[MembershipRead]:
     with admin_uow as tx:
         found = tx.clinics.members()
         tx.commit()
     return found
 
 
-def remove_member(admin_uow: SqlUnitOfWork, user_id: uuid.UUID) -> None:
+def remove_member(admin_uow: UnitOfWork, user_id: uuid.UUID) -> None:
     """Remove ``user_id`` from the clinic: the membership is deactivated (kept, for the
     audit trail's sake) and the user's sessions in this clinic end at once. The last
     active admin cannot be removed (409)."""
@@ -196,7 +197,7 @@ def remove_member(admin_uow: SqlUnitOfWork, user_id: uuid.UUID) -> None:
         admins = [u for u, m in current.items() if ClinicRole(m.role) is ClinicRole.ADMIN]
         if admins == [user_id]:
             raise Conflict("the clinic's last active admin cannot be removed")
-        tx.clinics.deactivate_membership(user_id)
+        tx.logins.deactivate_membership(user_id)
         ended = tx.logins.revoke_sessions("membership_removed", user_id=user_id,
                                           clinic_id=tx.clinic_id)
         tx.audit.record(AuditAction.UPDATE, AuditResource.CLINIC_MEMBERSHIP, user_id,

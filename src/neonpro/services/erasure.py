@@ -15,16 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import text
-
-from neonpro.adapters.crypto import FieldCipher
-from neonpro.adapters.db.repositories.audit import Event
-from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
-from neonpro.adapters.db.uow import SqlUnitOfWork
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
+from neonpro.domain.audit_reports import AuditEntry
 from neonpro.domain.erasure import Action, Decision, PatientFacts, decide, outcome
 from neonpro.domain.errors import Forbidden, NotBlocked, NotFound, ValidationFailed
+from neonpro.domain.ports import UnitOfWork, UnitsOfWork
+from neonpro.domain.ports_lgpd import Sealer
 from neonpro.domain.schemas.appointment import AppointmentRead
 from neonpro.domain.schemas.patient import PatientRead
 from neonpro.domain.vocabulary import AuditAction, AuditResource, ClinicRole, RiskLevel
@@ -41,14 +37,14 @@ class ErasureResult:
     ledger_id: uuid.UUID
 
 
-def plan_erasure(uow: SqlUnitOfWork, patient_id: uuid.UUID) -> list[Decision]:
+def plan_erasure(uow: UnitOfWork, patient_id: uuid.UUID) -> list[Decision]:
     with uow:
-        facts = SqlErasureRepository(uow).facts(patient_id)
+        facts = uow.erasures.facts(patient_id)
         uow.commit()
     return decide(facts)
 
 
-def erase_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
+def erase_patient(uow: UnitOfWork, patient_id: uuid.UUID,
                   request_id: uuid.UUID | None = None) -> ErasureResult:
     """Erase one patient as the law allows; every decision audited with its reference.
 
@@ -56,9 +52,7 @@ def erase_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
     application role, so the change runs with the service role, scoped to the clinic.
     """
     with uow:
-        if request_id is not None and uow.connection.execute(_REQUEST_OF_PATIENT, {
-                "clinic": uow.clinic_id, "request": request_id,
-                "patient": patient_id}).first() is None:
+        if request_id is not None and not uow.erasures.is_request_of(request_id, patient_id):
             # the ledger names the request as the erasure's grounds: another clinic's, or
             # another patient's, is no grounds (and the ledger row is forever)
             raise ValidationFailed("request_id",
@@ -68,11 +62,7 @@ def erase_patient(uow: SqlUnitOfWork, patient_id: uuid.UUID,
     return result
 
 
-_REQUEST_OF_PATIENT = text("SELECT 1 FROM data_subject_requests WHERE clinic_id = :clinic "
-                           "AND id = :request AND patient_id = :patient")
-
-
-def erase_in(uow: SqlUnitOfWork, patient_id: uuid.UUID, request_id: uuid.UUID | None = None,
+def erase_in(uow: UnitOfWork, patient_id: uuid.UUID, request_id: uuid.UUID | None = None,
              *, hold_expired: bool = False) -> ErasureResult:
     """Inside an open (admin) unit of work: decide, audit, apply, record in the ledger.
 
@@ -89,7 +79,7 @@ def _details(d: Decision) -> dict[str, str]:
             "legal_reference": d.legal_reference}
 
 
-def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
+def erase_many_in(uow: UnitOfWork, patient_ids: Sequence[uuid.UUID],
                   request_id: uuid.UUID | None = None, *,
                   hold_expired: bool = False) -> list[ErasureResult]:
     """:func:`erase_in` for a batch of patients, set-based: each patient gets its own
@@ -99,11 +89,11 @@ def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
     ids = list(dict.fromkeys(patient_ids))
     if not ids:
         return []
-    repo = SqlErasureRepository(uow)
+    repo = uow.erasures
     facts = repo.facts_many(ids)
     decided: dict[uuid.UUID, list[Decision]] = {}
     groups: dict[PatientFacts, list[uuid.UUID]] = {}
-    events: list[Event] = []
+    events: list[AuditEntry] = []
     for patient_id in ids:
         fact = facts[patient_id]
         if hold_expired:
@@ -112,7 +102,7 @@ def erase_many_in(uow: SqlUnitOfWork, patient_ids: Sequence[uuid.UUID],
         decisions = decide(fact)
         decided[patient_id] = decisions
         groups.setdefault(fact, []).append(patient_id)
-        events.extend(Event(action, patient_id, patient_id, _details(d))
+        events.extend(AuditEntry(action, patient_id, patient_id, _details(d))
                       for d in decisions if (action := AUDIT_ACTION.get(d.action)) is not None)
     uow.audit.record_many(events, AuditResource.PATIENT, risk=RiskLevel.MEDIUM)
     for members in groups.values():
@@ -140,8 +130,6 @@ JUSTIFICATION_MAX = 1000
 # audit trail keeps it encrypted like clinical text, bound to this context and to a random
 # reference stored beside it, never in clear
 JUSTIFICATION_TABLE, JUSTIFICATION_COLUMN = "audit_events", "details.justification"
-_IS_BLOCKED = text("SELECT blocked_at IS NOT NULL FROM patients "
-                   "WHERE clinic_id = :clinic AND id = :patient")
 
 
 def check_justification(justification: str | None) -> str:
@@ -158,7 +146,7 @@ def check_justification(justification: str | None) -> str:
     return reason
 
 
-def sealed_justification(cipher: FieldCipher, reason: str) -> dict[str, str]:
+def sealed_justification(cipher: Sealer, reason: str) -> dict[str, str]:
     """The audit details that hold a justification: its ciphertext and the reference the
     ciphertext is bound to."""
     ref = uuid.uuid4()
@@ -168,7 +156,7 @@ def sealed_justification(cipher: FieldCipher, reason: str) -> dict[str, str]:
             "justification_encrypted": base64.b64encode(blob).decode("ascii")}
 
 
-def reveal_justification(cipher: FieldCipher, details: dict[str, str]) -> str:
+def reveal_justification(cipher: Sealer, details: dict[str, str]) -> str:
     """The justification recorded in a ``LEGAL_HOLD_READ`` event's details (for the DPO
     reviewing the trail; needs the key ring)."""
     return cipher.decrypt(base64.b64decode(details["justification_encrypted"]),
@@ -176,8 +164,9 @@ def reveal_justification(cipher: FieldCipher, details: dict[str, str]) -> str:
                           row_id=uuid.UUID(details["justification_ref"]))
 
 
-def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid.UUID,
-                    actor: Actor, justification: str | None) -> HeldRecord:
+def legal_hold_read(units: UnitsOfWork, sealer: Sealer, clinic_id: uuid.UUID,
+                    patient_id: uuid.UUID, actor: Actor,
+                    justification: str | None) -> HeldRecord:
     """Read a blocked record through the legal-hold role, for a DPO or an admin with a
     stated justification.
 
@@ -185,29 +174,29 @@ def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid
     system actors included: the law lets an authorized person read a held record, and the
     trail must name who. ``NotFound`` when the clinic has no such patient, ``NotBlocked``
     (409) when the patient is not blocked (it is read the ordinary way). The read is audited
-    first (high risk, the justification encrypted), in its own committed transaction."""
-    audit = container.uow(clinic_id, actor)
+    first (high risk, the justification encrypted with ``sealer``), in its own committed
+    transaction."""
+    audit = units.uow(clinic_id, actor)
     with audit:
         if actor.role not in LEGAL_HOLD_ROLES:
             raise Forbidden(f"the {actor.role} role may not read records under a legal hold")
         reason = check_justification(justification)
         audit.rollback()
-    held = container.legal_hold_uow(clinic_id, actor)
+    held = units.legal_hold_uow(clinic_id, actor)
     with held:
-        blocked = held.connection.execute(
-            _IS_BLOCKED, {"clinic": clinic_id, "patient": patient_id}).scalar_one_or_none()
+        blocked = held.erasures.is_blocked(patient_id)
         held.rollback()
     if blocked is None:
         raise NotFound("patient", patient_id)
     if not blocked:
         raise NotBlocked("patient", patient_id)
-    audit = container.uow(clinic_id, actor)
+    audit = units.uow(clinic_id, actor)
     with audit:
         audit.audit.record(AuditAction.LEGAL_HOLD_READ, AuditResource.PATIENT, patient_id,
                            patient_id=patient_id, risk=RiskLevel.HIGH,
-                           details=sealed_justification(container.cipher, reason))
+                           details=sealed_justification(sealer, reason))
         audit.commit()
-    held = container.legal_hold_uow(clinic_id, actor)
+    held = units.legal_hold_uow(clinic_id, actor)
     with held:
         patient = held.patients.find(patient_id)
         if patient is None:  # gone between the check and the read
@@ -217,34 +206,20 @@ def legal_hold_read(container: Container, clinic_id: uuid.UUID, patient_id: uuid
     return HeldRecord(patient, page.items)
 
 
-# each patient's latest decision only (a record blocked, then anonymized when its hold ran
-# out, must come back anonymized)
-_LEDGER = text(
-    "SELECT l.clinic_id, l.patient_id, l.outcome FROM ("
-    "  SELECT DISTINCT ON (clinic_id, patient_id) clinic_id, patient_id, outcome, decided_at "
-    "  FROM erasure_ledger "
-    "  WHERE (CAST(:since AS timestamptz) IS NULL OR decided_at >= :since) "
-    "  AND (CAST(:clinic AS uuid) IS NULL OR clinic_id = :clinic) "
-    "  ORDER BY clinic_id, patient_id, decided_at DESC, id DESC) l "
-    "WHERE EXISTS (SELECT 1 FROM patients p WHERE p.clinic_id = l.clinic_id "
-    "            AND p.id = l.patient_id AND CASE l.outcome "
-    "              WHEN 'blocked' THEN p.blocked_at IS NULL AND p.anonymized_at IS NULL "
-    "              ELSE p.anonymized_at IS NULL END) "
-    "ORDER BY l.decided_at")
-
-
-def reapply_erasures(container: Container, actor: Actor, since: datetime | None = None,
+def reapply_erasures(units: UnitsOfWork, actor: Actor, since: datetime | None = None,
                      clinic_id: uuid.UUID | None = None) -> int:
     """After a restore: erase again every patient the ledger says was erased (at or after
     ``since``) whose restored row came back unerased. Returns how many were re-erased."""
-    with container.database.service_session(actor.id, actor.role) as session:
-        due = session.execute(_LEDGER, {"since": since, "clinic": clinic_id}).all()
-    for clinic, patient_id, decided in due:
-        uow = container.admin_uow(clinic, actor)
+    with units.service_uow(actor) as ledger:
+        due = ledger.erasures.to_reapply(since, clinic_id)
+        ledger.rollback()  # a read
+    for entry in due:
+        patient_id = entry.patient_id
+        uow = units.admin_uow(entry.clinic_id, actor)
         with uow:
             # the ledger's outcome, not a new decision on the restored row: an anonymization
             # made when the medical-record hold had run out is an anonymization again
-            erase_in(uow, patient_id, hold_expired=decided != "blocked")
+            erase_in(uow, patient_id, hold_expired=entry.outcome != "blocked")
             uow.audit.record(AuditAction.RESTORE, AuditResource.ERASURE_LEDGER, patient_id,
                              patient_id=patient_id, details={"reapplied": True})
             uow.commit()

@@ -18,8 +18,6 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
-from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
-from neonpro.adapters.db.uow import SqlUnitOfWork
 from neonpro.domain.errors import Conflict, ValidationFailed
 from neonpro.domain.noshow import (
     FEATURE_NAMES,
@@ -33,6 +31,8 @@ from neonpro.domain.noshow import (
     linear_prediction,
     prior_probability,
 )
+from neonpro.domain.ports import UnitOfWork
+from neonpro.domain.ports_noshow import NoShowRepository
 from neonpro.domain.vocabulary import AuditAction, AuditResource, NoShowModelKind
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def evaluate_rows(rows: Sequence[Features],
     )
 
 
-def _fit_and_store(repo: SqlNoShowRepository, rows: list[Features],
+def _fit_and_store(repo: NoShowRepository, rows: list[Features],
                    holdout_months: int) -> TrainResult:
     no_shows = sum(_labels(rows))
     base_rate = clinic_rate(no_shows, len(rows))
@@ -199,12 +199,12 @@ def _fit_and_store(repo: SqlNoShowRepository, rows: list[Features],
     return TrainResult(model, len(rows), no_shows, evaluation)
 
 
-def train_model(uow: SqlUnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MONTHS,
+def train_model(uow: UnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MONTHS,
                 now: datetime | None = None) -> TrainResult:
     """Fit the clinic's model on its whole history (metrics from a time-based hold-out) and
     store it as the next version; the prior fallback when the history is too small."""
     with uow:
-        repo = SqlNoShowRepository(uow)
+        repo = uow.no_show
         result = _fit_and_store(repo, repo.labelled(now or datetime.now(UTC)), holdout_months)
         uow.audit.record(AuditAction.CREATE, AuditResource.NO_SHOW_MODEL, result.model.id, details={
             "version": result.model.version, "kind": result.model.kind.value,
@@ -213,29 +213,29 @@ def train_model(uow: SqlUnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MON
     return result
 
 
-def evaluate_model(uow: SqlUnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MONTHS,
+def evaluate_model(uow: UnitOfWork, *, holdout_months: int = DEFAULT_HOLDOUT_MONTHS,
                    now: datetime | None = None) -> Evaluation:
     """A time-based hold-out evaluation of the clinic's history (nothing is stored)."""
     with uow:
-        rows = SqlNoShowRepository(uow).labelled(now or datetime.now(UTC))
+        rows = uow.no_show.labelled(now or datetime.now(UTC))
         uow.audit.record(AuditAction.VIEW, AuditResource.APPOINTMENT, details={
             "purpose": "no_show_evaluation", "returned": len(rows)})
         uow.commit()
     return evaluate_rows(rows, holdout_months)
 
 
-def current_model(uow: SqlUnitOfWork) -> StoredModel | None:
+def current_model(uow: UnitOfWork) -> StoredModel | None:
     """The clinic's model in use (its highest version), or None before any training."""
     with uow:
-        model = SqlNoShowRepository(uow).latest_model()
+        model = uow.no_show.latest_model()
         uow.commit()
     return model
 
 
-def recorded_performance(uow: SqlUnitOfWork) -> dict[str, Any]:
+def recorded_performance(uow: UnitOfWork) -> dict[str, Any]:
     """How recorded scores fared against the outcomes filled in since (live performance)."""
     with uow:
-        pairs = SqlNoShowRepository(uow).recorded_outcomes()
+        pairs = uow.no_show.recorded_outcomes()
         uow.commit()
     y = [int(outcome == "no_show") for _, outcome in pairs]
     p = [score / 100 for score, _ in pairs]
@@ -248,14 +248,14 @@ def recorded_performance(uow: SqlUnitOfWork) -> dict[str, Any]:
     return out
 
 
-def score_upcoming(uow: SqlUnitOfWork, *, days: int = DEFAULT_HORIZON_DAYS,
+def score_upcoming(uow: UnitOfWork, *, days: int = DEFAULT_HORIZON_DAYS,
                    now: datetime | None = None) -> ScoreResult:
     """Score every scheduled or confirmed appointment of the next ``days`` days with the
     clinic's latest model (trained first if it has none), and update the patients'
     aggregate scores. Appointment rows are not touched: their versions stay."""
     now = now or datetime.now(UTC)
     with uow:
-        repo = SqlNoShowRepository(uow)
+        repo = uow.no_show
         model = repo.latest_model()
         if model is None:
             model = _fit_and_store(repo, repo.labelled(now), DEFAULT_HOLDOUT_MONTHS).model
@@ -288,7 +288,7 @@ class HighRisk:
     predicted_at: datetime
 
 
-def high_risk_on(uow: SqlUnitOfWork, day: date | None = None, *,
+def high_risk_on(uow: UnitOfWork, day: date | None = None, *,
                  min_score: int = HIGH_RISK_SCORE, limit: int = 200) -> list[HighRisk]:
     """A day's (default: tomorrow's, in the clinic's time zone) scored appointments at or
     above ``min_score``, riskiest first: the front desk's call list. Audited as a read."""
@@ -298,7 +298,7 @@ def high_risk_on(uow: SqlUnitOfWork, day: date | None = None, *,
         zone = ZoneInfo(uow.appointments.clinic_time_zone())
         day = day or (datetime.now(zone).date() + timedelta(days=1))
         start = datetime.combine(day, time.min, tzinfo=zone)
-        rows = SqlNoShowRepository(uow).high_risk(start, start + timedelta(days=1), min_score,
+        rows = uow.no_show.high_risk(start, start + timedelta(days=1), min_score,
                                                   limit)
         uow.audit.record(AuditAction.VIEW, AuditResource.APPOINTMENT, details={
             "purpose": "no_show_high_risk", "returned": len(rows)})

@@ -10,8 +10,7 @@ import json
 import os
 import re
 import tempfile
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,16 +19,15 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from sqlalchemy import select
 
-from neonpro.adapters.db.models import Professional
-from neonpro.adapters.db.repositories import patient as patient_repo
-from neonpro.adapters.db.uow import SqlUnitOfWork
-from neonpro.domain.errors import DomainError, ValidationFailed
+from neonpro.domain.errors import ValidationFailed
+from neonpro.domain.ports import UnitOfWork
+from neonpro.domain.ports_import import (
+    ExistingKeys,
+    ImportRefused,
+    ProgressFn,
+)
 from neonpro.domain.schemas.patient import PatientCreate, PatientRead
-
-ProgressFn = Callable[[str, int, int], None]
-"""``progress(phase, done, total)``: phases ``validate``, ``load`` and ``insert``."""
 
 FIELDS: tuple[str, ...] = tuple(PatientCreate.model_fields)
 _READ = PatientRead.model_fields
@@ -61,18 +59,6 @@ _FIXED_REASONS = {
     "bool_type": "is not a yes/no value (true/false, sim/não, 1/0)",
 }
 
-
-
-class ImportRefused(DomainError):
-    """The file as a whole cannot be imported (missing, not UTF-8 CSV, unknown columns)."""
-
-    code = "import_refused"
-
-
-class ImportFailed(DomainError):
-    """The load failed; the transaction rolled back and nothing was imported."""
-
-    code = "import_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,40 +297,10 @@ def _validate(
     progress("validate", result.read, total)
 
 
-@dataclass(frozen=True, slots=True)
-class _Existing:
-    """What the clinic already holds of the unique keys (blind indexes, record numbers)."""
-
-    cpf: frozenset[bytes] = frozenset()
-    cns: frozenset[bytes] = frozenset()
-    medical_record_number: frozenset[str] = frozenset()
-    professionals: frozenset[uuid.UUID] | None = None  # None: no such column in the file
-
-
-def existing_keys(uow: SqlUnitOfWork, columns: list[str]) -> _Existing:
-    """One query for the clinic's CPF/CNS blind indexes and record numbers (deleted rows
-    too: the unique constraints cover them), one for its professionals if needed."""
-    t = patient_repo.T
-    wanted = {"cpf": t.cpf_blind_index, "cns": t.cns_blind_index,
-              "medical_record_number": t.medical_record_number}
-    selected = [name for name in wanted if name in columns]
-    sets: dict[str, set[Any]] = {name: set() for name in selected}
-    if selected:
-        query = select(*(wanted[n] for n in selected)).where(t.clinic_id == uow.clinic_id)
-        for row in uow.connection.execute(query):
-            for name, value in zip(selected, row, strict=True):
-                if value is not None:
-                    sets[name].add(bytes(value) if isinstance(value, memoryview) else value)
-    professionals = None
-    if "primary_professional_id" in columns:
-        p = Professional.__table__.c
-        professionals = frozenset[uuid.UUID](uow.connection.execute(
-            select(p.id).where(p.clinic_id == uow.clinic_id)).scalars())
-    return _Existing(
-        cpf=frozenset(sets.get("cpf", ())), cns=frozenset(sets.get("cns", ())),
-        medical_record_number=frozenset(sets.get("medical_record_number", ())),
-        professionals=professionals,
-    )
+def existing_keys(uow: UnitOfWork, columns: list[str]) -> ExistingKeys:
+    """What the clinic already holds of the unique keys the file's columns name (one query,
+    one more for its professionals if needed)."""
+    return uow.patient_import.existing_keys(columns)
 
 
 def _check_duplicates(result: _Pass1) -> None:
@@ -363,14 +319,14 @@ def _check_duplicates(result: _Pass1) -> None:
                 result.reject(line, name, f"the same {name} is on line(s) {others}")
 
 
-def _check_existing(uow: SqlUnitOfWork, result: _Pass1, existing: _Existing) -> None:
+def _check_existing(uow: UnitOfWork, result: _Pass1, existing: ExistingKeys) -> None:
     """Reject keys the clinic already holds (compared by blind index), unknown professionals."""
-    blind = uow.blind
+    loader = uow.patient_import
     held = {"cpf": existing.cpf, "cns": existing.cns}
     for line, fields in result.rows:
         for name, indexes in held.items():
             value = fields.get(name)
-            if value is not None and blind.index(name, value) in indexes:
+            if value is not None and loader.blind_index(name, value) in indexes:
                 result.reject(line, name, f"a patient of this clinic already has this {name}")
         mrn = fields.get("medical_record_number")
         if mrn is not None and mrn in existing.medical_record_number:
@@ -382,7 +338,7 @@ def _check_existing(uow: SqlUnitOfWork, result: _Pass1, existing: _Existing) -> 
             result.reject(line, "primary_professional_id", "no such professional in this clinic")
 
 
-def _check_uniqueness(uow: SqlUnitOfWork, result: _Pass1, existing: _Existing) -> None:
+def _check_uniqueness(uow: UnitOfWork, result: _Pass1, existing: ExistingKeys) -> None:
     _check_duplicates(result)
     _check_existing(uow, result, existing)
     result.rows = [(n, f) for n, f in result.rows if n not in result.rejected_lines]

@@ -1,7 +1,7 @@
 """pg_dump and pg_restore as subprocesses: run one, stream a dump to disk, restore a backup.
 
-Every child gets its connection through libpq's environment (:meth:`Target.env`), reads
-nothing on stdin, and has its stderr drained on a thread, so a chatty tool never blocks; a
+Every child gets its connection through libpq's environment (:func:`.pgtools.libpq_env`),
+reads nothing on stdin, and has its stderr drained on a thread, so a chatty tool never blocks; a
 failure raises :class:`BackupError` with the tool's first error line, redacted.
 """
 
@@ -10,23 +10,35 @@ from __future__ import annotations
 import subprocess
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from neonpro.adapters.backup.pgtools import BackupError, Target, last_line, tool
-from neonpro.adapters.backup.stream import HashingWriter, sha256_file
+from neonpro.adapters.backup import server
+from neonpro.adapters.backup.pgtools import _major, last_line, libpq_env, tool, version
+from neonpro.adapters.backup.stream import HashingWriter, parse_key, sha256_file
 from neonpro.adapters.db.security import Roles
+from neonpro.domain.backup import (
+    COMPRESSION,
+    DATA,
+    DUMPS,
+    OWNER_DATA,
+    SCHEMA,
+    BackupError,
+    Dumped,
+    Target,
+    Timings,
+)
 
-SCHEMA, DATA, OWNER_DATA = "schema.dump", "data.dump", "owner-data.dump"
-DUMPS: Final = (SCHEMA, DATA, OWNER_DATA)
-COMPRESSION: Final = "1"  # gzip level 1 (every pg_dump since 15 has gzip; level 1 is ~4x level 6)
+__all__ = ["COMPRESSION", "DATA", "DUMPS", "OWNER_DATA", "SCHEMA", "PgDumpTool", "dump",
+           "dump_commands", "restore", "run"]
 
 
 def run(args: list[str], target: Target, what: str, *,
         stdout: Callable[[bytes], None] | None = None) -> None:
     """Run a PostgreSQL tool; stream its stdout to ``stdout`` if given."""
     proc = subprocess.Popen(  # noqa: S603  (fixed binaries, no shell)
-        args, env=target.env(), stdin=subprocess.DEVNULL,
+        args, env=libpq_env(target), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE if stdout else subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = proc.stderr
     assert stderr is not None  # noqa: S101
@@ -99,3 +111,48 @@ def dump_commands(pg_dump: Path, snapshot_id: str, roles: Roles,
                       "--enable-row-security",
                       *(f"--table=public.{t}" for t in owner_only)]),
     ]
+
+
+class PgDumpTool:
+    """The :class:`~neonpro.domain.ports_backup.DumpTool` of the live database ``source``:
+    dumps as its owner and service roles, encrypted with ``secret`` (the backup key, base64)
+    when one is set."""
+
+    def __init__(self, source: Target, roles: Roles, secret: str | None) -> None:
+        self._source = source
+        self._roles = roles
+        self._secret = secret
+
+    def _key(self) -> bytes | None:
+        return None if self._secret is None else parse_key(self._secret)
+
+    @property
+    def encrypted(self) -> bool:
+        return self._key() is not None
+
+    def dump(self, work: Path, timings: Timings) -> Dumped:
+        """The three dumps side by side, while the snapshot's transaction reads the manifest."""
+        key, source = self._key(), self._source
+        with server.exported_snapshot(source, self._roles) as snapshot:
+            pg_dump = tool("pg_dump", snapshot.facts.major)
+            dumps = dump_commands(pg_dump, snapshot.id, self._roles,
+                                  snapshot.owner_only_tables())
+            with ThreadPoolExecutor(max_workers=len(dumps)) as pool:
+                futures = {name.removesuffix(".dump"): pool.submit(
+                    _timed_dump, timings, args, source, work / name, key)
+                    for name, args in dumps}
+                with timings.step("manifest_stats"):
+                    reads = snapshot.manifest_reads()
+                files: dict[str, Any] = {k: f.result() for k, f in futures.items()}
+        tools = {"pg_dump": version(pg_dump), "pg_dump_major": _major(pg_dump)}
+        return Dumped(reads, snapshot.facts, tools, files)
+
+    def restore(self, target: Target, files: dict[str, Path], jobs: int,
+                manifest: dict[str, Any]) -> None:
+        restore(target, files, jobs, manifest, server.server_major(target))
+
+
+def _timed_dump(timings: Timings, args: list[str], source: Target, path: Path,
+                key: bytes | None) -> dict[str, Any]:
+    with timings.step(f"pg_dump {path.name}"):
+        return dump(args, source, path, key, f"pg_dump ({path.name})")

@@ -13,71 +13,41 @@ import re
 import shutil
 import subprocess
 from contextlib import suppress
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
 from neonpro.adapters.db.embedded import EmbeddedError, _bin_dir
-from neonpro.domain.errors import OperationFailed
+from neonpro.domain.backup import BackupError, Target, ToolError
 from neonpro.redaction import redact_text
 
-
-# Adapter-level, not a DomainError: an external program (pg_dump, pg_restore...) failed or
-# is missing; `neonpro backup` and `neonpro pitr` answer it in one line.
-class ToolError(RuntimeError):
-    """A PostgreSQL tool failed or is missing; the message is safe to show."""
+__all__ = ["BackupError", "Target", "ToolError", "last_line", "libpq_env", "target_from_url",
+           "tool", "version"]
 
 
-class BackupError(OperationFailed):
-    """A backup step failed; the message is safe to show (no personal data)."""
+def target_from_url(url: str) -> Target:
+    """The :class:`Target` a database URL names (``postgresql://`` or SQLAlchemy's
+    ``postgresql+psycopg://``)."""
+    parsed = make_url(url)
+    return Target(
+        host=parsed.host or "127.0.0.1",
+        port=int(parsed.port or 5432),
+        user=parsed.username or "postgres",
+        password=parsed.password if isinstance(parsed.password, str) else None,
+        database=parsed.database or "postgres",
+    )
 
 
-@dataclass(frozen=True)
-class Target:
-    """One database, as libpq environment variables (no password in argv)."""
-
-    host: str
-    port: int
-    user: str
-    password: str | None
-    database: str
-
-    @classmethod
-    def from_url(cls, url: str) -> Target:
-        parsed = make_url(url)
-        return cls(
-            host=parsed.host or "127.0.0.1",
-            port=int(parsed.port or 5432),
-            user=parsed.username or "postgres",
-            password=parsed.password if isinstance(parsed.password, str) else None,
-            database=parsed.database or "postgres",
-        )
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(PGHOST=self.host, PGPORT=str(self.port), PGUSER=self.user,
-                   PGDATABASE=self.database, PGCONNECT_TIMEOUT="10",
-                   PGAPPNAME="neonpro-backup")
-        if self.password:
-            env["PGPASSWORD"] = self.password
-        return env
-
-    def with_database(self, database: str) -> Target:
-        return Target(self.host, self.port, self.user, self.password, database)
-
-    def url(self) -> str:
-        """A psycopg URL (with the password: never log it)."""
-        cred = quote(self.user, safe="")
-        if self.password:
-            cred += ":" + quote(self.password, safe="")
-        return f"postgresql://{cred}@{self.host}:{self.port}/{quote(self.database, safe='')}"
-
-    def describe(self) -> str:
-        """Host, port and database name: safe for logs and messages."""
-        return f"{self.host}:{self.port}/{self.database}"
+def libpq_env(target: Target) -> dict[str, str]:
+    """The environment of a child tool connecting to ``target`` (no password in argv)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(PGHOST=target.host, PGPORT=str(target.port), PGUSER=target.user,
+               PGDATABASE=target.database, PGCONNECT_TIMEOUT="10",
+               PGAPPNAME="neonpro-backup")
+    if target.password:
+        env["PGPASSWORD"] = target.password
+    return env
 
 
 def _candidates(name: str) -> list[Path]:

@@ -15,16 +15,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from neonpro.adapters.backup import snapshot as snap
-from neonpro.adapters.backup.pgtools import Target
 from neonpro.adapters.db import restore_hold
 from neonpro.adapters.db.security import Roles, bootstrap_roles_sql
+from neonpro.domain.backup import ManifestReads, ServerFacts, Target
 
 
 def _admin(target: Target) -> psycopg.Connection[Any]:
@@ -123,25 +122,6 @@ def insert_ledger(target: Target, roles: Roles, entries: list[dict[str, Any]]) -
     with snap.connect(target) as conn:
         snap.insert_ledger(conn, roles, entries)
         conn.commit()
-
-
-@dataclass(frozen=True)
-class ServerFacts:
-    """What a snapshot's own transaction says about its server."""
-
-    now: datetime
-    version: str
-    major: int
-
-
-@dataclass(frozen=True)
-class ManifestReads:
-    """What a manifest records of the database, read in the dump's snapshot."""
-
-    tables: dict[str, dict[str, Any]]
-    audit: dict[str, Any]
-    migration_head: str | None
-    ledger: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from neonpro.adapters.backup.pgtools import Target
 from neonpro.adapters.db.security import Roles
+from neonpro.domain.backup import Target
 
 _PINNED = (
     "SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true), "

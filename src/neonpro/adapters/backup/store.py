@@ -9,70 +9,50 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from neonpro.adapters.backup.pgdump import DUMPS
-from neonpro.adapters.backup.pgtools import BackupError
 from neonpro.adapters.backup.stream import (
-    CorruptBackup,
     check_file,
     decrypt_file,
+    parse_key,
     sha256_file,
     write_atomically,
+)
+from neonpro.domain.backup import (
+    DUMPS,
+    FORMAT,
+    LEDGER,
+    MANIFEST,
+    VERIFIED,
+    Backup,
+    BackupError,
+    CorruptBackup,
 )
 
 log = structlog.get_logger(__name__)
 
-FORMAT = 1
-LEDGER, MANIFEST, VERIFIED = "erasure-ledger.json", "manifest.json", "verify.json"
-
 # what new_id makes: a message may repeat one, never what someone typed instead
 _BACKUP_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
 
+__all__ = ["FORMAT", "LEDGER", "MANIFEST", "VERIFIED", "Backup", "BackupDirectory", "catalog",
+           "find"]
 
-@dataclass(frozen=True)
-class Backup:
-    id: str
-    path: Path
-    manifest: dict[str, Any]
 
-    @property
-    def finished_at(self) -> datetime:
-        return datetime.fromisoformat(self.manifest["finished_at"])
-
-    @property
-    def snapshot_at(self) -> datetime:
-        return datetime.fromisoformat(self.manifest["snapshot_at"])
-
-    @property
-    def verification(self) -> dict[str, Any] | None:
-        file = self.path / VERIFIED
-        if not file.is_file():
-            return None
-        data: dict[str, Any] = json.loads(file.read_text())
-        return data
-
-    @property
-    def verified(self) -> bool:
-        v = self.verification
-        return bool(v and v.get("ok"))
-
-    def summary(self) -> dict[str, Any]:
-        m = self.manifest
-        return {"id": self.id, "finished_at": m["finished_at"], "encrypted": m["encrypted"],
-                "bytes": sum(f["bytes"] for f in m["files"].values()),
-                "migration_head": m["migration_head"],
-                "rows": sum(t["rows"] for t in m["tables"].values()),
-                "verified": self.verified}
+def _verification(path: Path) -> dict[str, Any] | None:
+    file = path / VERIFIED
+    if not file.is_file():
+        return None
+    data: dict[str, Any] = json.loads(file.read_text())
+    return data
 
 
 def catalog(directory: Path) -> list[Backup]:
@@ -88,7 +68,7 @@ def catalog(directory: Path) -> list[Backup]:
             except (OSError, ValueError):
                 log.warning("backup_manifest_unreadable", backup=child.name)
                 continue
-            out.append(Backup(child.name, child, data))
+            out.append(Backup(child.name, child, data, _verification(child)))
     out.sort(key=lambda b: b.finished_at)
     return out
 
@@ -152,10 +132,62 @@ def backup_ledger(backup: Backup) -> list[dict[str, Any]]:
     return []
 
 
-def later_ledgers(backup: Backup) -> list[dict[str, Any]]:
-    """Ledger entries from every backup taken after ``backup`` (the restore re-applies them)."""
-    entries: list[dict[str, Any]] = []
-    for other in catalog(backup.path.parent):
-        if other.finished_at > backup.finished_at:
-            entries += backup_ledger(other)
-    return entries
+class BackupDirectory:
+    """The :class:`~neonpro.domain.ports_backup.BackupStore` of one directory; ``secret``
+    is the backup key (base64), read only when a dump is decrypted."""
+
+    def __init__(self, directory: Path, secret: str | None) -> None:
+        self._directory = directory
+        self._secret = secret
+
+    @property
+    def directory(self) -> Path:
+        return self._directory
+
+    def catalog(self) -> list[Backup]:
+        return catalog(self._directory)
+
+    def find(self, backup_id: str) -> Backup:
+        return find(self._directory, backup_id)
+
+    def start(self) -> tuple[str, Path]:
+        self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        backup_id = new_id()
+        work = self._directory / f"{backup_id}.partial"
+        work.mkdir(mode=0o700)
+        return backup_id, work
+
+    def write_ledger(self, work: Path, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        write_json(work / LEDGER, entries)
+        return file_entry(work / LEDGER)
+
+    def publish(self, backup_id: str, work: Path, manifest: dict[str, Any]) -> Backup:
+        write_json(work / MANIFEST, manifest)
+        final = self._directory / backup_id
+        work.rename(final)
+        return Backup(backup_id, final, manifest)
+
+    def discard(self, work: Path) -> None:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def delete(self, backup: Backup) -> None:
+        shutil.rmtree(backup.path)
+
+    def drop_partials(self, older_than: datetime) -> None:
+        directory = self._directory
+        for partial in directory.glob("*.partial") if directory.is_dir() else []:
+            if datetime.fromtimestamp(partial.stat().st_mtime, UTC) < older_than:
+                shutil.rmtree(partial, ignore_errors=True)
+
+    def check_files(self, backup: Backup) -> None:
+        check_files(backup)
+
+    def plain_files(self, backup: Backup) -> AbstractContextManager[dict[str, Path]]:
+        key = None if self._secret is None else parse_key(self._secret)
+        return plain_files(backup, key)
+
+    def ledger(self, backup: Backup) -> list[dict[str, Any]]:
+        return backup_ledger(backup)
+
+    def record_verification(self, backup: Backup, report: Mapping[str, Any]) -> None:
+        write_json(backup.path / VERIFIED, dict(report))

@@ -22,16 +22,15 @@ from typing import BinaryIO, Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from neonpro.domain.backup import CorruptBackup
+
 MAGIC: Final = b"NPBK\x01"
 CHUNK: Final = 1 << 20
 _LEN = struct.Struct(">I")
 _TAG = 16
 
-
-# Adapter-level, not a DomainError: a fact about a file, raised inside the backup adapters
-# and services; `neonpro backup` answers it with its own exit code (3).
-class CorruptBackup(RuntimeError):
-    """The file does not match its manifest, or does not decrypt: never restored."""
+__all__ = ["CHUNK", "MAGIC", "CorruptBackup", "HashingWriter", "check_file", "decrypt_file",
+           "new_key", "parse_key", "sha256_file", "write_atomically"]
 
 
 def parse_key(value: str) -> bytes:

@@ -39,7 +39,6 @@ from neonpro.adapters.crypto.keyfile import (
     remove_key_from_file,
 )
 from neonpro.adapters.crypto.keyring import (
-    BLOB_VERSION,
     DERIVED_AUDIT_KEY_ID,
     DEV_KEY_FILE_NAME,
     KEY_BYTES,
@@ -55,6 +54,7 @@ from neonpro.adapters.crypto.loading import (
     generate_key_file,
     load_keyring,
 )
+from neonpro.domain.ports_keys import BLOB_VERSION
 
 __all__ = [
     "BLOB_VERSION",

@@ -18,13 +18,13 @@ from neonpro.adapters.crypto.keyring import (
     _AAD_LABEL,
     _CONTEXT_CACHE_MAX,
     _PATIENT_REF_KIND,
-    BLOB_VERSION,
     NONCE_BYTES,
     TAG_BYTES,
     DecryptionError,
     KeyRing,
     _valid_key_id,
 )
+from neonpro.domain.ports_keys import BLOB_VERSION  # the stored values' format
 
 
 class FieldCipher:

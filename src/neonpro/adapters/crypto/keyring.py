@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from neonpro.domain.ports_keys import UnreadableValue
+
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
 TAG_BYTES: Final = 16
-BLOB_VERSION: Final = 1
 DEV_KEY_FILE_NAME: Final = "dev-keys.json"
 
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -43,7 +44,7 @@ class KeyConfigError(RuntimeError):
 
 # Adapter-level, not a DomainError: stored data or the key ring is broken, never the
 # caller's doing; the API answers a generic 500 (problems.py) and alerts the operators.
-class DecryptionError(RuntimeError):
+class DecryptionError(UnreadableValue):
     """A value does not decrypt; the message names table, column and key id, never the value."""
 
 

@@ -11,10 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from neonpro.adapters.db import migrate, schema_check
-from neonpro.adapters.db.database import DURABLE_COMMIT, CommitWatchdog
+from neonpro.adapters.db.database import DURABLE_COMMIT
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID, Base
 from neonpro.adapters.db.restore_hold import READ as HOLD_READ
 from neonpro.adapters.db.security import rls_tables
+from neonpro.adapters.db.watchdog import CommitWatchdog
 from neonpro.domain.actors import SystemActors
 
 if TYPE_CHECKING:

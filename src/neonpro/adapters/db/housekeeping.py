@@ -11,7 +11,6 @@ keeps a few tokens more, harmlessly, until an API or `neonpro db prune` runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import text
@@ -19,6 +18,7 @@ from sqlalchemy import text
 from neonpro.adapters.db.durability_sql import PRUNE_TOKENS
 from neonpro.adapters.db.repositories.idempotency import PRUNE
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.operations import Pruned
 
 if TYPE_CHECKING:
     from neonpro.adapters.db.database import Database
@@ -31,13 +31,6 @@ PRUNE_SIGN_IN = (
     text("DELETE FROM login_trusted WHERE last_success_at < now() - make_interval(days => :d)"),
 )
 EVERY_S = 60.0
-
-
-@dataclass(frozen=True)
-class Pruned:
-    commit_tokens: int
-    idempotency_keys: int
-    sign_in: int = 0
 
 
 def prune_expired(db: Database, actor: Actor = SystemActors.SCHEDULER) -> Pruned:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -15,6 +14,7 @@ from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.pool import NullPool
 
 from neonpro.adapters.db.security import Roles
+from neonpro.domain.operations import Revisions
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -39,16 +39,6 @@ def alembic_config(url: str, roles: Roles, *, stdout: io.StringIO | None = None,
     if audit_key is not None:
         cfg.attributes["audit_key"] = audit_key
     return cfg
-
-
-@dataclass(frozen=True)
-class Revisions:
-    current: tuple[str, ...]
-    head: str | None
-
-    @property
-    def at_head(self) -> bool:
-        return self.head is not None and self.current == (self.head,)
 
 
 def head_revision() -> str | None:

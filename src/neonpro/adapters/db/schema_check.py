@@ -21,7 +21,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
@@ -34,6 +33,7 @@ from neonpro.adapters.db.security import (
     expected_ddl,
     schema_privileges_sql,
 )
+from neonpro.domain.operations import DriftReport, LiveReport
 
 _NOT_EXTENSION = (
     "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')"
@@ -150,21 +150,6 @@ def snapshot(conn: Connection) -> dict[str, set[str]]:
     return lines_of(catalog_rows(conn))
 
 
-@dataclass
-class DriftReport:
-    only_in_migrations: list[str] = field(default_factory=list)
-    only_in_models: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (self.only_in_migrations or self.only_in_models)
-
-    def lines(self) -> list[str]:
-        return [f"- migrations only: {x}" for x in self.only_in_migrations] + [
-            f"+ models only:     {x}" for x in self.only_in_models
-        ]
-
-
 def diff(migrated: dict[str, set[str]], modelled: dict[str, set[str]]) -> DriftReport:
     report = DriftReport()
     for kind in CATALOG_QUERIES:
@@ -263,19 +248,6 @@ def check_drift(admin_url: str, roles: Roles) -> DriftReport:
 
 
 # ------------------------------------------------------------- the live database
-@dataclass
-class LiveReport:
-    """Differences between the live database and what the migrations build."""
-
-    migrated: bool = True
-    revision: tuple[str, ...] = ()
-    differences: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not self.differences
-
-
 def _keyed(rows: Rows) -> dict[str, dict[tuple[str, ...], tuple[str, ...]]]:
     out: dict[str, dict[tuple[str, ...], tuple[str, ...]]] = {}
     for kind, found in rows.items():

@@ -22,7 +22,6 @@ from neonpro.adapters.db.database import (
     SET_CONTEXT,
     SET_CONTEXT_BOUNDED,
     CommitCheck,
-    CommitWatchdog,
     context_params,
     is_transient,
 )
@@ -42,14 +41,19 @@ from neonpro.adapters.db.repositories.clinic import SqlClinicRepository
 from neonpro.adapters.db.repositories.consent import SqlConsentRepository
 from neonpro.adapters.db.repositories.disclosures import SqlDisclosureRepository
 from neonpro.adapters.db.repositories.dsr import SqlDsrRepository
+from neonpro.adapters.db.repositories.erasure import SqlErasureRepository
 from neonpro.adapters.db.repositories.idempotency import SqlIdempotencyRepository, current_claim
 from neonpro.adapters.db.repositories.incidents import SqlIncidentRepository
+from neonpro.adapters.db.repositories.noshow import SqlNoShowRepository
 from neonpro.adapters.db.repositories.patient import SqlPatientRepository
+from neonpro.adapters.db.repositories.patient_import import SqlPatientLoader
 from neonpro.adapters.db.repositories.professional import SqlProfessionalRepository
 from neonpro.adapters.db.repositories.records import SqlPatientRecords
+from neonpro.adapters.db.repositories.retention import SqlRetentionPolicyRepository
 from neonpro.adapters.db.repositories.service_type import SqlServiceTypeRepository
 from neonpro.adapters.db.repositories.signin import SqlStaffLoginRepository
-from neonpro.adapters.db.repositories.trail import SqlAuditTrail
+from neonpro.adapters.db.repositories.trail import SqlAuditReports, SqlAuditTrail
+from neonpro.adapters.db.watchdog import CommitWatchdog
 from neonpro.domain.errors import (
     ConsentRequired,
     DomainError,
@@ -328,6 +332,26 @@ class SqlUnitOfWork:
     @cached_property
     def records(self) -> SqlPatientRecords:
         return SqlPatientRecords(self)
+
+    @cached_property
+    def no_show(self) -> SqlNoShowRepository:
+        return SqlNoShowRepository(self)
+
+    @cached_property
+    def patient_import(self) -> SqlPatientLoader:
+        return SqlPatientLoader(self)
+
+    @cached_property
+    def audit_reports(self) -> SqlAuditReports:
+        return SqlAuditReports(self)
+
+    @cached_property
+    def erasures(self) -> SqlErasureRepository:
+        return SqlErasureRepository(self)
+
+    @cached_property
+    def retention_policies(self) -> SqlRetentionPolicyRepository:
+        return SqlRetentionPolicyRepository(self)
 
 
 def record_refusal(

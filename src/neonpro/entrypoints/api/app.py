@@ -84,7 +84,7 @@ def _health_routes(app: FastAPI, container: Container, metrics: Metrics) -> None
     def ready() -> Any:
         """Ready or not, nothing more: the database is reachable, migrated, row-level
         security holds and commits flow. Operators read why at ``/health/details``."""
-        ok = database.health(container)["ok"]
+        ok = database.health(container.database_ops)["ok"]
         return JSONResponse({"status": "ready" if ok else "not_ready"},
                             status_code=200 if ok else 503)
 
@@ -97,7 +97,7 @@ def _health_routes(app: FastAPI, container: Container, metrics: Metrics) -> None
         if not _operator(request, container.settings.operator_token):
             return problems.problem(401, "unauthenticated", "unauthenticated",
                                     "health details are for operators")
-        report = database.health(container)
+        report = database.health(container.database_ops)
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
     @app.get("/metrics", tags=["health"], response_class=Response)

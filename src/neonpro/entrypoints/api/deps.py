@@ -123,7 +123,7 @@ def audit_refusal(request: Request, caller: Principal, refusal: Forbidden, *,
     risk = (RiskLevel.HIGH if allowed is not None and ClinicRole.DPO in allowed
             and allowed <= OVERSIGHT else RiskLevel.MEDIUM)
     box: Container = request.app.state.container
-    record_denial(box, actor_of(request, caller), caller.clinic_id, refusal,
+    record_denial(box.audit_chain, actor_of(request, caller), caller.clinic_id, refusal,
                   resource_type=resource, resource_id=_path_id(request, ids[-1]) if ids else None,
                   patient_id=_path_id(request, "patient_id"), risk=risk, details=details)
 

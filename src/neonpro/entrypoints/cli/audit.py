@@ -11,9 +11,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
+from neonpro.domain.audit_reports import AuditFilters
 from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
-from neonpro.queries.audit import AuditFilters
 from neonpro.queries.compliance import report_html
 from neonpro.services import audit as audit_service
 
@@ -27,7 +28,7 @@ CHAIN_LABELS = {"audit_events": "audit", "erasure_ledger": "erasure", "consent_r
 def seal() -> None:
     """Seal every pending audit event now (it also happens at the end of every command)."""
     with container() as box:
-        count = audit_service.seal(box, ACTOR)
+        count = audit_service.seal(box.audit_chain, ACTOR)
     out.print(f"sealed {count} event(s)")
 
 
@@ -46,11 +47,11 @@ def verify(
     cps = None
     if checkpoints is not None:
         try:
-            cps = audit_service.read_checkpoints(checkpoints)
+            cps = audit_service.read_checkpoints(Container().audit_chain, checkpoints)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             fail(f"cannot read checkpoints: {type(exc).__name__}")
     with container() as box:
-        reports = audit_service.verify(box, ACTOR, clinic, cps)
+        reports = audit_service.verify(box.audit_chain, ACTOR, clinic, cps)
     if as_json:
         print_json([r.as_dict() for r in reports])
     else:
@@ -81,7 +82,7 @@ def checkpoint(
     """Sign every chain's head with the audit key and write it outside the database (also
     to the HTTP endpoint and syslog if set, and into the system chain). For cron."""
     with container() as box:
-        result = audit_service.checkpoint(box, directory, output)
+        result = audit_service.checkpoint(box.audit_chain, directory, output)
     out.print(f"{result.heads} chain head(s) signed and written to {result.path}")
 
 
@@ -175,7 +176,8 @@ def report(
     """The clinic's compliance report for a period as JSON (and HTML with --html)."""
     start, end = _window(since, until)
     with container() as box:
-        data = audit_service.clinic_report(box.uow(clinic, ACTOR), start, end, box.keyring)
+        data = audit_service.clinic_report(box.uow(clinic, ACTOR), start, end,
+                                            box.audit_chain)
     if html is not None:
         html.write_text(report_html(data), encoding="utf-8")
     print_json(data)
@@ -189,7 +191,8 @@ def prune(
 ) -> None:
     """Archive and delete each chain's expired prefix, leaving a signed cut (retention)."""
     with container() as box:
-        results = audit_service.prune(box, ACTOR, archive_dir, clinic, dry_run=dry_run)
+        results = audit_service.prune(box.audit_chain, ACTOR, archive_dir, clinic,
+                                      dry_run=dry_run)
     if not results:
         out.print("nothing past its retention period")
     for r in results:

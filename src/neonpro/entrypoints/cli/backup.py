@@ -11,8 +11,6 @@ import psycopg
 import typer
 from rich.table import Table
 
-from neonpro.adapters.backup.pgtools import ToolError
-from neonpro.adapters.backup.stream import CorruptBackup
 from neonpro.bootstrap import Container
 from neonpro.entrypoints.cli._common import container, fail, os_error, out, print_json, typer_app
 from neonpro.redaction import redact_text
@@ -37,9 +35,9 @@ def _box(directory: Path | None) -> Iterator[tuple[Container, Path]]:
     with container() as box:
         try:
             yield box, directory or box.settings.backup_dir
-        except CorruptBackup as exc:
+        except svc.CorruptBackup as exc:
             fail(f"corrupt backup: {exc}", 3)
-        except (svc.BackupError, ToolError, ValueError) as exc:
+        except (svc.BackupError, svc.ToolError, ValueError) as exc:
             fail(str(exc))
         except psycopg.Error as exc:
             fail(f"database error: {redact_text(str(exc).splitlines()[0][:300])}")
@@ -47,9 +45,9 @@ def _box(directory: Path | None) -> Iterator[tuple[Container, Path]]:
             fail(os_error(exc))
 
 
-def _find(directory: Path, backup_id: str) -> svc.Backup:
+def _find(box: Container, directory: Path, backup_id: str) -> svc.Backup:
     try:
-        return svc.find(directory, backup_id)
+        return svc.find(box.backup_store(directory), backup_id)
     except svc.BackupError as exc:
         fail(str(exc))
 
@@ -72,8 +70,8 @@ def create(directory: DirOption = None, as_json: JsonOption = False) -> None:
 @app.command("list")
 def list_(directory: DirOption = None, as_json: JsonOption = False) -> None:
     """The complete backups, oldest first, and whether each was verified."""
-    with _box(directory) as (_unused, where):
-        backups = svc.catalog(where)
+    with _box(directory) as (box, where):
+        backups = svc.catalog(box.backup_store(where))
     if as_json:
         print_json([b.summary() for b in backups])
         return
@@ -92,7 +90,7 @@ def verify(backup_id: str, directory: DirOption = None, as_json: JsonOption = Fa
            jobs: Annotated[int, typer.Option(min=1, max=16)] = 2) -> None:
     """Restore into a scratch database, check row counts, checksums and audit chains."""
     with _box(directory) as (box, where):
-        report = svc.verify_backup(box, _find(where, backup_id), jobs=jobs)
+        report = svc.verify_backup(box, _find(box, where, backup_id), jobs=jobs)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -122,7 +120,7 @@ def restore(
     until `neonpro backup reapply` finishes the job."""
     with _box(directory) as (box, where):
         try:
-            report = svc.restore_backup(box, _find(where, backup_id), target, force=force,
+            report = svc.restore_backup(box, _find(box, where, backup_id), target, force=force,
                                         jobs=jobs, accept_erasure_risk=accept_erasure_risk)
         except svc.RestoreRefused as exc:
             fail(str(exc), 2)
@@ -156,7 +154,7 @@ def reapply(
     of the later backups, then open the database to the application role again."""
     with _box(directory) as (box, where):
         try:
-            done = svc.finish_restore(box, _find(where, backup_id), target,
+            done = svc.finish_restore(box, _find(box, where, backup_id), target,
                                       accept_erasure_risk=accept_erasure_risk)
         except svc.BackupError as exc:
             fail(str(exc), HELD)

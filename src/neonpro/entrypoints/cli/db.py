@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from neonpro.bootstrap import Container
 from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
 from neonpro.services import database as svc
 
@@ -19,21 +20,21 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
     with container() as box:
-        out.print(f"at {', '.join(svc.upgrade(box, revision)) or 'base'}")
+        out.print(f"at {', '.join(svc.upgrade(box.database_ops, revision)) or 'base'}")
 
 
 @app.command()
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
     """Revert migrations down to REVISION. Roles are never dropped (they are cluster-wide)."""
     with container() as box:
-        out.print(f"at {', '.join(svc.downgrade(box, revision)) or 'base'}")
+        out.print(f"at {', '.join(svc.downgrade(box.database_ops, revision)) or 'base'}")
 
 
 @app.command()
 def current(as_json: JsonFlag = False) -> None:
     """Show the database's revision and the code's head."""
     with container() as box:
-        revs = svc.revisions(box)
+        revs = svc.revisions(box.database_ops)
     data = {"current": list(revs.current), "head": revs.head, "at_head": revs.at_head}
     if as_json:
         print_json(data)
@@ -46,7 +47,7 @@ def current(as_json: JsonFlag = False) -> None:
 def history() -> None:
     """List every revision from base to head."""
     table = Table("revision", "down revision", "message")
-    for rev, down, message in svc.history():
+    for rev, down, message in svc.history(Container().database_ops):
         table.add_row(rev, down or "base", message.splitlines()[0] if message else "")
     out.print(table)
 
@@ -67,7 +68,7 @@ def check(
     differs, never a value. Needs permission to create scratch databases on the server.
     """
     with container() as box:
-        report, live_report = svc.drift(box, live=live)
+        report, live_report = svc.drift(box.database_ops, live=live)
     lines = report.lines()
     for line in lines:
         out.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -102,7 +103,7 @@ def health(
     """Check connectivity, latency, migrations, RLS, the tenant role, that a write commits
     in time and that nobody changed the schema by hand (drift); exit 1 on failure."""
     with container() as box:
-        report = svc.health(box, drift=drift)
+        report = svc.health(box.database_ops, drift=drift)
     if as_json:
         print_json(report)
     else:
@@ -120,7 +121,7 @@ def prune(as_json: JsonFlag = False) -> None:
     sessions and counters past their use (the API does it every minute; a database written
     only by the CLI needs it now and then)."""
     with container() as box:
-        pruned = svc.prune(box)
+        pruned = svc.prune(box.database_ops)
     if as_json:
         print_json(vars(pruned))
     else:

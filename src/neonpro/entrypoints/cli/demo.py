@@ -73,7 +73,7 @@ def seed_command(
     Running it again with another --seed adds another, independent set of clinics.
     """
     with container() as box:
-        if not database.at_head(box):
+        if not database.at_head(box.database_ops):
             fail("the database schema is not at head: run `neonpro db upgrade` first")
         with _progress_bar() as progress:
             result = seed_demo(box, patients=patients, seed=seed, months=months,

@@ -283,7 +283,7 @@ def _run_reindex(batch: int, max_batches: int | None) -> tuple[svc.ReindexReport
         except KeyboardInterrupt:
             fail("interrupted: run `neonpro keys reindex` again to continue with the same key",
                  130)
-        promoted = svc.promote_blind_key(report, new_key, path)
+        promoted = svc.promote_blind_key(box, report, new_key, path)
     return report, promoted, path
 
 

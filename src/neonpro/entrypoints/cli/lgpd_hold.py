@@ -49,7 +49,8 @@ def legal_hold_read(
     justification; the record is printed as JSON on stdout."""
     with container() as box:
         actor = _acting(box, clinic, user, role)
-        held = erasure_service.legal_hold_read(box, clinic, patient, actor, justification)
+        held = erasure_service.legal_hold_read(box, box.cipher, clinic, patient, actor,
+                                                justification)
     print_json({"patient": held.patient.model_dump(mode="json"),
                 "appointments": [a.model_dump(mode="json") for a in held.appointments]})
 

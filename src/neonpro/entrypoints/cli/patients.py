@@ -89,7 +89,7 @@ def import_command(
         fail(f"{file} is not a regular file")
     rejects_path = rejects or default_rejects_path(file)
     with container() as box:
-        if not database.at_head(box):
+        if not database.at_head(box.database_ops):
             fail("the database schema is not at head: run `neonpro db upgrade` first")
         with _progress_bar() as progress:
             result = import_patients(

@@ -10,8 +10,10 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from neonpro.bootstrap import Container
 from neonpro.config import Settings
 from neonpro.domain.actors import SystemActors
+from neonpro.domain.ports_backup import PitrHost
 from neonpro.domain.vocabulary import AuditAction
 from neonpro.entrypoints.cli._common import (
     console,
@@ -41,11 +43,13 @@ def _one_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
 
-def _settings() -> Settings:
+def _host() -> PitrHost:
+    """This machine's pgBackRest and cluster (no database connection is opened)."""
     try:
-        return Settings()
+        settings = Settings()
     except ValueError as exc:
         fail(f"invalid settings: {type(exc).__name__}")
+    return Container(settings).pitr_host
 
 
 def _show(data: dict[str, Any], as_json: bool, line: str) -> None:
@@ -67,7 +71,7 @@ def setup(
 ) -> None:
     """Configure pgBackRest and WAL archiving for a cluster (restarts it)."""
     try:
-        cluster = svc.setup(_settings(), pgdata, port, socket_dir=socket_dir, bin_dir=bin_dir,
+        cluster = svc.setup(_host(), pgdata, port, socket_dir=socket_dir, bin_dir=bin_dir,
                             stanza=stanza, restart=restart)
     except (svc.PitrError, OSError, psycopg.Error, subprocess.SubprocessError) as exc:
         fail(_one_line(exc))
@@ -80,7 +84,7 @@ def backup(kind: Annotated[str, typer.Option("--type", help="full, diff or incr"
            as_json: JsonOption = False) -> None:
     """Take a base backup into the pgBackRest repository."""
     try:
-        done = svc.base_backup(_settings(), kind)
+        done = svc.base_backup(_host(), kind)
     except (svc.PitrError, OSError, subprocess.SubprocessError, ValueError) as exc:
         fail(_one_line(exc))
     _show(done, as_json, f"base backup {done['label']} ({done['type']}, "
@@ -91,7 +95,7 @@ def backup(kind: Annotated[str, typer.Option("--type", help="full, diff or incr"
 def info(as_json: JsonOption = False) -> None:
     """The repository: base backups and the archived WAL range."""
     try:
-        data = svc.info(_settings())
+        data = svc.info(_host())
     except (svc.PitrError, OSError, subprocess.SubprocessError, ValueError) as exc:
         fail(_one_line(exc))
     if as_json:
@@ -103,7 +107,7 @@ def info(as_json: JsonOption = False) -> None:
         out.print(f"  {b['label']} {b['type']} {b['start']} .. {b['stop']}")
 
 
-def _save_pending(settings: Settings) -> bool:
+def _save_pending(host: PitrHost) -> bool:
     """Save the erasures a rewind must not lose, read while the cluster still holds them;
     whether they are complete (the live ledger answered)."""
     warnings: list[str] = []
@@ -116,17 +120,17 @@ def _save_pending(settings: Settings) -> bool:
         console.print(f"[yellow]warning:[/] {warning}")
     proven = not warnings
     try:
-        svc.save_pending_erasures(settings, erasures, proven=proven)
+        svc.save_pending_erasures(host, erasures, proven=proven)
     except OSError as exc:
         fail(f"the erasures to re-apply could not be saved, nothing was restored: "
              f"{os_error(exc)}")
     return proven
 
 
-def _reapply(settings: Settings, target: str, *, accept_erasure_risk: bool) -> int:
+def _reapply(host: PitrHost, target: str, *, accept_erasure_risk: bool) -> int:
     """Close the database, re-apply the saved erasures, and open it again only if they are
     complete (or the risk is accepted, which the audit trail records)."""
-    erasures, proven = svc.load_pending_erasures(settings)
+    erasures, proven = svc.load_pending_erasures(host)
     why = ("erasures decided after the target time may be missing (the live erasure ledger "
            "could not be read before the rewind)")
     try:
@@ -151,7 +155,7 @@ def _reapply(settings: Settings, target: str, *, accept_erasure_risk: bool) -> i
         fail(f"restored, {count} erasure(s) re-applied, but closed to the application: {why}; "
              "`neonpro pitr reapply --accept-erasure-risk` opens it (recorded in the audit "
              "trail)", HELD)
-    svc.pending_erasures_path(settings).unlink(missing_ok=True)
+    svc.forget_pending_erasures(host)
     return count
 
 
@@ -159,8 +163,8 @@ def _reapply(settings: Settings, target: str, *, accept_erasure_risk: bool) -> i
 def reapply(accept_erasure_risk: AcceptRiskOption = False, as_json: JsonOption = False) -> None:
     """Re-apply the erasures saved by an interrupted `pitr restore`, and open the database
     to the application again once they are complete (or the risk is accepted)."""
-    settings = _settings()
-    count = _reapply(settings, "after an interrupted restore",
+    host = _host()
+    count = _reapply(host, "after an interrupted restore",
                      accept_erasure_risk=accept_erasure_risk)
     _show({"reapplied_erasures": count}, as_json, f"{count} erasure(s) re-applied")
 
@@ -181,17 +185,17 @@ def restore(
 
     Exit 4 when the erasures decided after --to could not all be read beforehand (the
     database did not answer): it is then left closed to the application role."""
-    settings = _settings()
+    host = _host()
     if not yes and not typer.confirm(
             f"Every change after {to.isoformat()} on the whole cluster is discarded. Go on?"):
         fail("not confirmed", 2)
     if reapply:
-        _save_pending(settings)  # read while the cluster still holds the later erasures
+        _save_pending(host)  # read while the cluster still holds the later erasures
     try:
-        done = svc.restore(settings, to)
+        done = svc.restore(host, to)
     except (svc.PitrError, OSError, subprocess.SubprocessError) as exc:
         fail(_one_line(exc))
     done["reapplied_erasures"] = _reapply(
-        settings, done["target"], accept_erasure_risk=accept_erasure_risk) if reapply else 0
+        host, done["target"], accept_erasure_risk=accept_erasure_risk) if reapply else 0
     _show(done, as_json, f"restored to {done['target']} in {done['seconds']:.1f} s; "
           f"{done.get('reapplied_erasures', 0)} erasure(s) re-applied")

@@ -54,8 +54,8 @@ def serve(
     with container() as box:
         db = box.database
         if migrate_first:
-            database.upgrade(box)
-        report = database.health(box)
+            database.upgrade(box.database_ops)
+        report = database.health(box.database_ops)
         if not report["ok"]:
             hold = report["checks"].get("restore_hold", {})
             if hold.get("reason"):  # a restore that could not prove its erasures re-applied

@@ -19,28 +19,30 @@ all three in one exported snapshot, compressed, and encrypted if a key is set;
 A directory without a manifest is an interrupted backup: never listed, never restored.
 
 The use cases live here, one module each (:mod:`.create`, :mod:`.verify`, :mod:`.restore`,
-:mod:`.erasures`, :mod:`.pruning`, :mod:`.drills`); the work they drive lives in adapters:
-:mod:`neonpro.adapters.backup.pgdump` (pg_dump and pg_restore subprocesses),
-:mod:`neonpro.adapters.backup.server` (direct connections, and why they are not the unit of
-work), :mod:`neonpro.adapters.backup.store` (the backup directory and its manifests).
+:mod:`.erasures`, :mod:`.pruning`, :mod:`.drills`), over the ports of
+:mod:`neonpro.domain.ports_backup` (a :class:`~neonpro.domain.ports_backup.BackupSite`,
+which the composition root is): the backup directory and its manifests (``BackupStore``),
+pg_dump and pg_restore (``DumpTool``), the database server's whole databases
+(``ScratchServer``). ``adapters/backup`` implements them.
 """
 
-from neonpro.adapters.backup.pgdump import COMPRESSION, DATA, DUMPS, OWNER_DATA, SCHEMA
-from neonpro.adapters.backup.pgtools import BackupError
-from neonpro.adapters.backup.server import drop_database, measure_wal_rpo
-from neonpro.adapters.backup.store import (
+from neonpro.domain.backup import (
+    COMPRESSION,
+    DATA,
+    DUMPS,
     FORMAT,
     LEDGER,
     MANIFEST,
+    OWNER_DATA,
+    SCHEMA,
     VERIFIED,
     Backup,
-    catalog,
-    check_files,
-    find,
-    later_ledgers,
+    BackupError,
+    CorruptBackup,
+    Timings,
+    ToolError,
 )
-from neonpro.adapters.backup.stream import sha256_file
-from neonpro.services.backup.common import Timings, record_event
+from neonpro.services.backup.common import catalog, find, record_event
 from neonpro.services.backup.create import create_backup
 from neonpro.services.backup.drills import RPO_TARGET_S, RTO_TARGET_S, DrillReport, drill
 from neonpro.services.backup.erasures import (
@@ -49,6 +51,7 @@ from neonpro.services.backup.erasures import (
     finish_restore,
     hold_live,
     known_erasures,
+    later_ledgers,
     lift_live,
     reapply_ledger,
     record_accepted_risk,
@@ -61,6 +64,7 @@ __all__ = [
     "COMPRESSION",
     "DATA",
     "DUMPS",
+    "DUMPS",
     "FORMAT",
     "LEDGER",
     "MANIFEST",
@@ -71,19 +75,19 @@ __all__ = [
     "VERIFIED",
     "Backup",
     "BackupError",
+    "CorruptBackup",
     "DrillReport",
     "FinishReport",
     "PrunePlan",
     "RestoreRefused",
     "RestoreReport",
     "Timings",
+    "ToolError",
     "VerifyReport",
     "catalog",
-    "check_files",
     "compare",
     "create_backup",
     "drill",
-    "drop_database",
     "find",
     "finish_command",
     "finish_restore",
@@ -91,13 +95,11 @@ __all__ = [
     "known_erasures",
     "later_ledgers",
     "lift_live",
-    "measure_wal_rpo",
     "plan_prune",
     "prune",
     "reapply_ledger",
     "record_accepted_risk",
     "record_event",
     "restore_backup",
-    "sha256_file",
     "verify_backup",
 ]

@@ -4,19 +4,15 @@ the recovery time (RTO) and the recovery point (RPO) against their targets."""
 from __future__ import annotations
 
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import structlog
 
-from neonpro.adapters.backup import server
-from neonpro.adapters.backup.store import VERIFIED, write_json
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
-from neonpro.services.backup.common import scratch, source_of
+from neonpro.domain.ports_backup import BackupSite
+from neonpro.services.backup.common import store_of
 from neonpro.services.backup.create import create_backup
 from neonpro.services.backup.restore import restore_backup
 from neonpro.services.backup.verify import VerifyReport, verify_audit
@@ -43,7 +39,7 @@ class DrillReport:
                 "steps": self.steps, "problems": self.problems}
 
 
-def drill(container: Container, *, directory: Path | None = None, jobs: int = 2,
+def drill(site: BackupSite, *, directory: Path | None = None, jobs: int = 2,
           wal_wait_s: float = 420.0, actor: Actor = SystemActors.BACKUP) -> DrillReport:
     """Backup, restore into a scratch database, verify it, and measure RTO and RPO.
 
@@ -54,30 +50,30 @@ def drill(container: Container, *, directory: Path | None = None, jobs: int = 2,
     """
     steps: dict[str, float] = {}
     start = time.perf_counter()
-    backup = create_backup(container, directory=directory, actor=actor)
+    backup = create_backup(site, directory=directory, actor=actor)
     steps["backup"] = round(time.perf_counter() - start, 3)
-    target = scratch(container, "drill")
+    server = site.scratch_server
+    target = server.source.scratch("drill")
     problems: list[str] = []
     try:
         t0 = time.perf_counter()
-        report = restore_backup(container, backup, target.url(), jobs=jobs, actor=actor)
+        report = restore_backup(site, backup, target.url(), jobs=jobs, actor=actor)
         rto = round(time.perf_counter() - t0, 3)
         steps.update({f"restore.{k}": v for k, v in report.seconds.items()})
         problems += report.problems
         if not report.health.get("ok"):
             problems.append("restored database is not healthy")
         t1 = time.perf_counter()
-        events, chain_problems = verify_audit(container, target)
+        events, chain_problems = verify_audit(server, target)
         steps["audit_verify"] = round(time.perf_counter() - t1, 3)
         problems += chain_problems
         log.info("drill_audit_verified", events=events)
     finally:
-        with suppress(psycopg.Error):
-            server.drop_database(target)
+        server.drop(target)
     # the drill restored and checked this backup as verify does: record it as verified
-    write_json(backup.path / VERIFIED, VerifyReport(
+    store_of(site, backup).record_verification(backup, VerifyReport(
         backup.id, not problems, list(problems), steps).as_dict() | {"by": "drill"})
-    rpo, basis = server.measure_wal_rpo(source_of(container), wait_s=wal_wait_s)
+    rpo, basis = server.measure_wal_rpo(wait_s=wal_wait_s)
     if rto > RTO_TARGET_S:
         problems.append(f"RTO {rto:.0f} s is over the {RTO_TARGET_S} s target")
     if rpo is not None and rpo > RPO_TARGET_S:

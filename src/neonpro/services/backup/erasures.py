@@ -1,6 +1,6 @@
 """Erasures that must survive a restore: read the erasure ledgers (the live database's,
 the later backups'), re-apply them, and hold a restored database closed to the
-application role until they are proven re-applied (:mod:`neonpro.adapters.db.restore_hold`).
+application role until they are proven re-applied (the restore hold).
 """
 
 from __future__ import annotations
@@ -8,38 +8,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import structlog
 
-from neonpro.adapters.backup import server
-from neonpro.adapters.backup.pgtools import BackupError, Target
-from neonpro.adapters.backup.store import Backup, backup_ledger, catalog, later_ledgers
-from neonpro.adapters.db.health import check_health
-from neonpro.adapters.db.security import Roles
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.backup import Backup, BackupError, LedgerUnreadable, Target
+from neonpro.domain.ports_backup import BackupSite, BackupStore, ScratchServer
 from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
-from neonpro.services.backup.common import record_event, roles_of, source_of
-from neonpro.services.erasure import reapply_erasures
+from neonpro.services.backup.common import record_event, store_of
 
 log = structlog.get_logger(__name__)
 
 
-def ledger_from(target: Target, roles: Roles,
+def ledger_from(server: ScratchServer, target: Target,
                 warnings: list[str] | None = None) -> list[dict[str, Any]] | None:
     """The erasure ledger of a live database. Unreadable: with ``warnings``, a warning
     is added and None returned; without, ``BackupError`` (never silently nothing)."""
     try:
-        return server.read_ledger(target, roles)
-    except psycopg.Error as exc:
+        return server.read_ledger(target)
+    except LedgerUnreadable as exc:
         message = (f"the erasure ledger of {target.describe()} could not be read "
-                   f"({type(exc).__name__}): erasures recorded only there are not re-applied")
+                   f"({exc.cause}): erasures recorded only there are not re-applied")
         if warnings is None:
             raise BackupError(message + "; nothing was changed") from None
         warnings.append(message)
-        log.warning("erasure_ledger_unreadable", database=target.describe(),
-                    error=type(exc).__name__)
+        log.warning("erasure_ledger_unreadable", database=target.describe(), error=exc.cause)
         return None
+
+
+def later_ledgers(store: BackupStore, backup: Backup) -> list[dict[str, Any]]:
+    """Ledger entries from every backup of ``store`` taken after ``backup`` (a restore of
+    ``backup`` re-applies them)."""
+    entries: list[dict[str, Any]] = []
+    for other in store.catalog():
+        if other.finished_at > backup.finished_at:
+            entries += store.ledger(other)
+    return entries
 
 
 def finish_command(backup_id: str) -> str:
@@ -48,17 +51,19 @@ def finish_command(backup_id: str) -> str:
             "--accept-erasure-risk to open it without (recorded in the audit trail)")
 
 
-def hold_live(container: Container, reason: str) -> None:
-    """Close ``container``'s database to the application role (a point-in-time restore
-    whose erasures are not proven re-applied yet)."""
-    server.hold(source_of(container), roles_of(container), reason)
+def hold_live(site: BackupSite, reason: str) -> None:
+    """Close ``site``'s database to the application role (a point-in-time restore whose
+    erasures are not proven re-applied yet)."""
+    server = site.scratch_server
+    server.hold(server.source, reason)
 
 
-def lift_live(container: Container) -> None:
-    server.lift(source_of(container), roles_of(container))
+def lift_live(site: BackupSite) -> None:
+    server = site.scratch_server
+    server.lift(server.source)
 
 
-def record_accepted_risk(restored: Container, backup_id: str, why: list[str],
+def record_accepted_risk(restored: BackupSite, backup_id: str, why: list[str],
                          actor: Actor) -> None:
     """Opening a restore whose erasures were not proven re-applied is a decision someone
     answers for: a critical event in the restored database's audit trail."""
@@ -86,65 +91,62 @@ class FinishReport:
                 "erasures_proven": self.erasures_proven, "health_ok": self.health.get("ok")}
 
 
-def finish_restore(container: Container, backup: Backup, target_url: str, *,
+def finish_restore(site: BackupSite, backup: Backup, target_url: str, *,
                    accept_erasure_risk: bool = False,
                    actor: Actor = SystemActors.BACKUP) -> FinishReport:
     """Finish a restore left on hold: read the live database's erasure ledger (it must
     answer now, unless ``accept_erasure_risk``), re-apply every erasure it and the later
     backups know, and open the database to the application role again."""
-    roles = roles_of(container)
-    target = Target.from_url(target_url)
+    server = site.scratch_server
+    target = server.target(target_url)
     warnings: list[str] = []
-    live = _live_ledger(container, target, warnings, accept_erasure_risk=accept_erasure_risk)
+    live = _live_ledger(server, target, warnings, accept_erasure_risk=accept_erasure_risk)
     proven = live is not None
     if not proven and not accept_erasure_risk:
         raise BackupError(warnings[0] + "; the database stays closed: run this again once "
                           "it answers, or add --accept-erasure-risk")
-    entries = (live or []) + later_ledgers(backup)
-    restored = Container(container.settings, database_url=target.url(),
-                         keyring=container.keyring)
-    try:
+    entries = (live or []) + later_ledgers(store_of(site, backup), backup)
+    with site.restored(target) as restored:
         reapplied = reapply_ledger(restored, entries, actor)
-        server.lift(target, roles)
+        server.lift(target)
         if not proven:
             record_accepted_risk(restored, backup.id, warnings, actor)
-        health = check_health(restored.database)
+        health = restored.health()
         record_event(restored, AuditAction.RESTORE, backup.id, {
             "phase": "finish", "reapplied_erasures": reapplied, "erasures_proven": proven},
             actor=actor)
-    finally:
-        restored.close()
     return FinishReport(backup.id, target.describe(), reapplied, proven, health)
 
 
-def _live_ledger(container: Container, target: Target, warnings: list[str], *,
+def _live_ledger(server: ScratchServer, target: Target, warnings: list[str], *,
                  accept_erasure_risk: bool) -> list[dict[str, Any]] | None:
     """The live database's ledger, for finishing a restore into ``target``: None (and a
     warning) when ``target`` is the live database itself or, with the risk accepted,
     when it cannot be read."""
-    source = source_of(container)
-    if source == target:
+    if server.source == target:
         warnings.append(f"{target.describe()} is the live database itself: erasures decided "
                         "after the newest backup are recorded nowhere else")
         return None
-    return ledger_from(source, roles_of(container), warnings if accept_erasure_risk else None)
+    return ledger_from(server, server.source, warnings if accept_erasure_risk else None)
 
 
-def known_erasures(container: Container, warnings: list[str]) -> list[dict[str, Any]]:
+def known_erasures(site: BackupSite, warnings: list[str]) -> list[dict[str, Any]]:
     """Every erasure known outside a database about to be rolled back: its own live ledger
     (a warning if unreachable) and the ledgers of every logical backup."""
-    entries = ledger_from(source_of(container), roles_of(container), warnings) or []
-    for backup in catalog(container.settings.backup_dir):
-        entries += backup_ledger(backup)
+    server, store = site.scratch_server, site.backup_store()
+    entries = ledger_from(server, server.source, warnings) or []
+    for backup in store.catalog():
+        entries += store.ledger(backup)
     return entries
 
 
-def reapply_ledger(container: Container, entries: list[dict[str, Any]],
+def reapply_ledger(site: BackupSite, entries: list[dict[str, Any]],
                    actor: Actor = SystemActors.BACKUP) -> int:
-    """Append the ledger entries ``container``'s database lacks, then erase again every
+    """Append the ledger entries ``site``'s database lacks, then erase again every
     patient the ledger names whose row came back unerased. Returns how many."""
-    server.insert_ledger(source_of(container), roles_of(container), _unique(entries))
-    return reapply_erasures(container, actor)
+    server = site.scratch_server
+    server.insert_ledger(server.source, _unique(entries))
+    return site.reapply_erasures(actor)
 
 
 def _unique(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from neonpro.adapters.backup.store import Backup, catalog, now
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.backup import Backup
+from neonpro.domain.ports_backup import BackupSite
 from neonpro.domain.vocabulary import AuditAction
 from neonpro.services.backup.common import record_event
+
+STALE_PARTIAL = timedelta(hours=6)  # an interrupted backup older than this is removed
 
 
 @dataclass(frozen=True)
@@ -53,22 +54,18 @@ def plan_prune(backups: list[Backup], daily: int, weekly: int, monthly: int) -> 
     return PrunePlan(keep, delete, reasons)
 
 
-def prune(container: Container, *, directory: Path | None = None, dry_run: bool = False,
+def prune(site: BackupSite, *, directory: Path | None = None, dry_run: bool = False,
           actor: Actor = SystemActors.BACKUP) -> PrunePlan:
     """Delete the backups :func:`plan_prune` does not keep, and interrupted ones older
     than six hours (unless ``dry_run``)."""
-    settings = container.settings
-    directory = directory or settings.backup_dir
-    plan = plan_prune(catalog(directory), settings.backup_keep_daily,
-                      settings.backup_keep_weekly, settings.backup_keep_monthly)
+    store, policy = site.backup_store(directory), site.backup_policy
+    plan = plan_prune(store.catalog(), policy.keep_daily, policy.keep_weekly,
+                      policy.keep_monthly)
     if not dry_run:
         for b in plan.delete:
-            shutil.rmtree(b.path)
-        stale = now() - timedelta(hours=6)
-        for partial in directory.glob("*.partial") if directory.is_dir() else []:
-            if datetime.fromtimestamp(partial.stat().st_mtime, UTC) < stale:
-                shutil.rmtree(partial, ignore_errors=True)
+            store.delete(b)
+        store.drop_partials(older_than=datetime.now(UTC) - STALE_PARTIAL)
         if plan.delete:
-            record_event(container, AuditAction.DELETE, "prune", {
+            record_event(site, AuditAction.DELETE, "prune", {
                 "phase": "prune", "deleted": [b.id for b in plan.delete]}, actor=actor)
     return plan

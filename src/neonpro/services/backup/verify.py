@@ -6,29 +6,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-
-from neonpro.adapters.backup import pgdump, server
-from neonpro.adapters.backup.pgtools import BackupError, Target, ToolError
-from neonpro.adapters.backup.store import (
-    VERIFIED,
-    Backup,
-    check_files,
-    now,
-    plain_files,
-    write_json,
-)
-from neonpro.adapters.backup.stream import CorruptBackup
-from neonpro.adapters.db.audit import verify_chains
-from neonpro.adapters.db.database import Database
-from neonpro.adapters.db.security import Roles
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor, SystemActors
+from neonpro.domain.backup import Backup, BackupError, CorruptBackup, Target, Timings, ToolError
+from neonpro.domain.ports_backup import BackupSite, ScratchServer
 from neonpro.domain.vocabulary import AuditAction
-from neonpro.services.backup.common import Timings, key_of, record_event, roles_of, scratch
+from neonpro.services.backup.common import record_event, store_of
 
 
 @dataclass
@@ -42,22 +27,15 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"backup": self.backup_id, "ok": self.ok, "problems": self.problems,
                 "seconds": self.seconds, "audit_events_verified": self.audit_events_verified,
-                "verified_at": now().isoformat()}
+                "verified_at": datetime.now(UTC).isoformat()}
 
 
-def restore_files(target: Target, files: dict[str, Path], jobs: int,
-                  manifest: dict[str, Any]) -> None:
-    """pg_restore the backup's files into ``target``, a server at least as new as the
-    backup's."""
-    pgdump.restore(target, files, jobs, manifest, server.server_major(target))
-
-
-def compare(backup: Backup, target: Target, roles: Roles) -> list[str]:
+def compare(server: ScratchServer, backup: Backup, target: Target) -> list[str]:
     """What differs between the manifest and ``target`` (row counts, checksums, heads)."""
     problems = []
     expected = backup.manifest["tables"]
-    tables, heads = server.read_stats(target, roles, {t: v.get("method", "md5")
-                                                       for t, v in expected.items()})
+    tables, heads = server.read_stats(target, {t: v.get("method", "md5")
+                                               for t, v in expected.items()})
     # PostgreSQL's hash functions are only promised within one major version
     hashes_comparable = server.server_major(target) == backup.manifest["server_major"]
     for name in sorted(set(expected) | set(tables)):
@@ -74,55 +52,51 @@ def compare(backup: Backup, target: Target, roles: Roles) -> list[str]:
     return problems
 
 
-def verify_backup(container: Container, backup: Backup, *, jobs: int = 2,
+def verify_backup(site: BackupSite, backup: Backup, *, jobs: int = 2,
                   actor: Actor = SystemActors.BACKUP) -> VerifyReport:
     """Restore into a scratch database, compare with the manifest, verify the audit chains."""
     timings = Timings()
     problems: list[str] = []
     events = 0
-    target = scratch(container, "verify")
+    server = site.scratch_server
+    target = server.source.scratch("verify")
     try:
-        events = _restore_and_check(container, backup, target, jobs, timings, problems)
+        events = _restore_and_check(site, backup, target, jobs, timings, problems)
     except (CorruptBackup, BackupError, ToolError) as exc:
         problems.append(str(exc))
     finally:
-        with suppress(psycopg.Error):
-            server.drop_database(target)
+        server.drop(target)
     report = VerifyReport(backup.id, not problems, problems, timings.steps, events)
-    write_json(backup.path / VERIFIED, report.as_dict())
+    store_of(site, backup).record_verification(backup, report.as_dict())
     with suppress(Exception):
-        record_event(container, AuditAction.VERIFY, backup.id, {
+        record_event(site, AuditAction.VERIFY, backup.id, {
             "ok": report.ok, "problems": len(problems)}, ok=report.ok, actor=actor)
     return report
 
 
-def _restore_and_check(container: Container, backup: Backup, target: Target, jobs: int,
+def _restore_and_check(site: BackupSite, backup: Backup, target: Target, jobs: int,
                        timings: Timings, problems: list[str]) -> int:
     """Check, restore, compare and verify into ``problems``; returns the events verified."""
+    server, store = site.scratch_server, store_of(site, backup)
     with timings.step("checksums"):
-        check_files(backup)
-    server.ensure_roles(target, roles_of(container))
-    server.create_database(target, replace=False)
-    with timings.step("pg_restore"), plain_files(backup, key_of(container)) as files:
-        restore_files(target, files, jobs, backup.manifest)
+        store.check_files(backup)
+    server.ensure_roles(target)
+    server.create(target, replace=False)
+    with timings.step("pg_restore"), store.plain_files(backup) as files:
+        site.dump_tool.restore(target, files, jobs, backup.manifest)
     # two independent reads of the restored data, side by side
     with ThreadPoolExecutor(max_workers=2) as pool:
-        compared = pool.submit(timings.timed, "compare", compare, backup, target,
-                               roles_of(container))
-        audited = pool.submit(timings.timed, "audit_verify", verify_audit, container, target)
+        compared = pool.submit(timings.timed, "compare", compare, server, backup, target)
+        audited = pool.submit(timings.timed, "audit_verify", verify_audit, server, target)
         problems += compared.result()
         events, chain_problems = audited.result()
         problems += chain_problems
     return events
 
 
-def verify_audit(container: Container, target: Target) -> tuple[int, list[str]]:
-    """Verify every audit chain of ``target`` with ``container``'s keys."""
-    db = Database(container.settings, url=target.url())
-    try:
-        reports = verify_chains(db, SystemActors.BACKUP, container.keyring)
-    finally:
-        db.close()
-    problems = [f"audit chain of clinic {r.clinic_id} broken at {r.broken_at}: {r.reason}"
-                for r in reports if r.broken_at is not None]
-    return sum(r.sealed for r in reports), problems
+def verify_audit(server: ScratchServer, target: Target) -> tuple[int, list[str]]:
+    """Verify every audit chain of ``target`` with the live database's keys."""
+    checks = server.verify_audit(target)
+    problems = [f"audit chain of clinic {c.clinic_id} broken at {c.broken_at}: {c.reason}"
+                for c in checks if c.broken_at is not None]
+    return sum(c.sealed for c in checks), problems

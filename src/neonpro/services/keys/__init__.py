@@ -27,27 +27,27 @@ uniqueness; a row whose new index collides with another is reported, not changed
 
 Nothing here ever logs, prints or raises with a plaintext value or key materi
 
-In parts: :mod:`.common`, :mod:`.status`, :mod:`.rotation`, :mod:`.reindex`.
+In parts: :mod:`.common`, :mod:`.status`, :mod:`.rotation`, :mod:`.reindex`; they work
+over the ports of ``domain/ports_keys.py`` (the SQL is ``adapters/db/keys_sql.py``).
 """
 
 from __future__ import annotations
 
+from neonpro.domain.ports_keys import (
+    MALFORMED,
+    EncryptedColumn,
+    IndexConflict,
+    RowRef,
+)
 from neonpro.services.keys.common import (
     ACTOR,
     AUDIT_RESOURCE,
-    BLIND_COLUMNS,
-    COLUMNS,
     DEFAULT_BATCH,
-    MALFORMED,
     MAX_BATCH,
     REINDEX_PASSES,
-    SCAN_TIMEOUT,
-    EncryptedColumn,
     KeyRotationError,
-    _header,  # noqa: F401  (tests seal with it)
 )
 from neonpro.services.keys.reindex import (
-    IndexConflict,
     ReindexReport,
     blind_indexed_patients,
     promote_blind_key,
@@ -58,9 +58,8 @@ from neonpro.services.keys.rotation import (  # noqa: F401  (tests)
     OnSelected,
     Progress,
     RotationReport,
-    RowRef,
     _reencrypt,
-    _write,
+    _tally,
     ensure_known_keys,
     remove_key,
     rotate,
@@ -74,13 +73,10 @@ from neonpro.services.keys.status import (
 __all__ = [
     "ACTOR",
     "AUDIT_RESOURCE",
-    "BLIND_COLUMNS",
-    "COLUMNS",
     "DEFAULT_BATCH",
     "MALFORMED",
     "MAX_BATCH",
     "REINDEX_PASSES",
-    "SCAN_TIMEOUT",
     "ColumnRotation",
     "ColumnStatus",
     "EncryptedColumn",

@@ -4,60 +4,38 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import IntegrityError
-
-from neonpro.adapters.crypto import (
-    BlindIndexer,
-    DecryptionError,
-    FieldCipher,
-    KeyRing,
-    promote_blind_index_key,
-)
-from neonpro.adapters.db.errors import constraint_name
 from neonpro.domain.actors import Actor
+from neonpro.domain.ports_keys import (
+    BlindIndex,
+    BlindIndexed,
+    Cipher,
+    IndexChange,
+    IndexConflict,
+    KeyFiles,
+    KeyUpkeep,
+    RowRef,
+    UnreadableValue,
+    key_id_of,
+)
 from neonpro.services.keys.common import (
     ACTOR,
-    BLIND_COLUMNS,
     DEFAULT_BATCH,
     MAX_BATCH,
     REINDEX_PASSES,
     KeyRotationError,
-    _key_id_of,
     _record,
-    _transaction,
     log,
 )
 from neonpro.services.keys.rotation import (
     OnSelected,
     Progress,
-    RowRef,
 )
-
-if TYPE_CHECKING:
-    from neonpro.bootstrap import Container
-
-@dataclass(frozen=True)
-class IndexConflict:
-    """A patient whose new blind index collides with another patient's of the same clinic."""
-
-    clinic_id: uuid.UUID
-    patient_id: uuid.UUID
-    kind: str  # "cpf" or "cns"
-    other_patient_id: uuid.UUID | None
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {
-            "clinic_id": str(self.clinic_id), "patient_id": str(self.patient_id),
-            "kind": self.kind,
-            "other_patient_id": str(self.other_patient_id) if self.other_patient_id else None,
-        }
 
 
 @dataclass
@@ -79,100 +57,44 @@ class ReindexReport:
         }
 
 
-_REINDEX_WHERE = (
-    "(cpf_encrypted IS NOT NULL OR cns_encrypted IS NOT NULL OR cpf_blind_index IS NOT NULL "
-    "OR cns_blind_index IS NOT NULL)"
-)
-_REINDEX_SELECT = text(
-    "SELECT clinic_id, id, cpf_encrypted, cns_encrypted, cpf_blind_index, "  # noqa: S608
-    "cns_blind_index FROM patients WHERE (clinic_id, id) > (:after_clinic, :after_id) AND "
-    f"{_REINDEX_WHERE} ORDER BY clinic_id, id LIMIT :lim"
-)
-_REINDEX_UPDATE = text(
-    "UPDATE patients AS t SET "
-    "cpf_blind_index = coalesce(v.cpf_new, t.cpf_blind_index), "
-    "cns_blind_index = coalesce(v.cns_new, t.cns_blind_index) "
-    "FROM unnest(CAST(:clinics AS uuid[]), CAST(:ids AS uuid[]), CAST(:cpf_ct AS bytea[]), "
-    "CAST(:cns_ct AS bytea[]), CAST(:cpf_new AS bytea[]), CAST(:cns_new AS bytea[])) "
-    "AS v(clinic_id, id, cpf_ct, cns_ct, cpf_new, cns_new) "
-    "WHERE t.clinic_id = v.clinic_id AND t.id = v.id "
-    "AND t.cpf_encrypted IS NOT DISTINCT FROM v.cpf_ct "
-    "AND t.cns_encrypted IS NOT DISTINCT FROM v.cns_ct "
-    "RETURNING t.id"
-)
+def _new_index(cipher: Cipher, indexer: BlindIndex, row: BlindIndexed, kind: str,
+               column: str, report: ReindexReport) -> bytes | None:
+    """The index ``kind`` of ``row`` should have under the new key, if it differs."""
+    ct, current = row.ciphertext[kind], row.index[kind]
+    if ct is None:
+        report.orphaned += current is not None
+        return None
+    try:
+        plain = cipher.decrypt(ct, table="patients", column=column, row_id=row.id)
+    except UnreadableValue as exc:
+        raise KeyRotationError(
+            f"re-indexing stopped at patients.{column}, key id {key_id_of(ct)}, row "
+            f"{row.clinic_id}/{row.id}: {exc}"
+        ) from None
+    index = indexer.index(kind, plain)
+    return index if current != index else None
 
 
-@dataclass(frozen=True)
-class _IndexChange:
-    clinic_id: uuid.UUID
-    id: uuid.UUID
-    cpf_ct: bytes | None
-    cns_ct: bytes | None
-    cpf_new: bytes | None  # None: this index stays as it is
-    cns_new: bytes | None
-
-
-def _index_changes(cipher: FieldCipher, indexer: BlindIndexer, rows: Sequence[Any],
-                   report: ReindexReport) -> list[_IndexChange]:
+def _index_changes(cipher: Cipher, indexer: BlindIndex, columns: Mapping[str, str],
+                   rows: Sequence[BlindIndexed], report: ReindexReport) -> list[IndexChange]:
     changes = []
     for row in rows:
-        new: dict[str, bytes | None] = {}
-        cts: dict[str, bytes | None] = {}
-        for kind, (ct_col, bi_col) in BLIND_COLUMNS.items():
-            ct = getattr(row, ct_col)
-            ct = None if ct is None else bytes(ct)
-            current = getattr(row, bi_col)
-            cts[kind] = ct
-            new[kind] = None
-            if ct is None:
-                report.orphaned += current is not None
-                continue
-            try:
-                plain = cipher.decrypt(ct, table="patients", column=ct_col, row_id=row.id)
-            except DecryptionError as exc:
-                raise KeyRotationError(
-                    f"re-indexing stopped at patients.{ct_col}, key id {_key_id_of(ct)}, row "
-                    f"{row.clinic_id}/{row.id}: {exc}"
-                ) from None
-            index = indexer.index(kind, plain)
-            if current is None or bytes(current) != index:
-                new[kind] = index
+        new = {kind: _new_index(cipher, indexer, row, kind, column, report)
+               for kind, column in columns.items()}
         if new["cpf"] is not None or new["cns"] is not None:
-            changes.append(_IndexChange(row.clinic_id, row.id, cts["cpf"], cts["cns"],
-                                        new["cpf"], new["cns"]))
+            changes.append(IndexChange(row.clinic_id, row.id, row.ciphertext["cpf"],
+                                       row.ciphertext["cns"], new["cpf"], new["cns"]))
     return changes
 
 
-def _apply_index_changes(conn: Connection, changes: Sequence[_IndexChange]) -> int:
-    result = conn.execute(_REINDEX_UPDATE, {
-        "clinics": [c.clinic_id for c in changes], "ids": [c.id for c in changes],
-        "cpf_ct": [c.cpf_ct for c in changes], "cns_ct": [c.cns_ct for c in changes],
-        "cpf_new": [c.cpf_new for c in changes], "cns_new": [c.cns_new for c in changes],
-    })
-    return len(result.all())
-
-
-def _conflict(conn: Connection, change: _IndexChange, exc: IntegrityError) -> IndexConflict:
-    kind = "cns" if "cns" in constraint_name(exc) else "cpf"
-    index = change.cns_new if kind == "cns" else change.cpf_new
-    column = BLIND_COLUMNS[kind][1]
-    other = conn.execute(
-        text(f"SELECT id FROM patients WHERE clinic_id = :c AND {column} = :bi "  # noqa: S608
-             "AND id <> :id LIMIT 1"),
-        {"c": change.clinic_id, "bi": index, "id": change.id},
-    ).scalar()
-    return IndexConflict(change.clinic_id, change.id, kind, other)
-
-
-def blind_indexed_patients(container: Container, *, actor: Actor = ACTOR) -> int:
+def blind_indexed_patients(keys: KeyUpkeep, *, actor: Actor = ACTOR) -> int:
     """How many patients a re-indexing pass reads (for a progress bar)."""
-    with _transaction(container, actor) as conn:
-        query = text(f"SELECT count(*) FROM patients WHERE {_REINDEX_WHERE}")  # noqa: S608
-        return int(conn.execute(query).scalar_one())
+    with keys.key_store.transaction(actor) as tx:
+        return tx.count_blind_indexed()
 
 
 def reindex_blind(
-    container: Container,
+    keys: KeyUpkeep,
     new_blind_index_key: bytes,
     *,
     batch_size: int = DEFAULT_BATCH,
@@ -190,9 +112,7 @@ def reindex_blind(
     """
     if not 1 <= batch_size <= MAX_BATCH:
         raise ValueError(f"batch size must be between 1 and {MAX_BATCH}")
-    ring = container.keyring
-    indexer = BlindIndexer(KeyRing(keys=ring.keys, active_id=ring.active_id,
-                                   blind_index_key=new_blind_index_key))
+    indexer = keys.blind_indexer_with(new_blind_index_key)
     report = ReindexReport()
     try:
         for _ in range(REINDEX_PASSES):
@@ -200,7 +120,7 @@ def reindex_blind(
             report.conflicts = []
             report.orphaned = 0
             before = (report.updated, report.skipped)
-            if not _reindex_pass(container, indexer, report, batch_size=batch_size,
+            if not _reindex_pass(keys, indexer, report, batch_size=batch_size,
                                  max_batches=max_batches, actor=actor, progress=progress,
                                  on_selected=on_selected):
                 report.stopped = True
@@ -210,7 +130,7 @@ def reindex_blind(
                 break
     finally:
         if report.updated:
-            _record(container, actor, "patients.blind_index", {
+            _record(keys, actor, "patients.blind_index", {
                 "table": "patients", "column": "cpf_blind_index,cns_blind_index",
                 "values": report.updated, "conflicts": len(report.conflicts),
                 "to_key": "next_blind_index_key", "passes": report.passes,
@@ -221,7 +141,7 @@ def reindex_blind(
     return report
 
 
-def promote_blind_key(report: ReindexReport, new_blind_index_key: bytes,
+def promote_blind_key(files: KeyFiles, report: ReindexReport, new_blind_index_key: bytes,
                       key_file: Path | None) -> bool:
     """Put the new blind-index key in use after :func:`reindex_blind`, or say why not
     (False): only when a whole pass found nothing left to rewrite and no row conflicted (the
@@ -229,13 +149,13 @@ def promote_blind_key(report: ReindexReport, new_blind_index_key: bytes,
     from the environment are switched by the operator). The old key is kept as retired."""
     if not report.complete or report.conflicts or key_file is None:
         return False
-    promote_blind_index_key(key_file, new_blind_index_key,
-                            retired_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    files.promote_blind_index_key(key_file, new_blind_index_key,
+                                  retired_at=datetime.now(UTC).isoformat(timespec="seconds"))
     return True
 
 
 def _reindex_pass(
-    container: Container, indexer: BlindIndexer, report: ReindexReport, *, batch_size: int,
+    keys: KeyUpkeep, indexer: BlindIndex, report: ReindexReport, *, batch_size: int,
     max_batches: int | None, actor: Actor, progress: Progress | None,
     on_selected: OnSelected | None,
 ) -> bool:
@@ -243,41 +163,22 @@ def _reindex_pass(
     while True:
         if max_batches is not None and report.batches >= max_batches:
             return False
-        with _transaction(container, actor) as conn:
-            rows = conn.execute(_REINDEX_SELECT, {
-                "after_clinic": after[0], "after_id": after[1], "lim": batch_size,
-            }).all()
+        with keys.key_store.transaction(actor) as tx:
+            rows = tx.rows_to_reindex(after, batch_size)
             if not rows:
                 return True
-            changes = _index_changes(container.cipher, indexer, rows, report)
+            changes = _index_changes(keys.cipher, indexer, keys.key_store.blind_columns, rows,
+                                     report)
             if on_selected is not None:
                 on_selected("patients", [(c.clinic_id, c.id) for c in changes])
         if changes:
-            _write_index_changes(container, actor, changes, report)
+            written, conflicts = keys.key_store.write_index_changes(actor, changes)
+            report.updated += written
+            report.skipped += len(changes) - written - len(conflicts)
+            report.conflicts += conflicts
         report.batches += 1
         after = (rows[-1].clinic_id, rows[-1].id)
         if progress is not None:
             progress(f"patients (pass {report.passes})", len(rows))
         if len(rows) < batch_size:
             return True
-
-
-def _write_index_changes(container: Container, actor: Actor,
-                         changes: Sequence[_IndexChange], report: ReindexReport) -> None:
-    conflicts: list[IndexConflict] = []
-    try:
-        with _transaction(container, actor) as conn:
-            written = _apply_index_changes(conn, changes)
-    except IntegrityError:
-        # a collision somewhere in the batch: redo it row by row to find which
-        written = 0
-        with _transaction(container, actor) as conn:
-            for change in changes:
-                try:
-                    with conn.begin_nested():
-                        written += _apply_index_changes(conn, [change])
-                except IntegrityError as exc:
-                    conflicts.append(_conflict(conn, change, exc))
-    report.updated += written
-    report.skipped += len(changes) - written - len(conflicts)
-    report.conflicts += conflicts

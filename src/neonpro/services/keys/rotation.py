@@ -5,31 +5,28 @@ removing a key no value uses any more."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Connection, text
-
-from neonpro.adapters.crypto import (
-    DecryptionError,
-    FieldCipher,
-    remove_key_from_file,
-)
 from neonpro.domain.actors import Actor
+from neonpro.domain.ports_keys import (
+    Cipher,
+    EncryptedColumn,
+    KeyUpkeep,
+    RowRef,
+    UnreadableValue,
+    key_header,
+    key_id_of,
+)
 from neonpro.services.keys.common import (
     ACTOR,
-    COLUMNS,
     DEFAULT_BATCH,
     MAX_BATCH,
-    EncryptedColumn,
     KeyRotationError,
     _by_table,
-    _header,
-    _key_id_of,
     _record,
-    _transaction,
     log,
 )
 from neonpro.services.keys.status import (
@@ -37,10 +34,6 @@ from neonpro.services.keys.status import (
     key_status,
 )
 
-if TYPE_CHECKING:
-    from neonpro.bootstrap import Container
-
-RowRef = tuple[uuid.UUID, uuid.UUID]  # (clinic_id, id)
 Progress = Callable[[str, int], None]  # (table, values done in the batch)
 OnSelected = Callable[[str, Sequence[RowRef]], None]  # (table, rows read, not yet written)
 
@@ -93,38 +86,7 @@ class _Batch:
     new: dict[str, list[bytes | None]] = field(default_factory=dict)
 
 
-def _select_sql(table: str, cols: Sequence[str]) -> str:
-    todo = " OR ".join(
-        f"({c} IS NOT NULL AND substring({c} from 1 for :hlen) <> :hdr)" for c in cols
-    )
-    return (
-        f"SELECT clinic_id, id, {', '.join(cols)} FROM {table} "  # noqa: S608
-        "WHERE (clinic_id, id) > (:after_clinic, :after_id) "
-        f"AND ({todo}) ORDER BY clinic_id, id LIMIT :lim"
-    )
-
-
-def _update_sql(table: str, cols: Sequence[str]) -> str:
-    sets = ", ".join(
-        f"{c} = CASE WHEN v.n_{c} IS NOT NULL AND t.{c} = v.o_{c} THEN v.n_{c} ELSE t.{c} END"
-        for c in cols
-    )
-    arrays = ", ".join(
-        f"CAST(:o_{c} AS bytea[]), CAST(:n_{c} AS bytea[])" for c in cols
-    )
-    names = ", ".join(f"o_{c}, n_{c}" for c in cols)
-    guard = " OR ".join(f"(v.n_{c} IS NOT NULL AND t.{c} = v.o_{c})" for c in cols)
-    returning = ", ".join(f"t.{c} = v.n_{c} AS ok_{c}" for c in cols)
-    return (
-        f"UPDATE {table} AS t SET {sets} "  # noqa: S608
-        f"FROM unnest(CAST(:clinics AS uuid[]), CAST(:ids AS uuid[]), {arrays}) "
-        f"AS v(clinic_id, id, {names}) "
-        f"WHERE t.clinic_id = v.clinic_id AND t.id = v.id AND ({guard}) "
-        f"RETURNING t.clinic_id, t.id, {returning}"
-    )
-
-
-def _reencrypt(cipher: FieldCipher, table: str, cols: Sequence[str], rows: Sequence[Any],
+def _reencrypt(cipher: Cipher, table: str, cols: Sequence[str], rows: Sequence[Any],
                header: bytes) -> _Batch:
     batch = _Batch(old={c: [] for c in cols}, new={c: [] for c in cols})
     for row in rows:
@@ -138,9 +100,9 @@ def _reencrypt(cipher: FieldCipher, table: str, cols: Sequence[str], rows: Seque
                 continue
             try:
                 plain = cipher.decrypt(blob, table=table, column=col, row_id=row_id)
-            except DecryptionError as exc:
+            except UnreadableValue as exc:
                 raise KeyRotationError(
-                    f"rotation stopped at {table}.{col}, key id {_key_id_of(blob)}, row "
+                    f"rotation stopped at {table}.{col}, key id {key_id_of(blob)}, row "
                     f"{clinic_id}/{row_id}: {exc}; nothing of this batch was written"
                 ) from None
             batch.old[col].append(blob)
@@ -148,24 +110,15 @@ def _reencrypt(cipher: FieldCipher, table: str, cols: Sequence[str], rows: Seque
     return batch
 
 
-def _write(conn: Connection, table: str, cols: Sequence[str], batch: _Batch,
+def _tally(written: Mapping[RowRef, Mapping[str, bool]], cols: Sequence[str], batch: _Batch,
            tally: dict[str, ColumnRotation]) -> None:
-    params: dict[str, Any] = {
-        "clinics": [r[0] for r in batch.refs], "ids": [r[1] for r in batch.refs],
-    }
-    for c in cols:
-        params[f"o_{c}"] = batch.old[c]
-        params[f"n_{c}"] = batch.new[c]
-    written: dict[RowRef, Any] = {
-        (row.clinic_id, row.id): row
-        for row in conn.execute(text(_update_sql(table, cols)), params)
-    }
+    """Count each value rotated, or skipped when the row changed between read and write."""
     for i, ref in enumerate(batch.refs):
         row = written.get(ref)
         for c in cols:
             if batch.new[c][i] is None:
                 continue
-            if row is not None and getattr(row, f"ok_{c}"):
+            if row is not None and row[c]:
                 tally[c].rotated += 1
             else:
                 tally[c].skipped += 1
@@ -182,12 +135,12 @@ def ensure_known_keys(status: KeyStatus) -> None:
 
 
 def rotate(
-    container: Container,
+    keys: KeyUpkeep,
     *,
     batch_size: int = DEFAULT_BATCH,
     max_batches: int | None = None,
     actor: Actor = ACTOR,
-    columns: Sequence[EncryptedColumn] = COLUMNS,
+    columns: Sequence[EncryptedColumn] | None = None,
     progress: Progress | None = None,
     on_selected: OnSelected | None = None,
     before: KeyStatus | None = None,
@@ -201,9 +154,11 @@ def rotate(
     computed just before (the CLI already has one for its progress bar).
     """
     _check_batching(batch_size, max_batches)
-    active = container.keyring.active_id
-    header = _header(active)
-    before = before or key_status(container, actor=actor, columns=columns)
+    if columns is None:
+        columns = keys.key_store.encrypted_columns
+    active = keys.keyring.active_id
+    header = key_header(active)
+    before = before or key_status(keys, actor=actor, columns=columns)
     ensure_known_keys(before)
 
     report = RotationReport(
@@ -216,15 +171,15 @@ def rotate(
         tally = {c.column: c for c in report.columns if c.table == table}
         try:
             report.complete = _rotate_table(
-                container, table, cols, report, tally, header=header, batch_size=batch_size,
+                keys, table, cols, report, tally, header=header, batch_size=batch_size,
                 max_batches=max_batches, actor=actor, progress=progress,
                 on_selected=on_selected,
             )
         finally:
-            _record_rotations(container, actor, tally, active)
+            _record_rotations(keys, actor, tally, active)
         if not report.complete:
             break
-    report.status = key_status(container, actor=actor, columns=columns)
+    report.status = key_status(keys, actor=actor, columns=columns)
     log.info("key_rotation", to_key=active, rotated=report.rotated, skipped=report.skipped,
              batches=report.batches, complete=report.complete,
              remaining=report.status.remaining)
@@ -244,41 +199,38 @@ def _to_rotate(before: KeyStatus, table: str, active: str) -> int:
                for kid, n in c.by_key.items() if kid != active)
 
 
-def _record_rotations(container: Container, actor: Actor, tally: dict[str, ColumnRotation],
+def _record_rotations(keys: KeyUpkeep, actor: Actor, tally: dict[str, ColumnRotation],
                       active: str) -> None:
     """One KEY_ROTATION summary event per column that had values rotated."""
     for c in tally.values():
         if c.rotated:
-            _record(container, actor, f"{c.table}.{c.column}", {
+            _record(keys, actor, f"{c.table}.{c.column}", {
                 "table": c.table, "column": c.column, "values": c.rotated,
                 "skipped": c.skipped, "to_key": active,
             })
 
 
 def _rotate_table(
-    container: Container, table: str, cols: Sequence[str], report: RotationReport,
+    keys: KeyUpkeep, table: str, cols: Sequence[str], report: RotationReport,
     tally: dict[str, ColumnRotation], *, header: bytes, batch_size: int,
     max_batches: int | None, actor: Actor, progress: Progress | None,
     on_selected: OnSelected | None,
 ) -> bool:
     """Rotate one table's columns; False when ``max_batches`` stopped it first."""
-    select_sql = text(_select_sql(table, cols))
     after: RowRef = (uuid.UUID(int=0), uuid.UUID(int=0))
     while True:
         if max_batches is not None and report.batches >= max_batches:
             return False
-        with _transaction(container, actor) as conn:
-            rows = conn.execute(select_sql, {
-                "after_clinic": after[0], "after_id": after[1], "lim": batch_size,
-                "hlen": len(header), "hdr": header,
-            }).all()
+        with keys.key_store.transaction(actor) as tx:
+            rows = tx.rows_to_rotate(table, cols, after, batch_size, header)
             if not rows:
                 return True
-            batch = _reencrypt(container.cipher, table, cols, rows, header)
+            batch = _reencrypt(keys.cipher, table, cols, rows, header)
             if on_selected is not None:
                 on_selected(table, batch.refs)
             done_before = sum(c.rotated + c.skipped for c in tally.values())
-            _write(conn, table, cols, batch, tally)
+            _tally(tx.write_rotation(table, cols, batch.refs, batch.old, batch.new), cols,
+                   batch, tally)
         report.batches += 1
         after = batch.refs[-1]
         if progress is not None:
@@ -287,11 +239,10 @@ def _rotate_table(
             return True
 
 
-
-def remove_key(container: Container, key_file: Path, key_id: str) -> None:
+def remove_key(keys: KeyUpkeep, key_file: Path, key_id: str) -> None:
     """Remove ``key_id`` from ``key_file`` once no value uses it (counted in the database
     first); never the active key. KeyRotationError says why not."""
-    report = key_status(container)
+    report = key_status(keys)
     if key_id == report.active_key_id:
         raise KeyRotationError(f"{key_id} is the active key: add and activate another one "
                                "first")
@@ -300,4 +251,4 @@ def remove_key(container: Container, key_file: Path, key_id: str) -> None:
         raise KeyRotationError(f"{left} value(s) are still encrypted under {key_id}: run "
                                "`neonpro keys rotate` first (and restart any process that "
                                "still has it active)")
-    remove_key_from_file(key_file, key_id)
+    keys.remove_key_from_file(key_file, key_id)

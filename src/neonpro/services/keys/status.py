@@ -5,25 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import text
-
-from neonpro.adapters.crypto import (
-    BLOB_VERSION,
-)
 from neonpro.domain.actors import Actor
-from neonpro.services.keys.common import (
-    ACTOR,
-    COLUMNS,
-    EncryptedColumn,
-    _by_table,
-    _show_key_id,
-    _transaction,
-)
+from neonpro.domain.ports_keys import EncryptedColumn, KeyUpkeep, show_key_id
+from neonpro.services.keys.common import ACTOR, _by_table
 
-if TYPE_CHECKING:
-    from neonpro.bootstrap import Container
 
 @dataclass(frozen=True)
 class ColumnStatus:
@@ -92,36 +79,25 @@ class KeyStatus:
         }
 
 
-def _kid_sql(col: str) -> str:
-    return (
-        f"CASE WHEN octet_length({col}) >= 2 AND get_byte({col}, 0) = {BLOB_VERSION} "
-        f"THEN substring({col} from 3 for get_byte({col}, 1)) END"
-    )
-
-
 def key_status(
-    container: Container,
+    keys: KeyUpkeep,
     *,
     actor: Actor = ACTOR,
-    columns: Sequence[EncryptedColumn] = COLUMNS,
+    columns: Sequence[EncryptedColumn] | None = None,
 ) -> KeyStatus:
     """Count values per key id in every encrypted column (one scan per table, in SQL)."""
-    ring = container.keyring
+    ring = keys.keyring
+    if columns is None:
+        columns = keys.key_store.encrypted_columns
     counts: dict[tuple[str, str], dict[str, int]] = {
         (c.table, c.column): {} for c in columns
     }
-    with _transaction(container, actor) as conn:
+    with keys.key_store.transaction(actor) as batch:
         for table, cols in _by_table(columns).items():
-            pairs = ", ".join(f"('{c}', t.{c})" for c in cols)
-            query = text(
-                f"SELECT v.col, {_kid_sql('v.val')} AS kid, count(*) AS n "  # noqa: S608
-                f"FROM {table} t CROSS JOIN LATERAL (VALUES {pairs}) AS v(col, val) "
-                "WHERE v.val IS NOT NULL GROUP BY 1, 2"
-            )
-            for row in conn.execute(query):
-                per = counts[(table, str(row.col))]
-                name = _show_key_id(row.kid)
-                per[name] = per.get(name, 0) + int(row.n)
+            for column, kid, n in batch.key_counts(table, cols):
+                per = counts[(table, column)]
+                name = show_key_id(kid)
+                per[name] = per.get(name, 0) + n
     return KeyStatus(
         active_key_id=ring.active_id,
         key_ids=tuple(sorted(ring.keys)),

@@ -28,10 +28,7 @@ from neonpro.adapters.db.audit.checkpoints import (
     record_heads,
     sign_heads,
 )
-from neonpro.adapters.db.audit.pruning import (
-    PruneResult,
-    prune_expired,
-)
+from neonpro.adapters.db.audit.pruning import prune_expired
 from neonpro.adapters.db.audit.sealing import (  # noqa: F401  (bench/audit.py reads them)
     _COLUMNS,
     _TEXT_SETTINGS,
@@ -46,11 +43,10 @@ from neonpro.adapters.db.audit.sealing import (  # noqa: F401  (bench/audit.py r
     seal_pending,
     sign_cut,
 )
-from neonpro.adapters.db.audit.verify import (
-    ChainReport,
-    Checkpoint,
-    verify_chains,
-)
+from neonpro.adapters.db.audit.verify import verify_chains
+
+# the reports are the domain's (re-exported: adapters and tests name them from here)
+from neonpro.domain.audit_reports import ChainReport, Checkpoint, PruneResult
 
 __all__ = [
     "AUDIT",

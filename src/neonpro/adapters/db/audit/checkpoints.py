@@ -19,14 +19,12 @@ from neonpro.adapters.db.audit.sealing import (
     SYSTEM_CHAIN,
     seal_pending,
 )
-from neonpro.adapters.db.audit.verify import (
-    Checkpoint,
-)
 from neonpro.adapters.db.database import Database
 from neonpro.domain.actors import Actor
 from neonpro.domain.audit_chain import (
     sign_head,
 )
+from neonpro.domain.audit_reports import Checkpoint
 
 
 def chain_heads(db: Database, actor: Actor) -> list[tuple[str, uuid.UUID, int, bytes]]:

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -31,15 +31,7 @@ from neonpro.domain.actors import Actor
 from neonpro.domain.audit_chain import (
     ChainEvent,
 )
-
-
-@dataclass
-class PruneResult:
-    clinic_id: uuid.UUID
-    upto_seq: int
-    pruned: int
-    archive: str
-    archive_sha256: str
+from neonpro.domain.audit_reports import PruneResult
 
 
 def _prunable_upto(conn: psycopg.Connection[Any], clinic: uuid.UUID) -> int | None:

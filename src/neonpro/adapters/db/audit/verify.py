@@ -6,7 +6,7 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -46,52 +46,21 @@ from neonpro.domain.audit_chain import (
     keyed_event_hash,
     keyed_ledger_hash,
 )
+from neonpro.domain.audit_reports import ChainReport, Checkpoint
 
 
-@dataclass
-class ChainReport:
-    clinic_id: uuid.UUID
-    sealed: int = 0
-    head_seq: int = 0
-    head_hash: str | None = None
-    unsealed: int = 0
-    first_seq: int = 1
-    broken_at: int | None = None
-    reason: str | None = None
-    checkpoint: str | None = None
-    chain: str = AUDIT
-
-    @property
-    def ok(self) -> bool:
-        return self.broken_at is None and self.reason is None
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["clinic_id"] = str(self.clinic_id)
-        out["ok"] = self.ok
-        return out
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """One signed chain head. ``key_id`` None: a file of format v1 (audit chains only,
-    signed with the key of before audit key ids)."""
-
-    clinic_id: uuid.UUID
-    seq: int
-    hash: str
-    signature: str
-    chain: str = AUDIT
-    key_id: str | None = None
-
-    def valid(self, keyring: KeyRing) -> bool:
-        head = bytes.fromhex(self.hash)
-        if self.key_id is None:
-            return self.chain == AUDIT and checkpoint_valid(
-                keyring.legacy_audit_key, self.clinic_id, self.seq, head, self.signature)
-        key = keyring.audit_keys.get(self.key_id)
-        return key is not None and head_valid(key, self.key_id, self.chain, self.clinic_id,
-                                              self.seq, head, self.signature)
+def checkpoint_valid_with(checkpoint: Checkpoint, keyring: KeyRing) -> bool:
+    """Whether ``checkpoint`` is signed by an audit key of ``keyring`` (a v1 file: by the key
+    of before audit key ids, audit chains only)."""
+    head = bytes.fromhex(checkpoint.hash)
+    if checkpoint.key_id is None:
+        return checkpoint.chain == AUDIT and checkpoint_valid(
+            keyring.legacy_audit_key, checkpoint.clinic_id, checkpoint.seq, head,
+            checkpoint.signature)
+    key = keyring.audit_keys.get(checkpoint.key_id)
+    return key is not None and head_valid(key, checkpoint.key_id, checkpoint.chain,
+                                          checkpoint.clinic_id, checkpoint.seq, head,
+                                          checkpoint.signature)
 
 
 @dataclass
@@ -181,7 +150,7 @@ def _file_checkpoints(checkpoints: list[Checkpoint], keyring: KeyRing, known: _K
     for cp in checkpoints:
         if only is not None and cp.clinic_id not in (only, SYSTEM_CHAIN):
             continue
-        if not cp.valid(keyring):
+        if not checkpoint_valid_with(cp, keyring):
             bad.append(cp)
             continue
         known.vouch(cp.chain, cp.clinic_id, cp.seq, cp.hash, "a signed checkpoint")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -17,6 +16,7 @@ from sqlalchemy import text
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.audit_chain import check_details
+from neonpro.domain.audit_reports import AuditEntry
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 
 INSERT = text(
@@ -56,14 +56,8 @@ SESSION_STARTED = text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One event of :meth:`SqlAuditRepository.record_many`."""
-
-    action: AuditAction
-    resource_id: uuid.UUID | str | None = None
-    patient_id: uuid.UUID | None = None
-    details: dict[str, Any] | None = None
+# one event of :meth:`SqlAuditRepository.record_many` (the domain's type)
+Event = AuditEntry
 
 
 class SqlAuditRepository(SqlRepository):
@@ -94,7 +88,7 @@ class SqlAuditRepository(SqlRepository):
 
     def record_many(
         self,
-        events: Sequence[Event],
+        events: Sequence[AuditEntry],
         resource_type: str | None = None,
         *,
         status: AuditStatus = AuditStatus.SUCCESS,

@@ -10,7 +10,7 @@ import builtins
 import uuid
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, select
 
 from neonpro.adapters.db.models import Clinic, ClinicMembership, StaffUser
 from neonpro.adapters.db.repositories._base import SqlRepository
@@ -79,11 +79,3 @@ class SqlClinicRepository(SqlRepository):
     def members(self) -> builtins.list[MembershipRead]:
         rows = self._execute(select(*MEMBER_COLUMNS).where(MEMBERS.c.clinic_id == self.clinic_id))
         return [MembershipRead.model_construct(**r._mapping) for r in rows]  # noqa: SLF001
-
-    def deactivate_membership(self, user_id: uuid.UUID) -> None:
-        """End ``user_id``'s membership of this clinic (kept, inactive: the audit trail
-        names it). Service role, scoped to the unit of work's clinic."""
-        self._service_only("removing a member")
-        self._execute(update(MEMBERS).where(
-            MEMBERS.c.clinic_id == self.clinic_id, MEMBERS.c.user_id == user_id,
-        ).values(is_active=False))

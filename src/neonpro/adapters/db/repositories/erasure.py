@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from neonpro.adapters.db.models import Appointment, ConsentRecord, ErasureLedgerEntry, Patient
 from neonpro.adapters.db.repositories._base import SqlRepository
-from neonpro.domain.erasure import Action, Decision, PatientFacts
+from neonpro.domain.erasure import Action, Decision, LedgerDecision, PatientFacts
 from neonpro.domain.errors import NotFound
 from neonpro.domain.vocabulary import (
     ACTIVE_APPOINTMENT_STATUSES,
@@ -129,6 +129,25 @@ INSERT_LEDGER = text(
     "JOIN jsonb_array_elements(CAST(:kinds AS jsonb)) WITH ORDINALITY AS k(x, i) "
     "ON k.i = (e.x ->> 2)::int + 1 ORDER BY e.n")
 
+REQUEST_OF_PATIENT = text("SELECT 1 FROM data_subject_requests WHERE clinic_id = :clinic "
+                          "AND id = :request AND patient_id = :patient")
+IS_BLOCKED = text("SELECT blocked_at IS NOT NULL FROM patients "
+                  "WHERE clinic_id = :clinic AND id = :patient")
+# each patient's latest decision only (a record blocked, then anonymized when its hold ran
+# out, must come back anonymized)
+TO_REAPPLY = text(
+    "SELECT l.clinic_id, l.patient_id, l.outcome FROM ("
+    "  SELECT DISTINCT ON (clinic_id, patient_id) clinic_id, patient_id, outcome, decided_at "
+    "  FROM erasure_ledger "
+    "  WHERE (CAST(:since AS timestamptz) IS NULL OR decided_at >= :since) "
+    "  AND (CAST(:clinic AS uuid) IS NULL OR clinic_id = :clinic) "
+    "  ORDER BY clinic_id, patient_id, decided_at DESC, id DESC) l "
+    "WHERE EXISTS (SELECT 1 FROM patients p WHERE p.clinic_id = l.clinic_id "
+    "            AND p.id = l.patient_id AND CASE l.outcome "
+    "              WHEN 'blocked' THEN p.blocked_at IS NULL AND p.anonymized_at IS NULL "
+    "              ELSE p.anonymized_at IS NULL END) "
+    "ORDER BY l.decided_at")
+
 
 class SqlErasureRepository(SqlRepository):
     __slots__ = ()
@@ -219,3 +238,23 @@ class SqlErasureRepository(SqlRepository):
                 for d in decisions}] for outcome, decisions in kinds]),
         })
         return ids
+
+    def is_request_of(self, request_id: uuid.UUID, patient_id: uuid.UUID) -> bool:
+        """Whether ``request_id`` is a data-subject request of the patient, in this clinic."""
+        return self._execute(REQUEST_OF_PATIENT, {
+            "clinic": self.clinic_id, "request": request_id,
+            "patient": patient_id}).first() is not None
+
+    def is_blocked(self, patient_id: uuid.UUID) -> bool | None:
+        """Whether the clinic's patient is blocked (None: no such patient); the legal-hold
+        login sees blocked rows, the others do not."""
+        blocked: bool | None = self._execute(IS_BLOCKED, {
+            "clinic": self.clinic_id, "patient": patient_id}).scalar_one_or_none()
+        return blocked
+
+    def to_reapply(self, since: datetime | None = None,
+                   clinic_id: uuid.UUID | None = None) -> list[LedgerDecision]:
+        """Each patient's latest ledger decision (at or after ``since``, in ``clinic_id`` or
+        every clinic: a service unit of work) whose row is not erased as it says."""
+        return [LedgerDecision(r.clinic_id, r.patient_id, r.outcome) for r in self._execute(
+            TO_REAPPLY, {"since": since, "clinic": clinic_id})]

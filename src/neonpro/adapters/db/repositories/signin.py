@@ -10,7 +10,6 @@ address is not throttled by its own staff signing in every morning.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
@@ -20,6 +19,8 @@ from sqlalchemy.dialects.postgresql import insert
 from neonpro.adapters.db.models import ClinicMembership, StaffUser
 from neonpro.adapters.db.models.signin import LoginThrottle, StaffSession, TrustedSignIn
 from neonpro.adapters.db.repositories._base import SqlRepository
+from neonpro.domain.errors import Forbidden
+from neonpro.domain.ports_auth import LoginRecord
 from neonpro.domain.signin import ThrottleKeys, ThrottleLimits
 from neonpro.domain.vocabulary import ClinicRole
 
@@ -30,16 +31,9 @@ TRUSTED = cast(Table, TrustedSignIn.__table__)
 SESSIONS = cast(Table, StaffSession.__table__)
 
 
-@dataclass(frozen=True)
-class LoginRecord:
-    user_id: uuid.UUID
-    password_hash: str
-    is_active: bool
-    memberships: dict[uuid.UUID, ClinicRole]
-
-
 class SqlStaffLoginRepository(SqlRepository):
-    """Service role: password hashes, throttling and sessions (the app role sees none)."""
+    """Service role: password hashes, throttling, sessions and memberships' end (the app
+    role sees none)."""
 
     __slots__ = ()
 
@@ -163,3 +157,13 @@ class SqlStaffLoginRepository(SqlRepository):
             raise ValueError(msg)
         return int(self._execute(update(SESSIONS).where(*conditions).values(
             revoked_at=func.now(), revoked_reason=reason)).rowcount)
+
+    # ------------------------------------------------------------------ memberships
+    def deactivate_membership(self, user_id: uuid.UUID) -> None:
+        """End ``user_id``'s membership of this clinic (kept, inactive: the audit trail
+        names it). Service role, scoped to the unit of work's clinic."""
+        if not self._uow.service:
+            raise Forbidden("removing a member needs the service role")
+        self._execute(update(MEMBERS).where(
+            MEMBERS.c.clinic_id == self.clinic_id, MEMBERS.c.user_id == user_id,
+        ).values(is_active=False))

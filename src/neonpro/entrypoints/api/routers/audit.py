@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 from pydantic import IPvAnyAddress
 
+from neonpro.domain.audit_reports import AuditFilters
 from neonpro.domain.errors import ValidationFailed
 from neonpro.domain.schemas._types import Instant
 from neonpro.domain.schemas.audit import AuditEvent
@@ -18,7 +19,6 @@ from neonpro.domain.vocabulary import AuditAction, RiskLevel
 from neonpro.entrypoints.api.deps import OVERSIGHT, Caller, caller_with
 from neonpro.entrypoints.api.pages import PageOut
 from neonpro.entrypoints.api.routing import OneHopRoute
-from neonpro.queries.audit import AuditFilters
 from neonpro.queries.compliance import report_html
 from neonpro.services import audit as svc
 
@@ -68,7 +68,7 @@ def investigate(caller: Who, actor_id: uuid.UUID | None = None,
 def verify(caller: Who) -> dict[str, Any]:
     """Recompute the clinic's audit chain (and its erasure-ledger chain, under
     ``erasure_ledger``); ``ok`` is false with the first broken link of either."""
-    return svc.verify_clinic(caller.container, caller.actor, caller.clinic_id)
+    return svc.verify_clinic(caller.container.audit_chain, caller.actor, caller.clinic_id)
 
 
 @router.get("/report", responses={200: {"content": {"text/html": {}}}})
@@ -77,5 +77,5 @@ def report(caller: Who, since: Instant | None = None, until: Instant | None = No
            ) -> Any:
     """The compliance report for a period, as JSON or as a readable HTML page."""
     start, end = _window(since, until)
-    data = svc.clinic_report(caller.uow(), start, end, caller.container.keyring)
+    data = svc.clinic_report(caller.uow(), start, end, caller.container.audit_chain)
     return HTMLResponse(report_html(data)) if fmt == "html" else data

@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, Field
 
-from neonpro.adapters.auth import IssuedToken, TokenCodec
+from neonpro.adapters.auth import TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
+from neonpro.domain.ports_auth import IssuedToken
 from neonpro.domain.schemas._types import EmailStr
 from neonpro.entrypoints.api.deps import EVERYONE, Caller, caller_with, codec, container
 from neonpro.entrypoints.api.problems import responses
@@ -62,7 +63,7 @@ def login(data: Login, request: Request, box: Annotated[Container, Depends(conta
                       user_agent=request.headers.get("user-agent"))
     issued = svc.login(lambda: box.service_uow(anonymous), data.email, data.password,
                        data.clinic_id, _address(request), limits=box.signin_limits,
-                       mint=tokens.mint)
+                       mint=tokens.mint, passwords=box.passwords)
     return _out(issued, box.settings.token_ttl_minutes)
 
 
@@ -96,5 +97,5 @@ def change_password(data: PasswordChange, request: Request,
         lambda: box.service_uow(anonymous),
         box.admin_uow(caller.principal.clinic_id, caller.actor),
         data.current_password, data.new_password, _address(request),
-        limits=box.signin_limits, mint=tokens.mint)
+        limits=box.signin_limits, mint=tokens.mint, passwords=box.passwords)
     return _out(issued, box.settings.token_ttl_minutes)

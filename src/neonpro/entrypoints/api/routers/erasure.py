@@ -84,6 +84,7 @@ def legal_hold_read(patient_id: uuid.UUID, body: LegalHoldReadIn,
     The read is audited first as a high-risk `LEGAL_HOLD_READ` (the justification
     encrypted). 404 when the clinic has no such patient, 409 `not_blocked` when the patient
     is not blocked (read it through `/patients/{id}`)."""
-    held = svc.legal_hold_read(caller.container, caller.clinic_id, patient_id, caller.actor,
+    box = caller.container
+    held = svc.legal_hold_read(box, box.cipher, caller.clinic_id, patient_id, caller.actor,
                                body.justification)
     return LegalHoldReadOut(patient=held.patient, appointments=held.appointments)
