@@ -98,11 +98,12 @@ class Container:
         signed out, revoked or expired, and its membership still active in that role
         (``neonpro_session_live``; every transaction the token opens checks it again)."""
         # one statement, autocommit: no BEGIN and ROLLBACK round trips around it
-        engine = self.database.engine("service")
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            return bool(conn.execute(_SESSION_LIVE, {
-                "token": token_id, "user": user_id, "clinic": clinic_id, "role": role,
-            }).scalar())
+        params = {"token": token_id, "user": user_id, "clinic": clinic_id, "role": role}
+        conn, live = self.database.checked_out(
+            "service", lambda c: bool(c.execute(_SESSION_LIVE, params).scalar()),
+            autocommit=True)
+        conn.close()
+        return live
 
     def admin_uow(self, clinic_id: uuid.UUID, actor: Actor) -> SqlUnitOfWork:
         """The service role scoped by our own queries to one clinic: for audited

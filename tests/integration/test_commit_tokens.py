@@ -116,3 +116,26 @@ def test_prune_keeps_what_is_still_needed(container: Container, clinic: uuid.UUI
     keys = _sql(container, "SELECT array_agg(key_hash) FROM idempotency_keys WHERE "
                 "clinic_id = %s", clinic)[0]
     assert [bytes(k) for k in keys] == [b"k-new"]
+
+
+def test_connections_the_server_dropped_while_pooled_are_replaced(
+        container: Container, clinic: uuid.UUID) -> None:
+    """The pool pings nothing at checkout: a connection killed while it sat in the pool
+    fails its transaction's first statement, before any work, and is replaced; neither a
+    unit of work, a session check nor an adapter's transaction sees the failure."""
+    def warm() -> None:
+        with container.uow(clinic, ADMIN) as tx:
+            tx.clinics.get()
+        container.session_live("no-such-token", ADMIN.id, clinic, "admin")
+        with container.database.transaction("service", None, ADMIN.id) as session:
+            session.execute(text("SELECT 1"))
+
+    warm()
+    database = make_url(container.database.owner_url).database
+    killed = _sql(container, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                  "WHERE datname = %s AND application_name = 'neonpro' "
+                  "AND pid <> pg_backend_pid()", database)[0]
+    assert killed >= 2
+    warm()  # each kind once more: no error reaches the caller
+    with container.uow(clinic, ADMIN) as tx:
+        assert tx.clinics.get().id == clinic

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg.errors
 import structlog
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -258,7 +258,7 @@ class Database:
             max_overflow=s.pool_setting("max_overflow"),
             pool_timeout=s.pool_setting("pool_timeout_s"),
             pool_recycle=s.pool_setting("pool_recycle_s"),
-            pool_pre_ping=True,
+            pool_pre_ping=False,  # see checked_out: a dropped connection is replaced
             pool_reset_on_return="rollback",
             connect_args={
                 "connect_timeout": s.connect_timeout_s,
@@ -290,18 +290,55 @@ class Database:
     @contextmanager
     def _transaction(self, kind: str, clinic_id: uuid.UUID | None, actor_id: uuid.UUID,
                      actor_role: str, *, read_only: bool) -> Iterator[Session]:
-        with self._factory(kind)() as session:
-            params = context_params(clinic_id, actor_id, actor_role)
-            if read_only:
-                session.execute(text("SET TRANSACTION READ ONLY"))
-                session.execute(SET_CONTEXT_READ_ONLY, params)
-            else:
-                session.execute(SET_CONTEXT, params)
+        params = context_params(clinic_id, actor_id, actor_role)
+        for attempt in (1, 2):  # a dropped pooled connection is replaced once (checked_out)
+            session = self._factory(kind)()
+            try:
+                if read_only:
+                    session.execute(text("SET TRANSACTION READ ONLY"))
+                    session.execute(SET_CONTEXT_READ_ONLY, params)
+                else:
+                    session.execute(SET_CONTEXT, params)
+                break
+            except DBAPIError as exc:
+                session.close()
+                if attempt == 2 or not exc.connection_invalidated:  # noqa: PLR2004
+                    raise
+            except BaseException:
+                session.close()
+                raise
+        with session:
             session.info.update(
                 kind=kind, clinic_id=clinic_id, actor_id=actor_id, read_only=read_only
             )
             yield session
             # the session closes here: a transaction not committed is rolled back
+
+    def checked_out(self, kind: str, first: Callable[[Connection], T], *,
+                    autocommit: bool = False) -> tuple[Connection, T]:
+        """A pooled connection of ``kind`` on which ``first`` (what a transaction starts
+        with: its context) has run, and what it returned.
+
+        The pool pings no connection at checkout (a round trip per transaction, measured in
+        docs/performance.md): a connection the server dropped while it sat in the pool (a
+        restart, an idle kill) fails ``first``, before anything of the caller's has run on
+        it, and is replaced once; the pool then replaces every connection older than the
+        failure at its next checkout."""
+        for attempt in (1, 2):
+            connection = self.engine(kind).connect()
+            if autocommit:
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                return connection, first(connection)
+            except DBAPIError as exc:
+                connection.close()
+                if attempt == 2 or not exc.connection_invalidated:  # noqa: PLR2004
+                    raise
+                log.warning("pooled_connection_dropped", kind=kind)
+            except BaseException:
+                connection.close()
+                raise
+        raise AssertionError  # pragma: no cover  (the loop returns or raises)
 
     @contextmanager
     def _session(self, kind: str, clinic_id: uuid.UUID | None,

@@ -110,29 +110,29 @@ class SqlUnitOfWork:
         deadline = deadline_of_request.get()
         if deadline is not None and deadline.expired:
             raise RequestTimedOut  # answered already: start no new work for it
-        conn = self.db.engine(kind).connect()
+        actor = self.actor
+        params = context_params(
+            self.clinic_id, actor.id, actor.role, request_id=actor.request_id,
+            ip=actor.ip_address, user_agent=actor.user_agent, session_id=actor.session_id,
+        )
+        statement = SET_CONTEXT
+        if deadline is not None:  # no statement outlives the request
+            configured = self.db.settings.pool_setting("statement_timeout_ms")
+            left = max(1, int(deadline.remaining() * 1000))
+            statement = SET_CONTEXT_BOUNDED
+            params = {**params, "statement_timeout": str(min(configured, left))}
+
+        def begin(conn: Connection) -> RootTransaction:
+            transaction = conn.begin()
+            conn.execute(statement, params)
+            return transaction
+
         try:
-            self._transaction = conn.begin()
-            actor = self.actor
-            params = context_params(
-                self.clinic_id, actor.id, actor.role, request_id=actor.request_id,
-                ip=actor.ip_address, user_agent=actor.user_agent, session_id=actor.session_id,
-            )
-            if deadline is None:
-                conn.execute(SET_CONTEXT, params)
-            else:  # no statement outlives the request
-                configured = self.db.settings.pool_setting("statement_timeout_ms")
-                left = max(1, int(deadline.remaining() * 1000))
-                conn.execute(SET_CONTEXT_BOUNDED,
-                             {**params, "statement_timeout": str(min(configured, left))})
+            conn, self._transaction = self.db.checked_out(kind, begin)
         except DBAPIError as exc:
-            conn.close()
             if isinstance(exc.orig, psycopg.errors.InvalidAuthorizationSpecification):
                 # the token's session: signed out, expired, revoked (neonpro_bind_context)
                 raise Unauthenticated("invalid or expired token") from None
-            raise
-        except BaseException:
-            conn.close()
             raise
         self._connection = conn
         return self
