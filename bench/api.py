@@ -115,6 +115,9 @@ FIRST_HOUR = 6
 TICK = os.sysconf("SC_CLK_TCK")
 VENV_BIN = Path(sys.executable).parent
 SYSTEM = Actor(uuid.UUID(int=0x5E5_0000_0099), "system")
+# one process by default, like the baseline; --workers N serves with N (CPU is summed over
+# the supervisor and its workers)
+SERVER_WORKERS = 1
 GET_ROUTE = "/patients/{patient_id}"
 POST_ROUTE = "/appointments"
 
@@ -128,6 +131,22 @@ def _proc_cpu(pid: int) -> float:
         return 0.0
     fields_ = stat[stat.rindex(b")") + 2:].split()
     return (int(fields_[11]) + int(fields_[12])) / TICK
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live children (``neonpro serve --workers N``: the
+    supervisor, which seals the audit trail, and its workers)."""
+    total = _proc_cpu(pid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
+            total += _proc_cpu(int(entry.name))
+    return total
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -176,7 +195,7 @@ class CpuMeter:
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         return CpuSnap(
             time.perf_counter(), busy, total, time.process_time(), kids.ru_utime + kids.ru_stime,
-            _proc_cpu(self.server_pid) if self.server_pid else 0.0,
+            _tree_cpu(self.server_pid) if self.server_pid else 0.0,
             {pid: _proc_cpu(pid) for pid in _backends(self.dbname)},
         )
 
@@ -409,7 +428,8 @@ class Server:
         if extra_pythonpath:
             env["PYTHONPATH"] = extra_pythonpath + os.pathsep + env.get("PYTHONPATH", "")
         self.command = [str(VENV_BIN / "neonpro"), "serve", "--host", "127.0.0.1",
-                        "--port", str(self.port), "--no-migrate"]
+                        "--port", str(self.port), "--no-migrate",
+                        "--workers", str(SERVER_WORKERS)]
         self._log = self.log_path.open("wb")  # closed in stop()
         # cwd: the temporary directory, so no stray .env file is read
         self.proc = subprocess.Popen(self.command, env=env, cwd=world.workdir,
@@ -879,6 +899,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare with bench/baseline_app.py, interleaved (default on)")
     parser.add_argument("--baseline-only", action="store_true",
                         help="only the baseline comparison (skip the neonpro-only runs)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="neonpro serve worker processes (default 1, like the baseline)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of the baseline comparison (default 3)")
     parser.add_argument("--warmup", type=float, default=None, help="seconds (default 3; 1 quick)")
@@ -892,6 +914,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="admin URL, only used to create and drop the scratch database")
     parser.add_argument("--keep", action="store_true", help="do not drop the scratch database")
     args = parser.parse_args(argv)
+    global SERVER_WORKERS  # noqa: PLW0603  (read where the server command is built)
+    SERVER_WORKERS = args.workers
     if args.quick:
         args.seconds = 5.0
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)

@@ -120,12 +120,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 @pytest.mark.slow
-def test_serve_migrates_reports_healthy_and_stops_on_sigterm(fresh_database_url: str) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_migrates_reports_healthy_and_stops_on_sigterm(fresh_database_url: str,
+                                                             workers: int) -> None:
+    """One process, or a supervisor and its workers (the supervisor seals the audit trail;
+    the workers answer): ready, healthy, and all gone after SIGTERM."""
     port = _free_port()
     env = {**os.environ, "NEONPRO_DATABASE_URL": fresh_database_url, "NEONPRO_ENVIRONMENT": "test"}
-    proc = subprocess.Popen([BIN, "serve", "--port", str(port)], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([BIN, "serve", "--port", str(port), "--workers", str(workers)],
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    workers_seen: list[int] = []
     try:
         body = None
         deadline = time.monotonic() + 60
@@ -143,8 +161,16 @@ def test_serve_migrates_reports_healthy_and_stops_on_sigterm(fresh_database_url:
             body = json.loads(r.read())
         assert body["ok"] is True
         assert body["checks"]["migrations"]["current"] == [migrate.head_revision()]
+        workers_seen = [p for p in _children(proc.pid) if p != proc.pid]
     finally:
         proc.send_signal(signal.SIGTERM)
         stdout, _stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "healthy" in stdout
+    assert f"{workers} worker process" in stdout
+    if workers > 1:  # uvicorn's supervisor: one process per worker (a spawn helper aside)
+        assert len(workers_seen) >= workers
+    gone_by = time.monotonic() + 10  # the resource tracker leaves when its pipe closes
+    while any(Path(f"/proc/{p}").exists() for p in workers_seen) and time.monotonic() < gone_by:
+        time.sleep(0.1)
+    assert [p for p in workers_seen if Path(f"/proc/{p}").exists()] == []

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -49,6 +50,8 @@ def serve(
     demo: Annotated[
         bool, typer.Option("--demo", help="Load demo data if the database has no clinic.")
     ] = False,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Worker processes (default: one per core).")] = None,
 ) -> None:
     """Start the API (on the embedded database unless NEONPRO_DATABASE_URL is set)."""
     with container() as box:
@@ -66,12 +69,25 @@ def serve(
         out.print(f"[green]healthy[/]: {where}, schema at {report['checks']['migrations']['head']}")
         if demo:
             _demo(box, host, port)
-        app = create_app(box)
-        box.start_sealer()
+        count = workers or os.cpu_count() or 1
+        box.start_sealer()  # once per server, here: workers only answer requests
         box.start_checkpointer()
-        out.print(f"API on http://{host}:{port}  (docs http://{host}:{port}/docs, "
+        out.print(f"API on http://{host}:{port}  ({count} worker process"
+                  f"{'es' if count > 1 else ''}; docs http://{host}:{port}/docs, "
                   "readiness /health/ready, metrics /metrics)", highlight=False)
-        # log_config=None: uvicorn's lines go through our handler, so they are redacted too
-        # open change-feed streams (Server-Sent Events) would hold a shutdown forever
-        uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None,
-                    timeout_graceful_shutdown=5)
+        _run(box, host, port, count)
+
+
+def _run(box: Container, host: str, port: int, count: int) -> None:
+    """uvicorn, on uvloop and httptools where installed (its "auto"). log_config=None:
+    uvicorn's lines go through our handler, so they are redacted too; a graceful shutdown
+    waits 5 s at most (open change-feed streams would hold it forever)."""
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
+                               "log_config": None, "timeout_graceful_shutdown": 5}
+    if count == 1:
+        uvicorn.run(create_app(box), **options)
+        return
+    # the workers reach the database this process resolved (the embedded server it
+    # started, say) and start none of their own
+    os.environ["NEONPRO_DATABASE_URL"] = box.database.owner_url
+    uvicorn.run("neonpro.entrypoints.api.worker:app", factory=True, workers=count, **options)
