@@ -396,7 +396,7 @@ def build_world(args: argparse.Namespace, url: str, workdir: Path, lanes_needed:
         ClinicRole.ADMIN)[0].id
     issued = auth.login(lambda: box.service_uow(SYSTEM), email, password, clinic,
                         "127.0.0.1", limits=box.signin_limits,
-                        mint=TokenCodec(settings, box.keyring).mint)
+                        mint=TokenCodec(settings, box.keyring).mint, passwords=box.passwords)
     token, token_id = issued.token, issued.token_id
     zone = ZoneInfo("America/Sao_Paulo")
     first_day = datetime.now(zone).date() + timedelta(days=2)
