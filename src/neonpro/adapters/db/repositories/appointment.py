@@ -7,6 +7,7 @@ constraint refuses any overlap whatever the caller checked.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any, cast
@@ -99,6 +100,30 @@ def _returning_scored(statement: Insert | Update) -> Select[Any]:
 
 _BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
 GET = select(*READ_COLUMNS).where(_BY_ID)
+
+
+@functools.cache
+def _insert(columns: tuple[str, ...]) -> Select[Any]:
+    """The booking INSERT for one set of columns (those a booking gives: the others keep
+    their defaults), its values bound as ``v_<column>``: built once per set, not per
+    booking (building the statement and its CTE was about 40 % of a booking's CPU)."""
+    return _returning_scored(insert(TABLE).values(
+        {T[c]: bindparam(f"v_{c}", type_=T[c].type) for c in columns}))
+
+
+@functools.cache
+def _update(columns: tuple[str, ...], status_from: tuple[str, ...]) -> Select[Any]:
+    """A versioned UPDATE of ``columns`` (bound as ``v_<column>``), built once per shape."""
+    statement = update(TABLE).where(_BY_ID, T.version == bindparam("b_version")).values(
+        {**{T[c]: bindparam(f"v_{c}", type_=T[c].type) for c in columns},
+         T.version: T.version + 1})
+    if status_from:
+        statement = statement.where(T.status.in_(status_from))
+    return _returning_scored(statement)
+
+
+def _bound(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"v_{column}": value for column, value in values.items()}
 DELETABLE = frozenset({S.SCHEDULED, S.CONFIRMED, S.CANCELLED})
 
 CALENDAR_COLUMNS = (
@@ -219,7 +244,7 @@ class SqlAppointmentRepository(SqlRepository):
         actor = self._uow.actor.id
         values.update(id=appointment_id, clinic_id=self.clinic_id, time_zone=time_zone,
                       created_by=actor, updated_by=actor, **_booked(booked_at, data.start_time))
-        row = self._execute(_returning_scored(insert(TABLE).values(**values))).one()
+        row = self._execute(_insert(tuple(sorted(values))), _bound(values)).one()
         return self._to_read(row)
 
     def update(self, appointment_id: uuid.UUID, data: AppointmentUpdate) -> AppointmentRead:
@@ -228,14 +253,10 @@ class SqlAppointmentRepository(SqlRepository):
 
     def _change(self, appointment_id: uuid.UUID, version: int, values: dict[str, Any],
                 *, status_from: tuple[str, ...] = ()) -> AppointmentRead:
-        statement = (
-            update(TABLE).where(_BY_ID, T.version == version)
-            .values(**values, version=T.version + 1, updated_by=self._uow.actor.id)
-        )
-        if status_from:
-            statement = statement.where(T.status.in_(status_from))
-        row = self._execute(_returning_scored(statement),
-                            {"b_clinic": self.clinic_id, "b_id": appointment_id}).first()
+        values = {**values, "updated_by": self._uow.actor.id}
+        row = self._execute(_update(tuple(sorted(values)), status_from), {
+            "b_clinic": self.clinic_id, "b_id": appointment_id, "b_version": version,
+            **_bound(values)}).first()
         if row is None:
             current = self.get(appointment_id)  # NotFound if it is not there
             raise StaleVersion("appointment", appointment_id, version) if (
@@ -312,7 +333,7 @@ class SqlAppointmentRepository(SqlRepository):
             rescheduling_reason=data.reason, created_by=actor, updated_by=actor,
             **_booked(booked_at, data.start_time),
         )
-        row = self._execute(_returning_scored(insert(TABLE).values(**values))).one()
+        row = self._execute(_insert(tuple(sorted(values))), _bound(values)).one()
         return self._to_read(row)
 
     def delete(self, appointment_id: uuid.UUID, version: int) -> None:
