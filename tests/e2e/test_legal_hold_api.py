@@ -20,6 +20,7 @@ from neonpro.entrypoints.cli import app as cli_app  # noqa: F401  (attaches the 
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, erasure, patients
 from tests.e2e.api_helpers import as_member, headers, is_problem, members, one_line
+from tests.sessions import service_session
 
 SYSTEM = Actor(uuid.uuid4(), "system")
 ADMIN = Actor(uuid.uuid4(), "admin")
@@ -39,7 +40,7 @@ def _world(box: Container, name: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
 
 
 def _hold_events(box: Container, clinic: uuid.UUID) -> list[tuple[str, str, dict[str, str]]]:
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         rows = s.execute(text(
             "SELECT action, actor_role, details FROM audit_events WHERE clinic_id = :c "
             "AND action IN ('LEGAL_HOLD_READ', 'PERMISSION_DENIED') ORDER BY occurred_at"),

@@ -30,6 +30,7 @@ from neonpro.entrypoints.api.app import create_app
 from neonpro.entrypoints.api.deps import EVERYONE, OVERSIGHT, Caller, caller_with
 from neonpro.services import clinics
 from tests.e2e.api_helpers import headers, is_problem
+from tests.sessions import tenant_session
 
 SYSTEM = Actor(uuid.uuid4(), "system")
 Denial = dict[str, Any]
@@ -65,7 +66,7 @@ def _url(route: APIRoute) -> str:
 
 
 def _denials(box: Container, clinic: uuid.UUID, actor: uuid.UUID) -> list[Denial]:
-    with box.database.tenant_session(clinic, SYSTEM.id) as s:
+    with tenant_session(box.database, clinic, SYSTEM.id) as s:
         rows = s.execute(text(
             "SELECT actor_role, resource_type, resource_id, patient_ref IS NOT NULL AS ref, "
             "status, risk_level, details, seq FROM audit_events "
@@ -232,7 +233,7 @@ def test_a_refusal_never_marks_the_keys_work_done(
             **headers(box, clinic, role), "Idempotency-Key": key})
         assert answer.status_code == status, answer.text
         keys.append(key)
-    with box.database.tenant_session(clinic, SYSTEM.id) as s:
+    with tenant_session(box.database, clinic, SYSTEM.id) as s:
         states = [s.execute(text(
             "SELECT state FROM idempotency_keys WHERE key_hash = :h"),
             {"h": hashlib.sha256(b"neonpro-idempotency-key\0" + k.encode()).digest()},

@@ -19,6 +19,7 @@ from neonpro.entrypoints.cli import app as cli_app  # noqa: F401  (attaches the 
 from neonpro.entrypoints.cli import lgpd as lgpd_cli
 from neonpro.services import clinics, patients, retention
 from tests.e2e.api_helpers import as_member, headers, is_problem, members, one_line
+from tests.sessions import service_session
 
 SYSTEM = Actor(uuid.uuid4(), "system")
 URL = "/lgpd/retention-policies"
@@ -31,7 +32,7 @@ def _clinic(box: Container, name: str) -> uuid.UUID:
 
 
 def _events(box: Container, clinic: uuid.UUID) -> list[tuple[str, str, dict[str, object]]]:
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         rows = s.execute(text(
             "SELECT action, actor_role, details FROM audit_events WHERE clinic_id = :c "
             "AND resource_type = 'retention_policies' ORDER BY occurred_at"),

@@ -32,6 +32,7 @@ from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
 from neonpro.domain.vocabulary import AuditAction, ClinicRole
 from neonpro.services import auth, clinics, patients
 from tests.conftest import make_keyring, make_settings
+from tests.sessions import service_session, tenant_session
 from tests.tamper import as_owner, owner_url
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-00000000a0d1"), "admin", ip_address="2001:db8::7",
@@ -89,7 +90,7 @@ def _report(box: Container, clinic: uuid.UUID, **kw: object):  # type: ignore[no
 
 def test_triggers_record_changes_with_field_names_only(box: Container) -> None:
     clinic = _clinic(box, 1)
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         rows = s.execute(text(
             "SELECT action, resource_type, details, actor_id, host(ip_address), request_id, "
             "user_agent, session_id, patient_ref FROM audit_events "
@@ -113,7 +114,7 @@ def test_triggers_record_changes_with_field_names_only(box: Container) -> None:
 
 def test_raw_sql_and_bulk_updates_are_audited_too(box: Container) -> None:
     clinic = _clinic(box, 2)
-    with box.database.tenant_session(clinic, SYSTEM.id, "system") as s:
+    with tenant_session(box.database, clinic, SYSTEM.id, "system") as s:
         changed = s.execute(text("UPDATE patients SET city = 'Olinda'")).rowcount
         count = s.execute(text(
             "SELECT count(*) FROM audit_events WHERE resource_type = 'patients' "
@@ -192,7 +193,7 @@ def test_concurrent_writers_and_sealers_make_one_gap_free_chain(box: Container) 
     seal_pending(box)
     report = _report(box, clinic)
     assert report.ok, report
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         seqs = list(s.execute(text("SELECT seq FROM audit_events WHERE clinic_id = :c "
                                    "ORDER BY seq"), {"c": clinic}).scalars())
     assert seqs == list(range(1, len(seqs) + 1))
@@ -268,7 +269,7 @@ def test_reads_are_audited_in_the_same_transaction(box: Container) -> None:
     patients.get_patient(box.uow(clinic, ME), pid)
     found = patients.find_patient_by_cpf(box.uow(clinic, ME), "111.444.777-35")
     assert found is None
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         views = s.execute(text(
             "SELECT resource_id, patient_ref = neonpro_patient_ref(:p) AS mine, details "
             "FROM audit_events WHERE clinic_id = :c AND action = 'VIEW' ORDER BY occurred_at"),
@@ -281,12 +282,12 @@ def test_reads_are_audited_in_the_same_transaction(box: Container) -> None:
 def test_a_failed_change_leaves_no_event(box: Container) -> None:
     clinic = _clinic(box, 0)
     count = text("SELECT count(*) FROM audit_events WHERE clinic_id = :c")
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         before = s.execute(count, {"c": clinic}).scalar_one()
     with pytest.raises(ValueError, match="boom"), box.uow(clinic, ME) as tx:
         tx.patients.add(PatientCreate(full_name="Never Saved"))
         raise ValueError("boom")
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         assert s.execute(count, {"c": clinic}).scalar_one() == before
 
 
@@ -305,7 +306,7 @@ def _old_events(box: Container, clinic: uuid.UUID, years: int, count: int) -> No
 
 def test_the_application_cannot_backdate_an_event(box: Container) -> None:
     clinic = _clinic(box, 0)
-    with box.database.tenant_session(clinic, ME.id, "admin") as s:
+    with tenant_session(box.database, clinic, ME.id, "admin") as s:
         s.execute(text("INSERT INTO audit_events (clinic_id, action, occurred_at) "
                        "VALUES (:c, 'VIEW', '2001-01-01')"), {"c": clinic})
         year = s.execute(text("SELECT extract(year FROM max(occurred_at)) FROM audit_events "

@@ -22,6 +22,7 @@ from neonpro.adapters.db.security import Roles
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from tests.conftest import make_keyring, make_settings
+from tests.sessions import service_session
 from tests.tamper import as_owner
 
 SYSTEM = Actor(uuid.UUID("00000000-0000-0000-0000-00000000a111"), "system")
@@ -89,13 +90,13 @@ def test_a_chain_broken_before_the_upgrade_is_not_signed(fresh_database_url: str
 def test_old_events_verify_under_their_anchor_and_new_ones_are_keyed(
         upgraded: Container) -> None:
     box = upgraded
-    with box.database.service_session(SYSTEM.id, clinic_id=CLINIC) as s:
+    with service_session(box.database, SYSTEM.id, clinic_id=CLINIC) as s:
         s.execute(text("INSERT INTO audit_events (action) VALUES ('VIEW')"))
     seal_pending(box.database, box.keyring, SYSTEM)
     report = _report(box)
     assert report.ok, report
     assert report.sealed == 6
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         keys = s.execute(text("SELECT seq, key_id FROM audit_events WHERE clinic_id = :c "
                               "ORDER BY seq"), {"c": CLINIC}).all()
     assert [k for _, k in keys] == [None] * 5 + ["a1"]
@@ -115,7 +116,7 @@ def test_old_events_verify_under_their_anchor_and_new_ones_are_keyed(
 def test_the_owner_cannot_pass_keyed_events_off_as_old_ones(
         upgraded: Container, tamper: str, reason: str) -> None:
     box = upgraded
-    with box.database.service_session(SYSTEM.id, clinic_id=CLINIC) as s:
+    with service_session(box.database, SYSTEM.id, clinic_id=CLINIC) as s:
         s.execute(text("INSERT INTO audit_events (action) VALUES ('VIEW')"))
     seal_pending(box.database, box.keyring, SYSTEM)
     assert _report(box).ok
@@ -129,7 +130,7 @@ def test_a_downgrade_leaves_a_chain_the_old_code_verifies(upgraded: Container,
                                                           roles: Roles) -> None:
     """Below 0011 there is no key: keyed events are hashed again the unkeyed way."""
     box = upgraded
-    with box.database.service_session(SYSTEM.id, clinic_id=CLINIC) as s:
+    with service_session(box.database, SYSTEM.id, clinic_id=CLINIC) as s:
         s.execute(text("INSERT INTO audit_events (action) VALUES ('VIEW')"))
     seal_pending(box.database, box.keyring, SYSTEM)
     url = box.database.owner_url

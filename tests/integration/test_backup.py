@@ -27,6 +27,7 @@ from neonpro.services import backup as svc
 from neonpro.services import clinics, erasure, patients
 from tests.conftest import create_database, drop_database, make_keyring, make_settings
 from tests.factories import seed_world
+from tests.sessions import service_session
 from tests.valid import cpf
 
 DPO = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000e7"), "dpo")
@@ -65,7 +66,7 @@ def source(admin_url: str, tmp_path: Path) -> Iterator[tuple[Container, uuid.UUI
                     keyring=make_keyring())
     try:
         clinic = clinics.create_clinic(box.service_uow(DPO), ClinicCreate(name="Backup")).id
-        with box.database.service_session(DPO.id) as session:
+        with service_session(box.database, DPO.id) as session:
             ids = seed_world(session, clinic)
             # seed_world's ledger entry names its patient: make that patient erased, as the
             # engine would have (else every restore rightly re-applies that erasure)
@@ -88,7 +89,7 @@ def target(second_database_url: str) -> str:
 
 
 def _events(box: Container, action: str) -> int:
-    with box.database.service_session(DPO.id) as s:
+    with service_session(box.database, DPO.id) as s:
         return int(s.execute(text("SELECT count(*) FROM audit_events WHERE action = :a "
                                   "AND resource_type = 'backup'"), {"a": action}).scalar_one())
 
@@ -316,7 +317,7 @@ def test_a_restore_keeps_the_consent_ledger_order_ahead(
     restore: the rows keep their numbers, and the next row is numbered after them (else a
     revocation recorded after the restore would rank below the grants before it)."""
     box, _clinic = source
-    with box.database.service_session(DPO.id) as s:
+    with service_session(box.database, DPO.id) as s:
         before = s.execute(text("SELECT id, entry_no FROM consent_records ORDER BY entry_no")
                            ).all()
     assert before

@@ -26,6 +26,7 @@ from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.services import clinics, patients
 from tests.conftest import make_keyring, make_settings
+from tests.sessions import service_session
 from tests.tamper import as_owner
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-00000000c4e1"), "admin")
@@ -119,7 +120,7 @@ def test_a_checkpoint_goes_to_every_sink(box: Container, tmp_path: Path,
     syslog.write_text("\n".join(syslog_sink[1]))
     assert sorted(read_checkpoints(syslog), key=str) == sorted(on_file, key=str)
     # the heads are in the system chain too
-    with box.database.service_session(ME.id) as s:
+    with service_session(box.database, ME.id) as s:
         recorded = s.execute(text(
             "SELECT details FROM audit_events WHERE action = 'VERIFY' AND resource_type = "
             "'audit_checkpoint'")).scalars().all()

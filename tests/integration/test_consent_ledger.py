@@ -16,6 +16,7 @@ from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose, LegalBasis
 from neonpro.services import clinics, consents, patients
+from tests.sessions import tenant_session
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000d1"), "receptionist")
 TERMS = hashlib.sha256(b"termos").hexdigest()
@@ -101,7 +102,7 @@ def test_summary_follows_raw_sql_ledger_rows_too(
     from sqlalchemy import text  # noqa: PLC0415
 
     clinic, patient = setup
-    with container.database.tenant_session(clinic, ME.id, "system") as s:
+    with tenant_session(container.database, clinic, ME.id, "system") as s:
         s.execute(text(
             "INSERT INTO consent_records (clinic_id, patient_id, purpose, legal_basis, status, "
             "given_at, terms_version, terms_hash) VALUES (:c, :p, 'image_use', 'consent', "

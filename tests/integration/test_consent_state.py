@@ -24,6 +24,7 @@ from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
 from neonpro.queries.export import ExportFormat
 from neonpro.services import clinics, consents, lgpd_requests, patients
+from tests.sessions import tenant_session
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000d3"), "admin")
 TERMS = hashlib.sha256(b"termos de consentimento").hexdigest()
@@ -258,7 +259,7 @@ def test_a_newer_grant_that_expires_is_not_replaced_by_the_older_one(w: World) -
 
 def test_the_ledger_order_is_the_databases_and_cannot_be_rewritten(w: World) -> None:
     first = w.grant(M, "m1")
-    with w.box.database.tenant_session(w.clinic, ME.id, "admin") as s:
+    with tenant_session(w.box.database, w.clinic, ME.id, "admin") as s:
         # an insert naming a huge entry_no would win over every later decision: ignored
         s.execute(text(
             "INSERT INTO consent_records (clinic_id, patient_id, purpose, legal_basis, status, "
@@ -273,7 +274,7 @@ def test_the_ledger_order_is_the_databases_and_cannot_be_rewritten(w: World) -> 
     revoked = w.revoke(first)
     w.agree({M: ("withdrawn", "", first)})
     with pytest.raises(DBAPIError, match=r"permission denied|append-only"), \
-            w.box.database.tenant_session(w.clinic, ME.id, "admin") as s:
+            tenant_session(w.box.database, w.clinic, ME.id, "admin") as s:
         s.execute(text("UPDATE consent_records SET entry_no = 1 WHERE id = :i"),
                   {"i": revoked})
 

@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.models import Appointment
 from tests.factories import ACTOR, T0, seed_clinic, seed_world
+from tests.sessions import service_session, tenant_session
 
 
 @pytest.fixture(scope="module")
 def two(db: Database) -> dict[str, dict[str, uuid.UUID]]:
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         a, b = seed_clinic(session, "A"), seed_clinic(session, "B")
         seeded = {"a": seed_world(session, a), "b": seed_world(session, b)}
     return seeded  # noqa: RET504  (the seed commits when the session block ends)
@@ -36,22 +37,22 @@ def test_appointment_cannot_point_at_another_clinics_patient(
     db: Database, two: dict[str, dict[str, uuid.UUID]]
 ) -> None:
     with pytest.raises(IntegrityError, match="fk_appointments_clinic_id_patient_id_patients"), \
-            db.service_session(ACTOR) as session:  # service role: RLS is not what stops it
+            service_session(db, ACTOR) as session:  # service role: RLS is not what stops it
         _book(session, two["a"], 900, 930, patient=two["b"]["patients"])
 
 
 def test_double_booking_is_refused(db: Database, two: dict[str, dict[str, uuid.UUID]]) -> None:
     a = two["a"]
-    with db.tenant_session(a["clinics"], ACTOR) as session:
+    with tenant_session(db, a["clinics"], ACTOR) as session:
         _book(session, a, 0, 60)
     with pytest.raises(IntegrityError, match="ex_appointments_no_overlap"), \
-            db.tenant_session(a["clinics"], ACTOR) as session:
+            tenant_session(db, a["clinics"], ACTOR) as session:
         _book(session, a, 30, 90)
 
 
 def test_back_to_back_is_accepted(db: Database, two: dict[str, dict[str, uuid.UUID]]) -> None:
     a = two["a"]
-    with db.tenant_session(a["clinics"], ACTOR) as session:
+    with tenant_session(db, a["clinics"], ACTOR) as session:
         _book(session, a, 120, 150)
         _book(session, a, 150, 180)
         _book(session, a, 90, 120)
@@ -63,7 +64,7 @@ def test_inactive_appointments_do_not_block(
 ) -> None:
     a = two["a"]
     offset = {"cancelled": 300, "no_show": 400, "rescheduled": 500}[status]
-    with db.tenant_session(a["clinics"], ACTOR) as session:
+    with tenant_session(db, a["clinics"], ACTOR) as session:
         _book(session, a, offset, offset + 60, status=status)
         _book(session, a, offset + 10, offset + 50)
 
@@ -72,14 +73,14 @@ def test_the_same_slot_in_another_clinic_is_independent(
     db: Database, two: dict[str, dict[str, uuid.UUID]]
 ) -> None:
     b = two["b"]
-    with db.tenant_session(b["clinics"], ACTOR) as session:
+    with tenant_session(db, b["clinics"], ACTOR) as session:
         _book(session, b, 0, 60)
 
 
 def test_end_must_follow_start(db: Database, two: dict[str, dict[str, uuid.UUID]]) -> None:
     a = two["a"]
     with pytest.raises(IntegrityError, match="ck_appointments_end_after_start"), \
-            db.tenant_session(a["clinics"], ACTOR) as session:
+            tenant_session(db, a["clinics"], ACTOR) as session:
         _book(session, a, 1000, 1000)
 
 
@@ -93,7 +94,7 @@ def test_audit_events_refuse_changes(
     db: Database, two: dict[str, dict[str, uuid.UUID]], kind: str, statement: str
 ) -> None:
     a = two["a"]["clinics"]
-    session_cm = db.tenant_session(a, ACTOR) if kind == "tenant" else db.service_session(ACTOR)
+    session_cm = tenant_session(db, a, ACTOR) if kind == "tenant" else service_session(db, ACTOR)
     with pytest.raises(DBAPIError, match="permission denied"), session_cm as session:
         session.execute(text(statement))
 
@@ -114,7 +115,7 @@ def test_audit_trigger_refuses_even_with_a_grant(
             conn.execute(text(
                 f"GRANT UPDATE, DELETE, TRUNCATE ON audit_events TO {db.roles.service}"))
         try:
-            with pytest.raises(DBAPIError, match="append-only"), db.service_session(ACTOR) as s:
+            with pytest.raises(DBAPIError, match="append-only"), service_session(db, ACTOR) as s:
                 s.execute(text(statement))
         finally:
             with conn.begin():
@@ -126,7 +127,7 @@ def test_audit_trigger_refuses_even_with_a_grant(
 def test_audit_events_accept_inserts(db: Database, two: dict[str, dict[str, uuid.UUID]]) -> None:
     a = two["a"]["clinics"]
     count = text("SELECT count(*) FROM audit_events")
-    with db.tenant_session(a, ACTOR) as session:
+    with tenant_session(db, a, ACTOR) as session:
         before = session.execute(count).scalar_one()
         session.execute(text(
             "INSERT INTO audit_events (clinic_id, action) VALUES (:c, 'VIEW')"
@@ -139,6 +140,6 @@ def test_audit_events_cannot_be_inserted_sealed(
     db: Database, two: dict[str, dict[str, uuid.UUID]]
 ) -> None:
     a = two["a"]["clinics"]
-    with pytest.raises(DBAPIError, match="inserted unsealed"), db.tenant_session(a, ACTOR) as s:
+    with pytest.raises(DBAPIError, match="inserted unsealed"), tenant_session(db, a, ACTOR) as s:
         s.execute(text("INSERT INTO audit_events (clinic_id, action, seq, hash) "
                        "VALUES (:c, 'VIEW', 99, '\\x00')"), {"c": a})

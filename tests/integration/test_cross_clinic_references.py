@@ -36,6 +36,7 @@ from neonpro.adapters.db.security import Roles
 from neonpro.domain.errors import Conflict, ValidationFailed
 from tests.conftest import make_settings
 from tests.factories import ACTOR, T0, seed_clinic, seed_world
+from tests.sessions import service_session, tenant_session
 
 World = dict[str, dict[str, uuid.UUID]]
 UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -72,7 +73,7 @@ def _refused(url: str, roles: Roles, clinic: uuid.UUID, sql: str,
 
 @pytest.fixture(scope="module")
 def world(db: Database) -> World:
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         a, b = seed_clinic(session, "A"), seed_clinic(session, "B")
         seeded = {"a": seed_world(session, a), "b": seed_world(session, b)}
         # a second patient of clinic A, with a consent of its own
@@ -124,7 +125,7 @@ def test_a_professional_cannot_link_an_account_that_is_no_member(
         database_url: str, roles: Roles, world: World, db: Database) -> None:
     """A staff account of no clinic at all (a bare staff_users row) is no member either."""
     loner = uuid.uuid4()
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         session.execute(text(
             "INSERT INTO staff_users (id, email, display_name, password_hash) "
             "VALUES (:id, :email, 'Sem Clinica', 'x')"),
@@ -183,7 +184,7 @@ def test_removing_a_membership_unlinks_the_professional(
 def test_the_violation_answers_422_on_the_field_without_any_value(
         db: Database, world: World) -> None:
     a, b = world["a"], world["b"]
-    with pytest.raises(DBAPIError) as caught, db.tenant_session(a["clinics"], ACTOR) as s:
+    with pytest.raises(DBAPIError) as caught, tenant_session(db, a["clinics"], ACTOR) as s:
         s.execute(text(PROFESSIONAL_UPDATE.replace("%(user)s", ":user")
                        .replace("%(id)s", ":id")),
                   {"user": b["staff_users"], "id": a["professionals"]})
@@ -191,7 +192,7 @@ def test_the_violation_answers_422_on_the_field_without_any_value(
     assert isinstance(error, ValidationFailed)
     assert (error.field, error.reason) == ("user_id", "is not a staff member of this clinic")
     assert not UUID_TEXT.search(str(error))
-    with pytest.raises(DBAPIError) as caught, db.tenant_session(a["clinics"], ACTOR) as s:
+    with pytest.raises(DBAPIError) as caught, tenant_session(db, a["clinics"], ACTOR) as s:
         s.execute(text(DISCLOSURE_INSERT.replace("%(patient)s", ":patient")
                        .replace("%(consent)s", ":consent")),
                   {"patient": a["other_patient"], "consent": a["consent_records"]})
@@ -263,7 +264,7 @@ def test_a_request_no_erasure_names_may_still_be_corrected(
 
 def test_the_moved_request_answers_409_without_any_value(db: Database, world: World) -> None:
     a = world["a"]
-    with pytest.raises(DBAPIError) as caught, db.tenant_session(a["clinics"], ACTOR) as s:
+    with pytest.raises(DBAPIError) as caught, tenant_session(db, a["clinics"], ACTOR) as s:
         s.execute(text("UPDATE data_subject_requests SET patient_id = :other WHERE id = :r"),
                   {"other": a["other_patient"], "r": a["data_subject_requests"]})
     error = translate(caught.value)
@@ -339,7 +340,7 @@ def test_every_other_reference_refuses_another_clinics_row(
 def _seed_at(url: str) -> World:
     database = Database(make_settings(url))
     try:
-        with database.service_session(ACTOR) as session:
+        with service_session(database, ACTOR) as session:
             a, b = seed_clinic(session, "A"), seed_clinic(session, "B")
             seeded = {"a": seed_world(session, a), "b": seed_world(session, b)}
         return seeded  # noqa: RET504  (the seed commits when the session block ends)

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from neonpro.adapters.db.database import Database
 from tests.conftest import make_settings
+from tests.sessions import service_session, tenant_session
 
 CLINIC = uuid.UUID("00000000-0000-0000-0000-0000000000c1")
 ACTOR = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
@@ -16,7 +17,7 @@ ACTOR = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
 def test_connections_carry_the_environments_timeouts(database_url: str) -> None:
     db = Database(make_settings(database_url, statement_timeout_ms=1234))
     try:
-        with db.tenant_session(CLINIC, ACTOR) as session:
+        with tenant_session(db, CLINIC, ACTOR) as session:
             timeout, tz = session.execute(
                 text("SELECT current_setting('statement_timeout'), current_setting('TimeZone')")
             ).one()
@@ -27,13 +28,13 @@ def test_connections_carry_the_environments_timeouts(database_url: str) -> None:
 
 
 def test_sessions_set_role_clinic_and_actor_in_the_transaction(db: Database) -> None:
-    with db.tenant_session(CLINIC, ACTOR, "receptionist") as session:
+    with tenant_session(db, CLINIC, ACTOR, "receptionist") as session:
         row = session.execute(text(
             "SELECT current_user, current_setting('app.clinic_id'), "
             "current_setting('app.actor_id'), current_setting('app.actor_role')"
         )).one()
     assert tuple(row) == ("neonpro_app", str(CLINIC), str(ACTOR), "receptionist")
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         row = session.execute(text(
             "SELECT current_user, current_setting('app.clinic_id'), r.rolbypassrls "
             "FROM pg_roles r WHERE r.rolname = current_user"
@@ -43,12 +44,12 @@ def test_sessions_set_role_clinic_and_actor_in_the_transaction(db: Database) -> 
 
 def test_failed_block_rolls_back(db: Database) -> None:
     try:
-        with db.service_session(ACTOR) as session:
+        with service_session(db, ACTOR) as session:
             session.execute(text("INSERT INTO clinics (name) VALUES ('rolled back')"))
             raise RuntimeError("boom")  # noqa: TRY301
     except RuntimeError:
         pass
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         count = session.execute(
             text("SELECT count(*) FROM clinics WHERE name = 'rolled back'")
         ).scalar_one()
@@ -72,7 +73,7 @@ def test_a_transaction_commits_only_when_told(db: Database) -> None:
 def test_pool_stats_report_usage(database_url: str) -> None:
     db = Database(make_settings(database_url, pool_size=3))
     try:
-        with db.tenant_session(CLINIC, ACTOR):
+        with tenant_session(db, CLINIC, ACTOR):
             stats = next(iter(db.pool_stats().values()))
             assert stats.size == 3
             assert stats.checked_out == 1

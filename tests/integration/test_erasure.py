@@ -21,6 +21,7 @@ from neonpro.domain.schemas.patient import PatientCreate, PatientFilters
 from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
 from neonpro.services import catalog, clinics, consents, erasure, patients, scheduling
+from tests.sessions import service_session, tenant_session
 from tests.valid import cns, cpf
 
 SP = ZoneInfo("America/Sao_Paulo")
@@ -58,7 +59,7 @@ def _consent(container: Container, clinic: uuid.UUID, pid: uuid.UUID) -> None:
 def _dump(container: Container) -> str:
     """Every row of every table, as JSON text, read with the service role."""
     parts = []
-    with container.database.service_session(DPO.id) as s:
+    with service_session(container.database, DPO.id) as s:
         for table in Base.metadata.sorted_tables:
             if table.name in ("audit_ref_keys",):
                 continue
@@ -78,7 +79,7 @@ def test_anonymization_leaves_no_trace_of_the_old_values(container: Container,
     scheduling.book_appointment(container.uow(clinic, DPO), AppointmentCreate(
         patient_id=created.id, professional_id=prof, start_time=start,
         end_time=start + timedelta(minutes=30), notes="Trazer exames da Unimed Serrana"))
-    with container.database.service_session(DPO.id) as s:
+    with service_session(container.database, DPO.id) as s:
         secret = s.execute(text("SELECT encode(cpf_encrypted, 'hex'), "
                                 "encode(cpf_blind_index, 'hex') FROM patients WHERE id = :p"),
                            {"p": created.id}).one()
@@ -135,7 +136,7 @@ def test_a_clinical_record_is_blocked_not_deleted(container: Container, clinic: 
     assert held.patient.patient_notes == "asma"
     assert held.patient.phone_primary is None  # contact data deleted even under the hold
     assert [a.clinical_notes for a in held.appointments] == ["crise asmática"]
-    with container.database.service_session(DPO.id) as s:
+    with service_session(container.database, DPO.id) as s:
         events = dict(s.execute(text(
             "SELECT action, count(*) FROM audit_events WHERE clinic_id = :c AND "
             "action IN ('BLOCK', 'LEGAL_HOLD_READ') GROUP BY action"), {"c": clinic}).all())
@@ -153,7 +154,7 @@ def test_the_application_role_cannot_unblock_or_read_blocked_rows(
     created = patients.register_patient(container.uow(clinic, DPO), PatientCreate(
         full_name="Bloqueada", patient_notes="x"))
     erasure.erase_patient(container.admin_uow(clinic, DPO), created.id)
-    with container.database.tenant_session(clinic, DPO.id, "dpo") as s:
+    with tenant_session(container.database, clinic, DPO.id, "dpo") as s:
         assert s.execute(text("SELECT count(*) FROM patients WHERE id = :p"),
                          {"p": created.id}).scalar_one() == 0
         changed = s.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"),
@@ -173,7 +174,7 @@ def test_a_legal_hold_read_is_refused_to_other_roles_by_the_service(
     intruder = Actor(uuid.uuid4(), role)
     with pytest.raises(Forbidden):
         erasure.legal_hold_read(container, container.cipher, clinic, held, intruder, "court order 123/2026")
-    with container.database.service_session(DPO.id) as s:
+    with service_session(container.database, DPO.id) as s:
         events = s.execute(text(
             "SELECT action, status FROM audit_events WHERE clinic_id = :c AND actor_id = :a"),
             {"c": clinic, "a": intruder.id}).all()
@@ -195,7 +196,7 @@ def test_a_legal_hold_read_needs_a_justification_and_a_blocked_record(
         erasure.legal_hold_read(container, container.cipher, clinic, plain, DPO, "court order 123/2026")
     with pytest.raises(NotFound):
         erasure.legal_hold_read(container, container.cipher, clinic, uuid.uuid4(), DPO, "court order 123/2026")
-    with container.database.service_session(DPO.id) as s:
+    with service_session(container.database, DPO.id) as s:
         reads = s.execute(text(
             "SELECT count(*) FROM audit_events WHERE clinic_id = :c "
             "AND action = 'LEGAL_HOLD_READ'"), {"c": clinic}).scalar_one()

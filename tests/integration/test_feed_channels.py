@@ -13,6 +13,7 @@ from psycopg import sql
 
 from neonpro.adapters.db.database import Database
 from tests.factories import ACTOR, seed_clinic, seed_world
+from tests.sessions import service_session
 
 
 def _dsn(db: Database, kind: str) -> str:
@@ -29,14 +30,14 @@ def _drain(conn: psycopg.Connection[object], seconds: float = 1.0) -> list[psyco
 
 def _booked(db: Database) -> uuid.UUID:
     """A new clinic whose seed books an appointment (a notification at commit)."""
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         clinic = seed_clinic(session, "Feed")
         seed_world(session, clinic)
     return clinic
 
 
 def test_a_clinic_change_reaches_only_that_clinics_channel(db: Database) -> None:
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         other = seed_clinic(session, "Feed other")
     with psycopg.connect(_dsn(db, "service"), autocommit=True) as service, \
             psycopg.connect(_dsn(db, "app"), autocommit=True) as app:
@@ -62,12 +63,12 @@ def test_a_clinic_change_reaches_only_that_clinics_channel(db: Database) -> None
 
 def test_the_service_hears_its_clinics_channel(db: Database) -> None:
     with psycopg.connect(_dsn(db, "service"), autocommit=True) as service:
-        with db.service_session(ACTOR) as session:
+        with service_session(db, ACTOR) as session:
             clinic = seed_clinic(session, "Feed heard")
         row = service.execute("SELECT neonpro_feed_channel(%s)", (clinic,)).fetchone()
         assert row is not None
         service.execute(sql.SQL("LISTEN {}").format(sql.Identifier(row[0])))
-        with db.service_session(ACTOR) as session:
+        with service_session(db, ACTOR) as session:
             seed_world(session, clinic)
         heard = _drain(service, 2.0)
     assert heard

@@ -44,6 +44,7 @@ from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.services import catalog, clinics, patients
 from neonpro.services import keys as svc
 from tests.conftest import make_keyring, make_settings
+from tests.sessions import service_session
 from tests.valid import cns, cpf
 
 STAFF = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000c1"), "receptionist")
@@ -89,7 +90,7 @@ class World:
         return out
 
     def raw(self, box: Container, sql: str, **params: Any) -> list[Any]:
-        with box.database.service_session(ADMIN.id) as session:
+        with service_session(box.database, ADMIN.id) as session:
             return list(session.execute(text(sql), params).all())
 
 

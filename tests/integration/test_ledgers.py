@@ -29,6 +29,7 @@ from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.services import clinics, consents, erasure, patients
 from tests.conftest import make_keyring, make_settings
+from tests.sessions import service_session, tenant_session
 from tests.tamper import as_owner, owner_url
 
 DPO = Actor(uuid.UUID("00000000-0000-0000-0000-00000000d901"), "dpo")
@@ -89,7 +90,7 @@ def _reports(box: Container, clinic: uuid.UUID) -> dict[str, object]:
                                        "DELETE FROM {t}", "TRUNCATE {t} CASCADE"])
 def test_the_application_login_cannot_change_a_ledger(
         box: Container, world: dict[str, uuid.UUID], table: str, statement: str) -> None:
-    with pytest.raises(DBAPIError, match="permission denied"), box.database.tenant_session(
+    with pytest.raises(DBAPIError, match="permission denied"), tenant_session(box.database,
             world["clinic"], DPO.id, "dpo") as s:
         s.execute(text(statement.format(t=table)))
 
@@ -100,7 +101,7 @@ def test_the_application_login_cannot_change_a_ledger(
 def test_the_service_login_cannot_change_a_ledger(
         box: Container, world: dict[str, uuid.UUID], table: str, statement: str) -> None:
     assert world
-    with pytest.raises(DBAPIError, match="permission denied"), box.database.service_session(
+    with pytest.raises(DBAPIError, match="permission denied"), service_session(box.database,
             DPO.id) as s:
         s.execute(text(statement.format(t=table)))
 
@@ -151,9 +152,9 @@ def test_the_reported_attacks_on_the_consent_ledger_are_refused(
     ]
     for attack in attacks:
         with pytest.raises(DBAPIError, match="permission denied"), \
-                box.database.tenant_session(clinic, DPO.id, "dpo") as s:
+                tenant_session(box.database, clinic, DPO.id, "dpo") as s:
             s.execute(text(attack))
-    with box.database.service_session(DPO.id) as s:
+    with service_session(box.database, DPO.id) as s:
         states = s.execute(text("SELECT status FROM consent_records WHERE clinic_id = :c "
                                 "ORDER BY created_at"), {"c": clinic}).scalars().all()
     assert "revoked" in states
@@ -162,7 +163,7 @@ def test_the_reported_attacks_on_the_consent_ledger_are_refused(
 def test_erasure_removes_consent_evidence_through_the_one_audited_function(
         box: Container, world: dict[str, uuid.UUID]) -> None:
     clinic = world["clinic"]
-    with box.database.service_session(DPO.id) as s:
+    with service_session(box.database, DPO.id) as s:
         evidence = s.execute(text("SELECT evidence FROM consent_records WHERE clinic_id = :c "
                                   "AND patient_id = :p"),
                              {"c": clinic, "p": world["erased"]}).scalars().all()
@@ -178,16 +179,16 @@ def test_erasure_removes_consent_evidence_through_the_one_audited_function(
 def test_the_evidence_function_is_narrow(box: Container, world: dict[str, uuid.UUID]) -> None:
     clinic = world["clinic"]
     # the application login may not call it
-    with pytest.raises(DBAPIError, match="permission denied"), box.database.tenant_session(
+    with pytest.raises(DBAPIError, match="permission denied"), tenant_session(box.database,
             clinic, DPO.id, "dpo") as s:
         s.execute(text("SELECT neonpro_remove_consent_evidence(NULL, NULL, 'erasure')"))
     # the service login only in one clinic's transaction, for a reason the law gives
-    with pytest.raises(DBAPIError, match="one clinic"), box.database.service_session(
+    with pytest.raises(DBAPIError, match="one clinic"), service_session(box.database,
             DPO.id) as s:
         s.execute(text("SELECT neonpro_remove_consent_evidence(ARRAY[CAST(:p AS uuid)], "
                        "NULL, 'erasure')"), {"p": world["patient"]})
     with pytest.raises(DBAPIError, match="erasure or retention"), \
-            box.database.service_session(DPO.id, clinic_id=clinic) as s:
+            service_session(box.database, DPO.id, clinic_id=clinic) as s:
         s.execute(text("SELECT neonpro_remove_consent_evidence(ARRAY[CAST(:p AS uuid)], "
                        "NULL, 'because')"), {"p": world["patient"]})
     # the owner itself may blank the evidence, nothing else (the guard checks the value)
@@ -264,7 +265,7 @@ def test_a_retention_run_removes_revoked_evidence_through_the_function(
     plan = retention.plan_retention(box, DPO, clinic, now=datetime.now(UTC))
     report = retention.apply_retention(box, DPO, plan)
     assert report.by_outcome.get("consent_evidence_removed", 0) >= 1
-    with box.database.service_session(DPO.id) as s:
+    with service_session(box.database, DPO.id) as s:
         left = s.execute(text("SELECT evidence FROM consent_records WHERE clinic_id = :c "
                               "AND status = 'revoked'"), {"c": clinic}).scalars().all()
     assert left == [{"removed": "retention"}]

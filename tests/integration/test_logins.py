@@ -26,6 +26,7 @@ from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.services import clinics, erasure, patients
 from tests.conftest import make_keyring, make_settings
+from tests.sessions import service_session, tenant_session
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-0000000010c1"), "admin")
 
@@ -36,9 +37,9 @@ def _app_dsn(db: Database) -> str:
 
 def test_each_kind_of_work_connects_as_its_own_login(db: Database) -> None:
     clinic = uuid.uuid4()
-    with db.tenant_session(clinic, ME.id, "admin") as s:
+    with tenant_session(db, clinic, ME.id, "admin") as s:
         tenant = s.execute(text("SELECT session_user, current_user")).one()
-    with db.service_session(ME.id) as s:
+    with service_session(db, ME.id) as s:
         service = s.execute(text("SELECT session_user, current_user")).one()
     assert tuple(tenant) == (db.roles.app, db.roles.app)
     assert tuple(service) == (db.roles.service, db.roles.service)
@@ -194,15 +195,15 @@ def test_sql_on_the_application_login_cannot_write_audited_rows_as_another_clini
     """Switching ``app.clinic_id`` inside a bound transaction: RLS follows the setting,
     but every audited change writes an audit event, and that refuses a context changed
     after the transaction's first statement bound it."""
-    with db.service_session(ME.id) as s:
+    with service_session(db, ME.id) as s:
         a, b = (s.execute(text("INSERT INTO clinics (name) VALUES (:n) RETURNING id"),
                           {"n": n}).scalar_one() for n in ("Escape A", "Escape B"))
     with pytest.raises(DBAPIError, match="not the one its first statement bound"), \
-            db.tenant_session(a, ME.id, "admin") as s:
+            tenant_session(db, a, ME.id, "admin") as s:
         s.execute(text("SELECT set_config('app.clinic_id', :b, true)"), {"b": str(b)})
         s.execute(text("INSERT INTO professionals (clinic_id, full_name) VALUES (:b, 'X')"),
                   {"b": b})
-    with pytest.raises(DBAPIError, match="bound once"), db.tenant_session(a, ME.id) as s:
+    with pytest.raises(DBAPIError, match="bound once"), tenant_session(db, a, ME.id) as s:
         s.execute(text("SELECT neonpro_bind_context(:b, :a, 'admin', '', '', '', '')"),
                   {"b": str(b), "a": str(ME.id)})
 
@@ -211,7 +212,7 @@ def test_the_application_login_bound_to_no_clinic_cannot_write_a_clinics_event(
         db: Database) -> None:
     """Only a login that bypasses row-level security (the service) names, in a
     cross-clinic transaction, the clinic each of its events concerns."""
-    with db.service_session(ME.id) as s:
+    with service_session(db, ME.id) as s:
         clinic = s.execute(text("INSERT INTO clinics (name) VALUES ('Sem contexto') "
                                 "RETURNING id")).scalar_one()
     with psycopg.connect(_app_dsn(db)) as conn:
@@ -220,10 +221,10 @@ def test_the_application_login_bound_to_no_clinic_cannot_write_a_clinics_event(
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="clinic of its"):
             conn.execute("INSERT INTO audit_events (clinic_id, action) VALUES (%s, 'VIEW')",
                          (clinic,))
-    with db.service_session(ME.id) as s:  # the service may, for its cross-clinic work
+    with service_session(db, ME.id) as s:  # the service may, for its cross-clinic work
         s.execute(text("INSERT INTO audit_events (clinic_id, action) VALUES (:c, 'VIEW')"),
                   {"c": clinic})
     with pytest.raises(DBAPIError, match="actor_id is the transaction"), \
-            db.service_session(ME.id) as s:  # but never as someone else
+            service_session(db, ME.id) as s:  # but never as someone else
         s.execute(text("INSERT INTO audit_events (clinic_id, action, actor_id) "
                        "VALUES (:c, 'VIEW', gen_random_uuid())"), {"c": clinic})

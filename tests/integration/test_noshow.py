@@ -24,6 +24,7 @@ from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.domain.vocabulary import NoShowModelKind
 from neonpro.services import catalog, clinics, noshow, patients, scheduling
+from tests.sessions import service_session
 
 ACTOR = SystemActors.CLI
 SP = ZoneInfo("America/Sao_Paulo")
@@ -113,7 +114,7 @@ def test_train_stores_a_new_version_with_its_metrics(
 def test_scores_are_recorded_beside_the_appointments_without_touching_them(
     container: Container, big_clinic: uuid.UUID
 ) -> None:
-    with container.database.service_session(ACTOR.id) as s:
+    with service_session(container.database, ACTOR.id) as s:
         before = {r.id: (r.version, r.updated_at) for r in s.execute(text(
             "SELECT id, version, updated_at FROM appointments WHERE clinic_id = :c "
             "AND status IN ('scheduled', 'confirmed') AND start_time >= now()"),
@@ -125,7 +126,7 @@ def test_scores_are_recorded_beside_the_appointments_without_touching_them(
     assert len(before) > 5
     result = noshow.score_upcoming(container.uow(big_clinic, ACTOR), days=40)
     assert result.scored == len(before)
-    with container.database.service_session(ACTOR.id) as s:
+    with service_session(container.database, ACTOR.id) as s:
         after = {r.id: (r.version, r.updated_at) for r in s.execute(text(
             "SELECT id, version, updated_at FROM appointments WHERE id = ANY(:ids)"),
             {"ids": list(before)})}
@@ -179,7 +180,7 @@ def test_the_outcome_is_filled_in_when_the_appointment_ends(
     container: Container, big_clinic: uuid.UUID
 ) -> None:
     noshow.score_upcoming(container.uow(big_clinic, ACTOR), days=40)
-    with container.database.service_session(ACTOR.id) as s:
+    with service_session(container.database, ACTOR.id) as s:
         ids = list(s.execute(text(
             "SELECT a.id FROM appointments a JOIN appointment_risk_scores r "
             "ON r.clinic_id = a.clinic_id AND r.appointment_id = a.id "
@@ -193,7 +194,7 @@ def test_the_outcome_is_filled_in_when_the_appointment_ends(
     appointment = scheduling.get_appointment(uow(big_clinic, ACTOR), kept)
     started = scheduling.start_appointment(uow(big_clinic, ACTOR), kept, appointment.version)
     scheduling.complete_appointment(uow(big_clinic, ACTOR), kept, started.version)
-    with container.database.service_session(ACTOR.id) as s:
+    with service_session(container.database, ACTOR.id) as s:
         outcome = dict(s.execute(text(
             "SELECT appointment_id, actual_outcome FROM appointment_risk_scores "
             "WHERE clinic_id = :c AND appointment_id = ANY(:ids)"),

@@ -23,6 +23,7 @@ from neonpro.domain.schemas.patient import PatientCreate, PatientFilters
 from neonpro.services import patients as svc
 from neonpro.services.patient_import import ImportFailed, ImportRefused, import_patients
 from tests.factories import ACTOR, seed_clinic
+from tests.sessions import service_session
 from tests.valid import cns, cpf
 
 STAFF = Actor(ACTOR, "receptionist")
@@ -33,7 +34,7 @@ HEADER = ["full_name", "cpf", "cns", "phone_primary", "birth_date", "given_names
 
 @pytest.fixture
 def clinics(container: Container) -> tuple[uuid.UUID, uuid.UUID]:
-    with container.database.service_session(ACTOR) as session:
+    with service_session(container.database, ACTOR) as session:
         return seed_clinic(session, "Import A"), seed_clinic(session, "Import B")
 
 
@@ -55,13 +56,13 @@ def _rejects(path: Path) -> list[dict[str, str]]:
 
 
 def _count(container: Container, clinic: uuid.UUID) -> int:
-    with container.database.service_session(ACTOR) as session:
+    with service_session(container.database, ACTOR) as session:
         return int(session.execute(text(
             "SELECT count(*) FROM patients WHERE clinic_id = :c"), {"c": clinic}).scalar_one())
 
 
 def _create_events(container: Container, clinic: uuid.UUID) -> list[str]:
-    with container.database.service_session(ACTOR) as session:
+    with service_session(container.database, ACTOR) as session:
         return [str(r) for r in session.execute(text(
             "SELECT resource_id FROM audit_events WHERE clinic_id = :c "
             "AND resource_type = 'patients' AND action = 'CREATE'"), {"c": clinic}).scalars()]
@@ -169,7 +170,7 @@ def test_allow_partial_loads_exactly_the_good_rows(
 
     created = set(_create_events(container, a)) - before
     assert created == {str(ana.id), str(bruno.id)}  # one trigger event per imported row
-    with container.database.service_session(ACTOR) as session:
+    with service_session(container.database, ACTOR) as session:
         summary = session.execute(text(
             "SELECT actor_id, details FROM audit_events WHERE clinic_id = :c "
             "AND resource_type = 'patient_import'"), {"c": a}).one()

@@ -22,6 +22,7 @@ from neonpro.domain.schemas.patient import (
 )
 from neonpro.services import patients as svc
 from tests.factories import ACTOR, seed_clinic
+from tests.sessions import service_session
 from tests.valid import cns, cpf
 
 STAFF = Actor(ACTOR, "receptionist")
@@ -29,7 +30,7 @@ STAFF = Actor(ACTOR, "receptionist")
 
 @pytest.fixture
 def clinics(container: Container) -> tuple[uuid.UUID, uuid.UUID]:
-    with container.database.service_session(ACTOR) as session:
+    with service_session(container.database, ACTOR) as session:
         return seed_clinic(session, "A"), seed_clinic(session, "B")
 
 
@@ -70,7 +71,7 @@ def test_sensitive_values_are_ciphertext_at_rest(
     number = cpf(3)
     created = svc.register_patient(container.uow(a, STAFF), _new(cpf=number,
                                                                   patient_notes="diabetes"))
-    with container.database.service_session(ACTOR) as session:
+    with service_session(container.database, ACTOR) as session:
         row = session.execute(text(
             "SELECT cpf_encrypted, cpf_blind_index, patient_notes_encrypted, "
             "encode(cpf_encrypted, 'escape') AS raw FROM patients WHERE id = :id"
@@ -86,7 +87,7 @@ def test_ciphertext_copied_to_another_row_does_not_decrypt(
     a, _ = clinics
     first = svc.register_patient(container.uow(a, STAFF), _new(cpf=cpf(4)))
     second = svc.register_patient(container.uow(a, STAFF), _new("Other"))
-    with container.database.service_session(ACTOR) as session:
+    with service_session(container.database, ACTOR) as session:
         session.execute(text(
             "UPDATE patients SET cpf_encrypted = (SELECT cpf_encrypted FROM patients "
             "WHERE id = :src) WHERE id = :dst"

@@ -27,6 +27,7 @@ from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.services import backup as svc
 from neonpro.services import clinics, erasure, patients
 from tests.conftest import create_database, drop_database, make_keyring, make_settings
+from tests.sessions import service_session
 from tests.valid import cpf
 
 DPO = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000e9"), "dpo")
@@ -138,7 +139,7 @@ def test_accepting_the_risk_opens_it_and_is_audited(
     assert "Fica Na Base" in _as_app(target, clinic)
     restored = Container(make_settings(target), database_url=target, keyring=box.keyring)
     try:
-        with restored.database.service_session(DPO.id) as session:
+        with service_session(restored.database, DPO.id) as session:
             accepted = session.execute(text(
                 "SELECT count(*) FROM audit_events WHERE action = 'RESTORE' AND risk_level = "
                 "'critical' AND details ->> 'accepted_risk' = 'true'")).scalar_one()

@@ -18,6 +18,7 @@ from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
 from neonpro.services import clinics, consents, patients, retention
+from tests.sessions import service_session, tenant_session
 from tests.valid import cns, cpf
 
 JOB = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000f1"), "system")
@@ -26,7 +27,7 @@ JOB = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000f1"), "system")
 @pytest.fixture
 def clinic(container: Container) -> uuid.UUID:
     cid = clinics.create_clinic(container.service_uow(JOB), ClinicCreate(name="Ret")).id
-    with container.database.service_session(JOB.id) as s:
+    with service_session(container.database, JOB.id) as s:
         for category, trigger, period, action in (
             ("identification", "inactivity", "365 days", "anonymize"),
             ("clinical", "last_clinical_entry", "20 years", "anonymize"),
@@ -73,7 +74,7 @@ def test_policies_apply_within_the_law_and_only_once(container: Container,
         back = tx.patients.get(clinical)  # anonymized and no longer blocked
     assert back.full_name == "Paciente anonimizado"
     assert back.patient_notes is None
-    with container.database.service_session(JOB.id) as s:
+    with service_session(container.database, JOB.id) as s:
         runs = s.execute(text("SELECT count(*) FROM audit_events WHERE clinic_id = :c "
                               "AND action = 'RETENTION'"), {"c": clinic}).scalar_one()
         evidence = s.execute(text("SELECT evidence FROM consent_records WHERE clinic_id = :c "
@@ -97,7 +98,7 @@ def test_a_batch_erases_each_patient_with_its_own_decisions_events_and_ledger_en
     report = retention.apply_retention(container, JOB, plan, batch=4)  # 4 + 2, groups mixed
     assert report.applied == 6
     assert report.by_outcome == {"anonymized": 3, "blocked": 3}
-    with container.database.service_session(JOB.id) as s:
+    with service_session(container.database, JOB.id) as s:
         ledger = dict(s.execute(text(
             "SELECT patient_id, outcome FROM erasure_ledger WHERE clinic_id = :c"),
             {"c": clinic}).all())
@@ -141,7 +142,7 @@ def test_a_patient_due_under_two_policies_in_one_batch_is_erased_once(
     expired = dataclasses.replace(item, trigger="last_clinical_entry", action="anonymize")
     report = retention.apply_retention(container, JOB, [item, expired], batch=10)
     assert report.applied == 2
-    with container.database.service_session(JOB.id) as s:
+    with service_session(container.database, JOB.id) as s:
         ledger = s.execute(text("SELECT outcome FROM erasure_ledger WHERE patient_id = :p"),
                            {"p": held}).scalars().all()
         anonymized = s.execute(text("SELECT anonymized_at IS NOT NULL FROM patients "
@@ -165,17 +166,17 @@ def test_policies_keep_their_history_whoever_writes_sql(
         "retired_by = :a WHERE id = :p",
         "DELETE FROM retention_policies WHERE id = :p",
     )
-    sessions = (lambda: container.database.tenant_session(clinic, admin.id, "admin"),
-                lambda: container.database.service_session(admin.id, "admin"))
+    sessions = (lambda: tenant_session(container.database, clinic, admin.id, "admin"),
+                lambda: service_session(container.database, admin.id, "admin"))
     for session in sessions:
         for statement in changes:
             with pytest.raises(DBAPIError, match=r"history|permission denied"), session() as s:
                 s.execute(text(statement), {"p": policy.id, "a": admin.id})
-    with container.database.tenant_session(clinic, admin.id, "admin") as s:
+    with tenant_session(container.database, clinic, admin.id, "admin") as s:
         s.execute(text("UPDATE retention_policies SET retired_at = now(), retired_by = :a "
                        "WHERE id = :p"), {"p": policy.id, "a": admin.id})
     with pytest.raises(DBAPIError, match="history"), \
-            container.database.service_session(admin.id, "admin") as s:
+            service_session(container.database, admin.id, "admin") as s:
         s.execute(text("UPDATE retention_policies SET retired_at = now() WHERE id = :p"),
                   {"p": policy.id})
     [row] = [p for p in retention.list_policies(container.uow(clinic, admin),
@@ -196,7 +197,7 @@ def test_only_the_dpo_and_the_admin_manage_policies(
         retention.list_policies(container.uow(clinic, intruder))
     with pytest.raises(Forbidden):
         retention.retire_policy(container.uow(clinic, intruder), uuid.uuid4())
-    with container.database.service_session(JOB.id) as s:
+    with service_session(container.database, JOB.id) as s:
         denied = s.execute(text(
             "SELECT count(*) FROM audit_events WHERE clinic_id = :c AND actor_id = :a "
             "AND action = 'PERMISSION_DENIED'"), {"c": clinic, "a": intruder.id}).scalar_one()

@@ -37,6 +37,7 @@ from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
 from neonpro.services import clinics, patients
 from tests.conftest import make_keyring, make_settings
+from tests.sessions import service_session
 from tests.tamper import as_owner, owner_url
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-00000000a0e1"), "admin", ip_address="10.0.0.9")
@@ -229,7 +230,7 @@ def test_rotation_keeps_old_events_verifiable(box: Container, world: dict[str, o
                       audit_keys={**old.audit_keys, "a2": b"\x07" * 32}, active_audit_id="a2")
     patients.register_patient(box.uow(target, ME), PatientCreate(full_name="Chave nova"))  # type: ignore[arg-type]
     seal_pending(box.database, rotated, SYSTEM)
-    with box.database.service_session(SYSTEM.id) as s:
+    with service_session(box.database, SYSTEM.id) as s:
         ids = s.execute(text("SELECT DISTINCT key_id FROM audit_events WHERE clinic_id = :c"),
                         {"c": target}).scalars().all()
     assert set(ids) == {"a1", "a2"}

@@ -20,6 +20,7 @@ from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.domain.vocabulary import AppointmentType, CollectionMethod, ConsentPurpose
 from neonpro.services import catalog, clinics, consents, patients, scheduling, telemedicine
+from tests.sessions import tenant_session
 
 DOC = Actor(uuid.uuid4(), "professional", ip_address="192.0.2.10")
 
@@ -60,7 +61,7 @@ def test_a_session_is_audited_from_start_to_end(container: Container) -> None:
     telemedicine.recording_consent(container.uow(clinic, DOC), appt, session, granted=False)
     telemedicine.participant_left(container.uow(clinic, DOC), appt, session, "patient")
     telemedicine.end_session(container.uow(clinic, DOC), appt, session)
-    with container.database.tenant_session(clinic, DOC.id) as s:
+    with tenant_session(container.database, clinic, DOC.id) as s:
         actions = list(s.execute(text(
             "SELECT action FROM audit_events WHERE details ->> 'telemedicine_session' = :s "
             "ORDER BY occurred_at, action"), {"s": str(session)}).scalars())
@@ -78,7 +79,7 @@ def test_in_person_appointments_have_no_session(container: Container) -> None:
 
 def _denials(container: Container, clinic: uuid.UUID,
              actor: Actor) -> list[tuple[object, ...]]:
-    with container.database.tenant_session(clinic, actor.id) as s:
+    with tenant_session(container.database, clinic, actor.id) as s:
         return [tuple(r) for r in s.execute(text(
             "SELECT status, risk_level, details FROM audit_events WHERE actor_id = :a "
             "AND action = 'PERMISSION_DENIED' ORDER BY occurred_at"), {"a": actor.id})]
@@ -103,7 +104,7 @@ def test_join_is_refused_once_the_consent_is_revoked(container: Container) -> No
     _consent(container, clinic, patient, ConsentPurpose.TELEMEDICINE)
     telemedicine.participant_joined(container.uow(clinic, doc), appt, session, "patient")
     telemedicine.end_session(container.uow(clinic, doc), appt, session)
-    with container.database.tenant_session(clinic, DOC.id) as s:
+    with tenant_session(container.database, clinic, DOC.id) as s:
         joins = s.execute(text(
             "SELECT count(*) FROM audit_events WHERE action = 'TELEMEDICINE_JOIN' "
             "AND details ->> 'telemedicine_session' = :s"), {"s": str(session)}).scalar()

@@ -19,6 +19,7 @@ from neonpro.adapters.db.security import (
 )
 from tests.conftest import make_settings
 from tests.factories import ACTOR, seed_clinic, seed_world
+from tests.sessions import read_only_session, service_session, tenant_session
 
 # tables the application role may touch at all; the others are covered below
 APP_TABLES = sorted(set(Base.metadata.tables) - set(SERVICE_READ_ONLY_TABLES)
@@ -31,7 +32,7 @@ READABLE = sorted(set(TABLES) - set(INSERT_ONLY_TABLES))  # commit tokens: write
 
 @pytest.fixture(scope="module")
 def world(db: Database) -> dict[str, dict[str, uuid.UUID]]:
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         a, b = seed_clinic(session, "A"), seed_clinic(session, "B")
         seeded = {"a": seed_world(session, a), "b": seed_world(session, b)}
     return seeded  # noqa: RET504  (the seed commits when the session block ends)
@@ -47,7 +48,7 @@ def test_tenant_sees_only_its_own_rows(
 ) -> None:
     a, b = world["a"]["clinics"], world["b"]["clinics"]
     key = column(TENANT_KEY[name])
-    with db.tenant_session(a, ACTOR) as session:
+    with tenant_session(db, a, ACTOR) as session:
         seen = set(session.execute(select(key).select_from(table(name))).scalars())
     assert seen == {a}
     assert b not in seen
@@ -66,7 +67,7 @@ def test_no_clinic_set_sees_nothing(db: Database, name: str,
 def test_staff_users_visible_only_through_membership(
     db: Database, world: dict[str, dict[str, uuid.UUID]]
 ) -> None:
-    with db.tenant_session(world["a"]["clinics"], ACTOR) as session:
+    with tenant_session(db, world["a"]["clinics"], ACTOR) as session:
         users = set(session.execute(text("SELECT id FROM staff_users")).scalars())
     assert users == {world["a"]["staff_users"]}
 
@@ -74,7 +75,7 @@ def test_staff_users_visible_only_through_membership(
 def test_application_role_cannot_read_password_hashes(
     db: Database, world: dict[str, dict[str, uuid.UUID]]
 ) -> None:
-    with pytest.raises(DBAPIError, match="permission denied"), db.tenant_session(
+    with pytest.raises(DBAPIError, match="permission denied"), tenant_session(db,
         world["a"]["clinics"], ACTOR
     ) as session:
         session.execute(text("SELECT password_hash FROM staff_users"))
@@ -83,7 +84,7 @@ def test_application_role_cannot_read_password_hashes(
 def test_cannot_insert_a_row_for_another_clinic(
     db: Database, world: dict[str, dict[str, uuid.UUID]]
 ) -> None:
-    with pytest.raises(DBAPIError, match="row-level security"), db.tenant_session(
+    with pytest.raises(DBAPIError, match="row-level security"), tenant_session(db,
         world["a"]["clinics"], ACTOR
     ) as session:
         session.execute(text(
@@ -100,12 +101,12 @@ def test_cannot_update_or_delete_another_clinics_rows(
 ) -> None:
     b_id = world["b"][name]
     t = table(name, column("id"))
-    with db.tenant_session(world["a"]["clinics"], ACTOR) as session:
+    with tenant_session(db, world["a"]["clinics"], ACTOR) as session:
         changed = session.execute(update(t).where(t.c.id == b_id).values(id=b_id)).rowcount  # type: ignore[attr-defined]
         if name != "clinics":
             changed += session.execute(delete(t).where(t.c.id == b_id)).rowcount  # type: ignore[attr-defined]
     assert changed == 0
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         query = select(func.count()).select_from(t).where(t.c.id == b_id)
         assert session.execute(query).scalar_one() == 1
 
@@ -113,7 +114,7 @@ def test_cannot_update_or_delete_another_clinics_rows(
 def test_cannot_move_a_row_into_another_clinic(
     db: Database, world: dict[str, dict[str, uuid.UUID]]
 ) -> None:
-    with pytest.raises(DBAPIError, match="row-level security"), db.tenant_session(
+    with pytest.raises(DBAPIError, match="row-level security"), tenant_session(db,
         world["a"]["clinics"], ACTOR
     ) as session:
         session.execute(text("UPDATE service_types SET clinic_id = :b WHERE id = :id"),
@@ -144,7 +145,7 @@ def test_pooled_connection_carries_no_tenant_into_the_next_transaction(
 ) -> None:
     single = Database(make_settings(database_url, pool_size=1, max_overflow=0))
     try:
-        with single.tenant_session(world["a"]["clinics"], ACTOR) as session:
+        with tenant_session(single, world["a"]["clinics"], ACTOR) as session:
             first = session.execute(text(
                 "SELECT pg_backend_pid(), current_user, current_setting('app.clinic_id')"
             )).one()
@@ -167,7 +168,7 @@ def test_pooled_connection_carries_no_tenant_into_the_next_transaction(
 def test_read_only_session_refuses_writes(
     db: Database, world: dict[str, dict[str, uuid.UUID]]
 ) -> None:
-    with pytest.raises(DBAPIError, match="read-only transaction"), db.read_only_session(
+    with pytest.raises(DBAPIError, match="read-only transaction"), read_only_session(db,
         world["a"]["clinics"], ACTOR
     ) as session:
         session.execute(text("UPDATE patients SET full_name = 'x'"))
@@ -183,7 +184,7 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
     row_id = world["b"][name]
     id_col = {"clinic_memberships": "user_id", "appointment_risk_scores": "appointment_id",
               "commit_tokens": "token", "idempotency_keys": "claim"}.get(name, "id")
-    with db.service_session(ACTOR) as session:
+    with service_session(db, ACTOR) as session:
         row = dict(session.execute(select(t).where(t.c[id_col] == row_id)).mappings().one())
     for generated in [c.name for c in t.columns if c.computed is not None]:
         del row[generated]
@@ -196,7 +197,7 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
     # transaction's, not the insert's
     refused = r"row-level security|permission denied|belongs to the clinic of its transaction"
     with pytest.raises(DBAPIError, match=refused), \
-            db.tenant_session(world["a"]["clinics"], ACTOR) as session:
+            tenant_session(db, world["a"]["clinics"], ACTOR) as session:
         session.execute(t.insert().values(**row))
 
 
@@ -205,7 +206,7 @@ def test_cannot_insert_a_copy_of_another_clinics_row(
 def test_application_role_has_no_access_to_chain_and_key_tables(
     db: Database, world: dict[str, dict[str, uuid.UUID]], name: str
 ) -> None:
-    with pytest.raises(DBAPIError, match="permission denied"), db.tenant_session(
+    with pytest.raises(DBAPIError, match="permission denied"), tenant_session(db,
         world["a"]["clinics"], ACTOR
     ) as session:
         session.execute(text(f"SELECT * FROM {name}"))
@@ -217,12 +218,12 @@ def test_application_role_cannot_read_or_change_commit_tokens_even_its_own(
 ) -> None:
     for statement in (f"SELECT * FROM {name}", f"DELETE FROM {name}",
                       f"UPDATE {name} SET committed_at = now()"):
-        with pytest.raises(DBAPIError, match="permission denied"), db.tenant_session(
+        with pytest.raises(DBAPIError, match="permission denied"), tenant_session(db,
             world["a"]["clinics"], ACTOR
         ) as session:
             session.execute(text(statement))
 
 
 def test_service_role_cannot_read_the_patient_ref_key(db: Database) -> None:
-    with pytest.raises(DBAPIError, match="permission denied"), db.service_session(ACTOR) as s:
+    with pytest.raises(DBAPIError, match="permission denied"), service_session(db, ACTOR) as s:
         s.execute(text("SELECT inner_pad FROM audit_ref_keys"))

@@ -340,42 +340,6 @@ class Database:
                 raise
         raise AssertionError  # pragma: no cover  (the loop returns or raises)
 
-    @contextmanager
-    def _session(self, kind: str, clinic_id: uuid.UUID | None,
-                 actor_id: uuid.UUID, actor_role: str, *, read_only: bool = False,
-                 ) -> Iterator[Session]:
-        with self._transaction(kind, clinic_id, actor_id, actor_role,
-                               read_only=read_only) as session:
-            yield session
-            session.commit()
-
-    def tenant_session(
-        self, clinic_id: uuid.UUID, actor_id: uuid.UUID, actor_role: str = "system"
-    ) -> Any:
-        """One transaction in ``clinic_id`` as the application role (RLS applies).
-
-        Commits when the block ends normally, rolls back on an exception.
-        """
-        return self._session("app", clinic_id, actor_id, actor_role)
-
-    def service_session(self, actor_id: uuid.UUID, actor_role: str = "system",
-                        clinic_id: uuid.UUID | None = None) -> Any:
-        """One cross-clinic transaction as the service role (BYPASSRLS), for audited admin
-        work; ``clinic_id`` is the clinic whose audit chain its events go to (none: the
-        system chain)."""
-        return self._session("service", clinic_id, actor_id, actor_role)
-
-    def read_only_session(
-        self, clinic_id: uuid.UUID, actor_id: uuid.UUID, actor_role: str = "system"
-    ) -> Any:
-        """A read-only tenant transaction on the replica (the primary if none is set).
-
-        For reports and lists that need no audit event. Reads that must be audited
-        (a patient's record, an export) use :meth:`tenant_session` on the primary:
-        an audit event cannot be written in a read-only transaction.
-        """
-        return self._session("replica", clinic_id, actor_id, actor_role, read_only=True)
-
     def commit_outcome(self, check: CommitCheck, budget_s: float) -> Outcome | None:
         """Whether the transaction of ``check`` committed, asked on new connections for up
         to ``budget_s`` seconds (the database may be restarting); None if it cannot say.

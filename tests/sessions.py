@@ -1,0 +1,39 @@
+"""Committing transactions for tests' setup and inspection: the block's work is committed
+when it ends normally (rolled back on an exception). The product has no such thing: its
+services commit through the unit of work and its adapters call ``commit()`` in sight
+(``Database.transaction``); these are shorthand for arranging a test's world."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from neonpro.adapters.db.database import Database
+
+
+@contextmanager
+def _committing(db: Database, kind: str, clinic_id: uuid.UUID | None, actor_id: uuid.UUID,
+                actor_role: str, *, read_only: bool = False) -> Iterator[Any]:
+    with db.transaction(kind, clinic_id, actor_id, actor_role, read_only=read_only) as session:
+        yield session
+        session.commit()
+
+
+def tenant_session(db: Database, clinic_id: uuid.UUID, actor_id: uuid.UUID,
+                   actor_role: str = "system") -> Any:
+    """One committing transaction in ``clinic_id`` as the application role (RLS applies)."""
+    return _committing(db, "app", clinic_id, actor_id, actor_role)
+
+
+def service_session(db: Database, actor_id: uuid.UUID, actor_role: str = "system",
+                    clinic_id: uuid.UUID | None = None) -> Any:
+    """One committing cross-clinic transaction as the service role (BYPASSRLS)."""
+    return _committing(db, "service", clinic_id, actor_id, actor_role)
+
+
+def read_only_session(db: Database, clinic_id: uuid.UUID, actor_id: uuid.UUID,
+                      actor_role: str = "system") -> Any:
+    """A read-only tenant transaction on the replica (the primary if none is set)."""
+    return _committing(db, "replica", clinic_id, actor_id, actor_role, read_only=True)
