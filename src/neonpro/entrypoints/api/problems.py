@@ -24,7 +24,7 @@ from neonpro.adapters.db.database import is_timeout, is_transient
 from neonpro.adapters.db.deadline import CommitOutcomeUnknown, RequestTimedOut
 from neonpro.adapters.db.errors import describe, origin_of
 from neonpro.domain import errors as e
-from neonpro.entrypoints.api.deps import audit_refusal
+from neonpro.entrypoints.api.deps import audit_refusal, confirm_session, session_unchecked
 
 log = structlog.get_logger(__name__)
 BASE = "https://neonpro.dev/problems/"
@@ -215,6 +215,11 @@ async def _audit_refusal(request: Request, exc: e.Forbidden) -> JSONResponse | N
     anywhere else is recorded here. If it cannot be recorded, the caller gets a 503 (still
     refused, and told to retry) rather than an unrecorded refusal."""
     caller = getattr(request.state, "principal", None)
+    if caller is not None and session_unchecked(request):  # a dead session is a 401
+        try:
+            await run_in_threadpool(confirm_session, request)
+        except e.Unauthenticated as dead:
+            return problem(401, dead.code, dead.code.replace("_", " "), dead.message)
     if caller is None:
         log.warning("refusal_without_caller", request_id=getattr(request.state,
                                                                  "request_id", None))
