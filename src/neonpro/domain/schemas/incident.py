@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+from pydantic import ConfigDict
+
 from neonpro.domain.lgpd import NOTIFIABLE
 from neonpro.domain.schemas._types import ReadSchema
 from neonpro.domain.vocabulary import IncidentStatus, RiskLevel
@@ -72,6 +74,9 @@ class IncidentFilters:
 @dataclass
 class Investigation:
     """What the audit trail says an actor (or an address) touched in a window."""
+
+    # an answer always has every field: required in the API's schema, defaults or not
+    __pydantic_config__ = ConfigDict(json_schema_serialization_defaults_required=True)
 
     events: int = 0
     patients: list[uuid.UUID] = field(default_factory=list)
