@@ -43,12 +43,14 @@ class CorruptBackup(OperationFailed):
     `neonpro backup` answers it with its own exit code (3)."""
 
 
-class LedgerUnreadable(Exception):
+class LedgerUnreadable(OperationFailed):
     """A database's erasure ledger could not be read; ``cause`` names the driver's error
     class (never its text, which may quote values)."""
 
+    code = "ledger_unreadable"
+
     def __init__(self, cause: str) -> None:
-        super().__init__(cause)
+        super().__init__(f"the erasure ledger could not be read ({cause})")
         self.cause = cause
 
 
