@@ -29,6 +29,7 @@ from neonpro.domain.vocabulary import ClinicRole
 from neonpro.entrypoints.api.app import create_app
 from neonpro.services import auth, clinics
 from tests.e2e.api_helpers import headers, is_problem
+from tests.sessions import tenant_session
 
 SYSTEM = SystemActors.CLI
 PASSWORD = "correct horse battery"
@@ -248,7 +249,7 @@ def test_the_application_role_cannot_read_revive_or_forge_a_session(
                       "SELECT * FROM login_throttle", "DELETE FROM login_throttle",
                       "SELECT neonpro_session_live('x', NULL, NULL, 'admin')"):
         with pytest.raises(DBAPIError, match="permission denied"), \
-                box.database.tenant_session(clinic, SYSTEM.id) as session:
+                tenant_session(box.database, clinic, SYSTEM.id) as session:
             session.execute(text(statement))
     is_problem(app_client.get("/clinic", headers=token), 401, "unauthenticated")
 
