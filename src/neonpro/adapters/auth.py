@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -67,6 +69,9 @@ class Principal:
     token_id: str
 
 
+VERIFIED_TOKENS = 10_000  # tokens remembered as verified, at most
+
+
 class TokenCodec:
     """Issues and checks bearer tokens carrying user id, clinic id and role."""
 
@@ -75,6 +80,13 @@ class TokenCodec:
         self._issuer = settings.jwt_issuer
         self._ttl = timedelta(minutes=settings.token_ttl_minutes)
         self._signing, self._verifying = self._keys(settings, keyring)
+        # tokens whose signature and claims were verified, with their expiry: checking an
+        # HMAC and parsing the claims was a tenth of a GET's server CPU (py-spy, see
+        # docs/performance.md). A memo of a pure function: whether the token is still
+        # expired is asked at every use, and its session (signed out, revoked, the
+        # membership changed) is checked on every request regardless (deps.confirm_session)
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._verified_lock = threading.Lock()
 
     def _keys(self, settings: Settings, keyring: KeyRing | None) -> tuple[Any, Any]:
         if settings.jwt_algorithm == "RS256":
@@ -111,6 +123,19 @@ class TokenCodec:
         return IssuedToken(token, token_id, user_id, clinic_id, role, now + self._ttl)
 
     def decode(self, token: str) -> Principal:
+        """The token's caller, if its signature and claims hold and it has not expired
+        (``Unauthenticated`` otherwise)."""
+        found = self._verified.get(token)
+        if found is not None and time.time() < found[1]:
+            return found[0]
+        principal, expires = self._verify(token)
+        with self._verified_lock:
+            if len(self._verified) >= VERIFIED_TOKENS:
+                self._verified.clear()  # bounded; the next requests verify again
+            self._verified[token] = (principal, expires)
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(token, self._verifying, algorithms=[self._algorithm],
                                 issuer=self._issuer,
@@ -121,7 +146,8 @@ class TokenCodec:
             clinic = uuid.UUID(claims["clinic_id"])
             if clinic.int == 0:  # the system chain's clinic is no tenant's
                 raise ValueError("nil clinic")  # noqa: TRY301
+            expires = float(claims["exp"])
             return Principal(uuid.UUID(claims["sub"]), clinic, ClinicRole(claims["role"]),
-                             claims["jti"])
+                             claims["jti"]), expires
         except (jwt.PyJWTError, KeyError, ValueError, TypeError, AttributeError) as exc:
             raise Unauthenticated("invalid or expired token") from exc

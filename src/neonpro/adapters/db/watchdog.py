@@ -69,7 +69,8 @@ class _Alarms:
                 self._thread = threading.Thread(target=self._run, name="commit-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if self._heap[0][2] is watchdog:  # only an earlier alarm changes its wait
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:
