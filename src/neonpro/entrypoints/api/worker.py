@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from neonpro.bootstrap import Container
 from neonpro.config import Settings
-from neonpro.entrypoints.api.app import create_app
+from neonpro.entrypoints.api.app import create_app, settle_heap
 from neonpro.logs import configure_logging
 
 
@@ -32,4 +32,5 @@ def app() -> FastAPI:
         box.close(seal=False)
 
     application.add_event_handler("shutdown", close)
+    settle_heap()
     return application

@@ -15,7 +15,7 @@ from neonpro.config import Environment
 from neonpro.devtools.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS, seed_demo
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ClinicRole
-from neonpro.entrypoints.api.app import create_app
+from neonpro.entrypoints.api.app import create_app, settle_heap
 from neonpro.entrypoints.cli._common import container, fail, out
 from neonpro.services import auth, clinics, database, noshow
 
@@ -85,7 +85,9 @@ def _run(box: Container, host: str, port: int, count: int) -> None:
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
                                "log_config": None, "timeout_graceful_shutdown": 5}
     if count == 1:
-        uvicorn.run(create_app(box), **options)
+        app = create_app(box)
+        settle_heap()
+        uvicorn.run(app, **options)
         return
     # the workers reach the database this process resolved (the embedded server it
     # started, say) and start none of their own
