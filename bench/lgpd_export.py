@@ -120,6 +120,7 @@ def seed(box: Container, appointments: int, consent_rows: int) -> tuple[uuid.UUI
 
 def _sql(statement: object) -> str:
     """The text ours sends, with psycopg placeholders."""
+    statement = getattr(statement, "statement", statement)  # a hot statement's construct
     return str(statement.compile(dialect=postgresql.psycopg.dialect()))  # type: ignore[attr-defined,no-untyped-call]
 
 

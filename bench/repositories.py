@@ -124,6 +124,8 @@ VERSION_AT = [c.name for c in READ_COLUMNS].index("version")
 # raw sends the same INSERT (the project's statement text, psycopg placeholders).
 try:
     from neonpro.adapters.db.repositories.audit import INSERT as _AUDIT_INSERT
+    # a hot statement (adapters/db/hot.py) wraps the SQLAlchemy construct
+    _AUDIT_INSERT = getattr(_AUDIT_INSERT, "statement", _AUDIT_INSERT)
 except ImportError:  # a version without audited reads
     _AUDIT_INSERT = None
 RAW_AUDIT = (re.sub(r"(?<!:):(\w+)", r"%(\1)s", _AUDIT_INSERT.text)

@@ -254,6 +254,7 @@ def compiled(statement: Any, **placeholders: Any) -> tuple[str, dict[str, Any]]:
     """The SQL text ours sends (psycopg placeholders) and its constant parameters
     (``placeholders``: values for the per-call parameters, so that the compiler can expand
     ``IN`` lists; they are passed again at each call)."""
+    statement = getattr(statement, "statement", statement)  # a hot statement's construct
     c = statement.compile(dialect=DIALECT)
     state = c.construct_expanded_state({**c.construct_params(_check=False), **placeholders})
     return str(state.statement), dict(state.parameters)

@@ -36,6 +36,7 @@ from neonpro.adapters.crypto import (
 from neonpro.adapters.db.audit import seal_pending
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.health import check_health
+from neonpro.adapters.db.hot import HotStatement
 from neonpro.adapters.db.keys_sql import SqlKeyStore
 from neonpro.adapters.db.operations import SqlDatabaseOps
 from neonpro.adapters.db.sealer import BackgroundCheckpointer, BackgroundSealer
@@ -48,7 +49,8 @@ from neonpro.domain.signin import ThrottleLimits
 from neonpro.services import erasure
 
 log = structlog.get_logger(__name__)
-_SESSION_LIVE = text("SELECT neonpro_session_live(:token, :user, :clinic, :role)")
+# every authenticated request asks it: compiled once, run on the driver
+_SESSION_LIVE = HotStatement(text("SELECT neonpro_session_live(:token, :user, :clinic, :role)"))
 
 
 class Container:
@@ -100,7 +102,7 @@ class Container:
         # one statement, autocommit: no BEGIN and ROLLBACK round trips around it
         params = {"token": token_id, "user": user_id, "clinic": clinic_id, "role": role}
         conn, live = self.database.checked_out(
-            "service", lambda c: bool(c.execute(_SESSION_LIVE, params).scalar()),
+            "service", lambda c: bool(_SESSION_LIVE.scalar(c, params)),
             autocommit=True)
         conn.close()
         return live

@@ -66,7 +66,7 @@ FK_FIELDS: dict[str, tuple[str, str]] = {
 _ORIGIN = "neonpro_origin"  # the attribute :func:`mark_origin` sets on the exception
 # modules that only pass statements through: never the origin of one
 _PLUMBING = frozenset({"neonpro.adapters.db.repositories._base", "neonpro.adapters.db.errors",
-                       "neonpro.adapters.db.database"})
+                       "neonpro.adapters.db.database", "neonpro.adapters.db.hot"})
 _LIBRARIES = ("sqlalchemy", "psycopg")
 
 

@@ -34,6 +34,7 @@ from neonpro.adapters.db.deadline import (
 from neonpro.adapters.db.deadline import current as deadline_of_request
 from neonpro.adapters.db.durability_sql import PRE_COMMIT, PRE_COMMIT_MARKED
 from neonpro.adapters.db.errors import describe, mark_origin, translate
+from neonpro.adapters.db.hot import HotStatement
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID
 from neonpro.adapters.db.repositories.appointment import SqlAppointmentRepository
 from neonpro.adapters.db.repositories.audit import SqlAuditRepository
@@ -69,6 +70,12 @@ if TYPE_CHECKING:
     from neonpro.domain.actors import Actor
 
 log = structlog.get_logger(__name__)
+
+# what every transaction starts and ends with: compiled once, run on the driver (hot.py)
+_SET_CONTEXT = HotStatement(SET_CONTEXT)
+_SET_CONTEXT_BOUNDED = HotStatement(SET_CONTEXT_BOUNDED)
+_PRE_COMMIT = HotStatement(PRE_COMMIT)
+_PRE_COMMIT_MARKED = HotStatement(PRE_COMMIT_MARKED)
 
 
 class SqlUnitOfWork:
@@ -115,16 +122,16 @@ class SqlUnitOfWork:
             self.clinic_id, actor.id, actor.role, request_id=actor.request_id,
             ip=actor.ip_address, user_agent=actor.user_agent, session_id=actor.session_id,
         )
-        statement = SET_CONTEXT
+        statement = _SET_CONTEXT
         if deadline is not None:  # no statement outlives the request
             configured = self.db.settings.pool_setting("statement_timeout_ms")
             left = max(1, int(deadline.remaining() * 1000))
-            statement = SET_CONTEXT_BOUNDED
+            statement = _SET_CONTEXT_BOUNDED
             params = {**params, "statement_timeout": str(min(configured, left))}
 
         def begin(conn: Connection) -> RootTransaction:
             transaction = conn.begin()
-            conn.execute(statement, params)
+            statement.run(conn, params)
             return transaction
 
         try:
@@ -203,14 +210,14 @@ class SqlUnitOfWork:
         check = CommitCheck(self.clinic_id or SYSTEM_CLINIC_ID, uuid.uuid4(),
                             self.connection.info.get(BACKEND))
         params: dict[str, object] = {"clinic": check.clinic_id, "token": check.token}
-        statement = PRE_COMMIT
+        statement = _PRE_COMMIT
         if claim is not None:  # the key's work is marked committed by this very transaction
             params.update(key_clinic=claim.clinic_id, key_hash=claim.key_hash,
                           claim=claim.claim)
-            statement = PRE_COMMIT_MARKED
+            statement = _PRE_COMMIT_MARKED
         wrote = False
         try:
-            wrote = self.connection.execute(statement, params).rowcount > 0
+            wrote = statement.run(self.connection, params) > 0
             if claim is not None and not wrote:
                 raise IdempotencyKeyTaken
             self._bounded_commit(transaction, deadline)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Mapping
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -11,9 +13,10 @@ from sqlalchemy import CursorResult, Executable
 from sqlalchemy.exc import DBAPIError
 
 from neonpro.adapters.db.errors import describe, mark_origin, repository_origin, translate
-from neonpro.domain.errors import Forbidden
+from neonpro.domain.errors import DomainError, Forbidden
 
 if TYPE_CHECKING:
+    from neonpro.adapters.db.hot import HotStatement
     from neonpro.adapters.db.uow import SqlUnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -38,18 +41,43 @@ class SqlRepository:
         try:
             return self._uow.connection.execute(statement, params)
         except DBAPIError as exc:
-            mark_origin(exc, repository_origin(self, sys._getframe(1)))  # noqa: SLF001
-            error = translate(exc)
-            actor = self._uow.actor
-            log.warning(
-                "db_error",
-                error=error.code if error else "untranslated",
-                **describe(exc),
-                clinic_id=str(self._uow.clinic_id) if self._uow.clinic_id else None,
-                actor_id=str(actor.id),
-                request_id=actor.request_id,
-            )
+            error = self._failed(exc, sys._getframe(1))  # noqa: SLF001
             if error is None:
                 raise
             # `from None`: the driver's exception text carries the offending values
             raise error from None
+
+    def _fetch(self, statement: HotStatement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The rows of a hot statement (hot.py), errors handled as :meth:`_execute`'s."""
+        try:
+            return statement.rows(self._uow.connection, params)
+        except DBAPIError as exc:
+            error = self._failed(exc, sys._getframe(1))  # noqa: SLF001
+            if error is None:
+                raise
+            raise error from None
+
+    def _run(self, statement: HotStatement, params: Mapping[str, Any]) -> int:
+        """Run a hot statement (hot.py): the rows it changed; errors as :meth:`_execute`'s."""
+        try:
+            return statement.run(self._uow.connection, params)
+        except DBAPIError as exc:
+            error = self._failed(exc, sys._getframe(1))  # noqa: SLF001
+            if error is None:
+                raise
+            raise error from None
+
+    def _failed(self, exc: DBAPIError, caller: FrameType) -> DomainError | None:
+        """Mark where a statement failed, log it without its values, and translate it."""
+        mark_origin(exc, repository_origin(self, caller))
+        error = translate(exc)
+        actor = self._uow.actor
+        log.warning(
+            "db_error",
+            error=error.code if error else "untranslated",
+            **describe(exc),
+            clinic_id=str(self._uow.clinic_id) if self._uow.clinic_id else None,
+            actor_id=str(actor.id),
+            request_id=actor.request_id,
+        )
+        return error

@@ -13,19 +13,21 @@ from typing import Any
 
 from sqlalchemy import text
 
+from neonpro.adapters.db.hot import HotStatement
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.audit_chain import check_details
 from neonpro.domain.audit_reports import AuditEntry
 from neonpro.domain.vocabulary import AuditAction, AuditStatus, RiskLevel
 
-INSERT = text(
+# every audited request runs it: compiled once, run on the driver (hot.py)
+INSERT = HotStatement(text(
     "INSERT INTO audit_events (clinic_id, actor_id, actor_role, action, resource_type, "
     "resource_id, patient_ref, status, risk_level, ip_address, user_agent, session_id, "
     "request_id, details) VALUES (:clinic, :actor, :role, :action, :rtype, :rid, "
     "neonpro_patient_ref(CAST(:patient AS uuid)), :status, :risk, CAST(:ip AS inet), :ua, "
     ":session, :request, CAST(:details AS jsonb))"
-)
+))
 # many events of one actor in one statement. ``:kinds`` is a JSON array of the distinct
 # [action, details] pairs, ``:events`` one of [kind index, resource id, patient id] per
 # event: a batch of erasures repeats a few dozen distinct details thousands of times, and
@@ -77,7 +79,7 @@ class SqlAuditRepository(SqlRepository):
         """Append one event in this unit of work's transaction (sealed shortly after)."""
         actor = self._uow.actor
         clinic = self._uow.clinic_id or SYSTEM_CLINIC_ID
-        self._execute(INSERT, {
+        self._run(INSERT, {
             "clinic": clinic, "actor": actor.id, "role": actor.role, "action": action.value,
             "rtype": resource_type, "rid": None if resource_id is None else str(resource_id),
             "patient": None if patient_id is None else str(patient_id),

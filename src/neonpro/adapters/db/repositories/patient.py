@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 
+from neonpro.adapters.db.hot import HotStatement
 from neonpro.adapters.db.models import Patient
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.errors import (
@@ -73,14 +74,15 @@ READ_COLUMNS = [T[f] for f in _PLAIN_READ] + [T[c] for c in ENCRYPTED.values()]
 _VISIBLE = T.deleted_at.is_(None)
 _NOT_ERASED = T.anonymized_at.is_(None)  # blocked rows the application role never sees
 _BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
-GET = select(*READ_COLUMNS).where(_BY_ID, _VISIBLE)
+# the reads every request makes: compiled once, run on the driver (hot.py)
+GET = HotStatement(select(*READ_COLUMNS).where(_BY_ID, _VISIBLE))
 GET_ANY = select(*READ_COLUMNS).where(_BY_ID)
-BY_CPF = select(*READ_COLUMNS).where(
+BY_CPF = HotStatement(select(*READ_COLUMNS).where(
     T.clinic_id == bindparam("b_clinic"), T.cpf_blind_index == bindparam("bi"), _VISIBLE
-)
-BY_CNS = select(*READ_COLUMNS).where(
+))
+BY_CNS = HotStatement(select(*READ_COLUMNS).where(
     T.clinic_id == bindparam("b_clinic"), T.cns_blind_index == bindparam("bi"), _VISIBLE
-)
+))
 BY_CPF_ALL_CLINICS = select(*READ_COLUMNS).where(
     T.cpf_blind_index == bindparam("bi"), _VISIBLE
 ).order_by(T.clinic_id)
@@ -127,7 +129,8 @@ class SqlPatientRepository(SqlRepository):
         return row
 
     def _to_read(self, row: Any) -> PatientRead:
-        data = dict(row._mapping)  # noqa: SLF001  (SQLAlchemy's public row mapping)
+        """A row (SQLAlchemy's, or a hot statement's dict) as the domain's patient."""
+        data = row if isinstance(row, dict) else dict(row._mapping)  # noqa: SLF001  (public)
         cipher = self._uow.cipher
         patient_id = data["id"]
         for name, column in ENCRYPTED.items():
@@ -141,25 +144,26 @@ class SqlPatientRepository(SqlRepository):
     # ------------------------------------------------------------ reads
     def get(self, patient_id: uuid.UUID) -> PatientRead:
         """The patient, or NotFound (also for soft-deleted and other clinics' patients)."""
-        row = self._execute(GET, {"b_clinic": self.clinic_id, "b_id": patient_id}).first()
-        if row is None:
+        found = self.find(patient_id)
+        if found is None:
             raise NotFound("patient", patient_id)
-        return self._to_read(row)
+        return found
 
     def find(self, patient_id: uuid.UUID) -> PatientRead | None:
-        row = self._execute(GET, {"b_clinic": self.clinic_id, "b_id": patient_id}).first()
-        return None if row is None else self._to_read(row)
+        return self._one(GET, {"b_clinic": self.clinic_id, "b_id": patient_id})
 
     def find_by_cpf(self, cpf: values.Cpf) -> PatientRead | None:
         """This clinic's patient with the CPF (looked up by its blind index)."""
         bi = self._uow.blind.index("cpf", cpf.digits)
-        row = self._execute(BY_CPF, {"b_clinic": self.clinic_id, "bi": bi}).first()
-        return None if row is None else self._to_read(row)
+        return self._one(BY_CPF, {"b_clinic": self.clinic_id, "bi": bi})
 
     def find_by_cns(self, cns: values.Cns) -> PatientRead | None:
         bi = self._uow.blind.index("cns", cns.digits)
-        row = self._execute(BY_CNS, {"b_clinic": self.clinic_id, "bi": bi}).first()
-        return None if row is None else self._to_read(row)
+        return self._one(BY_CNS, {"b_clinic": self.clinic_id, "bi": bi})
+
+    def _one(self, statement: HotStatement, params: dict[str, Any]) -> PatientRead | None:
+        rows = self._fetch(statement, params)
+        return self._to_read(rows[0]) if rows else None
 
     def find_by_cpf_across_clinics(self, cpf: values.Cpf) -> builtins.list[PatientRead]:
         """Service role only: every clinic's patient with this CPF (one person, many clinics)."""
