@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import bindparam, make_url, select, text
+from sqlalchemy import bindparam, event, make_url, select, text
 from sqlalchemy.exc import DBAPIError
 
 from neonpro.adapters.db.hot import HotStatement
@@ -47,7 +47,7 @@ def test_a_hot_select_gives_the_rows_sqlalchemy_gives(
     hot = patient_sql.GET
     with container.uow(clinic, ADMIN) as tx:
         ours = hot.rows(tx.connection, params)
-        theirs = [dict(r._mapping) for r in tx.connection.execute(hot.statement, params)]  # noqa: SLF001
+        theirs = [dict(r._mapping) for r in tx.connection.execute(hot.statement, params)]
     assert ours == theirs
     assert len(ours) == 1
     assert ours[0]["allergies"] == ["látex"]
@@ -106,3 +106,34 @@ def test_every_dropped_pooled_connection_is_replaced(container: Container,
     for _ in range(held + 1):
         with container.uow(clinic, ADMIN) as tx:
             assert tx.clinics.get().id == clinic
+
+
+def test_engine_listeners_see_hot_statements(container: Container, clinic: uuid.UUID) -> None:
+    """Tracing and statement counters listen on the engine: a hot statement, which
+    SQLAlchemy does not execute, is still shown to them, before and after it runs."""
+    seen: list[tuple[str, str]] = []
+    engine = container.database.engine("app")
+
+    def before(_c: object, _cur: object, sql: str, *_: object) -> None:
+        seen.append(("before", sql))
+
+    def after(_c: object, _cur: object, sql: str, *_: object) -> None:
+        seen.append(("after", sql))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        with container.uow(clinic, ADMIN) as tx:
+            assert tx.patients.find(uuid.uuid4()) is None
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    kinds = [k for k, sql in seen if "FROM patients" in sql]
+    assert kinds == ["before", "after"]
+    assert any("neonpro_bind_context" in sql for _, sql in seen)
+
+
+def test_a_hot_statement_names_the_parameters_it_lacks(container: Container,
+                                                       clinic: uuid.UUID) -> None:
+    with container.uow(clinic, ADMIN) as tx, pytest.raises(ValueError, match="b_id"):
+        patient_sql.GET.rows(tx.connection, {"b_clinic": clinic})

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 
+from neonpro.adapters.db.hot import HotStatement
 from neonpro.adapters.db.models import (
     Appointment,
     AppointmentRiskScore,
@@ -99,27 +100,37 @@ def _returning_scored(statement: Insert | Update) -> Select[Any]:
         RISK, and_(RS.clinic_id == w.clinic_id, RS.appointment_id == w.id)))
 
 _BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
-GET = select(*READ_COLUMNS).where(_BY_ID)
+# a booking's statements and every change's: compiled once, run on the driver, hot.py
+GET = HotStatement(select(*READ_COLUMNS).where(_BY_ID))
+TIME_ZONE = HotStatement(select(Clinic.__table__.c.timezone).where(
+    Clinic.__table__.c.id == bindparam("b_clinic")))
+_BLOCKING = select(T.start_time, T.end_time).where(
+    T.clinic_id == bindparam("b_clinic"), T.professional_id == bindparam("b_professional"),
+    T.status.in_([s.value for s in BLOCKING]),
+    T.start_time < bindparam("b_end", type_=T.start_time.type),
+    T.end_time > bindparam("b_start", type_=T.end_time.type))
+BLOCKING_SLOTS = HotStatement(_BLOCKING)
+BLOCKING_SLOTS_BUT = HotStatement(_BLOCKING.where(T.id != bindparam("b_exclude")))
 
 
 @functools.cache
-def _insert(columns: tuple[str, ...]) -> Select[Any]:
+def _insert(columns: tuple[str, ...]) -> HotStatement:
     """The booking INSERT for one set of columns (those a booking gives: the others keep
     their defaults), its values bound as ``v_<column>``: built once per set, not per
     booking (building the statement and its CTE was about 40 % of a booking's CPU)."""
-    return _returning_scored(insert(TABLE).values(
-        {T[c]: bindparam(f"v_{c}", type_=T[c].type) for c in columns}))
+    return HotStatement(_returning_scored(insert(TABLE).values(
+        {T[c]: bindparam(f"v_{c}", type_=T[c].type) for c in columns})))
 
 
 @functools.cache
-def _update(columns: tuple[str, ...], status_from: tuple[str, ...]) -> Select[Any]:
+def _update(columns: tuple[str, ...], status_from: tuple[str, ...]) -> HotStatement:
     """A versioned UPDATE of ``columns`` (bound as ``v_<column>``), built once per shape."""
     statement = update(TABLE).where(_BY_ID, T.version == bindparam("b_version")).values(
         {**{T[c]: bindparam(f"v_{c}", type_=T[c].type) for c in columns},
          T.version: T.version + 1})
     if status_from:
         statement = statement.where(T.status.in_(status_from))
-    return _returning_scored(statement)
+    return HotStatement(_returning_scored(statement))
 
 
 def _bound(values: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +162,8 @@ class SqlAppointmentRepository(SqlRepository):
         return out
 
     def _to_read(self, row: Any) -> AppointmentRead:
-        data = dict(row._mapping)  # noqa: SLF001
+        """A row (SQLAlchemy's, or a hot statement's dict) as the domain's appointment."""
+        data = row if isinstance(row, dict) else dict(row._mapping)  # noqa: SLF001
         for name, column in ENCRYPTED.items():
             data[name] = self._uow.cipher.decrypt_optional(
                 data.pop(column), table=NAME, column=column, row_id=data["id"]
@@ -160,29 +172,26 @@ class SqlAppointmentRepository(SqlRepository):
 
     # ------------------------------------------------------------ reads
     def get(self, appointment_id: uuid.UUID) -> AppointmentRead:
-        row = self._execute(GET, {"b_clinic": self.clinic_id, "b_id": appointment_id}).first()
-        if row is None:
+        rows = self._fetch(GET, {"b_clinic": self.clinic_id, "b_id": appointment_id})
+        if not rows:
             raise NotFound("appointment", appointment_id)
-        return self._to_read(row)
+        return self._to_read(rows[0])
 
     def clinic_time_zone(self) -> str:
-        query = select(Clinic.__table__.c.timezone).where(Clinic.__table__.c.id == self.clinic_id)
-        zone = self._execute(query).scalar()
-        if zone is None:
+        rows = self._fetch(TIME_ZONE, {"b_clinic": self.clinic_id})
+        if not rows:
             raise NotFound("clinic", self.clinic_id)
-        return str(zone)
+        return str(rows[0]["timezone"])
 
     def blocking_slots(self, professional_id: uuid.UUID, window: Window,
                        exclude: uuid.UUID | None = None) -> list[Slot]:
         """The professional's appointments that block time and touch ``window``."""
-        query = select(T.start_time, T.end_time).where(
-            T.clinic_id == self.clinic_id, T.professional_id == professional_id,
-            T.status.in_([s.value for s in BLOCKING]),
-            T.start_time < window.end, T.end_time > window.start,
-        )
+        params = {"b_clinic": self.clinic_id, "b_professional": professional_id,
+                  "b_start": window.start, "b_end": window.end}
+        statement = BLOCKING_SLOTS
         if exclude is not None:
-            query = query.where(T.id != exclude)
-        return [Slot(r.start_time, r.end_time) for r in self._execute(query)]
+            statement, params["b_exclude"] = BLOCKING_SLOTS_BUT, exclude
+        return [Slot(r["start_time"], r["end_time"]) for r in self._fetch(statement, params)]
 
     def list_for_patient(self, patient_id: uuid.UUID,
                          page: PageRequest | None = None) -> Page[AppointmentRead]:
@@ -244,8 +253,7 @@ class SqlAppointmentRepository(SqlRepository):
         actor = self._uow.actor.id
         values.update(id=appointment_id, clinic_id=self.clinic_id, time_zone=time_zone,
                       created_by=actor, updated_by=actor, **_booked(booked_at, data.start_time))
-        row = self._execute(_insert(tuple(sorted(values))), _bound(values)).one()
-        return self._to_read(row)
+        return self._to_read(self._fetch(_insert(tuple(sorted(values))), _bound(values))[0])
 
     def update(self, appointment_id: uuid.UUID, data: AppointmentUpdate) -> AppointmentRead:
         return self._change(appointment_id, data.version, self._encrypt(appointment_id,
@@ -254,14 +262,14 @@ class SqlAppointmentRepository(SqlRepository):
     def _change(self, appointment_id: uuid.UUID, version: int, values: dict[str, Any],
                 *, status_from: tuple[str, ...] = ()) -> AppointmentRead:
         values = {**values, "updated_by": self._uow.actor.id}
-        row = self._execute(_update(tuple(sorted(values)), status_from), {
+        rows = self._fetch(_update(tuple(sorted(values)), status_from), {
             "b_clinic": self.clinic_id, "b_id": appointment_id, "b_version": version,
-            **_bound(values)}).first()
-        if row is None:
+            **_bound(values)})
+        if not rows:
             current = self.get(appointment_id)  # NotFound if it is not there
             raise StaleVersion("appointment", appointment_id, version) if (
                 current.version != version) else Conflict("appointment changed status")
-        return self._to_read(row)
+        return self._to_read(rows[0])
 
     def _transition(self, appointment_id: uuid.UUID, version: int, target: S,
                     values: dict[str, Any] | None = None) -> AppointmentRead:
@@ -333,8 +341,7 @@ class SqlAppointmentRepository(SqlRepository):
             rescheduling_reason=data.reason, created_by=actor, updated_by=actor,
             **_booked(booked_at, data.start_time),
         )
-        row = self._execute(_insert(tuple(sorted(values))), _bound(values)).one()
-        return self._to_read(row)
+        return self._to_read(self._fetch(_insert(tuple(sorted(values))), _bound(values))[0])
 
     def delete(self, appointment_id: uuid.UUID, version: int) -> None:
         """Remove a booking made in error; anything that happened stays (clinical record)."""

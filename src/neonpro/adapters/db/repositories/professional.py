@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 
+from neonpro.adapters.db.hot import HotStatement
 from neonpro.adapters.db.models import ClinicMembership, Professional
 from neonpro.adapters.db.repositories._simple import PlainTenantRepository
 from neonpro.domain.errors import NotFound, ValidationFailed
@@ -20,6 +21,17 @@ from neonpro.domain.schemas.professional import (
 
 T = Professional.__table__.c
 M = ClinicMembership.__table__.c
+
+# every booking locks its professional's row and reads the schedule (hot.py)
+SCHEDULE_FOR_UPDATE = HotStatement(
+    select(
+        T.is_active, T.work_start_time, T.work_end_time, T.break_start_time,
+        T.break_end_time, T.can_work_weekends, T.max_daily_appointments,
+        T.appointment_buffer_minutes, T.license_expiry_date,
+    )
+    .where(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
+    .with_for_update()
+)
 
 
 class SqlProfessionalRepository(PlainTenantRepository[ProfessionalRead]):
@@ -58,22 +70,16 @@ class SqlProfessionalRepository(PlainTenantRepository[ProfessionalRead]):
         """The booking schedule, locking the professional's row until the transaction ends,
         so concurrent bookings for one professional check the daily maximum and buffer in turn.
         """
-        query = (
-            select(
-                T.is_active, T.work_start_time, T.work_end_time, T.break_start_time,
-                T.break_end_time, T.can_work_weekends, T.max_daily_appointments,
-                T.appointment_buffer_minutes, T.license_expiry_date,
-            )
-            .where(T.clinic_id == self.clinic_id, T.id == professional_id)
-            .with_for_update()
-        )
-        row = self._execute(query).first()
-        if row is None:
+        rows = self._fetch(SCHEDULE_FOR_UPDATE, {"b_clinic": self.clinic_id,
+                                                 "b_id": professional_id})
+        if not rows:
             raise NotFound("professional", professional_id)
+        row = rows[0]
         return Schedule(
-            is_active=row.is_active, work_start=row.work_start_time, work_end=row.work_end_time,
-            break_start=row.break_start_time, break_end=row.break_end_time,
-            can_work_weekends=row.can_work_weekends,
-            max_daily_appointments=row.max_daily_appointments,
-            buffer_minutes=row.appointment_buffer_minutes, license_expiry=row.license_expiry_date,
+            is_active=row["is_active"], work_start=row["work_start_time"],
+            work_end=row["work_end_time"], break_start=row["break_start_time"],
+            break_end=row["break_end_time"], can_work_weekends=row["can_work_weekends"],
+            max_daily_appointments=row["max_daily_appointments"],
+            buffer_minutes=row["appointment_buffer_minutes"],
+            license_expiry=row["license_expiry_date"],
         )
