@@ -99,9 +99,11 @@ def test_every_dropped_pooled_connection_is_replaced(container: Container,
     for t in threads:
         t.join()
     database = make_url(container.database.owner_url).database
+    # the application login's connections only: other tests' engines (the owner's) are
+    # not this test's subject
     killed = _owner_sql(container, "SELECT count(pg_terminate_backend(pid)) FROM "
                         "pg_stat_activity WHERE datname = %s AND application_name = 'neonpro'"
-                        " AND pid <> pg_backend_pid()", database)[0]
+                        " AND usename = %s", database, container.database.roles.app)[0]
     assert killed >= held
     for _ in range(held + 1):
         with container.uow(clinic, ADMIN) as tx:
