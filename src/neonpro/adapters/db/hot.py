@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import psycopg
-from sqlalchemy import Connection
+from sqlalchemy import BindParameter, Column, Connection, Table, bindparam
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
@@ -188,3 +188,14 @@ class HotStatement:
 
     def run(self, connection: Connection, params: Mapping[str, Any]) -> int:
         return self._run(connection, params, lambda cursor: cursor.rowcount)  # type: ignore[no-any-return]
+
+
+def value_binds(table: Table, columns: Sequence[str]) -> dict[Column[Any], BindParameter[Any]]:
+    """``columns`` of ``table`` bound as ``v_<column>`` with the column's type: the VALUES of
+    an INSERT or UPDATE compiled once per set of columns (see :func:`bound_values`)."""
+    return {table.c[c]: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
+
+
+def bound_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of :func:`value_binds`' statement for ``values`` (column -> value)."""
+    return {f"v_{column}": value for column, value in values.items()}

@@ -8,6 +8,7 @@ Soft-deleted rows are hidden unless a filter asks for them.
 from __future__ import annotations
 
 import builtins
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -27,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from neonpro.adapters.db.hot import HotStatement
+from neonpro.adapters.db.hot import HotStatement, bound_values, value_binds
 from neonpro.adapters.db.models import Patient
 from neonpro.adapters.db.repositories._base import SqlRepository
 from neonpro.domain.errors import (
@@ -92,7 +93,25 @@ STATE_OF = text(
     "SELECT p.version, p.anonymized_at IS NOT NULL, p.deleted_at IS NOT NULL, EXISTS ("
     "  SELECT 1 FROM erasure_ledger l WHERE l.clinic_id = :b_clinic AND l.patient_id = :b_id)"
     " FROM (SELECT 1) one LEFT JOIN patients p ON p.clinic_id = :b_clinic AND p.id = :b_id")
-INSERT = insert(TABLE).returning(*READ_COLUMNS)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert(columns: tuple[str, ...]) -> HotStatement:
+    """The INSERT of one set of columns (those the patient gives; the others keep their
+    defaults), bound as ``v_<column>``: compiled once per set, run on the driver (hot.py)."""
+    return HotStatement(insert(TABLE).values(value_binds(TABLE, columns))
+                        .returning(*READ_COLUMNS))
+
+
+@functools.lru_cache(maxsize=256)
+def _update(columns: tuple[str, ...]) -> HotStatement:
+    """The versioned UPDATE of ``columns`` (bound as ``v_<column>``), once per set."""
+    return HotStatement(
+        update(TABLE)
+        .where(_BY_ID, _VISIBLE, _NOT_ERASED, T.version == bindparam("b_version"))
+        .values({**value_binds(TABLE, columns), T.version: T.version + 1})
+        .returning(*READ_COLUMNS))
+
 
 SORT_COLUMNS = {
     PatientSortField.FULL_NAME: T.full_name,
@@ -250,21 +269,18 @@ class SqlPatientRepository(SqlRepository):
         row = self._to_row(patient_id, fields)
         actor = self._uow.actor.id
         row.update(id=patient_id, clinic_id=self.clinic_id, created_by=actor, updated_by=actor)
-        return self._to_read(self._execute(INSERT.values(**row)).one())
+        return self._to_read(self._fetch(_insert(tuple(sorted(row))), bound_values(row))[0])
 
     def update(self, patient_id: uuid.UUID, data: PatientUpdate) -> PatientRead:
         """Apply the given fields if ``data.version`` is current, else StaleVersion."""
         changes = self._to_row(patient_id, data.changes())
-        statement = (
-            update(TABLE)
-            .where(_BY_ID, _VISIBLE, _NOT_ERASED, T.version == data.version)
-            .values(**changes, version=T.version + 1, updated_by=self._uow.actor.id)
-            .returning(*READ_COLUMNS)
-        )
-        row = self._execute(statement, {"b_clinic": self.clinic_id, "b_id": patient_id}).first()
-        if row is None:
+        changes["updated_by"] = self._uow.actor.id
+        rows = self._fetch(_update(tuple(sorted(changes))), {
+            "b_clinic": self.clinic_id, "b_id": patient_id, "b_version": data.version,
+            **bound_values(changes)})
+        if not rows:
             self._raise_missing_or_stale(patient_id, data.version)
-        return self._to_read(row)
+        return self._to_read(rows[0])
 
     def delete(self, patient_id: uuid.UUID, version: int | None = None) -> None:
         """Soft delete: the row stays (medical records are kept), hidden from every read."""
