@@ -20,6 +20,8 @@ OUTSIDE: dict[str, str] = {
     # (entrypoints/cli/_common.py), the API never starts with it
     "neonpro.adapters.db.embedded.EmbeddedError": "the local PostgreSQL cannot start",
     "neonpro.adapters.crypto.keyring.KeyConfigError": "the key file is missing or invalid",
+    # a development tool's: the machine has no Citus (its command prints it, tests skip)
+    "neonpro.devtools.citus.CitusUnavailable": "no local Citus cluster can run here",
     # stored data that does not decrypt: corruption or a missing key, an operator's alarm
     # (500 internal_error, logged without the value), never a client's mistake
     "neonpro.domain.ports_keys.UnreadableValue": "a stored value does not decrypt",
