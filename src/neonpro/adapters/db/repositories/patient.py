@@ -10,18 +10,18 @@ from __future__ import annotations
 import builtins
 import functools
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Select,
+    Integer,
     Table,
     and_,
     bindparam,
     func,
     insert,
-    literal,
     select,
     text,
     tuple_,
@@ -120,6 +120,71 @@ SORT_COLUMNS = {
 }
 
 
+# list filters: the condition on its parameter ``f_<name>`` (see _filter_values)
+_FILTERS: dict[str, Callable[[Any], ColumnElement[bool]]] = {
+    "name": lambda b: T.search_name.like(b, escape="\\"),
+    "consent_status": lambda b: T.data_consent_status == b,
+    "primary_professional_id": lambda b: T.primary_professional_id == b,
+    "created_from": lambda b: T.created_at >= b,
+    "created_to": lambda b: T.created_at < b,
+    "last_visit_from": lambda b: T.last_visit_date >= b,
+    "last_visit_to": lambda b: T.last_visit_date <= b,
+    "min_no_show_risk": lambda b: T.no_show_risk_score >= b,
+}
+
+
+def _filter_values(f: PatientFilters) -> dict[str, Any]:
+    """The filters given, as the parameters ``f_<name>`` of :data:`_FILTERS`' conditions."""
+    values: dict[str, Any] = {
+        "name": "%" + like_escape(fold_for_search(f.name.strip())) + "%" if f.name else None,
+        "consent_status": None if f.consent_status is None else f.consent_status.value,
+        "primary_professional_id": f.primary_professional_id,
+        "created_from": f.created_from, "created_to": f.created_to,
+        "last_visit_from": f.last_visit_from, "last_visit_to": f.last_visit_to,
+        "min_no_show_risk": f.min_no_show_risk,
+    }
+    return {f"f_{name}": value for name, value in values.items() if value is not None}
+
+
+def _where(given: tuple[str, ...], include_deleted: bool,  # noqa: FBT001
+           is_active: bool | None) -> builtins.list[ColumnElement[bool]]:  # noqa: FBT001
+    out = [T.clinic_id == bindparam("b_clinic")]
+    if not include_deleted:
+        out.append(_VISIBLE)
+    if is_active is not None:
+        out.append(T.is_active.is_(is_active))
+    # a bind compared with a column takes the column's type
+    out += [_FILTERS[name.removeprefix("f_")](bindparam(name)) for name in given]
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _list_statement(given: tuple[str, ...], include_deleted: bool,  # noqa: FBT001
+                    is_active: bool | None, field: PatientSortField,  # noqa: FBT001
+                    desc: bool, after: bool, offset: bool) -> HotStatement:  # noqa: FBT001
+    """A page of patients for one shape of filters, sort and paging: compiled once per
+    shape, its values bound (hot.py)."""
+    column = SORT_COLUMNS[field]
+    query = select(*READ_COLUMNS).where(*_where(given, include_deleted, is_active))
+    if after:
+        key = tuple_(column, T.id)
+        bound = tuple_(bindparam("k_value", type_=column.type),
+                       bindparam("k_id", type_=T.id.type))
+        query = query.where(key < bound if desc else key > bound)
+    order = (column.desc(), T.id.desc()) if desc else (column.asc(), T.id.asc())
+    query = query.order_by(*order).limit(bindparam("b_limit", type_=Integer))
+    if offset:
+        query = query.offset(bindparam("b_offset", type_=Integer))
+    return HotStatement(query)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_statement(given: tuple[str, ...], include_deleted: bool,  # noqa: FBT001
+                     is_active: bool | None) -> HotStatement:  # noqa: FBT001
+    return HotStatement(select(func.count().label("count")).select_from(TABLE).where(
+        *_where(given, include_deleted, is_active)))
+
+
 def _mrn(patient_id: uuid.UUID) -> str:
     """A record number when the clinic gives none: unique per clinic by construction."""
     return "P-" + patient_id.hex[:12].upper()
@@ -201,23 +266,22 @@ class SqlPatientRepository(SqlRepository):
         filters = filters or PatientFilters()
         sort = sort or PatientSort()
         page = page or PageRequest()
-        conditions = self._conditions(filters)
-        column = SORT_COLUMNS[sort.field]
-        desc = sort.direction is Direction.DESC
-        query: Select[Any] = select(*READ_COLUMNS).where(*conditions)
+        given = _filter_values(filters)
+        params: dict[str, Any] = {"b_clinic": self.clinic_id, **given,
+                                  "b_limit": page.limit + 1}
         scope = query_scope("patients", self.clinic_id, filters, sort.field, sort.direction)
         cursors = self._uow.blind.cursors
+        after = bool(page.keyset and page.cursor)  # FIRST_KEYSET_PAGE ("") has no bound
         if page.keyset and page.cursor:
             value, last_id = cursors.open(page.cursor, scope, 2)
-            value = datetime.fromisoformat(value) if sort.field != "full_name" else value
-            key = tuple_(column, T.id)
-            bound = tuple_(literal(value, column.type), literal(uuid.UUID(last_id), T.id.type))
-            query = query.where(key < bound if desc else key > bound)
-        order = (column.desc(), T.id.desc()) if desc else (column.asc(), T.id.asc())
-        query = query.order_by(*order).limit(page.limit + 1)
+            params["k_value"] = (datetime.fromisoformat(value) if sort.field != "full_name"
+                                 else value)
+            params["k_id"] = uuid.UUID(last_id)
         if not page.keyset:
-            query = query.offset(page.offset)
-        rows = self._execute(query).all()
+            params["b_offset"] = page.offset
+        shape = (tuple(given), filters.include_deleted, filters.is_active)
+        rows = self._fetch(_list_statement(
+            *shape, sort.field, sort.direction is Direction.DESC, after, not page.keyset), params)
         items = [self._to_read(r) for r in rows[: page.limit]]
         next_cursor = None
         if len(rows) > page.limit and page.keyset:
@@ -226,39 +290,12 @@ class SqlPatientRepository(SqlRepository):
             next_cursor = cursors.seal([
                 value.isoformat() if isinstance(value, datetime) else value, str(last.id)
             ], scope)
-        elif len(rows) > page.limit:
-            next_cursor = None
         total = None
         if page.with_total:
-            total = self._execute(
-                select(func.count()).select_from(TABLE).where(*conditions)
-            ).scalar_one()
+            counted = self._fetch(_count_statement(*shape),
+                                  {"b_clinic": self.clinic_id, **given})
+            total = counted[0]["count"]
         return Page(items, total, next_cursor, page.limit, 0 if page.keyset else page.offset)
-
-    def _conditions(self, f: PatientFilters) -> builtins.list[ColumnElement[bool]]:  # noqa: C901
-        out: builtins.list[ColumnElement[bool]] = [T.clinic_id == self.clinic_id]
-        if not f.include_deleted:
-            out.append(_VISIBLE)
-        if f.is_active is not None:
-            out.append(T.is_active.is_(f.is_active))
-        if f.name:
-            pattern = "%" + like_escape(fold_for_search(f.name.strip())) + "%"
-            out.append(T.search_name.like(pattern, escape="\\"))
-        if f.consent_status is not None:
-            out.append(T.data_consent_status == f.consent_status.value)
-        if f.primary_professional_id is not None:
-            out.append(T.primary_professional_id == f.primary_professional_id)
-        if f.created_from is not None:
-            out.append(T.created_at >= f.created_from)
-        if f.created_to is not None:
-            out.append(T.created_at < f.created_to)
-        if f.last_visit_from is not None:
-            out.append(T.last_visit_date >= f.last_visit_from)
-        if f.last_visit_to is not None:
-            out.append(T.last_visit_date <= f.last_visit_to)
-        if f.min_no_show_risk is not None:
-            out.append(T.no_show_risk_score >= f.min_no_show_risk)
-        return out
 
     # ------------------------------------------------------------ writes
     def add(self, data: PatientCreate) -> PatientRead:
