@@ -49,7 +49,8 @@ database work per request (the same JWT and session checks, the same statements 
 transaction on the application login, no decryption), runs beside neonpro on the same
 scratch database; after a check that both answer the same patient alike and that both
 bookings are in the database with their audit events, ``--rounds`` rounds drive both
-interleaved with the same clients (httpx, wrk), each run on booking lanes of its own,
+interleaved with the same clients (httpx, wrk), each run on booking lanes of its own and
+starting once neonpro's background sealer has sealed every audit event of the runs before,
 and print medians of req/s, p50, p99, server CPU ms/req, errors, the ratios neonpro /
 baseline and the goals (CPU per request <= 1.5x, throughput >= 0.67x, GET p99 < 100 ms,
 0 errors). ``--baseline-only`` skips the neonpro-only runs above.
