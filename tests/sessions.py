@@ -10,6 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
+from sqlalchemy import make_url
+
 from neonpro.adapters.db.database import Database
 
 
@@ -37,3 +40,12 @@ def read_only_session(db: Database, clinic_id: uuid.UUID, actor_id: uuid.UUID,
                       actor_role: str = "system") -> Any:
     """A read-only tenant transaction on the replica (the primary if none is set)."""
     return _committing(db, "replica", clinic_id, actor_id, actor_role, read_only=True)
+
+
+def owner_sql(db: Database, query: str, *args: Any) -> Any:
+    """One statement on a new autocommit connection of the owner's login, outside the pools
+    (so it survives what a test does to them): the first row, or the row count."""
+    url = make_url(db.owner_url).set(drivername="postgresql")
+    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
+        cursor = conn.execute(query, args)
+        return cursor.fetchone() if cursor.description else cursor.rowcount

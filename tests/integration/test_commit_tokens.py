@@ -18,6 +18,7 @@ from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.vocabulary import AuditAction
 from neonpro.services import clinics
+from tests.sessions import owner_sql
 
 ADMIN = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000f1"), "admin")
 
@@ -28,10 +29,7 @@ def clinic(container: Container) -> uuid.UUID:
 
 
 def _sql(box: Container, query: str, *args: Any) -> Any:
-    url = make_url(box.database.owner_url).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
-        cursor = conn.execute(query, args)
-        return cursor.fetchone() if cursor.description else cursor.rowcount
+    return owner_sql(box.database, query, *args)
 
 
 def _tokens(box: Container, clinic: uuid.UUID) -> int:

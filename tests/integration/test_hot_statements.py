@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from typing import Any
 
 import psycopg
 import pytest
@@ -19,6 +18,7 @@ from neonpro.domain.actors import Actor
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate
 from neonpro.services import clinics, patients
+from tests.sessions import owner_sql
 from tests.valid import cns, cpf
 
 ADMIN = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000f2"), "admin")
@@ -27,12 +27,6 @@ ADMIN = Actor(uuid.UUID("00000000-0000-0000-0000-0000000000f2"), "admin")
 @pytest.fixture
 def clinic(container: Container) -> uuid.UUID:
     return clinics.create_clinic(container.service_uow(ADMIN), ClinicCreate(name="Quente")).id
-
-
-def _owner_sql(box: Container, query: str, *args: Any) -> Any:
-    url = make_url(box.database.owner_url).set(drivername="postgresql")
-    with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
-        return conn.execute(query, args).fetchone()
 
 
 def test_a_hot_select_gives_the_rows_sqlalchemy_gives(
@@ -101,7 +95,7 @@ def test_every_dropped_pooled_connection_is_replaced(container: Container,
     database = make_url(container.database.owner_url).database
     # the application login's connections only: other tests' engines (the owner's) are
     # not this test's subject
-    killed = _owner_sql(container, "SELECT count(pg_terminate_backend(pid)) FROM "
+    killed = owner_sql(container.database, "SELECT count(pg_terminate_backend(pid)) FROM "
                         "pg_stat_activity WHERE datname = %s AND application_name = 'neonpro'"
                         " AND usename = %s", database, container.database.roles.app)[0]
     assert killed >= held

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import Connection, CursorResult, Executable
 from sqlalchemy.exc import DBAPIError
 
 from neonpro.adapters.db.errors import describe, mark_origin, repository_origin, translate
@@ -49,20 +49,19 @@ class SqlRepository:
 
     def _fetch(self, statement: HotStatement, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The rows of a hot statement (hot.py), errors handled as :meth:`_execute`'s."""
-        try:
-            return statement.rows(self._uow.connection, params)
-        except DBAPIError as exc:
-            error = self._failed(exc, sys._getframe(1))  # noqa: SLF001
-            if error is None:
-                raise
-            raise error from None
+        return self._hot(statement.rows, params)  # type: ignore[no-any-return]
 
     def _run(self, statement: HotStatement, params: Mapping[str, Any]) -> int:
         """Run a hot statement (hot.py): the rows it changed; errors as :meth:`_execute`'s."""
+        return self._hot(statement.run, params)  # type: ignore[no-any-return]
+
+    def _hot(self, method: Callable[[Connection, Mapping[str, Any]], Any],
+             params: Mapping[str, Any]) -> Any:
         try:
-            return statement.run(self._uow.connection, params)
+            return method(self._uow.connection, params)
         except DBAPIError as exc:
-            error = self._failed(exc, sys._getframe(1))  # noqa: SLF001
+            # the origin is the repository method that called _fetch or _run
+            error = self._failed(exc, sys._getframe(2))  # noqa: SLF001
             if error is None:
                 raise
             raise error from None
