@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import bindparam, event, make_url, select, text
 from sqlalchemy.exc import DBAPIError
 
+from neonpro.adapters.db import hot as hot_module
 from neonpro.adapters.db.hot import HotStatement
 from neonpro.adapters.db.repositories import patient as patient_sql
 from neonpro.bootstrap import Container
@@ -133,3 +135,24 @@ def test_a_hot_statement_names_the_parameters_it_lacks(container: Container,
                                                        clinic: uuid.UUID) -> None:
     with container.uow(clinic, ADMIN) as tx, pytest.raises(ValueError, match="b_id"):
         patient_sql.GET.rows(tx.connection, {"b_clinic": clinic})
+
+
+def test_a_statement_of_two_logins_is_compiled_once_for_each(
+        container: Container, clinic: uuid.UUID, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each login's engine has its own dialect; the tenant context runs on the application's
+    and the service's: alternating between them must not compile it again each time."""
+    compiled: list[object] = []
+    original = hot_module._Compiled
+
+    def counting(statement: Any, dialect: Any) -> Any:
+        compiled.append(dialect)
+        return original(statement, dialect)
+
+    monkeypatch.setattr(hot_module, "_Compiled", counting)
+    hot = HotStatement(text("SELECT CAST(:n AS int)"))
+    for n in range(3):
+        with container.uow(clinic, ADMIN) as tx:
+            assert hot.scalar(tx.connection, {"n": n}) == n
+        with container.service_uow(ADMIN) as tx:
+            assert hot.scalar(tx.connection, {"n": n}) == n
+    assert len(compiled) == 2  # once for each login's dialect

@@ -78,9 +78,8 @@ class _Compiled:
             if name in constants:
                 constants[name] = process(constants[name])
         self.constants: dict[str, Any] = constants
-        columns: Sequence[Any] = getattr(statement, "selected_columns", ())
-        if not columns:  # INSERT ... RETURNING
-            columns = getattr(statement, "_returning", ())
+        # a SELECT's columns, an INSERT or UPDATE's RETURNING; none for text()
+        columns: Sequence[Any] = getattr(statement, "exported_columns", ())
         self.names: tuple[str, ...] = tuple(c.key for c in columns)
         self._types = tuple(c.type.dialect_impl(dialect) for c in columns)
         self.results: tuple[tuple[int, Processor], ...] | None = None
@@ -111,13 +110,14 @@ class HotStatement:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._compiled: _Compiled | None = None
+        # per dialect: each engine (login) has its own, and one statement may serve several
+        self._compiled: dict[Dialect, _Compiled] = {}
 
     def _for(self, connection: Connection) -> _Compiled:
-        compiled = self._compiled
-        if compiled is None or compiled.dialect is not connection.dialect:
-            # one dialect per engine; a race compiles twice, the same SQL
-            compiled = self._compiled = _Compiled(self.statement, connection.dialect)
+        compiled = self._compiled.get(connection.dialect)
+        if compiled is None:  # a race compiles twice, the same SQL
+            compiled = self._compiled[connection.dialect] = _Compiled(self.statement,
+                                                                      connection.dialect)
         return compiled
 
     def _run(self, connection: Connection, params: Mapping[str, Any],
