@@ -58,8 +58,10 @@ class LocalCluster:
     def ports(self) -> list[int]:
         return [self.coordinator, *self.workers]
 
-    def url(self, port: int | None = None, database: str | None = None) -> str:
-        return (f"postgresql://{self.user}@127.0.0.1:{port or self.coordinator}/"
+    def url(self, port: int | None = None, database: str | None = None,
+            login: str | None = None) -> str:
+        """A node's URL (the coordinator's by default), as ``login`` (the superuser's)."""
+        return (f"postgresql://{login or self.user}@127.0.0.1:{port or self.coordinator}/"
                 f"{database or self.database}")
 
     def pgdata(self, port: int) -> Path:
