@@ -156,3 +156,20 @@ def test_a_statement_of_two_logins_is_compiled_once_for_each(
         with container.service_uow(ADMIN) as tx:
             assert hot.scalar(tx.connection, {"n": n}) == n
     assert len(compiled) == 2  # once for each login's dialect
+
+
+def test_a_failed_statement_names_no_parameter_value(container: Container,
+                                                     clinic: uuid.UUID) -> None:
+    """A driver error's text carries the statement, never its values (a patient's name in a
+    search, say), on the hot path and on SQLAlchemy's alike: an untranslated error may be
+    logged or shown by whoever catches it."""
+    marker = "Maria Marcadora da Silva"
+    sql = "SELECT CAST(:marker AS text) || CAST(1 / CAST(:zero AS int) AS text)"
+    params = {"marker": marker, "zero": 0}
+    with container.uow(clinic, ADMIN) as tx, pytest.raises(DBAPIError) as hot:
+        HotStatement(text(sql)).scalar(tx.connection, params)
+    with container.uow(clinic, ADMIN) as tx, pytest.raises(DBAPIError) as plain:
+        tx.connection.execute(text(sql), params)
+    for caught in (hot, plain):
+        assert isinstance(caught.value.orig, psycopg.errors.DivisionByZero)
+        assert marker not in str(caught.value)

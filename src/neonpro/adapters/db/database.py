@@ -267,6 +267,9 @@ class Database:
             pool_recycle=s.pool_setting("pool_recycle_s"),
             pool_pre_ping=False,  # see checked_out: a dropped connection is replaced
             pool_reset_on_return="rollback",
+            # a DBAPIError's text names no parameter values (a patient's name in a search,
+            # a CPF's blind index): only the statement; repositories log its origin alone
+            hide_parameters=True,
             connect_args={
                 "connect_timeout": s.connect_timeout_s,
                 "application_name": "neonpro",

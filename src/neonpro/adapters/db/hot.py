@@ -120,9 +120,8 @@ class HotStatement:
                                                                       connection.dialect)
         return compiled
 
-    def _run(self, connection: Connection, params: Mapping[str, Any],
+    def _run(self, compiled: _Compiled, connection: Connection, params: Mapping[str, Any],
              fetch: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
-        compiled = self._for(connection)
         if not compiled.required.issubset(params):
             missing = sorted(compiled.required.difference(params))
             msg = f"a hot statement's parameters are missing: {', '.join(missing)}"
@@ -177,17 +176,18 @@ class HotStatement:
                 out.append(dict(zip(names, row, strict=True)))
             return out
 
-        return self._run(connection, params, fetch)  # type: ignore[no-any-return]
+        return self._run(compiled, connection, params, fetch)  # type: ignore[no-any-return]
 
     def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
         def fetch(cursor: psycopg.Cursor[Any]) -> Any:
             row = cursor.fetchone()
             return None if row is None else row[0]
 
-        return self._run(connection, params, fetch)
+        return self._run(self._for(connection), connection, params, fetch)
 
     def run(self, connection: Connection, params: Mapping[str, Any]) -> int:
-        return self._run(connection, params, lambda cursor: cursor.rowcount)  # type: ignore[no-any-return]
+        return self._run(self._for(connection), connection, params,  # type: ignore[no-any-return]
+                         lambda cursor: cursor.rowcount)
 
 
 def value_binds(table: Table, columns: Sequence[str]) -> dict[Column[Any], BindParameter[Any]]:
