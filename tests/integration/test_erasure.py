@@ -35,7 +35,7 @@ def clinic(container: Container) -> uuid.UUID:
 
 def _person(n: int) -> dict[str, object]:
     return {
-        "full_name": f"Joaquina Zebedeu Quintanilha {n}", "given_names": ["Joaquina", "Zebedeu"],
+        "full_name": f"Joaquinélia Zebedeu Quintanilha {n}", "given_names": ["Joaquinélia", "Zebedeu"],
         "family_name": f"Quintanilha{n}", "preferred_name": f"Quinta{n}",
         "birth_date": date(1983, 7, 19), "cpf": cpf(7000 + n), "cns": cns(7000 + n),
         "rg": f"98.765.43{n}-X", "passport_number": f"YB99887{n}",
@@ -90,7 +90,7 @@ def test_anonymization_leaves_no_trace_of_the_old_values(container: Container,
     assert done.outcome == "anonymized"
     dump = _dump(container)
     originals = [
-        str(data["full_name"]), "Joaquina", "Zebedeu", "Quintanilha1", "Quinta1", "1983-07-19",
+        str(data["full_name"]), "Joaquinélia", "Zebedeu", "Quintanilha1", "Quinta1", "1983-07-19",
         str(data["cpf"]), values.Cpf.parse(str(data["cpf"])).masked(), str(data["cns"]),
         "98.765.431-X", "YB998871", "21975318642", "2135551212", str(data["email"]),
         "Inconfidentes", "apto 1203", "Petrópolis", "25610070", "Anastácio",
