@@ -230,11 +230,24 @@ def _member_sql(table: Table, roles: Roles) -> list[str]:
     name = table.name
     hidden = set(SECRET_COLUMNS.get(name, ()))
     visible = ", ".join(c.name for c in table.columns if c.name not in hidden)
+    # membership is asked of a function, not a subquery: a policy on a distributed (Citus)
+    # table may not hold a subquery, and this one must be the same on every server. PL/pgSQL:
+    # Citus does not plan a SQL function's query over a distributed table with parameters
     return [
+        f"""CREATE FUNCTION neonpro_member_of_current_clinic(p_user_id uuid) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  v_clinic uuid := {CURRENT_CLINIC};
+BEGIN
+  RETURN v_clinic IS NOT NULL AND EXISTS (SELECT 1 FROM clinic_memberships m
+    WHERE m.clinic_id = v_clinic AND m.user_id = p_user_id);
+END
+$$""",
+        "REVOKE ALL ON FUNCTION neonpro_member_of_current_clinic(uuid) FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION neonpro_member_of_current_clinic(uuid) TO {roles.app}",
         f"CREATE POLICY {name}_member_select ON {name} AS PERMISSIVE FOR SELECT "
-        f"TO {roles.app} USING (id = {CURRENT_ACTOR} OR EXISTS ("
-        "SELECT 1 FROM clinic_memberships m WHERE m.user_id = "
-        f"{name}.id AND m.clinic_id = {CURRENT_CLINIC}))",
+        f"TO {roles.app} USING (id = {CURRENT_ACTOR} OR "
+        f"neonpro_member_of_current_clinic({name}.id))",
         f"GRANT SELECT ({visible}) ON {name} TO {roles.app}",
         f"GRANT {_ALL} ON {name} TO {roles.service}",
     ]
