@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import make_url
 
 from neonpro.adapters.db.database import Database
@@ -49,3 +50,16 @@ def owner_sql(db: Database, query: str, *args: Any) -> Any:
     with psycopg.connect(url.render_as_string(hide_password=False), autocommit=True) as conn:
         cursor = conn.execute(query, args)
         return cursor.fetchone() if cursor.description else cursor.rowcount
+
+
+def set_clinic(conn: psycopg.Connection[Any], clinic_id: uuid.UUID) -> None:
+    """Set a raw transaction's clinic by hand, as SQL running as the application could: with
+    ``set_config`` on one server; on Citus with ``SET LOCAL``, which reaches the workers
+    (``set_config`` does not: there a tenant would see nothing, tests/citus)."""
+    from tests.conftest import CITUS  # noqa: PLC0415  (conftest imports the fixtures' modules)
+
+    if CITUS:
+        conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
+        conn.execute(sql.SQL("SET LOCAL app.clinic_id = {}").format(str(clinic_id)))
+    else:
+        conn.execute("SELECT set_config('app.clinic_id', %s, true)", (str(clinic_id),))

@@ -4,15 +4,13 @@ where ``NEONPRO_REQUIRE_CITUS`` is set (``.ci/run`` sets it after installing Cit
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from neonpro.devtools import citus
-from tests.reliability.harness import free_port
+from tests.conftest import start_citus_cluster
 
 HERE = Path(__file__).parent
 
@@ -31,17 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def citus_cluster() -> Iterator[citus.LocalCluster]:
     """A cluster of this test run's own (its own directory and ports), removed after."""
+    cluster = start_citus_cluster()
     try:
-        citus.requirements()
-    except citus.CitusUnavailable as exc:
-        if os.environ.get("NEONPRO_REQUIRE_CITUS"):
-            pytest.fail(str(exc))  # .ci/run installs Citus: there these tests must run
-        pytest.skip(str(exc))
-    base = Path(tempfile.mkdtemp(prefix="neonpro-citus-test-", dir="/tmp"))
-    port = free_port()
-    while not all(citus.port_free(port + i) for i in range(3)):
-        port = free_port()
-    try:
-        yield citus.up(base, port, workers=2, shard_count=4)
+        yield cluster
     finally:
-        citus.down(base)
+        citus.down(Path(cluster.base))

@@ -89,9 +89,10 @@ def test_ciphertext_copied_to_another_row_does_not_decrypt(
     second = svc.register_patient(container.uow(a, STAFF), _new("Other"))
     with service_session(container.database, ACTOR) as session:
         session.execute(text(
+            # the clinic named in both parts: Citus runs the copy on that clinic's shard
             "UPDATE patients SET cpf_encrypted = (SELECT cpf_encrypted FROM patients "
-            "WHERE id = :src) WHERE id = :dst"
-        ), {"src": first.id, "dst": second.id})
+            "WHERE clinic_id = :c AND id = :src) WHERE clinic_id = :c AND id = :dst"
+        ), {"c": a, "src": first.id, "dst": second.id})
     from neonpro.adapters.crypto import DecryptionError  # noqa: PLC0415
 
     with pytest.raises(DecryptionError, match="another row"):

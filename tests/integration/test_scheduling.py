@@ -243,6 +243,6 @@ def test_calendar_of_fifty_costs_a_constant_number_of_statements(w: World) -> No
     assert {e.professional_name for e in entries} == {f"Prof {i}" for i in range(5)}
     assert all(e.service_name == "Consulta" for e in entries)
     # the tenant context, one joined query, one audit event, and before COMMIT the
-    # transaction id (a lost COMMIT acknowledgement is then resolved, never guessed)
+    # commit token (a lost COMMIT acknowledgement is then resolved, never guessed)
     assert len(statements) == 4
-    assert "pg_current_xact_id_if_assigned" in statements[-1]
+    assert statements[-1].startswith("INSERT INTO commit_tokens")

@@ -144,13 +144,27 @@ def up(base: Path = DEFAULT_BASE, port: int = DEFAULT_PORT, workers: int = 2,
     for p in cluster.ports:
         _init(cluster, p, shard_count)
         _start(cluster, p)
+    add_database(cluster, cluster.database)
+    return cluster
+
+
+def add_database(cluster: LocalCluster, name: str) -> str:
+    """A Citus database ``name`` on every node, its coordinator and workers registered
+    (Citus keeps its metadata per database); returns the coordinator's URL of it."""
     for p in cluster.ports:
-        _create_database(cluster, p)
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        _create_database(cluster, p, name)
+    with psycopg.connect(cluster.url(database=name), autocommit=True) as conn:
         conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (cluster.coordinator,))
         for p in cluster.workers:
             conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (p,))
-    return cluster
+    return cluster.url(database=name)
+
+
+def drop_database(cluster: LocalCluster, name: str) -> None:
+    """Drop ``name`` from every node (workers first)."""
+    for p in reversed(cluster.ports):
+        with psycopg.connect(cluster.url(p, "postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _init(cluster: LocalCluster, port: int, shard_count: int) -> None:
@@ -172,12 +186,12 @@ def _start(cluster: LocalCluster, port: int) -> None:
         "60", "-l", str(Path(cluster.base) / f"node-{port}.log"), "start")
 
 
-def _create_database(cluster: LocalCluster, port: int) -> None:
+def _create_database(cluster: LocalCluster, port: int, name: str) -> None:
     with psycopg.connect(cluster.url(port, "postgres"), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                        (cluster.database,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{cluster.database}"')
-    with psycopg.connect(cluster.url(port), autocommit=True) as conn:
+                        (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(cluster.url(port, name), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
 
 

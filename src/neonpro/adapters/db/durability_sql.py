@@ -16,12 +16,12 @@ from sqlalchemy import text
 
 from neonpro.adapters.db.security import Roles
 
-# The statement a transaction runs just before COMMIT, in one round trip: the token goes in
-# if the transaction has an id (a bound transaction always has one: neonpro_bind_context
-# assigns it, so the token cannot tell a read from a write; reads the API retries whole
-# skip this statement, see UnitOfWork._commit).
-_ADD = ("INSERT INTO commit_tokens (clinic_id, token) SELECT :clinic, :token "
-        "WHERE pg_current_xact_id_if_assigned() IS NOT NULL")
+# The statement a transaction runs just before COMMIT. Every unit of work's transaction has
+# an id (neonpro_bind_context assigns it), so the token cannot tell a read from a write and
+# always goes in; reads the API retries whole skip this statement (UnitOfWork._commit).
+# A plain VALUES insert: Citus routes it to the clinic's shard (an INSERT ... SELECT with a
+# function in it is run through the coordinator, which row-level security refuses).
+_ADD = "INSERT INTO commit_tokens (clinic_id, token) VALUES (:clinic, :token)"
 # With an idempotency key, the same transaction also marks the key's work as committed, so
 # the key can never disagree with the work; no row marked: another attempt took the key over.
 _MARK = ("UPDATE idempotency_keys SET state = 'committed', "
@@ -45,15 +45,18 @@ PRUNE_TOKENS = text("DELETE FROM commit_tokens WHERE committed_at < now() - make
                     "mins => :minutes)")
 
 
+COMMIT_TOKEN_EXISTS = """CREATE FUNCTION neonpro_commit_token_exists(p_clinic uuid, p_token uuid)
+RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM commit_tokens WHERE clinic_id = p_clinic AND token = p_token)
+$$"""  # noqa: S105  (a function's text, no password)
+
+
 def durability_ddl(roles: Roles) -> list[str]:
     """The owner's read policy on commit tokens and the lookup function."""
     return [
         f"CREATE POLICY commit_tokens_owner ON commit_tokens AS PERMISSIVE FOR SELECT "
         f"TO {roles.owner} USING (true)",
-        """CREATE FUNCTION neonpro_commit_token_exists(p_clinic uuid, p_token uuid)
-RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-  SELECT EXISTS (SELECT 1 FROM commit_tokens WHERE clinic_id = p_clinic AND token = p_token)
-$$""",
+        COMMIT_TOKEN_EXISTS,
         "REVOKE ALL ON FUNCTION neonpro_commit_token_exists(uuid, uuid) FROM PUBLIC",
         f"GRANT EXECUTE ON FUNCTION neonpro_commit_token_exists(uuid, uuid) "
         f"TO {roles.app}, {roles.service}",

@@ -8,6 +8,7 @@ constraint name and the statement's origin, the repository class and method that
 
 from __future__ import annotations
 
+import re
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -144,8 +145,30 @@ def summary(exc: BaseException) -> str:
 
 
 def constraint_name(exc: DBAPIError) -> str:
+    """The violated constraint's name. Citus passes a worker's error on with its message
+    only (no fields), naming the shard's constraint (``uq_clinics_cnpj_102009``): the
+    name is then read from the message, the shard's id taken off."""
     diag = getattr(exc.orig, "diag", None)
-    return str(getattr(diag, "constraint_name", "") or "")
+    name = str(getattr(diag, "constraint_name", "") or "")
+    if name:
+        return name
+    found = _QUOTED_CONSTRAINT.search(str(getattr(diag, "message_primary", "") or ""))
+    return _SHARD_SUFFIX.sub("", found.group(1)) if found else ""
+
+
+def _column_name(orig: object) -> str:
+    """The column of a NOT NULL violation (from the message where Citus passed no fields)."""
+    diag = getattr(orig, "diag", None)
+    name = str(getattr(diag, "column_name", "") or "")
+    if not name:
+        found = _QUOTED_COLUMN.search(str(getattr(diag, "message_primary", "") or ""))
+        name = found.group(1) if found else ""
+    return name
+
+
+_QUOTED_CONSTRAINT = re.compile(r'constraint "([^"]+)"')
+_QUOTED_COLUMN = re.compile(r'in column "([^"]+)"')
+_SHARD_SUFFIX = re.compile(r"_\d{6,}$")  # Citus shard ids start at 102008
 
 
 def _field_from(constraint: str, prefix: str) -> str:
@@ -176,8 +199,7 @@ def translate(exc: DBAPIError) -> DomainError | None:  # noqa: PLR0911  (one ret
         field = name.removeprefix("ck_").split("_", 1)[-1] if name else "value"
         return ValidationFailed(field, "violates a data rule of the database")
     if isinstance(orig, psycopg.errors.NotNullViolation):
-        column = str(getattr(getattr(orig, "diag", None), "column_name", "") or "value")
-        return ValidationFailed(column, "is required")
+        return ValidationFailed(_column_name(orig) or "value", "is required")
     if isinstance(orig, psycopg.DataError):  # class 22: out of range, bad text, NUL bytes
         return ValidationFailed("value", "is not a value the database can store")
     if isinstance(orig, psycopg.errors.InsufficientPrivilege):

@@ -70,9 +70,10 @@ def record_heads(db: Database, keyring: KeyRing, actor: Actor,
         return
     with db.transaction("service", None, actor.id, actor.role) as session:
         session.execute(text(
-            "INSERT INTO audit_events (action, resource_type, details) "
-            "VALUES ('VERIFY', :r, CAST(:d AS jsonb))"),
-            {"r": CHECKPOINT_RESOURCE, "d": json.dumps({"heads": by_chain})})
+            # the system chain named (a distributed audit_events is routed by it)
+            "INSERT INTO audit_events (clinic_id, action, resource_type, details) "
+            "VALUES (:c, 'VERIFY', :r, CAST(:d AS jsonb))"),
+            {"c": SYSTEM_CHAIN, "r": CHECKPOINT_RESOURCE, "d": json.dumps({"heads": by_chain})})
         session.commit()
     seal_pending(db, keyring, actor, SYSTEM_CHAIN)
 

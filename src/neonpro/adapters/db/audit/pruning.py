@@ -109,9 +109,10 @@ def _prune_one(db: Database, keyring: KeyRing, actor: Actor, archive_dir: Path,
             "c": clinic, "s": upto, "h": head, "a": archive_sha, "kid": key_id,
             "sig": signature}).scalar_one()
         session.execute(text(
-            "INSERT INTO audit_events (action, resource_type, details) "
-            "VALUES ('RETENTION', 'audit_events', CAST(:d AS jsonb))"),
-            {"d": json.dumps({"pruned": int(pruned), "upto_seq": upto,
+            # the clinic named (a distributed audit_events is routed by it)
+            "INSERT INTO audit_events (clinic_id, action, resource_type, details) "
+            "VALUES (:c, 'RETENTION', 'audit_events', CAST(:d AS jsonb))"),
+            {"c": clinic, "d": json.dumps({"pruned": int(pruned), "upto_seq": upto,
                               "archive_sha256": archive_sha})})
         session.commit()
     return PruneResult(clinic, upto, int(pruned), str(path), archive_sha)

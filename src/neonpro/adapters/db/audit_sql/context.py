@@ -7,7 +7,22 @@ from neonpro.adapters.db.audit_sql.names import CONTEXT_FIELDS, HMAC, KEY
 
 def context_functions() -> list[str]:
     """Binding the transaction's context, and reading it back verified."""
-    return [_context_mac(), _session_live(), _bind_context(), _session_context()]
+    return [_context_mac(), session_live(), _bind_context(), _session_context()]
+
+
+def distributed_context_functions() -> list[str]:
+    """The binding and its check on a Citus cluster (``citus_sql``): the settings reach the
+    shards and the binding is checked there too.
+
+    ``set_config`` stays on the node that runs it, so a worker would see no clinic (its
+    row-level security then shows nothing) and no context (its audit triggers refuse every
+    change). Here the binding sets them with ``SET LOCAL`` (run inside the function, from
+    the bound values: the client still sends them as bound parameters), which Citus sends
+    on to every worker the transaction reaches (``citus.propagate_set_commands = local``),
+    with the coordinator's transaction id as ``app.xid``. A worker's part of a distributed
+    transaction has a transaction id of its own, so there the HMAC is checked against
+    ``app.xid``; on the node that started the transaction, against its own id as before."""
+    return [_bind_context(distributed=True), _session_context(distributed=True)]
 
 
 def _context_mac() -> str:
@@ -21,7 +36,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$"""
 
 
-def _session_live() -> str:
+def session_live() -> str:
     """Whether a token's session is live and still matches its membership."""
     return """CREATE FUNCTION neonpro_session_live(p_token_id text, p_user_id uuid,
     p_clinic_id uuid, p_role text) RETURNS boolean
@@ -39,12 +54,22 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$"""
 
 
-def _bind_context() -> str:
+def _bind_context(*, distributed: bool = False) -> str:
     """Setting the app.* settings once per transaction, with their HMAC."""
     args = ", ".join(f"p_{f} text" for f in CONTEXT_FIELDS)
-    sets = ",\n    ".join(f"set_config('app.{f}', coalesce(p_{f}, ''), true)"
-                         for f in CONTEXT_FIELDS)
     given = ", ".join(f"coalesce(p_{f}, '')" for f in CONTEXT_FIELDS)
+    if distributed:
+        sets = "EXECUTE 'SET LOCAL citus.propagate_set_commands = local';\n  " + "".join(
+            f"EXECUTE format('SET LOCAL app.{f} = %L', coalesce(p_{f}, ''));\n  "
+            for f in CONTEXT_FIELDS) + (
+            "EXECUTE format('SET LOCAL app.xid = %L', pg_current_xact_id()::text);\n  "
+            "EXECUTE format('SET LOCAL app.context = %L', neonpro_context_mac("
+            f"pg_current_xact_id()::text, {given}));")
+    else:
+        sets = "PERFORM " + ",\n    ".join(
+            f"set_config('app.{f}', coalesce(p_{f}, ''), true)" for f in CONTEXT_FIELDS) + (
+            ",\n    set_config('app.context', neonpro_context_mac("
+            f"pg_current_xact_id()::text, {given}), true);")
     return f"""CREATE FUNCTION neonpro_bind_context({args}) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
@@ -63,22 +88,28 @@ BEGIN
     RAISE EXCEPTION 'the session is signed out, expired or revoked'
       USING ERRCODE = 'invalid_authorization_specification';
   END IF;
-  PERFORM {sets},
-    set_config('app.context', neonpro_context_mac(pg_current_xact_id()::text, {given}), true);
+  {sets}
 END
 $$"""
 
 
-def _session_context() -> str:
+def _session_context(*, distributed: bool = False) -> str:
     """The transaction's bound context, refused unless its HMAC verifies."""
     current = ", ".join(f"coalesce(current_setting('app.{f}', true), '')"
                         for f in CONTEXT_FIELDS)
+    # a worker's part of a distributed transaction (started on another node): the
+    # coordinator's transaction id, sent with the settings
+    xid = ("CASE WHEN (get_current_transaction_id()).initiator_node_identifier\n"
+           "      IS DISTINCT FROM (SELECT groupid FROM pg_dist_local_group)\n"
+           "    THEN NULLIF(current_setting('app.xid', true), '')::xid8\n"
+           "    ELSE pg_current_xact_id_if_assigned() END"
+           if distributed else "pg_current_xact_id_if_assigned()")
     return f"""CREATE FUNCTION neonpro_session_context(OUT clinic_id uuid, OUT actor_id uuid,
     OUT actor_role text, OUT request_id text, OUT ip inet, OUT user_agent text,
     OUT session_id text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
-  v_xid xid8 := pg_current_xact_id_if_assigned();
+  v_xid xid8 := {xid};
 BEGIN
   IF v_xid IS NULL OR coalesce(current_setting('app.context', true), '')
       <> neonpro_context_mac(v_xid::text, {current}) THEN

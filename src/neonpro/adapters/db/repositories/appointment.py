@@ -83,7 +83,7 @@ ROW_COLUMNS = [T[f] for f in READ_FIELDS if f not in ENCRYPTED and f not in SCOR
     T[c] for c in ENCRYPTED.values()]
 
 
-def _returning_scored(statement: Insert | Update) -> Select[Any]:
+def _returning_scored(statement: Insert | Update, clinic: str) -> Select[Any]:
     """``statement`` as ``WITH written AS (... RETURNING row) SELECT row, its score``.
 
     A scalar subquery in ``INSERT ... RETURNING`` is not correlated by SQLAlchemy: it
@@ -94,10 +94,15 @@ def _returning_scored(statement: Insert | Update) -> Select[Any]:
     """
     written = statement.returning(*ROW_COLUMNS).cte("written")
     w = written.c
-    columns = [RS[SCORED[f].key].label(f) if f in SCORED else w[f] for f in READ_FIELDS
+    # the scores of the statement's clinic, named by value: Citus then plans the join on
+    # one shard (joined on the written row's column alone, its coordinator crashed, Citus
+    # 13.2.2; the value in the join's condition, it refuses an outer join on PG 15 and 16)
+    scores = select(RISK).where(RS.clinic_id == bindparam(clinic)).subquery("scores")
+    s = scores.c
+    columns = [s[SCORED[f].key].label(f) if f in SCORED else w[f] for f in READ_FIELDS
                if f not in ENCRYPTED] + [w[c] for c in ENCRYPTED.values()]
     return select(*columns).select_from(written.outerjoin(
-        RISK, and_(RS.clinic_id == w.clinic_id, RS.appointment_id == w.id)))
+        scores, and_(s.clinic_id == w.clinic_id, s.appointment_id == w.id)))
 
 _BY_ID = and_(T.clinic_id == bindparam("b_clinic"), T.id == bindparam("b_id"))
 # a booking's statements and every change's: compiled once, run on the driver, hot.py
@@ -118,7 +123,8 @@ def _insert(columns: tuple[str, ...]) -> HotStatement:
     """The booking INSERT for one set of columns (those a booking gives: the others keep
     their defaults), its values bound as ``v_<column>``: built once per set, not per
     booking (building the statement and its CTE was about 40 % of a booking's CPU)."""
-    return HotStatement(_returning_scored(insert(TABLE).values(value_binds(TABLE, columns))))
+    return HotStatement(_returning_scored(insert(TABLE).values(value_binds(TABLE, columns)),
+                                          "v_clinic_id"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -128,7 +134,7 @@ def _update(columns: tuple[str, ...], status_from: tuple[str, ...]) -> HotStatem
         {**value_binds(TABLE, columns), T.version: T.version + 1})
     if status_from:
         statement = statement.where(T.status.in_(status_from))
-    return HotStatement(_returning_scored(statement))
+    return HotStatement(_returning_scored(statement, "b_clinic"))
 
 DELETABLE = frozenset({S.SCHEDULED, S.CONFIRMED, S.CANCELLED})
 

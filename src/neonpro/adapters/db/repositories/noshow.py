@@ -37,7 +37,7 @@ SELECT a.id AS appointment_id, a.patient_id, a.start_time,
        CASE a.status WHEN 'no_show' THEN 1 WHEN 'completed' THEN 0 END AS label
 FROM appointments a
 JOIN clinics c ON c.id = a.clinic_id
-LEFT JOIN LATERAL (
+CROSS JOIN LATERAL (  -- an aggregate: always one row (no ON true: Citus refuses it on PG 15)
   SELECT count(*) AS past_visits,
          count(*) FILTER (WHERE p.status = 'no_show') AS past_no_shows,
          max(p.start_time) FILTER (WHERE p.status = 'completed') AS last_visit
@@ -45,7 +45,7 @@ LEFT JOIN LATERAL (
   WHERE p.clinic_id = a.clinic_id AND p.patient_id = a.patient_id
     AND p.start_time < least(a.start_time, :as_of)
     AND p.status IN ('completed', 'no_show')
-) h ON true
+) h
 WHERE a.clinic_id = :clinic AND {where}
 ORDER BY a.start_time, a.id
 """
