@@ -105,7 +105,8 @@ class TokenCodec:
             raise ValueError(msg)
         # development: a secret derived from the (development) key file, stable across runs
         secret = hmac.new(keyring.blind_index_key, b"neonpro-dev-jwt-v1", hashlib.sha256).digest()
-        log.warning("dev_jwt_secret_in_use", detail="derived from development keys")
+        # the development keys' own warning (once a run) covers it: no second warning
+        log.debug("dev_jwt_secret_in_use", detail="derived from development keys")
         return secret, secret
 
     def mint(self, user_id: uuid.UUID, clinic_id: uuid.UUID, role: ClinicRole) -> IssuedToken:

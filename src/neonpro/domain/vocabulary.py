@@ -363,6 +363,13 @@ class AnonymizationRule(StrEnum):
     KEEP = "keep"  # not identifying on its own once the identifiers are gone
 
 
+class ExportFormat(StrEnum):
+    """The format of an access/portability export (LGPD art. 18 II and V)."""
+
+    JSON = "json"
+    FHIR = "fhir"
+
+
 class IncidentStatus(StrEnum):
     OPEN = "open"
     CONTAINED = "contained"

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from neonpro.domain.errors import (
     Conflict,
     NotFound,
@@ -29,7 +31,7 @@ from neonpro.domain.errors import (
 )
 from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.ports_auth import IssuedToken, Mint, Passwords
-from neonpro.domain.schemas.clinic import MembershipRead
+from neonpro.domain.schemas.clinic import MembershipRead, StaffUserCreate, StaffUserRead
 from neonpro.domain.signin import ThrottleKeys, ThrottleLimits
 from neonpro.domain.vocabulary import (
     AuditAction,
@@ -38,6 +40,7 @@ from neonpro.domain.vocabulary import (
     ClinicRole,
     RiskLevel,
 )
+from neonpro.services import clinics
 
 Opener = Callable[[], UnitOfWork]
 MIN_PASSWORD = 12
@@ -146,8 +149,7 @@ def change_password(open_uow: Opener, admin_uow: UnitOfWork, current: str, new: 
     """Change the caller's password (the current one required, throttled like a sign-in);
     every session of the account ends, and a new token for this one is returned."""
     actor, clinic = admin_uow.actor, admin_uow.clinic_id
-    if len(new) < MIN_PASSWORD:
-        raise ValidationFailed("new_password", f"at least {MIN_PASSWORD} characters")
+    check_new_password(new, "new_password")
     if new == current:
         raise ValidationFailed("new_password", "must differ from the current password")
     with open_uow() as tx:
@@ -177,6 +179,31 @@ def change_password(open_uow: Opener, admin_uow: UnitOfWork, current: str, new: 
                         details={"fields": ["password"], "sessions_ended": ended})
         tx.commit()
     return issued
+
+
+def check_new_password(password: str, field: str = "password") -> None:
+    """The rule of a new password, wherever one is set (a change, a new account)."""
+    if len(password) < MIN_PASSWORD:
+        raise ValidationFailed(field, f"at least {MIN_PASSWORD} characters")
+
+
+def add_account(service_uow: UnitOfWork, clinic_id: uuid.UUID, email: str, display_name: str,
+                password: str, role: ClinicRole, *,
+                passwords: Passwords) -> tuple[StaffUserRead, MembershipRead]:
+    """A staff account that signs in with ``password`` (POST /auth/login), member of
+    ``clinic_id`` in ``role``. The row-change triggers audit the account and the
+    membership, as for any staff change; the password is hashed here and never kept,
+    logged or audited. A bad e-mail or name is ``ValidationFailed`` naming the field, a
+    taken e-mail ``Conflict``: neither repeats the value."""
+    check_new_password(password)
+    try:
+        account = StaffUserCreate(email=email, display_name=display_name,
+                                  password_hash=passwords.hash(password))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "account"
+        raise ValidationFailed(field, str(first["msg"])) from None
+    return clinics.add_staff_member(service_uow, clinic_id, account, role)
 
 
 def members(admin_uow: UnitOfWork) -> list[MembershipRead]:

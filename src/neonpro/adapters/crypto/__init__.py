@@ -50,7 +50,9 @@ from neonpro.adapters.crypto.keyring import (
     KeyRing,
 )
 from neonpro.adapters.crypto.loading import (
+    announce_development_keys,
     dev_key_file_path,
+    development_key_file,
     generate_key_file,
     load_keyring,
 )
@@ -75,8 +77,10 @@ __all__ = [
     "activate_key_in_file",
     "add_audit_key_to_file",
     "add_key_to_file",
+    "announce_development_keys",
     "decode_key",
     "dev_key_file_path",
+    "development_key_file",
     "encode_key",
     "generate_key_file",
     "load_keyring",

@@ -31,7 +31,9 @@ def _audit_key_order(key_id: str) -> tuple[int, str]:
 _AAD_LABEL: Final = b"neonpro/v1\x00"
 _PATIENT_REF_KIND: Final = "patient_ref"
 _CONTEXT_CACHE_MAX: Final = 4096
-_DEV_WARNING: Final = "generated development keys: never use them for real patient data"
+_DEV_WARNING: Final = ("this process uses generated development keys, fine for trying neonpro: "
+                       "never use them for real patient data (set NEONPRO_KEY_FILE, "
+                       "docs/keys.md)")
 _URLSAFE_TO_STD: Final = str.maketrans("-_", "+/")
 
 

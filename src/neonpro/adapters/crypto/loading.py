@@ -202,6 +202,30 @@ def dev_key_file_path(settings: Settings) -> Path:
     return settings.embedded_dir.parent / DEV_KEY_FILE_NAME
 
 
+# the key file this process (or the one that started it: uvicorn's workers, say) already
+# said it uses; set when it first says so, so one run says it once
+DEV_KEYS_ANNOUNCED_ENV = "NEONPRO_DEV_KEYS_ANNOUNCED"
+
+
+def development_key_file(settings: Settings) -> Path | None:
+    """The development key file ``settings`` fall back to (no key configured, outside
+    production), or None."""
+    configured = (settings.key_file or settings.encryption_keys or settings.blind_index_key
+                  or settings.active_key_id)
+    if configured or settings.environment is Environment.PRODUCTION:
+        return None
+    return dev_key_file_path(settings)
+
+
+def announce_development_keys(path: Path) -> str | None:
+    """The warning that development keys from ``path`` are in use, in plain words, the
+    first time this run asks (this process and the processes it starts); None after."""
+    if os.environ.get(DEV_KEYS_ANNOUNCED_ENV) == str(path):
+        return None
+    os.environ[DEV_KEYS_ANNOUNCED_ENV] = str(path)
+    return f"{_DEV_WARNING}; they are in {path}"
+
+
 def load_keyring(settings: Settings) -> KeyRing:
     """The key ring from ``settings``: key file, else environment strings, else dev keys.
 
@@ -245,6 +269,7 @@ def load_keyring(settings: Settings) -> KeyRing:
             "directory or set NEONPRO_KEY_FILE"
         ) from None
     ring = _read_key_file(path, generated=True)
-    log = structlog.get_logger("neonpro.adapters.crypto")  # the package's name, as before
-    log.warning("dev_keys_in_use", path=str(path), detail=_DEV_WARNING)
+    if announce_development_keys(path) is not None:  # once a run, not once a container
+        log = structlog.get_logger("neonpro.adapters.crypto")  # the package's name
+        log.warning("dev_keys_in_use", path=str(path), detail=_DEV_WARNING)
     return ring

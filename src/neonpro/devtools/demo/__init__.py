@@ -40,15 +40,15 @@ Layout: :mod:`.reference` (the fixed world), :mod:`.people` (names and identifie
 :mod:`.seed` (:func:`seed_demo`), :mod:`.result` (what a run reports).
 """
 
-from neonpro.devtools.demo.people import demo_cnpj
+from neonpro.devtools.demo.people import demo_cnpj, is_demo_clinic
 from neonpro.devtools.demo.reference import ZONE
 from neonpro.devtools.demo.result import DemoResult, DemoSeedExists, Outcome, ProgressFn
-from neonpro.devtools.demo.seed import (
+from neonpro.devtools.demo.seed import seed_demo
+from neonpro.devtools.demo_sizes import (
     MAX_MONTHS,
     MAX_PATIENTS,
     RUN_DEMO_MONTHS,
     RUN_DEMO_PATIENTS,
-    seed_demo,
 )
 
 __all__ = [
@@ -62,5 +62,6 @@ __all__ = [
     "Outcome",
     "ProgressFn",
     "demo_cnpj",
+    "is_demo_clinic",
     "seed_demo",
 ]

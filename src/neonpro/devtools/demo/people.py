@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from typing import Final
 
 from neonpro.domain.text import fold_for_search
@@ -34,11 +35,25 @@ FAMILY: Final = (
 PARTICLES: Final = ("da", "de", "dos")
 
 
+def _cnpj_root(seed: int) -> str:
+    digest = hashlib.sha256(f"neonpro-demo:{seed}".encode()).hexdigest()
+    return f"{int(digest, 16) % 10**8:08d}"
+
+
 def demo_cnpj(seed: int, branch: int) -> str:
     """The CNPJ of a demo clinic: one company root per seed, one branch per clinic."""
-    digest = hashlib.sha256(f"neonpro-demo:{seed}".encode()).hexdigest()
-    twelve = f"{int(digest, 16) % 10**8:08d}{branch:04d}"
+    twelve = f"{_cnpj_root(seed)}{branch:04d}"
     return twelve + cnpj_check_digits(twelve)
+
+
+_DEMO_NAME: Final = re.compile(r" \(demo (\d+)\)$")
+
+
+def is_demo_clinic(name: str, cnpj: str | None) -> bool:
+    """Whether a clinic is one the demo created: its name ends in ``(demo SEED)`` and its
+    CNPJ is of that seed's company (a real clinic's name alone is not enough)."""
+    named = _DEMO_NAME.search(name)
+    return bool(named and cnpj and cnpj[:8] == _cnpj_root(int(named.group(1))))
 
 
 def cpf(rng: random.Random, used: set[str]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time as clock
 from datetime import date, datetime
-from typing import Final
 
 import structlog
 
@@ -14,16 +13,10 @@ from neonpro.devtools.demo.patients import PatientSeeding
 from neonpro.devtools.demo.reference import ZONE
 from neonpro.devtools.demo.result import DemoResult, ProgressFn
 from neonpro.devtools.demo.staff import StaffSeeding
+from neonpro.devtools.demo_sizes import MAX_MONTHS, MAX_PATIENTS
 
 log = structlog.get_logger(__name__)
 
-MAX_PATIENTS: Final = 20_000
-MAX_MONTHS: Final = 60
-# what `neonpro serve --demo` (`./dev run`) loads: a year, so that its first clinic (the
-# one it prints) has the history to fit a no-show model and evaluate it with the default
-# 3-month hold-out (`neonpro noshow evaluate`); 60 patients over 3 months had none
-RUN_DEMO_PATIENTS: Final = 120
-RUN_DEMO_MONTHS: Final = 12
 
 
 class _Generator(StaffSeeding, PatientSeeding, History):

@@ -14,33 +14,28 @@ import signal
 import sys
 import sysconfig
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import structlog
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from typer.core import TyperGroup
 
-from neonpro.adapters.crypto import KeyConfigError
-from neonpro.adapters.db.embedded import EmbeddedError
-from neonpro.adapters.db.errors import describe, summary
-from neonpro.bootstrap import Container
-from neonpro.config import Settings
-from neonpro.domain.actors import SystemActors
 from neonpro.domain.errors import DomainError
-from neonpro.logs import configure_logging
-from neonpro.redaction import redact_text
 
+if TYPE_CHECKING:
+    from neonpro.bootstrap import Container
+    from neonpro.config import Settings
+
+# Only what ``neonpro --help`` needs is imported here: the database, the settings, the
+# crypto and the logging stack are imported by the functions that use them, so help and
+# usage errors answer at once (docs/operations.md, "The command line").
 console = Console(stderr=True)
 out = Console()
-log = structlog.get_logger(__name__)
 USAGE_EXIT = 2  # click's exit status for a usage error
 CLINIC_PARAMETERS = ("clinic", "clinic_id")
 
@@ -60,6 +55,11 @@ def os_error(exc: OSError) -> str:
     return f"{reason.lower()}{where}{hint}"
 
 
+def durations(seconds: Mapping[str, float]) -> str:
+    """Timings as a line to read (``backup 1.2 s, restore.data 0.4 s``), not a dict's repr."""
+    return ", ".join(f"{step} {value:.1f} s" for step, value in seconds.items()) or "-"
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -68,15 +68,34 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def configure_logging(level: str | int) -> None:
+    """The process's logging (neonpro.logs), set up when a command starts its work."""
+    from neonpro.logs import configure_logging as configure
+
+    configure(level)
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger(__name__)
+
+
 @contextmanager
 def container() -> Iterator[Container]:
     """A container for one command: closed (pools, embedded server) however it ends."""
+    from pydantic import ValidationError
+
+    from neonpro.bootstrap import Container
+    from neonpro.config import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
         fail(f"invalid settings: {fields}")
     configure_logging(settings.log_level)
+    _warn_development_keys(settings)
     previous = signal.signal(signal.SIGTERM, _on_signal)
     box = Container(settings)
     try:
@@ -85,6 +104,18 @@ def container() -> Iterator[Container]:
     finally:
         box.close()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _warn_development_keys(settings: Settings) -> None:
+    """Say it once a run, in plain words, when the keys are the generated development
+    ones (the key ring's own log line is then not repeated)."""
+    from neonpro.adapters.crypto import announce_development_keys, development_key_file
+
+    path = development_key_file(settings)
+    warning = announce_development_keys(path) if path is not None else None
+    if warning is not None:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False,
+                      soft_wrap=True)
 
 
 @contextmanager
@@ -107,6 +138,8 @@ def _check_clinic(box: Container) -> None:
     clinic = next((params[n] for n in CLINIC_PARAMETERS if params.get(n) is not None), None)
     if not isinstance(clinic, uuid.UUID):
         return
+    from neonpro.domain.actors import SystemActors
+
     with box.service_uow(SystemActors.CLI) as tx:
         tx.clinics.get(clinic)  # NotFound: answered by CliGroup
 
@@ -124,6 +157,8 @@ def _bounds(kind: click.IntRange | click.FloatRange) -> str:
 def _usage(exc: click.UsageError) -> str:
     """What was wrong with a command line, never what was typed: a CPF given where an id
     was expected, an e-mail as ``--clinic``, a name as an extra argument."""
+    from neonpro.redaction import redact_text
+
     if isinstance(exc, click.MissingParameter):
         return redact_text(exc.format_message())  # names our parameter, holds no input
     if isinstance(exc, click.BadParameter):
@@ -148,6 +183,8 @@ def _usage(exc: click.UsageError) -> str:
 def explain(exc: BaseException) -> tuple[str, int] | None:  # noqa: PLR0911  (one per kind)
     """The one-line message and exit status for an error a command let through, or None
     for an exit that is not an error (``typer.Exit``, click's own)."""
+    from neonpro.redaction import redact_text
+
     if isinstance(exc, click.exceptions.Exit | click.Abort | click.exceptions.NoArgsIsHelpError):
         return None
     if isinstance(exc, click.UsageError):
@@ -159,12 +196,19 @@ def explain(exc: BaseException) -> tuple[str, int] | None:  # noqa: PLR0911  (on
         return exc.message, 1
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
+    # the kinds below come from the database and crypto stacks (imported here, not at start)
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from neonpro.adapters.crypto import KeyConfigError
+    from neonpro.adapters.db.embedded import EmbeddedError
+    from neonpro.adapters.db.errors import describe, summary
+
     if isinstance(exc, EmbeddedError | KeyConfigError):  # the text says what and which
         return str(exc), 1
     sqlstate = str(getattr(getattr(exc, "orig", None), "sqlstate", None) or "")
     if isinstance(exc, DBAPIError) and sqlstate and not sqlstate.startswith("08"):
         # the statement's fault: what and where, never the driver's text (it carries values)
-        log.warning("db_error", error="unhandled", **describe(exc))
+        _log().warning("db_error", error="unhandled", **describe(exc))
         return f"database error: {summary(exc)}", 1
     if isinstance(exc, SQLAlchemyError):  # cannot connect, and the like: the text says why
         detail = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
@@ -190,6 +234,7 @@ class CliGroup(TyperGroup):
             if answer is None:
                 where = _raised_at(exc)
                 # no traceback at ERROR: it would reach the terminal with the log lines
+                log = _log()
                 log.error("cli_internal_error", error=type(exc).__name__,  # noqa: TRY400
                           where=where)
                 log.debug("cli_internal_error_traceback", exc_info=exc)

@@ -7,6 +7,7 @@ import typer
 from neonpro.entrypoints.cli import (
     audit,
     backup,
+    clinics,
     consent,
     db,
     demo,
@@ -19,6 +20,7 @@ from neonpro.entrypoints.cli import (
     patients,
     pitr,
     serve,
+    staff,
     token,
 )
 from neonpro.entrypoints.cli._common import CliGroup
@@ -33,6 +35,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(audit.app, name="audit")
 app.add_typer(backup.app, name="backup")
+app.add_typer(clinics.app, name="clinics")
 app.add_typer(consent.app, name="consent")
 app.add_typer(demo.app, name="demo")
 app.add_typer(keys.app, name="keys")
@@ -46,5 +49,6 @@ app.add_typer(lgpd.app, name="lgpd")
 app.add_typer(patients.app, name="patients")
 app.add_typer(pitr.app, name="pitr")
 app.add_typer(noshow.app, name="noshow")
+app.add_typer(staff.app, name="staff")
 app.command("serve")(serve.serve)
 app.command("token")(token.token)

@@ -11,12 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
-from neonpro.domain.audit_reports import AuditFilters
 from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
-from neonpro.queries.compliance import report_html
-from neonpro.services import audit as audit_service
 
 app = typer_app(help="Seal, verify and checkpoint the audit trail.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
@@ -27,6 +23,8 @@ CHAIN_LABELS = {"audit_events": "audit", "erasure_ledger": "erasure", "consent_r
 @app.command()
 def seal() -> None:
     """Seal every pending audit event now (it also happens at the end of every command)."""
+    from neonpro.services import audit as audit_service
+
     with container() as box:
         count = audit_service.seal(box.audit_chain, ACTOR)
     out.print(f"sealed {count} event(s)")
@@ -44,6 +42,9 @@ def verify(
 ) -> None:
     """Recompute every chain (or one clinic's): audit trail and erasure ledger; exit 1
     naming the first broken link of each."""
+    from neonpro.bootstrap import Container
+    from neonpro.services import audit as audit_service
+
     cps = None
     if checkpoints is not None:
         try:
@@ -81,6 +82,8 @@ def checkpoint(
 ) -> None:
     """Sign every chain's head with the audit key and write it outside the database (also
     to the HTTP endpoint and syslog if set, and into the system chain). For cron."""
+    from neonpro.services import audit as audit_service
+
     with container() as box:
         result = audit_service.checkpoint(box.audit_chain, directory, output)
     out.print(f"{result.heads} chain head(s) signed and written to {result.path}")
@@ -128,6 +131,9 @@ def search(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search a clinic's audit events, newest first (keyset pages with --cursor)."""
+    from neonpro.domain.audit_reports import AuditFilters
+    from neonpro.services import audit as audit_service
+
     start, end = _window(since, until)
     filters = AuditFilters(patient_id=patient, actor_id=actor, ip_address=_ip(ip), action=action,
                            risk_levels=tuple(severity or ()), since=start, until=end)
@@ -155,6 +161,8 @@ def investigate(
     until: Until = None,
 ) -> None:
     """Which patients and data categories an actor (or an address) touched in a window."""
+    from neonpro.services import audit as audit_service
+
     if (actor is None) == (ip is None):
         fail("give exactly one of --actor or --ip")
     start, end = _window(since, until)
@@ -174,6 +182,9 @@ def report(
     html: Annotated[Path | None, typer.Option(help="Also write a readable HTML page.")] = None,
 ) -> None:
     """The clinic's compliance report for a period as JSON (and HTML with --html)."""
+    from neonpro.queries.compliance import report_html
+    from neonpro.services import audit as audit_service
+
     start, end = _window(since, until)
     with container() as box:
         data = audit_service.clinic_report(box.uow(clinic, ACTOR), start, end,
@@ -190,6 +201,8 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Archive and delete each chain's expired prefix, leaving a signed cut (retention)."""
+    from neonpro.services import audit as audit_service
+
     with container() as box:
         results = audit_service.prune(box.audit_chain, ACTOR, archive_dir, clinic,
                                       dry_run=dry_run)

@@ -5,16 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import psycopg
 import typer
 from rich.table import Table
 
-from neonpro.bootstrap import Container
-from neonpro.entrypoints.cli._common import container, fail, os_error, out, print_json, typer_app
-from neonpro.redaction import redact_text
-from neonpro.services import backup as svc
+from neonpro.entrypoints.cli._common import (
+    container,
+    durations,
+    fail,
+    os_error,
+    out,
+    print_json,
+    typer_app,
+)
+
+if TYPE_CHECKING:
+    from neonpro.bootstrap import Container
+    from neonpro.services import backup as svc
 
 app = typer_app(help="Logical backups: create, verify, restore, prune, drill.",
                   no_args_is_help=True)
@@ -32,6 +40,11 @@ HELD = 4  # exit code: restored, but closed to the application until erasures ar
 
 @contextmanager
 def _box(directory: Path | None) -> Iterator[tuple[Container, Path]]:
+    import psycopg
+
+    from neonpro.redaction import redact_text
+    from neonpro.services import backup as svc
+
     with container() as box:
         try:
             yield box, directory or box.settings.backup_dir
@@ -46,6 +59,8 @@ def _box(directory: Path | None) -> Iterator[tuple[Container, Path]]:
 
 
 def _find(box: Container, directory: Path, backup_id: str) -> svc.Backup:
+    from neonpro.services import backup as svc
+
     try:
         return svc.find(box.backup_store(directory), backup_id)
     except svc.BackupError as exc:
@@ -55,6 +70,8 @@ def _find(box: Container, directory: Path, backup_id: str) -> svc.Backup:
 @app.command()
 def create(directory: DirOption = None, as_json: JsonOption = False) -> None:
     """Dump the database (custom format, compressed, optionally encrypted) with a manifest."""
+    from neonpro.services import backup as svc
+
     with _box(directory) as (box, where):
         backup = svc.create_backup(box, directory=where)
     if as_json:
@@ -70,6 +87,8 @@ def create(directory: DirOption = None, as_json: JsonOption = False) -> None:
 @app.command("list")
 def list_(directory: DirOption = None, as_json: JsonOption = False) -> None:
     """The complete backups, oldest first, and whether each was verified."""
+    from neonpro.services import backup as svc
+
     with _box(directory) as (box, where):
         backups = svc.catalog(box.backup_store(where))
     if as_json:
@@ -89,6 +108,8 @@ def list_(directory: DirOption = None, as_json: JsonOption = False) -> None:
 def verify(backup_id: str, directory: DirOption = None, as_json: JsonOption = False,
            jobs: Annotated[int, typer.Option(min=1, max=16)] = 2) -> None:
     """Restore into a scratch database, check row counts, checksums and audit chains."""
+    from neonpro.services import backup as svc
+
     with _box(directory) as (box, where):
         report = svc.verify_backup(box, _find(box, where, backup_id), jobs=jobs)
     if as_json:
@@ -98,7 +119,7 @@ def verify(backup_id: str, directory: DirOption = None, as_json: JsonOption = Fa
             out.print(f"[red]FAIL[/] {problem}")
         verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
         out.print(f"{verdict} backup {backup_id}: {report.audit_events_verified} audit events "
-                  f"verified; seconds {report.seconds}")
+                  f"verified ({durations(report.seconds)})")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -118,6 +139,8 @@ def restore(
     Exit 4 when the erasures decided after the newest backup could not be proven re-applied
     (the live ledger did not answer): the database is then closed to the application role
     until `neonpro backup reapply` finishes the job."""
+    from neonpro.services import backup as svc
+
     with _box(directory) as (box, where):
         try:
             report = svc.restore_backup(box, _find(box, where, backup_id), target, force=force,
@@ -134,7 +157,7 @@ def restore(
         verdict = "[green]restored[/]" if report.ok else "[red]restored with problems[/]"
         out.print(f"{verdict} {backup_id} into {report.target}: "
                   f"{report.reapplied_erasures} erasure(s) re-applied, health "
-                  f"{'ok' if report.health.get('ok') else 'FAILED'}; seconds {report.seconds}")
+                  f"{'ok' if report.health.get('ok') else 'FAILED'} ({durations(report.seconds)})")
     if report.held:
         fail(f"restored, but closed to the application: erasures decided after the newest "
              f"backup could not be proven re-applied; run {report.finish}", HELD)
@@ -152,6 +175,8 @@ def reapply(
 ) -> None:
     """Finish a restore left closed (exit 4): re-apply the erasures of the live ledger and
     of the later backups, then open the database to the application role again."""
+    from neonpro.services import backup as svc
+
     with _box(directory) as (box, where):
         try:
             done = svc.finish_restore(box, _find(box, where, backup_id), target,
@@ -174,6 +199,8 @@ def prune_(directory: DirOption = None,
            dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
            as_json: JsonOption = False) -> None:
     """Keep the newest backup of each of the last N days, weeks and months (settings)."""
+    from neonpro.services import backup as svc
+
     with _box(directory) as (box, where):
         plan = svc.prune(box, directory=where, dry_run=dry_run)
     if as_json:
@@ -192,6 +219,8 @@ def drill(directory: DirOption = None, as_json: JsonOption = False,
           wal_wait: Annotated[float, typer.Option(help="Seconds to wait for WAL archiving.")]
           = 420.0) -> None:
     """Backup, restore into a scratch database, verify; print the measured RTO and RPO."""
+    from neonpro.services import backup as svc
+
     with _box(directory) as (box, where):
         report = svc.drill(box, directory=where, jobs=jobs, wal_wait_s=wal_wait)
     if as_json:
@@ -205,7 +234,7 @@ def drill(directory: DirOption = None, as_json: JsonOption = False,
         else:
             out.print(f"RPO {report.rpo_seconds:.1f} s (target <= {svc.RPO_TARGET_S} s; "
                       f"{report.rpo_basis})")
-        out.print(f"steps {report.steps}")
+        out.print(f"steps: {durations(report.steps)}", highlight=False)
         out.print(f"drill {'PASSED' if report.ok else 'FAILED'} (backup {report.backup_id})")
     if not report.ok:
         raise typer.Exit(1)

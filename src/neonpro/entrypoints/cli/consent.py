@@ -12,7 +12,6 @@ from rich.table import Table
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import ConsentPurpose
 from neonpro.entrypoints.cli._common import container, out, print_json, typer_app
-from neonpro.services import consents
 
 app = typer_app(help="The consent ledger: expiry, compliance, history, state.",
                 no_args_is_help=True)
@@ -23,6 +22,8 @@ JsonFlag = Annotated[bool, typer.Option("--json")]
 @app.command()
 def expire(as_json: JsonFlag = False) -> None:
     """Record the expiry of every consent past its expires_at (all clinics; run daily)."""
+    from neonpro.services import consents
+
     with container() as box:
         count = consents.expire_consents(box.service_uow(SystemActors.SCHEDULER))
     if as_json:
@@ -34,6 +35,8 @@ def expire(as_json: JsonFlag = False) -> None:
 @app.command()
 def check(clinic: Annotated[uuid.UUID, typer.Option()], as_json: JsonFlag = False) -> None:
     """The compliance check of a clinic's consents; exit 1 when a high-risk finding exists."""
+    from neonpro.services import consents
+
     with container() as box:
         findings = consents.check_compliance(box.uow(clinic, ACTOR))
     if as_json:
@@ -53,6 +56,8 @@ def history(clinic: Annotated[uuid.UUID, typer.Option()],
             purpose: Annotated[ConsentPurpose | None, typer.Option()] = None,
             as_json: JsonFlag = False) -> None:
     """Every ledger row of a patient, oldest first (the state at any past moment)."""
+    from neonpro.services import consents
+
     with container() as box:
         rows = consents.consent_history(box.uow(clinic, ACTOR), patient, purpose)
     if as_json:
@@ -72,6 +77,8 @@ def state(clinic: Annotated[uuid.UUID, typer.Option()],
           as_json: JsonFlag = False) -> None:
     """The state of each purpose of a patient: the latest decision (grant or revocation,
     in ledger order) wins; the consent gate, the summary and confirmation read the same."""
+    from neonpro.services import consents
+
     with container() as box:
         rows = consents.consent_states(box.uow(clinic, ACTOR), patient)
     if as_json:

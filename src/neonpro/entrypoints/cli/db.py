@@ -7,9 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from neonpro.bootstrap import Container
 from neonpro.entrypoints.cli._common import container, fail, out, print_json, typer_app
-from neonpro.services import database as svc
 
 app = typer_app(help="Manage the database schema and check its health.", no_args_is_help=True)
 
@@ -19,6 +17,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.
 @app.command()
 def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from neonpro.services import database as svc
+
     with container() as box:
         out.print(f"at {', '.join(svc.upgrade(box.database_ops, revision)) or 'base'}")
 
@@ -26,6 +26,8 @@ def upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 @app.command()
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
     """Revert migrations down to REVISION. Roles are never dropped (they are cluster-wide)."""
+    from neonpro.services import database as svc
+
     with container() as box:
         out.print(f"at {', '.join(svc.downgrade(box.database_ops, revision)) or 'base'}")
 
@@ -33,6 +35,8 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 
 @app.command()
 def current(as_json: JsonFlag = False) -> None:
     """Show the database's revision and the code's head."""
+    from neonpro.services import database as svc
+
     with container() as box:
         revs = svc.revisions(box.database_ops)
     data = {"current": list(revs.current), "head": revs.head, "at_head": revs.at_head}
@@ -46,6 +50,9 @@ def current(as_json: JsonFlag = False) -> None:
 @app.command()
 def history() -> None:
     """List every revision from base to head."""
+    from neonpro.bootstrap import Container
+    from neonpro.services import database as svc
+
     table = Table("revision", "down revision", "message")
     for rev, down, message in svc.history(Container().database_ops):
         table.add_row(rev, down or "base", message.splitlines()[0] if message else "")
@@ -67,6 +74,8 @@ def check(
     database (when it is migrated). One line per difference, naming the object and what
     differs, never a value. Needs permission to create scratch databases on the server.
     """
+    from neonpro.services import database as svc
+
     with container() as box:
         report, live_report = svc.drift(box.database_ops, live=live)
     lines = report.lines()
@@ -102,6 +111,8 @@ def health(
 ) -> None:
     """Check connectivity, latency, migrations, RLS, the tenant role, that a write commits
     in time and that nobody changed the schema by hand (drift); exit 1 on failure."""
+    from neonpro.services import database as svc
+
     with container() as box:
         report = svc.health(box.database_ops, drift=drift)
     if as_json:
@@ -120,6 +131,8 @@ def prune(as_json: JsonFlag = False) -> None:
     """Delete commit tokens older than ten minutes, expired idempotency keys and sign-in
     sessions and counters past their use (the API does it every minute; a database written
     only by the CLI needs it now and then)."""
+    from neonpro.services import database as svc
+
     with container() as box:
         pruned = svc.prune(box.database_ops)
     if as_json:

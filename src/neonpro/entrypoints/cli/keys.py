@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -22,21 +22,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from neonpro.adapters.crypto import (
-    DecryptionError,
-    KeyConfigError,
-    activate_key_in_file,
-    add_audit_key_to_file,
-    add_key_to_file,
-    decode_key,
-    dev_key_file_path,
-    load_keyring,
-    pending_blind_index_key,
-)
-from neonpro.bootstrap import Container
-from neonpro.config import Environment, Settings
 from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
-from neonpro.services import keys as svc
+from neonpro.services.key_batches import DEFAULT_BATCH, MAX_BATCH
+
+if TYPE_CHECKING:
+    from neonpro.bootstrap import Container
+    from neonpro.config import Settings
+    from neonpro.services import keys as svc
 
 app = typer_app(
     help="Encryption keys: status per key id, add a key, rotate values to it, re-key the "
@@ -48,7 +40,7 @@ NEXT_BLIND_ENV = "NEONPRO_NEXT_BLIND_INDEX_KEY"
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
 BatchOption = Annotated[int, typer.Option(
-    "--batch", min=1, max=svc.MAX_BATCH, help="Rows per batch (one short transaction each).")]
+    "--batch", min=1, max=MAX_BATCH, help="Rows per batch (one short transaction each).")]
 MaxBatchesOption = Annotated[int | None, typer.Option(
     "--max-batches", min=1, help="Stop after this many batches (run again to continue).")]
 
@@ -56,6 +48,9 @@ MaxBatchesOption = Annotated[int | None, typer.Option(
 @contextmanager
 def _clean_errors() -> Iterator[None]:
     """Key and rotation errors as one clean line (they never carry values or keys)."""
+    from neonpro.adapters.crypto import DecryptionError, KeyConfigError
+    from neonpro.services import keys as svc
+
     try:
         yield
     except (KeyConfigError, svc.KeyRotationError, DecryptionError) as exc:
@@ -70,6 +65,9 @@ def _uses_env_keys(settings: Settings) -> bool:
 
 def _key_file(settings: Settings, env_advice: str) -> Path:
     """The key file to change: NEONPRO_KEY_FILE, else the development key file."""
+    from neonpro.adapters.crypto import dev_key_file_path, load_keyring
+    from neonpro.config import Environment
+
     if settings.key_file is not None:
         return settings.key_file
     if _uses_env_keys(settings):
@@ -119,6 +117,8 @@ def _print_status(status: svc.KeyStatus) -> None:
 @app.command()
 def status(as_json: JsonFlag = False) -> None:
     """How many values of each encrypted column are under each key id, and the active key."""
+    from neonpro.services import keys as svc
+
     with container() as box, _clean_errors():
         report = svc.key_status(box)
     if as_json:
@@ -136,6 +136,8 @@ def add(
     as_json: JsonFlag = False,
 ) -> None:
     """Add a new random AES-256 key (next id: k2, k3...) to the key file."""
+    from neonpro.adapters.crypto import add_key_to_file
+
     with container() as box, _clean_errors():
         path = _key_file(box.settings, (
             "generate a key with `openssl rand -base64 32`, append it to "
@@ -158,6 +160,8 @@ def add(
 def audit_key(as_json: JsonFlag = False) -> None:
     """Add a new audit key (next id: a2, a3...) and make it seal new audit events; the older
     ones stay to verify what they sealed (docs/audit.md)."""
+    from neonpro.adapters.crypto import add_audit_key_to_file
+
     with container() as box, _clean_errors():
         path = _key_file(box.settings, (
             "generate a key with `openssl rand -base64 32`, append it to NEONPRO_AUDIT_KEYS "
@@ -176,6 +180,8 @@ def audit_key(as_json: JsonFlag = False) -> None:
 def activate(key_id: Annotated[str, typer.Argument(help="A key id already in the key file.")],
              ) -> None:
     """Make KEY_ID the key that encrypts new values (after `keys add --no-activate`)."""
+    from neonpro.adapters.crypto import activate_key_in_file
+
     with container() as box, _clean_errors():
         path = _key_file(box.settings, "set NEONPRO_ACTIVE_KEY_ID and restart every process")
         activate_key_in_file(path, key_id)
@@ -186,6 +192,8 @@ def activate(key_id: Annotated[str, typer.Argument(help="A key id already in the
 @app.command()
 def remove(key_id: Annotated[str, typer.Argument(help="The key id to remove.")]) -> None:
     """Remove a key that no value uses any more (checked in the database first)."""
+    from neonpro.services import keys as svc
+
     with container() as box, _clean_errors():
         path = _key_file(box.settings, (
             "check `neonpro keys status` shows no value under it, then remove it from "
@@ -195,13 +203,15 @@ def remove(key_id: Annotated[str, typer.Argument(help="The key id to remove.")])
 
 
 @app.command()
-def rotate(batch: BatchOption = svc.DEFAULT_BATCH, max_batches: MaxBatchesOption = None,
+def rotate(batch: BatchOption = DEFAULT_BATCH, max_batches: MaxBatchesOption = None,
            as_json: JsonFlag = False) -> None:
     """Re-encrypt every value under the active key, in batches, while the system runs.
 
     Resumable: if it stops (interrupted, --max-batches), run it again. Old keys keep
     decrypting throughout; `keys status` says when a key is no longer used.
     """
+    from neonpro.services import keys as svc
+
     with container() as box, _clean_errors():
         before = svc.key_status(box)
         svc.ensure_known_keys(before)  # before the progress bar: nothing would be done
@@ -230,6 +240,8 @@ def rotate(batch: BatchOption = svc.DEFAULT_BATCH, max_batches: MaxBatchesOption
 
 def _next_blind_key(box: Container) -> tuple[bytes, Path | None]:
     """The new blind-index key: pending in the key file, or from NEONPRO_NEXT_BLIND_INDEX_KEY."""
+    from neonpro.adapters.crypto import decode_key, pending_blind_index_key
+
     settings = box.settings
     if _uses_env_keys(settings):
         value = os.environ.get(NEXT_BLIND_ENV)
@@ -243,7 +255,7 @@ def _next_blind_key(box: Container) -> tuple[bytes, Path | None]:
 
 @app.command()
 def reindex(
-    batch: BatchOption = svc.DEFAULT_BATCH,
+    batch: BatchOption = DEFAULT_BATCH,
     max_batches: MaxBatchesOption = None,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: JsonFlag = False,
@@ -273,6 +285,8 @@ def reindex(
 def _run_reindex(batch: int, max_batches: int | None) -> tuple[svc.ReindexReport, bool,
                                                                 Path | None]:
     """Re-index under a progress bar, then promote the new key if the run allows it."""
+    from neonpro.services import keys as svc
+
     with container() as box, _clean_errors():
         new_key, path = _next_blind_key(box)
         total = svc.blind_indexed_patients(box)

@@ -13,9 +13,8 @@ import typer
 from rich.table import Table
 
 from neonpro.domain.actors import SystemActors
+from neonpro.domain.vocabulary import ExportFormat
 from neonpro.entrypoints.cli._common import console, container, out, print_json, typer_app
-from neonpro.services import lgpd_requests
-from neonpro.services.lgpd_requests import ExportFormat
 
 app = typer_app(help="LGPD: data-subject requests, confirmation, export.",
                   no_args_is_help=True)
@@ -33,6 +32,8 @@ def requests(
     as_json: JsonFlag = False,
 ) -> None:
     """Data-subject requests by due date; exit 1 when --overdue finds any."""
+    from neonpro.services import lgpd_requests
+
     now = datetime.now(UTC)
     with container() as box:
         uow = box.uow(clinic, ACTOR) if clinic is not None else box.service_uow(ACTOR)
@@ -64,6 +65,8 @@ def export(
         help="the access/portability request this export answers")] = None,
 ) -> None:
     """Everything held about a patient, as JSON or a FHIR R4 Bundle (audited as EXPORT)."""
+    from neonpro.services import lgpd_requests
+
     with container() as box:
         result = lgpd_requests.export_patient(box.uow(clinic, ACTOR), patient_id,
                                               export_format, request_id=request)
@@ -86,6 +89,8 @@ def confirm(
     as_json: JsonFlag = False,
 ) -> None:
     """Whether the clinic processes the patient's data, since when, what, on which bases."""
+    from neonpro.services import lgpd_requests
+
     with container() as box:
         answer = lgpd_requests.confirm_processing(box.uow(clinic, ACTOR), patient_id)
     if as_json:

@@ -12,8 +12,6 @@ from rich.table import Table
 
 from neonpro.domain.actors import SystemActors
 from neonpro.entrypoints.cli._common import console, container, fail, out, print_json
-from neonpro.services import erasure as erasure_service
-from neonpro.services import retention as retention_service
 
 ACTOR = SystemActors.CLI
 
@@ -25,6 +23,8 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Show the per-category decision the law dictates, ask, then carry it out."""
+    from neonpro.services import erasure as erasure_service
+
     with container() as box:
         plan = erasure_service.plan_erasure(box.uow(clinic, ACTOR), patient)
         table = Table("category", "decision", "legal reference")
@@ -45,6 +45,8 @@ def retention(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List what each clinic's retention policies would do and why; --apply does it."""
+    from neonpro.services import retention as retention_service
+
     with container() as box:
         plan = retention_service.plan_retention(box, ACTOR, clinic)
         if not apply:
@@ -71,4 +73,6 @@ def retention(
     if as_json:
         print_json(vars(report))
     else:
-        out.print(f"applied {report.applied} of {report.planned}: {report.by_outcome}")
+        outcomes = ", ".join(f"{n} {o}" for o, n in sorted(report.by_outcome.items()))
+        out.print(f"applied {report.applied} of {report.planned}"
+                  + (f": {outcomes}" if outcomes else ""), highlight=False)

@@ -9,21 +9,19 @@ refused (one line, exit 1), and the refusal is audited.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
-from sqlalchemy import text
 
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import Forbidden
 from neonpro.domain.vocabulary import ClinicRole, DataCategory, RetentionAction, RetentionTrigger
 from neonpro.entrypoints.cli._common import container, fail, out, print_json
-from neonpro.services import erasure as erasure_service
-from neonpro.services import retention as retention_service
-from neonpro.services.retention import PolicyCreate, PolicyRead
+
+if TYPE_CHECKING:
+    from neonpro.bootstrap import Container
+    from neonpro.services.retention import PolicyRead
 
 ClinicOption = Annotated[uuid.UUID, typer.Option(help="The clinic's id.")]
 UserOption = Annotated[uuid.UUID, typer.Option(
@@ -47,6 +45,8 @@ def legal_hold_read(
 ) -> None:
     """Read a record blocked under a legal hold (DPO or admin), audited with the
     justification; the record is printed as JSON on stdout."""
+    from neonpro.services import erasure as erasure_service
+
     with container() as box:
         actor = _acting(box, clinic, user, role)
         held = erasure_service.legal_hold_read(box, box.cipher, clinic, patient, actor,
@@ -59,18 +59,20 @@ def _acting(box: Container, clinic: uuid.UUID, user: uuid.UUID, role: ClinicRole
     """The person the command acts for: an active staff user, an active member of the
     clinic in that role (the audit trail names them). Anyone else is refused, and the
     refusal, an attempt to act as someone one is not, is audited like every other."""
+    from sqlalchemy import text
+
     actor = Actor(user, role.value)
     with box.uow(clinic, actor) as tx:  # a read: rolled back; a refusal is recorded
-        held = tx.connection.execute(_MEMBER, {"clinic": clinic, "user": user,
-                                               "role": role.value}).first()
+        held = tx.connection.execute(text(_MEMBER), {"clinic": clinic, "user": user,
+                                                     "role": role.value}).first()
         if held is None:
             raise Forbidden(f"user {user} is not an active {role.value} of clinic {clinic}")
     return actor
 
 
-_MEMBER = text("SELECT 1 FROM clinic_memberships m JOIN staff_users u ON u.id = m.user_id "
-               "WHERE m.clinic_id = :clinic AND m.user_id = :user AND m.role = :role "
-               "AND m.is_active AND u.is_active")
+_MEMBER = ("SELECT 1 FROM clinic_memberships m JOIN staff_users u ON u.id = m.user_id "
+           "WHERE m.clinic_id = :clinic AND m.user_id = :user AND m.role = :role "
+           "AND m.is_active AND u.is_active")
 
 
 def _show(rows: list[PolicyRead], as_json: bool) -> None:
@@ -100,6 +102,11 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a policy; refused below the legal floor (clinical records: 20 years)."""
+    from pydantic import ValidationError
+
+    from neonpro.services import retention as retention_service
+    from neonpro.services.retention import PolicyCreate
+
     try:
         data = PolicyCreate(data_category=category, trigger=trigger, action=action,
                             period_days=days, period_years=years,
@@ -123,6 +130,8 @@ def list_(
     as_json: JsonFlag = False,
 ) -> None:
     """The clinic's active policies (--all: with the retired ones)."""
+    from neonpro.services import retention as retention_service
+
     with container() as box:
         actor = _acting(box, clinic, user, role)
         rows = retention_service.list_policies(box.uow(clinic, actor),
@@ -139,6 +148,8 @@ def retire(
     as_json: JsonFlag = False,
 ) -> None:
     """Stop applying a policy; it stays in the history."""
+    from neonpro.services import retention as retention_service
+
     with container() as box:
         actor = _acting(box, clinic, user, role)
         done = retention_service.retire_policy(box.uow(clinic, actor), policy)

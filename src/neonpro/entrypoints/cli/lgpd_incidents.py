@@ -15,8 +15,6 @@ from rich.table import Table
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.paging import MAX_PAGE_SIZE, PageRequest
 from neonpro.entrypoints.cli._common import container, out, print_json
-from neonpro.services import disclosures as disclosure_svc
-from neonpro.services import incidents as incident_svc
 
 ACTOR = SystemActors.CLI
 ClinicOpt = Annotated[uuid.UUID, typer.Option(help="The clinic whose records to read.")]
@@ -34,6 +32,8 @@ def incidents(
     as_json: JsonFlag = False,
 ) -> None:
     """The security-incident register, newest first; exit 1 when an incident is overdue."""
+    from neonpro.services import incidents as incident_svc
+
     now = datetime.now(UTC)
     with container() as box:
         page = incident_svc.list_incidents(box.uow(clinic, ACTOR), overdue=overdue, now=now,
@@ -64,6 +64,8 @@ def disclosures(
     as_json: JsonFlag = False,
 ) -> None:
     """The disclosure log of the last 6 years (the accounting window), newest first."""
+    from neonpro.services import disclosures as disclosure_svc
+
     with container() as box:
         page = disclosure_svc.list_disclosures(box.uow(clinic, ACTOR), patient,
                                                page=PageRequest(limit=MAX_PAGE_SIZE))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.vocabulary import NoShowModelKind
 from neonpro.entrypoints.cli._common import container, context, out, print_json, typer_app
-from neonpro.services import noshow
+
+if TYPE_CHECKING:
+    from neonpro.bootstrap import Container
+    from neonpro.services import noshow
 
 app = typer_app(help="No-show risk: train, evaluate, score.", no_args_is_help=True)
 ACTOR = SystemActors.CLI
@@ -35,6 +37,8 @@ def train(clinic: ClinicOption = None, holdout_months: Holdout = 3,
     """Fit and store a new model version per clinic; a clinic with too little history gets
     the prior-only fallback, and the line says so and why. The stored metrics come from a
     time-based hold-out."""
+    from neonpro.services import noshow
+
     results = []
     with container() as box:
         for clinic_id in _clinics(box, clinic):
@@ -63,6 +67,8 @@ def train(clinic: ClinicOption = None, holdout_months: Holdout = 3,
 
 def _fallback(result: noshow.TrainResult) -> str | None:
     """Why the clinic got the prior-only model, or None for a fitted one."""
+    from neonpro.services import noshow
+
     if result.model.kind is not NoShowModelKind.PRIOR:
         return None
     return str(result.model.metrics.get("reason")
@@ -74,6 +80,8 @@ def evaluate(clinic: Annotated[uuid.UUID, typer.Option()], holdout_months: Holdo
              as_json: JsonFlag = False) -> None:
     """Train on the past, test on the last months: AUC, Brier score and the no-show rate per
     risk decile, against the prior-only baseline. Nothing is stored."""
+    from neonpro.services import noshow
+
     with container() as box:
         report = noshow.evaluate_model(box.uow(clinic, ACTOR),
                                        holdout_months=holdout_months)
@@ -104,6 +112,8 @@ def score(clinic: ClinicOption = None,
           as_json: JsonFlag = False) -> None:
     """Score every scheduled or confirmed appointment of the coming days with the clinic's
     latest model (run it hourly or daily); appointment versions are left alone."""
+    from neonpro.services import noshow
+
     results = []
     with container() as box:
         for clinic_id in _clinics(box, clinic):

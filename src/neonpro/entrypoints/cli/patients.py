@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -20,13 +20,9 @@ from rich.progress import (
 
 from neonpro.domain.actors import SystemActors
 from neonpro.entrypoints.cli._common import console, container, fail, out, print_json, typer_app
-from neonpro.services import database
-from neonpro.services.patient_import import (
-    ImportResult,
-    ProgressFn,
-    default_rejects_path,
-    import_patients,
-)
+
+if TYPE_CHECKING:
+    from neonpro.services.patient_import import ImportResult, ProgressFn
 
 app = typer_app(help="Bulk work on a clinic's patients.", no_args_is_help=True)
 
@@ -83,6 +79,9 @@ def import_command(
     If any row is rejected nothing is loaded (exit 1) unless --allow-partial is given.
     The rejects file names the line, field and reason of each problem, never a value.
     """
+    from neonpro.services import database
+    from neonpro.services.patient_import import default_rejects_path, import_patients
+
     if not file.exists():
         fail(f"{file} does not exist")
     if not file.is_file():

@@ -5,15 +5,11 @@ from __future__ import annotations
 import subprocess
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import psycopg
 import typer
 
-from neonpro.bootstrap import Container
-from neonpro.config import Settings
 from neonpro.domain.actors import SystemActors
-from neonpro.domain.ports_backup import PitrHost
 from neonpro.domain.vocabulary import AuditAction
 from neonpro.entrypoints.cli._common import (
     console,
@@ -24,8 +20,9 @@ from neonpro.entrypoints.cli._common import (
     print_json,
     typer_app,
 )
-from neonpro.services import backup as backups
-from neonpro.services import pitr as svc
+
+if TYPE_CHECKING:
+    from neonpro.domain.ports_backup import PitrHost
 
 app = typer_app(help="Point-in-time recovery with pgBackRest (WAL archiving).",
                   no_args_is_help=True)
@@ -45,6 +42,9 @@ def _one_line(exc: BaseException) -> str:
 
 def _host() -> PitrHost:
     """This machine's pgBackRest and cluster (no database connection is opened)."""
+    from neonpro.bootstrap import Container
+    from neonpro.config import Settings
+
     try:
         settings = Settings()
     except ValueError as exc:
@@ -70,6 +70,10 @@ def setup(
     as_json: JsonOption = False,
 ) -> None:
     """Configure pgBackRest and WAL archiving for a cluster (restarts it)."""
+    import psycopg
+
+    from neonpro.services import pitr as svc
+
     try:
         cluster = svc.setup(_host(), pgdata, port, socket_dir=socket_dir, bin_dir=bin_dir,
                             stanza=stanza, restart=restart)
@@ -83,6 +87,8 @@ def setup(
 def backup(kind: Annotated[str, typer.Option("--type", help="full, diff or incr")] = "full",
            as_json: JsonOption = False) -> None:
     """Take a base backup into the pgBackRest repository."""
+    from neonpro.services import pitr as svc
+
     try:
         done = svc.base_backup(_host(), kind)
     except (svc.PitrError, OSError, subprocess.SubprocessError, ValueError) as exc:
@@ -94,6 +100,8 @@ def backup(kind: Annotated[str, typer.Option("--type", help="full, diff or incr"
 @app.command()
 def info(as_json: JsonOption = False) -> None:
     """The repository: base backups and the archived WAL range."""
+    from neonpro.services import pitr as svc
+
     try:
         data = svc.info(_host())
     except (svc.PitrError, OSError, subprocess.SubprocessError, ValueError) as exc:
@@ -110,6 +118,9 @@ def info(as_json: JsonOption = False) -> None:
 def _save_pending(host: PitrHost) -> bool:
     """Save the erasures a rewind must not lose, read while the cluster still holds them;
     whether they are complete (the live ledger answered)."""
+    from neonpro.services import backup as backups
+    from neonpro.services import pitr as svc
+
     warnings: list[str] = []
     with container() as box:
         try:
@@ -130,6 +141,11 @@ def _save_pending(host: PitrHost) -> bool:
 def _reapply(host: PitrHost, target: str, *, accept_erasure_risk: bool) -> int:
     """Close the database, re-apply the saved erasures, and open it again only if they are
     complete (or the risk is accepted, which the audit trail records)."""
+    import psycopg
+
+    from neonpro.services import backup as backups
+    from neonpro.services import pitr as svc
+
     erasures, proven = svc.load_pending_erasures(host)
     why = ("erasures decided after the target time may be missing (the live erasure ledger "
            "could not be read before the rewind)")
@@ -185,6 +201,8 @@ def restore(
 
     Exit 4 when the erasures decided after --to could not all be read beforehand (the
     database did not answer): it is then left closed to the application role."""
+    from neonpro.services import pitr as svc
+
     host = _host()
     if not yes and not typer.confirm(
             f"Every change after {to.isoformat()} on the whole cluster is discarded. Go on?"):

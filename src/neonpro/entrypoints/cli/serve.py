@@ -3,41 +3,43 @@
 from __future__ import annotations
 
 import os
-import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 
-from neonpro.adapters.auth import TokenCodec
-from neonpro.bootstrap import Container
-from neonpro.config import Environment
-from neonpro.devtools.demo import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS, seed_demo
-from neonpro.domain.actors import SystemActors
-from neonpro.domain.vocabulary import ClinicRole
-from neonpro.entrypoints.api.app import create_app, settle_heap
+from neonpro.devtools.demo_sizes import RUN_DEMO_MONTHS, RUN_DEMO_PATIENTS
 from neonpro.entrypoints.cli._common import container, fail, out
-from neonpro.services import auth, clinics, database, noshow
+from neonpro.entrypoints.cli.demo import demo_access, print_demo_access
+
+if TYPE_CHECKING:
+    from neonpro.bootstrap import Container
 
 
 def _demo(box: Container, host: str, port: int) -> None:
     """Load demo data into an empty database and print a walkthrough token."""
-    first = next(iter(clinics.list_clinics(box.service_uow(SystemActors.CLI))), None)
-    if first is None:
+    from neonpro.config import Environment
+    from neonpro.devtools.demo import seed_demo
+    from neonpro.domain.actors import SystemActors
+    from neonpro.services import clinics, noshow
+
+    if not clinics.list_clinics(box.service_uow(SystemActors.CLI)):
         out.print(f"loading demo data ({RUN_DEMO_PATIENTS} synthetic patients, "
                   f"{RUN_DEMO_MONTHS} months of history: a minute or so)...", highlight=False)
         result = seed_demo(box, patients=RUN_DEMO_PATIENTS, months=RUN_DEMO_MONTHS)
         for clinic in result.clinics:  # no-show scores for the coming two weeks
             noshow.score_upcoming(box.uow(clinic, SystemActors.CLI), days=14)
         box.seal_audit()
-        first = next(iter(clinics.list_clinics(box.service_uow(SystemActors.CLI))), None)
-    if first is None or box.settings.environment is Environment.PRODUCTION:
+    if box.settings.environment is Environment.PRODUCTION:
         return
-    issued = TokenCodec(box.settings, box.keyring).mint(uuid.uuid4(), first.id, ClinicRole.ADMIN)
-    token = auth.open_development_session(box.service_uow(SystemActors.CLI), issued).token
-    out.print(f"demo clinic [bold]{first.name}[/] {first.id}", highlight=False)
-    out.print(f"admin token (development only):\n{token}", highlight=False, soft_wrap=True)
+    access = demo_access(box)
+    if access is None:
+        out.print("the database has clinics of its own and no demo clinic: get a token with "
+                  "`neonpro token --clinic ID --role admin`", highlight=False)
+        return
+    print_demo_access(*access)
     out.print(f"try: curl -H 'Authorization: Bearer <token>' http://{host}:{port}/patients",
+              highlight=False)
+    out.print("again later: `neonpro demo info` (a fresh token), `neonpro clinics list`",
               highlight=False)
 
 
@@ -54,6 +56,8 @@ def serve(
         min=1, max=64, help="Worker processes (default: one per core).")] = None,
 ) -> None:
     """Start the API (on the embedded database unless NEONPRO_DATABASE_URL is set)."""
+    from neonpro.services import database
+
     with container() as box:
         db = box.database
         if migrate_first:
@@ -82,6 +86,10 @@ def _run(box: Container, host: str, port: int, count: int) -> None:
     """uvicorn, on uvloop and httptools where installed (its "auto"). log_config=None:
     uvicorn's lines go through our handler, so they are redacted too; a graceful shutdown
     waits 5 s at most (open change-feed streams would hold it forever)."""
+    import uvicorn
+
+    from neonpro.entrypoints.api.app import create_app, settle_heap
+
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning",
                                "log_config": None, "timeout_graceful_shutdown": 5}
     if count == 1:

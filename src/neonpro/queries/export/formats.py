@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
+from neonpro.domain.vocabulary import ExportFormat
+
 FORMAT = "neonpro.lgpd.export/v1"
-
-
-class ExportFormat(StrEnum):
-    JSON = "json"
-    FHIR = "fhir"
-
-
 FhirJson = dict[str, Any]  # a FHIR element as JSON-ready data
+__all__ = ["FORMAT", "MEDIA_TYPES", "ExportFormat", "FhirJson"]
+
 MEDIA_TYPES = {ExportFormat.JSON: "application/json", ExportFormat.FHIR: "application/fhir+json"}

@@ -39,11 +39,10 @@ from neonpro.domain.ports_keys import (
     IndexConflict,
     RowRef,
 )
+from neonpro.services.key_batches import DEFAULT_BATCH, MAX_BATCH
 from neonpro.services.keys.common import (
     ACTOR,
     AUDIT_RESOURCE,
-    DEFAULT_BATCH,
-    MAX_BATCH,
     REINDEX_PASSES,
     KeyRotationError,
 )

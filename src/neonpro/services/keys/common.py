@@ -19,8 +19,6 @@ from neonpro.domain.vocabulary import AuditAction, AuditResource, RiskLevel
 log = structlog.get_logger("neonpro.services.keys")
 
 ACTOR: Final = SystemActors.CLI
-DEFAULT_BATCH: Final = 500
-MAX_BATCH: Final = 10_000
 AUDIT_RESOURCE: Final = AuditResource.ENCRYPTION_KEYS
 REINDEX_PASSES: Final = 3
 

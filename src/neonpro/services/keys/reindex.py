@@ -23,10 +23,9 @@ from neonpro.domain.ports_keys import (
     UnreadableValue,
     key_id_of,
 )
+from neonpro.services.key_batches import DEFAULT_BATCH, MAX_BATCH
 from neonpro.services.keys.common import (
     ACTOR,
-    DEFAULT_BATCH,
-    MAX_BATCH,
     REINDEX_PASSES,
     KeyRotationError,
     _record,

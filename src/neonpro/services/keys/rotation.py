@@ -20,10 +20,9 @@ from neonpro.domain.ports_keys import (
     key_header,
     key_id_of,
 )
+from neonpro.services.key_batches import DEFAULT_BATCH, MAX_BATCH
 from neonpro.services.keys.common import (
     ACTOR,
-    DEFAULT_BATCH,
-    MAX_BATCH,
     KeyRotationError,
     _by_table,
     _record,
