@@ -1,8 +1,7 @@
-"""The migrations on a Citus coordinator (issue 19, first facts): they run, the logins reach
-every worker and can log in there, so the coordinator can open its connections to the
-workers as the login that runs a distributed statement (the issue's first failure was
-``role "neonpro_owner" is not permitted to log in``). Distributing neonpro's own tables is
-not done yet (docs/scaling.md)."""
+"""The migrations on a Citus coordinator: they run, the logins reach every worker and can log
+in there, so the coordinator can open its connections to the workers as the login that runs
+a distributed statement (the issue's first failure was ``role "neonpro_owner" is not
+permitted to log in``), and revision 0017 distributes every table as docs/scaling.md says."""
 
 from __future__ import annotations
 
@@ -12,6 +11,8 @@ import psycopg
 import pytest
 
 from neonpro.adapters.db import migrate
+from neonpro.adapters.db.citus_sql import DISTRIBUTED, citus_kinds
+from neonpro.adapters.db.models import Base
 from neonpro.adapters.db.security import Roles
 from neonpro.devtools import citus
 
@@ -67,3 +68,19 @@ def test_the_application_login_reads_a_distributed_table_through_the_coordinator
     finally:
         with psycopg.connect(migrated.url(), autocommit=True) as conn:
             conn.execute("DROP TABLE probe")
+
+
+def test_every_table_is_distributed_as_the_docs_say(migrated: citus.LocalCluster) -> None:
+    """Reference tables (kind ``n``) for the global ones and clinics; every tenant table
+    hash-distributed by clinic_id, all in one co-location group."""
+    with psycopg.connect(migrated.url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT logicalrelid::regclass::text, partmethod, colocationid, "
+            "column_to_column_name(logicalrelid, partkey) FROM pg_dist_partition").fetchall()
+    found = {name: (method, group, key) for name, method, group, key in rows}
+    kinds = citus_kinds(Base.metadata)
+    assert set(found) == set(kinds)
+    for name, kind in kinds.items():
+        method, _, key = found[name]
+        assert (method, key) == (("h", "clinic_id") if kind == DISTRIBUTED else ("n", None))
+    assert len({found[n][1] for n, k in kinds.items() if k == DISTRIBUTED}) == 1
