@@ -84,3 +84,26 @@ def test_every_table_is_distributed_as_the_docs_say(migrated: citus.LocalCluster
         method, _, key = found[name]
         assert (method, key) == (("h", "clinic_id") if kind == DISTRIBUTED else ("n", None))
     assert len({found[n][1] for n, k in kinds.items() if k == DISTRIBUTED}) == 1
+
+
+def test_a_context_changed_after_binding_is_refused_on_the_worker(
+        migrated: citus.LocalCluster, roles: Roles) -> None:
+    """SQL running as the application binds its context, then switches the actor with a
+    propagated ``SET LOCAL``: the audit event, written on the worker that holds the clinic's
+    shard, is refused there (the worker checks the HMAC against the coordinator's
+    transaction id); the same event with the bound context goes in."""
+    actor, other = str(uuid.uuid4()), str(uuid.uuid4())
+    insert = ("INSERT INTO audit_events (clinic_id, action, resource_type) "
+              "VALUES (%s, 'VIEW', 'patients')")
+    with psycopg.connect(migrated.url(login=roles.app)) as conn:
+        conn.execute("SELECT neonpro_bind_context(%s, %s, 'admin', '', '', '', '')",
+                     (str(A), actor))
+        conn.execute(insert, (A,))
+        conn.rollback()
+        conn.execute("SELECT neonpro_bind_context(%s, %s, 'admin', '', '', '', '')",
+                     (str(A), actor))
+        conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
+        conn.execute(f"SET LOCAL app.actor_id = '{other}'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,  # refused by the worker
+                           match=r"(?s)first statement.*while executing command on"):
+            conn.execute(insert, (A,))

@@ -254,12 +254,3 @@ def _on_shards(function_sql: str) -> str:
     shard's (``patients``, not ``patients_102041``)."""
     return _replace(function_sql).replace("TG_TABLE_NAME", "neonpro_table_of(TG_RELID)")
 
-
-def is_citus(conn: object) -> bool:
-    """Whether the database ``conn`` (a SQLAlchemy or psycopg connection) has Citus."""
-    row = conn.execute(  # type: ignore[attr-defined]
-        _CITUS_PRESENT).fetchone()
-    return bool(row and row[0])
-
-
-_CITUS_PRESENT = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
