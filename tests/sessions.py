@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 
 from neonpro.adapters.db.database import Database
 
@@ -63,3 +63,14 @@ def set_clinic(conn: psycopg.Connection[Any], clinic_id: uuid.UUID) -> None:
         conn.execute(sql.SQL("SET LOCAL app.clinic_id = {}").format(str(clinic_id)))
     else:
         conn.execute("SELECT set_config('app.clinic_id', %s, true)", (str(clinic_id),))
+
+
+def replica_role(conn: Any) -> None:
+    """Skip ordinary triggers for the rest of a superuser's transaction (``conn``: a SQLAlchemy
+    connection), as ``pg_restore`` loads rows: ``session_replication_role = replica``, sent
+    on to the workers on Citus."""
+    from tests.conftest import CITUS  # noqa: PLC0415
+
+    if CITUS:
+        conn.execute(text("SET LOCAL citus.propagate_set_commands = 'local'"))
+    conn.execute(text("SET LOCAL session_replication_role = replica"))

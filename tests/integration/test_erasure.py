@@ -21,7 +21,7 @@ from neonpro.domain.schemas.patient import PatientCreate, PatientFilters
 from neonpro.domain.schemas.professional import ProfessionalCreate
 from neonpro.domain.vocabulary import CollectionMethod, ConsentPurpose
 from neonpro.services import catalog, clinics, consents, erasure, patients, scheduling
-from tests.sessions import service_session, tenant_session
+from tests.sessions import replica_role, service_session, tenant_session
 from tests.valid import cns, cpf
 
 SP = ZoneInfo("America/Sao_Paulo")
@@ -213,7 +213,7 @@ def test_erasures_are_reapplied_after_a_restore(container: Container, clinic: uu
     # a restore of an older backup brings the rows back as they were (pg_restore loads rows
     # before the triggers exist: no guard, no audit)
     with container.database.engine().begin() as conn:
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        replica_role(conn)
         conn.execute(text("UPDATE patients SET full_name = 'Voltou do Backup', "
                           "anonymized_at = NULL, is_active = true WHERE id = :p"), {"p": gone.id})
         conn.execute(text("UPDATE patients SET blocked_at = NULL WHERE id = :p"), {"p": held.id})

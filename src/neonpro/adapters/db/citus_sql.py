@@ -1,6 +1,6 @@
 """neonpro on a Citus cluster: which table is what, and the SQL that distributes the schema.
 
-Part of the expected DDL for a Citus database (migration 0017 carries a frozen copy); on
+Part of the expected DDL for a Citus database (migrations 0017 and 0018 carry frozen copies); on
 plain PostgreSQL and the embedded default none of it runs.
 
 * **Reference tables** (a copy on every node): the global tables (staff accounts, sessions,
@@ -27,11 +27,8 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from neonpro.adapters.db.audit_sql.context import distributed_context_functions, session_live
-from neonpro.adapters.db.audit_sql.triggers import (
-    audit_row_change,
-    ledger_guard,
-    remove_consent_evidence,
-)
+from neonpro.adapters.db.audit_sql.evidence import evidence_removal_on_citus, granted_ledger_guard
+from neonpro.adapters.db.audit_sql.triggers import audit_row_change
 from neonpro.adapters.db.consent_sql import ENTRY_FUNCTION, STATE_FUNCTION, SUMMARY_FUNCTION
 from neonpro.adapters.db.durability_sql import COMMIT_TOKEN_EXISTS
 from neonpro.adapters.db.feed_sql import OUTCOME_FUNCTION
@@ -52,7 +49,8 @@ def citus_kinds(metadata: MetaData) -> dict[str, str]:
 def distribute_sql(kinds: dict[str, str]) -> list[str]:
     """Statements that distribute the tables of ``kinds`` (run by the tables' owner, in one
     transaction, on a database with the Citus extension); a table already distributed is
-    left as it is, so running them again changes nothing."""
+    left as it is, so running them again changes nothing. ``{service}`` stands for the
+    service role's name."""
     return [
         # one connection per worker for the whole transaction: the foreign keys made after
         # the tables were distributed need it
@@ -116,7 +114,9 @@ def _functions_on_citus() -> list[str]:
         TABLE_OF,
         REMOTE_REPLICA,
         *(_replace(statement) for statement in distributed_context_functions()),
-        _on_shards(ledger_guard()),
+        # consent evidence is removed by its caller, granted by the owner (audit_sql.evidence)
+        _on_shards(granted_ledger_guard()),
+        *evidence_removal_on_citus(),
         _on_shards(audit_row_change()).replace(
             "\nBEGIN\n", "\nBEGIN\n" + _ONCE_PER_REFERENCE_CHANGE, 1),
         # the coordinator's sequence is not on the workers, where the shards' triggers run:
@@ -128,11 +128,6 @@ def _functions_on_citus() -> list[str]:
         # the membership narrowed to the clinic by value (s.clinic_id = p_clinic_id): one shard
         _plpgsql(session_live()).replace("m.clinic_id = s.clinic_id", "m.clinic_id = p_clinic_id"),
         _plpgsql(COMMIT_TOKEN_EXISTS),
-        # an insert into a distributed table names its clinic (Citus routes it by that value)
-        _replace(remove_consent_evidence()).replace(
-            "INSERT INTO audit_events (action, resource_type, risk_level, details)\n    VALUES (",
-            "INSERT INTO audit_events (clinic_id, action, resource_type, risk_level, details)\n"
-            "    VALUES (v_clinic, "),
         # these read the owner's key, a reference table: on a worker, inside a query pushed
         # to a shard, that read is local (every node holds the whole table), which Citus
         # allows only when told

@@ -33,7 +33,8 @@ from neonpro.adapters.db.repositories.erasure import ANONYMOUS_NAME
 from neonpro.domain.vocabulary import AnonymizationRule
 
 GUARD = "patients_erased_guard"
-ANONYMOUS_RECORD_NUMBER = "^ANON-[0-9A-F]{12}$"
+# "ANON-" and the row id's hex digits (12 random ones before revision 0018)
+ANONYMOUS_RECORD_NUMBER = "^ANON-([0-9A-F]{12}|[0-9A-F]{32})$"
 # the row is erased once one of these is set; the trigger fires only then (WHEN clause)
 ERASED_WHEN = ("OLD.anonymized_at IS NOT NULL OR OLD.blocked_at IS NOT NULL "
                "OR OLD.deleted_at IS NOT NULL")

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from neonpro.adapters.db.audit_sql.names import CONTEXT_FIELDS, HMAC, KEY
 
+# the transaction id a bound context is checked against: on a worker's part of a
+# distributed transaction (started on another node), the coordinator's, sent with the
+# settings as app.xid; on the node that started it, its own
+DISTRIBUTED_XID = ("CASE WHEN (get_current_transaction_id()).initiator_node_identifier\n"
+                   "      IS DISTINCT FROM (SELECT groupid FROM pg_dist_local_group)\n"
+                   "    THEN NULLIF(current_setting('app.xid', true), '')::xid8\n"
+                   "    ELSE pg_current_xact_id_if_assigned() END")
+
 
 def context_functions() -> list[str]:
     """Binding the transaction's context, and reading it back verified."""
@@ -97,13 +105,7 @@ def _session_context(*, distributed: bool = False) -> str:
     """The transaction's bound context, refused unless its HMAC verifies."""
     current = ", ".join(f"coalesce(current_setting('app.{f}', true), '')"
                         for f in CONTEXT_FIELDS)
-    # a worker's part of a distributed transaction (started on another node): the
-    # coordinator's transaction id, sent with the settings
-    xid = ("CASE WHEN (get_current_transaction_id()).initiator_node_identifier\n"
-           "      IS DISTINCT FROM (SELECT groupid FROM pg_dist_local_group)\n"
-           "    THEN NULLIF(current_setting('app.xid', true), '')::xid8\n"
-           "    ELSE pg_current_xact_id_if_assigned() END"
-           if distributed else "pg_current_xact_id_if_assigned()")
+    xid = DISTRIBUTED_XID if distributed else "pg_current_xact_id_if_assigned()"
     return f"""CREATE FUNCTION neonpro_session_context(OUT clinic_id uuid, OUT actor_id uuid,
     OUT actor_role text, OUT request_id text, OUT ip inet, OUT user_agent text,
     OUT session_id text)

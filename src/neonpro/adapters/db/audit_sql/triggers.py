@@ -105,6 +105,24 @@ END
 $$"""
 
 
+# who may replace a consent's evidence by {"removed": reason}: the owner (its function below);
+# on Citus, a transaction granted it (audit_sql.evidence)
+OWNER_REMOVES = ("current_user = (SELECT pg_get_userbyid(c.relowner)\n"
+                 "         FROM pg_class c WHERE c.oid = TG_RELID)")
+_REASONS = ", ".join(f"'{r}'" for r in EVIDENCE_REMOVED)
+# the removal's checks: a reason the law gives, in one clinic's transaction (v_clinic)
+EVIDENCE_CHECKS = f"""\
+  IF p_reason IS NULL OR p_reason NOT IN ({_REASONS}) THEN
+    RAISE EXCEPTION 'consent evidence is removed on erasure or retention only'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF v_clinic IS NULL THEN
+    RAISE EXCEPTION 'consent evidence is removed in one clinic''s transaction'
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+"""
+
+
 def ledger_guard() -> str:
     """Refusing UPDATE and DELETE on the ledgers, sealing and pruning excepted."""
     chains = ", ".join(f"'{c}'" for c in CHAINS)
@@ -124,8 +142,7 @@ BEGIN
        AND (v_new - ARRAY[{seal}]) = (v_old - ARRAY[{seal}]) THEN
       RETURN NEW;  -- sealing: seq, hashes and key id set once, the entry itself unchanged
     END IF;
-    IF TG_TABLE_NAME = 'consent_records' AND current_user = (SELECT pg_get_userbyid(c.relowner)
-         FROM pg_class c WHERE c.oid = TG_RELID)
+    IF TG_TABLE_NAME = 'consent_records' AND {OWNER_REMOVES}
        AND v_new -> 'evidence' IN ({removed})
        AND (v_new - 'evidence') = (v_old - 'evidence') THEN
       RETURN NEW;  -- neonpro_remove_consent_evidence: the channel's identifiers go
@@ -210,7 +227,6 @@ $$"""
 
 def remove_consent_evidence() -> str:
     """Removing a consent's channel identifiers on erasure or retention."""
-    reasons = ", ".join(f"'{r}'" for r in EVIDENCE_REMOVED)
     return f"""CREATE FUNCTION neonpro_remove_consent_evidence(p_patients uuid[], p_ids uuid[],
     p_reason text) RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -218,14 +234,7 @@ DECLARE
   v_clinic uuid := (SELECT clinic_id FROM neonpro_session_context());
   v_count integer;
 BEGIN
-  IF p_reason IS NULL OR p_reason NOT IN ({reasons}) THEN
-    RAISE EXCEPTION 'consent evidence is removed on erasure or retention only'
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF v_clinic IS NULL THEN
-    RAISE EXCEPTION 'consent evidence is removed in one clinic''s transaction'
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
+{EVIDENCE_CHECKS}\
   -- the proof stays (who, when, which terms); the channel's identifiers do not. Each row
   -- changed is audited by the row-change trigger, the call itself by the event below
   UPDATE consent_records SET evidence = jsonb_build_object('removed', p_reason)

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Column,
+    DateTime,
     Table,
     Text,
     and_,
@@ -71,16 +72,20 @@ def _anonymized(column: Column[Any], rule: AnonymizationRule) -> Any:  # noqa: P
         return column
     if rule is AnonymizationRule.GENERALIZE:
         if column.name in ("birth_date", "deceased_date"):
-            return func.date_trunc("year", column).cast(column.type)
+            # of a timestamp without zone: IMMUTABLE (a date alone would pick the STABLE
+            # timestamptz form, which Citus refuses on a column in a distributed UPDATE)
+            return func.date_trunc("year", sql_cast(column, DateTime())).cast(column.type)
         if column.name == "postal_code":
             return func.left(column, 5) + "000"
         return _erased(column)
     if rule is AnonymizationRule.REPLACE:
         if column.name == "full_name":
             return ANONYMOUS_NAME
-        if column.name == "medical_record_number":  # unique per clinic: random per row
-            return literal("ANON-") + func.upper(func.left(func.replace(
-                sql_cast(func.gen_random_uuid(), Text), "-", ""), 12))
+        if column.name == "medical_record_number":
+            # unique per clinic: the row's own id, which the anonymized row keeps anyway
+            # (not a random value: Citus runs no volatile function in a distributed UPDATE)
+            return literal("ANON-") + func.upper(func.replace(
+                sql_cast(PATIENTS.c.id, Text), "-", ""))
     return _erased(column)
 
 
