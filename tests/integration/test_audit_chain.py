@@ -32,7 +32,7 @@ from neonpro.domain.schemas.patient import PatientCreate, PatientUpdate
 from neonpro.domain.vocabulary import AuditAction, ClinicRole
 from neonpro.services import auth, clinics, patients
 from tests.conftest import make_keyring, make_settings
-from tests.sessions import service_session, tenant_session
+from tests.sessions import service_session, set_clinic, tenant_session
 from tests.tamper import as_owner, owner_url
 
 ME = Actor(uuid.UUID("00000000-0000-0000-0000-00000000a0d1"), "admin", ip_address="2001:db8::7",
@@ -127,8 +127,8 @@ def test_a_write_without_an_acting_user_is_refused(box: Container) -> None:
     clinic = _clinic(box, 1)
     engine = box.database.engine("app")
     with pytest.raises(DBAPIError, match="no acting user"), engine.begin() as conn:
-        conn.execute(text("SELECT set_config('role', 'neonpro_app', true), "
-                          "set_config('app.clinic_id', :c, true)"), {"c": str(clinic)})
+        conn.execute(text("SELECT set_config('role', 'neonpro_app', true)"))
+        set_clinic(conn.connection.driver_connection, clinic)  # reaches the workers on Citus
         conn.execute(text("UPDATE patients SET city = 'Natal'"))
 
 
@@ -162,8 +162,9 @@ def test_fast_and_reference_verifiers_hash_tricky_details_alike(box: Container) 
     mapped = Actor(ME.id, "admin", ip_address="::ffff:10.1.2.3", user_agent="agent ção")
     with box.uow(clinic, mapped) as tx:
         tx.audit.record(AuditAction.VIEW, details=tricky)
-        tx.connection.execute(text("INSERT INTO audit_events (action, details) "
-                                   "VALUES ('VIEW', '{\"x\": 1.50, \"y\": 1e3}'::jsonb)"))
+        tx.connection.execute(text(  # the clinic named: Citus routes an insert by it
+            "INSERT INTO audit_events (clinic_id, action, details) "
+            "VALUES (:c, 'VIEW', '{\"x\": 1.50, \"y\": 1e3}'::jsonb)"), {"c": clinic})
         tx.commit()
     seal_pending(box, clinic)
     assert _report(box, clinic).ok  # the fast (text) verifier, which also sealed them

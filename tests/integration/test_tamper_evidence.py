@@ -151,8 +151,13 @@ TAMPERINGS = {
         "UPDATE audit_events SET seq = 1000000 WHERE clinic_id = '{c}' AND seq = 3",
         "UPDATE audit_events SET seq = 3 WHERE clinic_id = '{c}' AND seq = 4",
         "UPDATE audit_events SET seq = 4 WHERE clinic_id = '{c}' AND seq = 1000000"],
+    # a copy in the other clinic's chain and the original deleted (Citus moves no row from
+    # one clinic's shard to another's with an UPDATE; the result is the same)
     "move an event to another clinic": [
-        "UPDATE audit_events SET clinic_id = '{o}', seq = 1000 WHERE clinic_id = '{c}' AND seq = 3"],
+        "INSERT INTO audit_events SELECT (jsonb_populate_record(a, jsonb_build_object("
+        "'clinic_id', '{o}', 'seq', 1000))).* FROM audit_events a "
+        "WHERE clinic_id = '{c}' AND seq = 3",
+        "DELETE FROM audit_events WHERE clinic_id = '{c}' AND seq = 3"],
     "delete the whole chain": ["DELETE FROM audit_events WHERE clinic_id = '{c}'"],
     "truncate": ["TRUNCATE audit_events"],
 }

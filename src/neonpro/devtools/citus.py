@@ -177,7 +177,21 @@ def _init(cluster: LocalCluster, port: int, shard_count: int) -> None:
             f"unix_socket_directories = '{cluster.base}'\n"
             "shared_preload_libraries = 'citus'\nfsync = off\nsynchronous_commit = on\n"
             "max_connections = 200\nshared_buffers = 64MB\nmax_prepared_transactions = 100\n"
+            # a shard moves online (citus_move_shard_placement, logical replication)
+            "wal_level = logical\nmax_replication_slots = 16\nmax_wal_senders = 16\n"
             f"citus.shard_count = {shard_count}\n")
+        if _knows(cluster, "output_plugin_libraries"):
+            # servers with this setting (Debian's 15.20 has it) refuse Citus's own logical
+            # decoding plugin, which a shard move uses, unless it is listed
+            conf.write("output_plugin_libraries = 'pgoutput, test_decoding, citus'\n")
+
+
+def _knows(cluster: LocalCluster, setting: str) -> bool:
+    """Whether this PostgreSQL server has ``setting``."""
+    described = subprocess.run(  # noqa: S603  (the server binary found by requirements())
+        [str(Path(cluster.bin_dir) / "postgres"), "--describe-config"],
+        capture_output=True, text=True, check=False, timeout=60).stdout
+    return any(line.split("\t", 1)[0] == setting for line in described.splitlines())
 
 
 def _start(cluster: LocalCluster, port: int) -> None:

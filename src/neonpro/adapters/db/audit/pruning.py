@@ -102,18 +102,12 @@ def _prune_one(db: Database, keyring: KeyRing, actor: Actor, archive_dir: Path,
     archive_sha = digest.hexdigest()
     key_id, key = keyring.active_audit_key
     signature = sign_cut(key, clinic, upto, head, archive_sha)
-    # the clinic's transaction: the RETENTION event below goes to its chain
+    # the clinic's transaction: the function writes the RETENTION event to its chain
     with db.transaction("service", clinic, actor.id, actor.role) as session:
         pruned = session.execute(text(
             "SELECT neonpro_audit_prune(:c, :s, :h, :a, :kid, :sig)"), {
             "c": clinic, "s": upto, "h": head, "a": archive_sha, "kid": key_id,
             "sig": signature}).scalar_one()
-        session.execute(text(
-            # the clinic named (a distributed audit_events is routed by it)
-            "INSERT INTO audit_events (clinic_id, action, resource_type, details) "
-            "VALUES (:c, 'RETENTION', 'audit_events', CAST(:d AS jsonb))"),
-            {"c": clinic, "d": json.dumps({"pruned": int(pruned), "upto_seq": upto,
-                              "archive_sha256": archive_sha})})
         session.commit()
     return PruneResult(clinic, upto, int(pruned), str(path), archive_sha)
 

@@ -95,6 +95,12 @@ BEGIN
       signature, key_id)
     VALUES (p_clinic, p_upto, p_hash, v_count, p_archive_sha256, p_signature, p_key_id);
   DELETE FROM audit_events WHERE clinic_id = p_clinic AND seq <= p_upto;
+  -- the pruning goes into the clinic's chain in the same transaction, written by the same
+  -- role as the deletion (on Citus a shard written by one role may not be written by
+  -- another in that transaction)
+  INSERT INTO audit_events (clinic_id, action, resource_type, details)
+  VALUES (p_clinic, 'RETENTION', 'audit_events', jsonb_build_object(
+    'pruned', v_count, 'upto_seq', p_upto, 'archive_sha256', p_archive_sha256));
   RETURN v_count;
 END
 $$"""
