@@ -33,6 +33,8 @@ from pathlib import Path
 
 import psycopg
 
+from neonpro.adapters.db import citus_nodes
+
 DEFAULT_BASE = Path("/tmp/neonpro-citus")  # noqa: S108  (a development cluster's home)
 DEFAULT_PORT = 55432
 DATABASE = "neonpro"
@@ -148,23 +150,20 @@ def up(base: Path = DEFAULT_BASE, port: int = DEFAULT_PORT, workers: int = 2,
     return cluster
 
 
+def _nodes(cluster: LocalCluster) -> citus_nodes.Nodes:
+    return citus_nodes.Nodes(("127.0.0.1", cluster.coordinator),
+                             tuple(("127.0.0.1", p) for p in cluster.workers))
+
+
 def add_database(cluster: LocalCluster, name: str) -> str:
     """A Citus database ``name`` on every node, its coordinator and workers registered
     (Citus keeps its metadata per database); returns the coordinator's URL of it."""
-    for p in cluster.ports:
-        _create_database(cluster, p, name)
-    with psycopg.connect(cluster.url(database=name), autocommit=True) as conn:
-        conn.execute("SELECT citus_set_coordinator_host('127.0.0.1', %s)", (cluster.coordinator,))
-        for p in cluster.workers:
-            conn.execute("SELECT citus_add_node('127.0.0.1', %s)", (p,))
-    return cluster.url(database=name)
+    return citus_nodes.create_database(cluster.url(database="postgres"), _nodes(cluster), name)
 
 
 def drop_database(cluster: LocalCluster, name: str) -> None:
     """Drop ``name`` from every node (workers first)."""
-    for p in reversed(cluster.ports):
-        with psycopg.connect(cluster.url(p, "postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    citus_nodes.drop_database(cluster.url(database="postgres"), _nodes(cluster), name)
 
 
 def _init(cluster: LocalCluster, port: int, shard_count: int) -> None:
@@ -198,15 +197,6 @@ def _start(cluster: LocalCluster, port: int) -> None:
     pgdata = cluster.pgdata(port)
     _as(cluster.user, str(Path(cluster.bin_dir) / "pg_ctl"), "-D", str(pgdata), "-w", "-t",
         "60", "-l", str(Path(cluster.base) / f"node-{port}.log"), "start")
-
-
-def _create_database(cluster: LocalCluster, port: int, name: str) -> None:
-    with psycopg.connect(cluster.url(port, "postgres"), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                        (name,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(cluster.url(port, name), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
 
 
 def down(base: Path = DEFAULT_BASE) -> None:

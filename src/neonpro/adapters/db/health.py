@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from neonpro.adapters.db import migrate, schema_check
+from neonpro.adapters.db import citus_health, migrate, schema_check
 from neonpro.adapters.db.database import DURABLE_COMMIT
 from neonpro.adapters.db.models import SYSTEM_CLINIC_ID, Base
 from neonpro.adapters.db.restore_hold import READ as HOLD_READ
@@ -128,6 +128,8 @@ def check_health(db: Database, *, drift: bool = False) -> dict[str, Any]:
         checks["restore_hold"] = _check(lambda: _restore_hold(db))
         checks["tenant_role"] = _check(lambda: _tenant_role(db, names))
         checks["commits"] = _check(lambda: _commits(db))
+        if citus_health.is_distributed(db):  # the shards on the workers (docs/scaling.md)
+            checks["citus"] = _check(lambda: citus_health.check(db))
         if drift:
             checks["drift"] = _check(lambda: _drift(db))
         checks["pool"] = {

@@ -11,9 +11,10 @@ table and column grants, extensions):
   and indexes only; policies, triggers, grants and CHECK constraints would slip through it.
 * **live against migrations** (:func:`check_live`): the catalog of the live database is
   compared with a scratch database migrated to the live database's revision on the same
-  server (same PostgreSQL version, so the catalog renders the same way). A column added by
-  hand, a policy dropped or altered, a trigger disabled, a grant added or revoked, RLS
-  switched off: each is one line naming the object and what differs, never a value.
+  server (same PostgreSQL version, so the catalog renders the same way); a distributed
+  live database with a scratch Citus database on the same cluster (``citus_nodes``). A
+  column added by hand, a policy dropped or altered, a trigger disabled, a grant added or
+  revoked, RLS switched off: each is one line naming the object and what differs, never a value.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from neonpro.adapters.db import migrate
+from neonpro.adapters.db import citus_nodes, migrate
 from neonpro.adapters.db.models import Base
 from neonpro.adapters.db.security import (
     Roles,
@@ -220,9 +221,12 @@ def _server_key(conn: Connection) -> str:
     return f"{conn.engine.url.host}:{conn.engine.url.port}/{row[0]}"
 
 
-def expected_rows(admin_url: str, roles: Roles, revision: str = "head") -> Rows:
+def expected_rows(admin_url: str, roles: Roles, revision: str = "head",
+                  nodes: citus_nodes.Nodes | None = None) -> Rows:
     """The catalog the migrations build up to ``revision`` on the server of ``admin_url``
-    (a scratch database, migrated and dropped; needs CREATEDB). Remembered per process."""
+    (a scratch database, migrated and dropped; needs CREATEDB), on the Citus cluster of
+    ``nodes`` when given (a scratch Citus database: needs a superuser). Remembered per
+    process."""
     if revision == "head":
         revision = migrate.head_revision() or revision
     engine = create_engine(admin_url, poolclass=NullPool)
@@ -231,12 +235,26 @@ def expected_rows(admin_url: str, roles: Roles, revision: str = "head") -> Rows:
             server = _server_key(conn)
     finally:
         engine.dispose()
-    key = (server, revision, roles)
+    key = (f"{server}/citus:{nodes}", revision, roles)
     if key not in _EXPECTED:
-        with scratch_database(admin_url, "mig") as mig_url:
+        scratch = (scratch_database(admin_url, "mig") if nodes is None
+                   else _citus_scratch(admin_url, nodes))
+        with scratch as mig_url:
             migrate.upgrade(mig_url, roles, revision)
             _EXPECTED[key] = read_rows(mig_url)
     return _EXPECTED[key]
+
+
+@contextmanager
+def _citus_scratch(admin_url: str, nodes: citus_nodes.Nodes) -> Iterator[str]:
+    """A scratch Citus database on every node of ``nodes``, dropped afterwards."""
+    name = f"neonpro_scratch_citus_{secrets.token_hex(4)}"
+    try:
+        coordinator = citus_nodes.create_database(admin_url, nodes, name)
+        yield make_url(coordinator).set(drivername=make_url(admin_url).drivername
+                                        ).render_as_string(hide_password=False)
+    finally:
+        citus_nodes.drop_database(admin_url, nodes, name)
 
 
 def check_drift(admin_url: str, roles: Roles) -> DriftReport:
@@ -317,6 +335,13 @@ def check_live(live_url: str, admin_url: str, roles: Roles) -> LiveReport:
     if len(current) != 1 or current[0] not in known:
         report.differences.append("revision: unknown to this code; schema not compared")
         return report
-    report.differences += diff_live(expected_rows(admin_url, roles, current[0]),
+    nodes = citus_nodes.nodes_of(live_url)
+    if nodes is not None and not citus_nodes.is_superuser(admin_url):
+        report.differences.append(
+            "citus: the live database is distributed; comparing it needs a scratch Citus "
+            "database on every node, which only a superuser's URL can make (schema not "
+            "compared)")
+        return report
+    report.differences += diff_live(expected_rows(admin_url, roles, current[0], nodes),
                                     read_rows(live_url))
     return report

@@ -1,0 +1,104 @@
+"""Health of a distributed schema (``neonpro db health`` on a Citus coordinator).
+
+The coordinator's catalog says nothing about the shards: a worker unreachable from another,
+a table no longer distributed as ``citus_sql`` says, or a shard whose row-level security,
+triggers or policies differ from its table's (an owner who switched a guard off on a
+worker, where Citus refuses ``DISABLE TRIGGER`` on the distributed table) would all go
+unseen by the single-server checks. This check asks every node:
+
+* ``links``: every node reaches every other (``citus_check_cluster_node_health``);
+* ``kinds``: each table is a reference table or distributed by ``clinic_id`` in the tenant
+  tables' co-location group, as revision 0017 made it;
+* ``shards``: every placement of every table has row-level security enabled and forced,
+  no trigger disabled, and as many triggers and policies as its table on the coordinator.
+
+Each problem is one line naming the table, the node or the shard, never a row's value.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, text
+
+from neonpro.adapters.db.citus_nodes import HAS_CITUS
+from neonpro.adapters.db.citus_sql import DISTRIBUTED, DISTRIBUTION_COLUMN, citus_kinds
+from neonpro.adapters.db.models import Base
+
+if TYPE_CHECKING:
+    from neonpro.adapters.db.database import Database
+
+# on a table or one of its shards: "rls forced/disabled triggers/triggers/policies"
+_GUARDS = ("SELECT (c.relrowsecurity AND c.relforcerowsecurity)::text || '/' || "
+           "(SELECT count(*) FILTER (WHERE tgenabled = 'D') || '/' || count(*) FROM pg_trigger "
+           " WHERE tgrelid = c.oid AND NOT tgisinternal) || '/' || "
+           "(SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) "
+           "FROM pg_class c WHERE c.oid = '%s'::regclass")
+_LINKS = text("SELECT from_nodename, from_nodeport, to_nodename, to_nodeport "
+              "FROM citus_check_cluster_node_health() WHERE NOT coalesce(result, false)")
+_KINDS = text(
+    "SELECT logicalrelid::regclass::text, partmethod, repmodel, colocationid, "
+    "  CASE WHEN partmethod = 'h' THEN column_to_column_name(logicalrelid, partkey) END "
+    "FROM pg_dist_partition")
+_WORKERS = text("SELECT count(*) FROM pg_dist_node WHERE groupid > 0 AND isactive")
+
+
+def is_distributed(db: Database) -> bool:
+    with db.engine().connect() as conn:
+        return bool(conn.execute(text(HAS_CITUS)).scalar())
+
+
+def check(db: Database) -> dict[str, Any]:
+    """The distributed schema's health: ``ok`` and the problems found, by kind."""
+    kinds = citus_kinds(Base.metadata)
+    with db.engine().connect() as conn:
+        workers = int(conn.execute(_WORKERS).scalar_one())
+        links = [f"{a}:{b} cannot reach {c}:{d}" for a, b, c, d in conn.execute(_LINKS)]
+        wrong_kinds = _wrong_kinds(conn, kinds)
+        shards = [problem for table in sorted(kinds) for problem in _shards(conn, table)]
+    return {"ok": workers > 0 and not (links or wrong_kinds or shards), "workers": workers,
+            "links_down": links, "tables_not_as_migrated": wrong_kinds,
+            "shards_unlike_their_table": shards}
+
+
+def _wrong_kinds(conn: Connection, kinds: dict[str, str]) -> list[str]:
+    found = {name: rest for name, *rest in conn.execute(_KINDS)}
+    tenant_groups = {found[t][2] for t, kind in kinds.items()
+                     if kind == DISTRIBUTED and t in found}
+    wrong = []
+    for table, kind in sorted(kinds.items()):
+        method, model, _group, column = found.get(table, (None, None, None, None))
+        if kind == DISTRIBUTED:
+            ok = method == "h" and column == DISTRIBUTION_COLUMN and len(tenant_groups) == 1
+            want = f"distributed by {DISTRIBUTION_COLUMN}, co-located with the tenant tables"
+        else:
+            ok, want = method == "n" and model == "t", "a reference table"
+        if method is None:
+            wrong.append(f"{table}: not in Citus's metadata (want {want})")
+        elif not ok:
+            wrong.append(f"{table}: not {want}")
+    return wrong
+
+
+def _shards(conn: Connection, table: str) -> list[str]:
+    """The placements of ``table`` whose guards differ from the table's own."""
+    want: str = conn.execute(text(_GUARDS.replace("%s", table))).scalar_one()
+    rows = conn.execute(text(
+        "SELECT nodename, nodeport, shardid, success, result "
+        "FROM run_command_on_placements(CAST(:t AS regclass), :q)"), {"t": table, "q": _GUARDS})
+    problems = []
+    for host, port, shard, success, result in rows:
+        if not success:
+            problems.append(f"{table}: shard {shard} on {host}:{port} did not answer")
+        elif result != want:
+            problems.append(f"{table}: shard {shard} on {host}:{port} differs from its "
+                            f"table ({_explain(want, str(result))})")
+    return problems
+
+
+def _explain(want: str, have: str) -> str:
+    names = ("row-level security enabled and forced", "triggers disabled", "triggers",
+             "policies")
+    return ", ".join(f"{name}: {h} (the table: {w})"
+                     for name, w, h in zip(names, want.split("/"), have.split("/"), strict=False)
+                     if w != h)
