@@ -66,7 +66,7 @@ def test_a_freshly_migrated_cluster_is_healthy_and_matches_the_migrations(db: Da
     report = check_health(db, drift=True)
     assert report["checks"]["citus"] == {
         "ok": True, "workers": 2, "links_down": [], "tables_not_as_migrated": [],
-        "shards_unlike_their_table": []}
+        "shards_unlike_their_table": [], "nodes_with_synchronous_commit_off": []}
     assert report["checks"]["drift"] == {"ok": True, "checked": True, "differences": []}
     assert report["ok"], report
 
@@ -99,6 +99,22 @@ def test_a_shards_forced_row_level_security_lifted_is_found(
     assert [p.split(" (", 1)[1] for p in found["shards_unlike_their_table"]] == [
         "row-level security enabled and forced: false (the table: true))"]
     assert citus_health.check(db)["ok"]
+
+
+def test_a_worker_committing_without_waiting_for_its_disk_is_found(
+        db: Database, citus_cluster: citus.LocalCluster) -> None:
+    """A transaction asks ``synchronous_commit = on`` of the coordinator only: a worker set
+    to ``off`` server-wide would acknowledge its part before it is on disk."""
+    worker = citus_cluster.workers[0]
+    _on_worker(citus_cluster, worker, "ALTER SYSTEM SET synchronous_commit = off",
+               "SELECT pg_reload_conf()")
+    try:
+        found = citus_health.check(db)
+    finally:
+        _on_worker(citus_cluster, worker, "ALTER SYSTEM RESET synchronous_commit",
+                   "SELECT pg_reload_conf()")
+    assert found["nodes_with_synchronous_commit_off"] == [f"127.0.0.1:{worker}"]
+    assert not found["ok"]
 
 
 def test_comparing_a_distributed_database_needs_a_superuser(

@@ -10,7 +10,9 @@ unseen by the single-server checks. This check asks every node:
 * ``kinds``: each table is a reference table or distributed by ``clinic_id`` in the tenant
   tables' co-location group, as revision 0017 made it;
 * ``shards``: every placement of every table has row-level security enabled and forced,
-  no trigger disabled, and as many triggers and policies as its table on the coordinator.
+  no trigger disabled, and as many triggers and policies as its table on the coordinator;
+* ``commits``: no node runs with ``synchronous_commit = off`` (a transaction raises it to
+  ``on`` on the coordinator only; a worker's part commits under the worker's setting).
 
 Each problem is one line naming the table, the node or the shard, never a row's value.
 """
@@ -40,6 +42,10 @@ _KINDS = text(
     "SELECT logicalrelid::regclass::text, partmethod, repmodel, colocationid, "
     "  CASE WHEN partmethod = 'h' THEN column_to_column_name(logicalrelid, partkey) END "
     "FROM pg_dist_partition")
+_LAZY_COMMITS = text(
+    "SELECT n.nodename || ':' || n.nodeport FROM run_command_on_all_nodes("
+    "'SHOW synchronous_commit') r JOIN pg_dist_node n USING (nodeid) "
+    "WHERE NOT r.success OR r.result = 'off' ORDER BY 1")
 _WORKERS = text("SELECT count(*) FROM pg_dist_node WHERE groupid > 0 AND isactive")
 
 
@@ -56,9 +62,10 @@ def check(db: Database) -> dict[str, Any]:
         links = [f"{a}:{b} cannot reach {c}:{d}" for a, b, c, d in conn.execute(_LINKS)]
         wrong_kinds = _wrong_kinds(conn, kinds)
         shards = [problem for table in sorted(kinds) for problem in _shards(conn, table)]
-    return {"ok": workers > 0 and not (links or wrong_kinds or shards), "workers": workers,
-            "links_down": links, "tables_not_as_migrated": wrong_kinds,
-            "shards_unlike_their_table": shards}
+        lazy: list[str] = list(conn.execute(_LAZY_COMMITS).scalars())
+    return {"ok": workers > 0 and not (links or wrong_kinds or shards or lazy),
+            "workers": workers, "links_down": links, "tables_not_as_migrated": wrong_kinds,
+            "shards_unlike_their_table": shards, "nodes_with_synchronous_commit_off": lazy}
 
 
 def _wrong_kinds(conn: Connection, kinds: dict[str, str]) -> list[str]:
