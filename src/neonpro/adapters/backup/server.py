@@ -22,8 +22,9 @@ from psycopg import sql
 
 from neonpro.adapters.backup import snapshot as snap
 from neonpro.adapters.db import restore_hold
+from neonpro.adapters.db.citus_nodes import HAS_CITUS
 from neonpro.adapters.db.security import Roles, bootstrap_roles_sql
-from neonpro.domain.backup import ManifestReads, ServerFacts, Target
+from neonpro.domain.backup import BackupError, ManifestReads, ServerFacts, Target
 
 
 def _admin(target: Target) -> psycopg.Connection[Any]:
@@ -144,6 +145,17 @@ class Snapshot:
         return ManifestReads(tables, audit, head, snap.ledger(conn, roles))
 
 
+# measured on a coordinator: pg_dump gets the distributed tables' rows (Citus serves the
+# COPY from the shards) and a quiet cluster's backup verifies, but each worker is read in a
+# snapshot of its own, not the exported one the manifest is read in: under writes the
+# backup is no single moment of the cluster
+CITUS_REFUSED = (
+    "this database is distributed with Citus: pg_dump reads each worker in a snapshot of its "
+    "own, so under writes a backup of the coordinator is no single moment of the cluster; "
+    "neonpro backup refuses it: back up every node with pgBackRest and "
+    "citus_create_restore_point (docs/scaling.md, 'Backups on Citus')")
+
+
 @contextmanager
 def exported_snapshot(target: Target, roles: Roles) -> Iterator[Snapshot]:
     """A REPEATABLE READ transaction, its exported snapshot id, and the server's facts."""
@@ -154,6 +166,8 @@ def exported_snapshot(target: Target, roles: Roles) -> Iterator[Snapshot]:
         row = conn.execute("SELECT now(), current_setting('server_version'), "
                            "current_setting('server_version_num')::int / 10000").fetchone()
         assert row is not None  # noqa: S101
+        if conn.execute(HAS_CITUS).fetchone() == (True,):
+            raise BackupError(CITUS_REFUSED)
         yield Snapshot(conn, roles, snapshot_id, ServerFacts(row[0], row[1], row[2]))
 
 
