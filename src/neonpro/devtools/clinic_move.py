@@ -109,8 +109,9 @@ def move_under_load(box: Container, admin_url: str, clinic: uuid.UUID, *,
 def _serving(box: Container) -> Iterator[str]:
     from neonpro.entrypoints.api.app import create_app  # noqa: PLC0415  (heavy)
 
+    # log_config=None: uvicorn leaves the process's logging as neonpro configured it
     config = uvicorn.Config(create_app(box), host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="off")
+                            log_config=None, lifespan="off")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
