@@ -174,6 +174,17 @@ def test_read_only_session_refuses_writes(
         session.execute(text("UPDATE patients SET full_name = 'x'"))
 
 
+def test_read_only_session_sees_its_clinic_and_no_other(
+    db: Database, world: dict[str, dict[str, uuid.UUID]]
+) -> None:
+    """Its settings are set unbound; on Citus they must reach the workers' row-level
+    security (``set_config`` did not: the transaction saw nothing there)."""
+    with read_only_session(db, world["a"]["clinics"], ACTOR) as session:
+        seen = set(session.execute(text("SELECT id FROM patients")).scalars())
+    assert world["a"]["patients"] in seen
+    assert world["b"]["patients"] not in seen
+
+
 @pytest.mark.parametrize("name", TABLES)
 def test_cannot_insert_a_copy_of_another_clinics_row(
     db: Database, world: dict[str, dict[str, uuid.UUID]], name: str

@@ -58,15 +58,11 @@ SET_CONTEXT = text(
     ":user_agent, :session_id), " + DURABLE_COMMIT
 )
 # a read-only transaction writes no audit event: the settings alone (no binding, which
-# needs a transaction id a standby cannot give)
+# needs a transaction id a standby cannot give), set by a function so that on Citus they
+# reach the workers too (audit_sql.context.read_context)
 SET_CONTEXT_READ_ONLY = text(
-    "SELECT set_config('app.clinic_id', :clinic_id, true), "
-    "set_config('app.actor_id', :actor_id, true), "
-    "set_config('app.actor_role', :actor_role, true), "
-    "set_config('app.request_id', :request_id, true), "
-    "set_config('app.ip', :ip, true), "
-    "set_config('app.user_agent', :user_agent, true), "
-    "set_config('app.session_id', :session_id, true), " + DURABLE_COMMIT
+    "SELECT neonpro_read_context(:clinic_id, :actor_id, :actor_role, :request_id, :ip, "
+    ":user_agent, :session_id), " + DURABLE_COMMIT
 )
 # the same, and the transaction's statements bounded by the time the request has left
 SET_CONTEXT_BOUNDED = text(

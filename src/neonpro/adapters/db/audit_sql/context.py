@@ -15,7 +15,8 @@ DISTRIBUTED_XID = ("CASE WHEN (get_current_transaction_id()).initiator_node_iden
 
 def context_functions() -> list[str]:
     """Binding the transaction's context, and reading it back verified."""
-    return [_context_mac(), session_live(), _bind_context(), _session_context()]
+    return [_context_mac(), session_live(), _bind_context(), _session_context(),
+            read_context()]
 
 
 def distributed_context_functions() -> list[str]:
@@ -30,7 +31,8 @@ def distributed_context_functions() -> list[str]:
     with the coordinator's transaction id as ``app.xid``. A worker's part of a distributed
     transaction has a transaction id of its own, so there the HMAC is checked against
     ``app.xid``; on the node that started the transaction, against its own id as before."""
-    return [_bind_context(distributed=True), _session_context(distributed=True)]
+    return [_bind_context(distributed=True), _session_context(distributed=True),
+            read_context(distributed=True)]
 
 
 def _context_mac() -> str:
@@ -96,6 +98,27 @@ BEGIN
     RAISE EXCEPTION 'the session is signed out, expired or revoked'
       USING ERRCODE = 'invalid_authorization_specification';
   END IF;
+  {sets}
+END
+$$"""
+
+
+def read_context(*, distributed: bool = False) -> str:
+    """The settings of a read-only transaction, unbound: it writes nothing, so no audit
+    event asks for a binding, and a standby could not give the transaction id one needs.
+    Run as its caller (it sets only what the caller may set itself); on Citus with
+    ``SET LOCAL``, so the clinic reaches the workers' row-level security."""
+    args = ", ".join(f"p_{f} text" for f in CONTEXT_FIELDS)
+    if distributed:
+        sets = "EXECUTE 'SET LOCAL citus.propagate_set_commands = local';\n  " + "\n  ".join(
+            f"EXECUTE format('SET LOCAL app.{f} = %L', coalesce(p_{f}, ''));"
+            for f in CONTEXT_FIELDS)
+    else:
+        sets = "PERFORM " + ",\n    ".join(
+            f"set_config('app.{f}', coalesce(p_{f}, ''), true)" for f in CONTEXT_FIELDS) + ";"
+    return f"""CREATE FUNCTION neonpro_read_context({args}) RETURNS void
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
+BEGIN
   {sets}
 END
 $$"""
