@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from neonpro.adapters.db import migrate
-from neonpro.adapters.db.citus_sql import DISTRIBUTED, citus_kinds
+from neonpro.adapters.db.citus_sql import DISTRIBUTED, citus_tables
 from neonpro.adapters.db.models import Base
 from neonpro.adapters.db.security import Roles
 from neonpro.devtools import citus
@@ -72,13 +72,13 @@ def test_the_application_login_reads_a_distributed_table_through_the_coordinator
 
 def test_every_table_is_distributed_as_the_docs_say(migrated: citus.LocalCluster) -> None:
     """Reference tables (kind ``n``) for the global ones and clinics; every tenant table
-    hash-distributed by clinic_id, all in one co-location group."""
+    (and the feed's outbox) hash-distributed by clinic_id, all in one co-location group."""
     with psycopg.connect(migrated.url(), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT logicalrelid::regclass::text, partmethod, colocationid, "
             "column_to_column_name(logicalrelid, partkey) FROM pg_dist_partition").fetchall()
     found = {name: (method, group, key) for name, method, group, key in rows}
-    kinds = citus_kinds(Base.metadata)
+    kinds = citus_tables(Base.metadata)
     assert set(found) == set(kinds)
     for name, kind in kinds.items():
         method, _, key = found[name]

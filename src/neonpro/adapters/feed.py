@@ -56,6 +56,7 @@ class FeedConfig:
     connect_timeout_seconds: float = 10.0
     reconnect_seconds: float = 1.0
     poll_seconds: float = 0.1  # how soon a new clinic's channel is listened to
+    relay_seconds: float = 0.2  # on Citus: how often the outbox is relayed (revision 0020)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +197,14 @@ class ChangeFeed:
                     if self._ready is not None:
                         self._ready.set()
                     backoff.succeeded()
+                    relay = _Relay(self.config.relay_seconds) if await _has_outbox(conn) \
+                        else None
                     while True:
                         async for note in conn.notifies(timeout=self.config.poll_seconds):
                             self.publish(note.payload, self._channels.get(note.channel))
                         await self._listen_wanted(conn)
+                        if relay is not None:
+                            await relay.maybe_run(conn)
             except (psycopg.Error, OSError) as exc:
                 delay = backoff.failed(exc)
             self.connected = False
@@ -298,3 +303,39 @@ class ChangeFeed:
             clinic = self._clinics.get(clinic_id)
             return len(clinic.subscribers) if clinic else 0
         return sum(len(c.subscribers) for c in self._clinics.values())
+
+
+# On Citus the appointment trigger writes to an outbox instead of notifying (feed_sql,
+# revision 0020): the listener on the coordinator relays it, deleting what it holds and
+# notifying each payload on its clinic's channel in one transaction (delivered at commit,
+# to this connection too). One relay at a time across processes (the advisory lock), in
+# the order the rows were written (a clinic's rows are on one node: its clock).
+_HAS_OUTBOX = "SELECT to_regclass('neonpro_feed_outbox') IS NOT NULL"
+_RELAY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('neonpro.feed.relay', 0))"
+# (a volatile output column is computed after the sort: the notifications go in order)
+_RELAY = ("WITH gone AS (DELETE FROM neonpro_feed_outbox RETURNING clinic_id, at, payload) "
+          "SELECT count(*) FROM (SELECT pg_notify(neonpro_feed_channel(clinic_id), "
+          "payload::text) FROM gone ORDER BY at) notified")
+
+
+async def _has_outbox(conn: psycopg.AsyncConnection[Any]) -> bool:
+    row = await (await conn.execute(_HAS_OUTBOX)).fetchone()
+    return bool(row and row[0])
+
+
+class _Relay:
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self.last = 0.0
+
+    async def maybe_run(self, conn: psycopg.AsyncConnection[Any]) -> int:
+        """Relay the outbox if ``every`` seconds have passed; how many were notified."""
+        if time.monotonic() - self.last < self.every:
+            return 0
+        self.last = time.monotonic()
+        async with conn.transaction():
+            locked = await (await conn.execute(_RELAY_LOCK)).fetchone()
+            if not (locked and locked[0]):
+                return 0
+            row = await (await conn.execute(_RELAY)).fetchone()
+        return int(row[0]) if row else 0

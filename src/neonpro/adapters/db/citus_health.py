@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, text
 
 from neonpro.adapters.db.citus_nodes import HAS_CITUS
-from neonpro.adapters.db.citus_sql import DISTRIBUTED, DISTRIBUTION_COLUMN, citus_kinds
+from neonpro.adapters.db.citus_sql import DISTRIBUTED, DISTRIBUTION_COLUMN, citus_tables
 from neonpro.adapters.db.models import Base
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def is_distributed(db: Database) -> bool:
 
 def check(db: Database) -> dict[str, Any]:
     """The distributed schema's health: ``ok`` and the problems found, by kind."""
-    kinds = citus_kinds(Base.metadata)
+    kinds = citus_tables(Base.metadata)
     with db.engine().connect() as conn:
         workers = int(conn.execute(_WORKERS).scalar_one())
         links = [f"{a}:{b} cannot reach {c}:{d}" for a, b, c, d in conn.execute(_LINKS)]

@@ -31,7 +31,7 @@ from neonpro.adapters.db.audit_sql.evidence import evidence_removal_on_citus, gr
 from neonpro.adapters.db.audit_sql.triggers import audit_row_change
 from neonpro.adapters.db.consent_sql import ENTRY_FUNCTION, STATE_FUNCTION, SUMMARY_FUNCTION
 from neonpro.adapters.db.durability_sql import COMMIT_TOKEN_EXISTS
-from neonpro.adapters.db.feed_sql import OUTCOME_FUNCTION
+from neonpro.adapters.db.feed_sql import OUTCOME_FUNCTION, feed_outbox_sql
 
 REFERENCE = "reference"
 DISTRIBUTED = "distributed"
@@ -44,6 +44,16 @@ def citus_kinds(metadata: MetaData) -> dict[str, str]:
         table.name: DISTRIBUTED if table.info.get("scope") == "tenant" else REFERENCE
         for table in metadata.sorted_tables
     }
+
+
+# tables a Citus database has beyond the models: the appointment feed's outbox (revision
+# 0020), co-located with the tenant tables; the coordinator relays it (feed_sql)
+CITUS_ONLY: dict[str, str] = {"neonpro_feed_outbox": DISTRIBUTED}
+
+
+def citus_tables(metadata: MetaData) -> dict[str, str]:
+    """Every table of a migrated Citus database and its kind."""
+    return citus_kinds(metadata) | CITUS_ONLY
 
 
 def distribute_sql(kinds: dict[str, str]) -> list[str]:
@@ -137,9 +147,9 @@ def _functions_on_citus() -> list[str]:
         _consent_state(),
         _consent_summary(),
         # pg_notify on a worker reaches the worker's listeners, never the coordinator's, and
-        # a transaction prepared on several nodes may not notify: the appointment feed is
-        # not published on Citus (docs/scaling.md)
-        "DROP TRIGGER IF EXISTS appointments_feed ON appointments",
+        # a transaction prepared on several nodes may not notify: the appointment feed goes
+        # through an outbox the coordinator relays (feed_sql, revision 0020)
+        *feed_outbox_sql("{service}"),
         _risk_outcome(),
     ]
 

@@ -98,6 +98,46 @@ CHANNEL_GRANTS = (
 )
 
 
+# On Citus (revision 0020): ``pg_notify`` on a worker reaches that worker's listeners only,
+# and a transaction prepared on several nodes may not notify at all. There the trigger
+# writes the same payload to an outbox, a table co-located with the appointments (the row
+# goes to the clinic's node, in the changing transaction: a rolled-back change leaves
+# nothing), and the change feed's listener on the coordinator relays it: it deletes what
+# the outbox holds and notifies each payload on its clinic's channel, in one transaction
+# (``adapters/feed.py``). Only the service login may read and delete it.
+OUTBOX = "neonpro_feed_outbox"
+OUTBOX_TABLE = f"""CREATE TABLE IF NOT EXISTS {OUTBOX} (
+  clinic_id uuid NOT NULL,
+  at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  payload jsonb NOT NULL
+)"""
+
+
+def feed_outbox_sql(service: str) -> list[str]:
+    """The outbox, distributed with the appointments, and the trigger that fills it (run on
+    a Citus coordinator by the tables' owner, ``citus.enable_unsafe_triggers`` on)."""
+    notify = "PERFORM pg_notify(neonpro_feed_channel(v_row.clinic_id), json_build_object("
+    payload_end = "'rescheduled_from_id', v_row.rescheduled_from_id)::text);"
+    if notify not in FEED_FUNCTION or payload_end not in FEED_FUNCTION:
+        msg = "FEED_FUNCTION changed: feed_outbox_sql no longer knows where it notifies"
+        raise RuntimeError(msg)
+    to_outbox = FEED_FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1).replace(
+        notify, "INSERT INTO neonpro_feed_outbox (clinic_id, payload) "
+        "VALUES (v_row.clinic_id, jsonb_build_object(").replace(
+        payload_end, "'rescheduled_from_id', v_row.rescheduled_from_id));")
+    return [
+        OUTBOX_TABLE,
+        "SELECT create_distributed_table('neonpro_feed_outbox', 'clinic_id', "
+        "colocate_with => 'appointments') WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition "
+        "WHERE logicalrelid = 'neonpro_feed_outbox'::regclass)",
+        f"REVOKE ALL ON {OUTBOX} FROM PUBLIC",
+        f"GRANT SELECT, DELETE ON {OUTBOX} TO {service}",
+        to_outbox,
+        "DROP TRIGGER IF EXISTS appointments_feed ON appointments",
+        FEED_TRIGGER,
+    ]
+
+
 def feed_ddl(service: str) -> list[str]:
     """Functions first, then the triggers that call them."""
     return [CHANNEL_FUNCTION, FEED_FUNCTION, OUTCOME_FUNCTION, FEED_TRIGGER, OUTCOME_TRIGGER,

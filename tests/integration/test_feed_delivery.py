@@ -1,0 +1,89 @@
+"""The appointment feed end to end through :class:`ChangeFeed`, on one server and on Citus
+(``./dev test-citus`` runs this file too). On one server the trigger notifies; on Citus it
+writes to an outbox the listener relays (revision 0020): a clinic's subscriber gets its
+changes in order, another clinic's subscriber nothing, a rolled-back change nothing, and
+the outbox is left empty. Adversaries: another clinic listening, a change that never
+committed, the application's login reading the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from neonpro.adapters.db.database import Database
+from neonpro.adapters.feed import HEARTBEAT, ChangeFeed, FeedConfig, FeedEvent, Subscription
+from tests.conftest import CITUS
+from tests.factories import ACTOR, seed_clinic, seed_world
+from tests.sessions import service_session
+
+
+def _dsn(db: Database, kind: str) -> str:
+    return db.url_for(kind).replace("postgresql+psycopg://", "postgresql://")
+
+
+def _change(db: Database, clinic: uuid.UUID, appointment: uuid.UUID, status: str, *,
+            commit: bool = True) -> None:
+    with service_session(db, ACTOR) as session:
+        session.execute(text("UPDATE appointments SET status = :s WHERE id = :a"),
+                        {"s": status, "a": appointment})
+        if not commit:
+            session.rollback()
+
+
+async def _events(subscription: Subscription, seconds: float) -> list[FeedEvent]:
+    got: list[FeedEvent] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        item = await subscription.next(left)
+        if isinstance(item, FeedEvent):
+            got.append(item)
+        elif item != HEARTBEAT:
+            pytest.fail(f"unexpected {item!r}")
+    return got
+
+
+def test_a_clinics_changes_reach_its_subscriber_only_and_in_order(db: Database) -> None:
+    with service_session(db, ACTOR) as session:
+        clinic, other = seed_clinic(session, "Feed A"), seed_clinic(session, "Feed B")
+        appointment = seed_world(session, clinic)["appointments"]
+        seed_world(session, other)
+
+    async def scenario() -> tuple[list[FeedEvent], list[FeedEvent]]:
+        feed = ChangeFeed(_dsn(db, "service"), FeedConfig(relay_seconds=0.05))
+        assert await feed.start()
+        try:
+            assert await feed.listen_to(clinic)
+            assert await feed.listen_to(other)
+            mine, _, _ = feed.subscribe(clinic)
+            theirs, _, _ = feed.subscribe(other)
+            await asyncio.to_thread(_change, db, clinic, appointment, "confirmed")
+            await asyncio.to_thread(_change, db, clinic, appointment, "cancelled",
+                                    commit=False)
+            await asyncio.to_thread(_change, db, clinic, appointment, "in_progress")
+            await asyncio.to_thread(_change, db, clinic, appointment, "completed")
+            return await _events(mine, 2.0), await _events(theirs, 0.3)
+        finally:
+            await feed.stop()
+
+    mine, theirs = asyncio.run(scenario())
+    assert [(e.data["appointment_id"], e.data["event"]) for e in mine] == [
+        (str(appointment), "confirmed"), (str(appointment), "started"),
+        (str(appointment), "completed")]
+    assert theirs == []
+    if CITUS:  # everything relayed, nothing left behind
+        with psycopg.connect(_dsn(db, "service")) as conn:
+            assert conn.execute("SELECT count(*) FROM neonpro_feed_outbox").fetchone() == (0,)
+
+
+@pytest.mark.skipif(not CITUS, reason="the outbox exists on Citus only (revision 0020)")
+def test_the_application_login_cannot_read_or_empty_the_outbox(db: Database) -> None:
+    with psycopg.connect(_dsn(db, "app")) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT * FROM neonpro_feed_outbox")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM neonpro_feed_outbox")
