@@ -194,20 +194,27 @@ def _operator_steps(admin_url: str, clinic: uuid.UUID, retries: list[str],
 
 def _with_retries(conn: psycopg.Connection[tuple[Any, ...]], query: str,
                   args: tuple[object, ...], name: str, retries: list[str]) -> None:
-    """Run an operator's step; when Citus's deadlock detector cancels it (the step blocks
-    the clinic's writes and waits for transactions in flight, which may wait on it in turn),
-    clean up what it left and run it again, as an operator would."""
+    """Run an operator's step, as an operator would: first drop what earlier steps left
+    (a moved shard's old placement is deleted later, and moving back onto that node finds
+    it); when Citus's deadlock detector cancels the step (it blocks the clinic's writes and
+    waits for transactions in flight, which may wait on it in turn) or a leftover could not
+    be dropped yet, clean up and run it again."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
+        conn.execute("CALL citus_cleanup_orphaned_resources()")
         try:
             conn.execute(query, args)
-        except psycopg.errors.DeadlockDetected:
-            if attempt == MAX_ATTEMPTS:
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.InternalError) as exc:
+            if attempt == MAX_ATTEMPTS or not _retryable(exc):
                 raise
             retries.append(name)
-            conn.execute("CALL citus_cleanup_orphaned_resources()")
-            time.sleep(0.2 * attempt)
+            time.sleep(0.5 * attempt)
         else:
             return
+
+
+def _retryable(exc: psycopg.Error) -> bool:
+    return isinstance(exc, psycopg.errors.DeadlockDetected) or \
+        "could not be cleaned up" in str(exc)
 
 
 def _placement(conn: psycopg.Connection[tuple[Any, ...]], clinic: uuid.UUID,
