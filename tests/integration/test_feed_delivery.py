@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from neonpro.adapters.db.database import Database
+from neonpro.adapters.db.housekeeping import prune_expired
 from neonpro.adapters.feed import HEARTBEAT, ChangeFeed, FeedConfig, FeedEvent, Subscription
 from tests.conftest import CITUS
 from tests.factories import ACTOR, seed_clinic, seed_world
@@ -87,3 +88,24 @@ def test_the_application_login_cannot_read_or_empty_the_outbox(db: Database) -> 
         conn.rollback()
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM neonpro_feed_outbox")
+
+
+@pytest.mark.skipif(not CITUS, reason="the outbox exists on Citus only (revision 0020)")
+def test_events_no_relay_took_are_pruned_after_the_replay_window(db: Database) -> None:
+    """No API process subscribed: the outbox would only grow. Housekeeping drops what is
+    older than the replay window (a client that old resynchronises anyway)."""
+    with service_session(db, ACTOR) as session:
+        clinic = seed_clinic(session, "Feed nobody")
+        appointment = seed_world(session, clinic)["appointments"]
+    _change(db, clinic, appointment, "confirmed")
+    with psycopg.connect(_dsn(db, "service"), autocommit=True) as conn:
+        waiting = conn.execute("SELECT count(*) FROM neonpro_feed_outbox WHERE clinic_id = %s",
+                               (clinic,)).fetchone()
+        assert waiting is not None
+        assert waiting[0] >= 1
+        assert prune_expired(db).feed_outbox == 0  # fresh: kept for a relay
+    with psycopg.connect(db.owner_url.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as owner:
+        owner.execute("UPDATE neonpro_feed_outbox SET at = '2026-01-01' WHERE clinic_id = %s",
+                      (clinic,))
+    assert prune_expired(db).feed_outbox >= waiting[0]

@@ -52,3 +52,4 @@ class Pruned:
     commit_tokens: int
     idempotency_keys: int
     sign_in: int = 0
+    feed_outbox: int = 0  # on Citus only (revision 0020)

@@ -140,4 +140,6 @@ def prune(as_json: JsonFlag = False) -> None:
     else:
         out.print(f"pruned {pruned.commit_tokens} commit token(s), "
                   f"{pruned.idempotency_keys} expired idempotency key(s) and "
-                  f"{pruned.sign_in} sign-in session(s) and counter(s)")
+                  f"{pruned.sign_in} sign-in session(s) and counter(s)"
+                  + (f"; {pruned.feed_outbox} feed event(s) no relay took (Citus)"
+                     if pruned.feed_outbox else ""))
