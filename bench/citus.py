@@ -141,7 +141,18 @@ def start_cluster() -> citus.LocalCluster:
     port = api.free_port()
     while not all(citus.port_free(port + i) for i in range(3)):
         port = api.free_port()
-    return citus.up(home / "cluster", port, workers=2, shard_count=8)
+    cluster = citus.up(home / "cluster", port, workers=2, shard_count=8)
+    # the devtools nodes run with fsync = off; the plain server flushes: so do they here,
+    # or every commit would compare a flushed WAL with an unflushed one
+    for node in cluster.ports:
+        with psycopg.connect(cluster.url(node, "postgres"), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET fsync = on")
+            conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    for node in cluster.ports:
+        with psycopg.connect(cluster.url(node, "postgres"), autocommit=True) as conn:
+            rep.check(conn.execute("SHOW fsync").fetchone() == ("on",), f"fsync on {node}")
+    return cluster
 
 
 def seed_side(name: str, url: str, args: argparse.Namespace, keyring: KeyRing,
@@ -466,7 +477,8 @@ def run_fanout(sides: dict[str, Side], checkpoints: Path) -> list[Fanout]:
                 after = counters(side) if name == "citus" else (0, 0)
                 single, multi = single + after[0] - before[0], multi + after[1] - before[1]
             row.ms[name] = statistics.median(times)
-            row.result[name] = str(result if not isinstance(result, list) else len(result))
+            row.result[name] = (str(len(result)) if isinstance(result, list) else
+                                str(result) if isinstance(result, int) else "done")
             if name == "citus":
                 row.shards = (single // repeats, multi // repeats)
                 row.multi = multi_task_statements(side.log, mark)
@@ -604,16 +616,22 @@ def machine() -> str:
 
 
 def versions(cluster: citus.LocalCluster, plain_url: str) -> str:
+    def show(conn: psycopg.Connection[Any]) -> str:
+        got = [conn.execute(f"SHOW {name}").fetchone() for name in
+               ("server_version", "fsync", "synchronous_commit", "shared_buffers")]
+        version, fsync, sync, buffers = (g[0] if g else "?" for g in got)
+        return (f"PostgreSQL {version.split()[0]}, fsync={fsync}, synchronous_commit={sync}, "
+                f"shared_buffers={buffers}")
+
     with psycopg.connect(cluster.url(), autocommit=True) as conn:
         ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'citus'"
                            ).fetchone()
-        pg = conn.execute("SHOW server_version").fetchone()
+        nodes = show(conn)
     with psycopg.connect(plain_url, autocommit=True) as conn:
-        plain = conn.execute("SHOW server_version").fetchone()
-        fsync = conn.execute("SHOW fsync").fetchone()
-    return (f"plain: PostgreSQL {plain[0] if plain else '?'} (fsync={fsync[0] if fsync else '?'});"
-            f" Citus {ext[0] if ext else '?'} on PostgreSQL {pg[0] if pg else '?'} "
-            "(devtools cluster: fsync=off, shard_count=8)")
+        plain = show(conn)
+    return (f"plain: {plain} (a server other work shares)\n"
+            f"Citus {ext[0] if ext else '?'}: 3 nodes of {nodes} each, shard_count=8 "
+            f"(ports {cluster.coordinator}-{cluster.workers[-1]})")
 
 
 @contextlib.contextmanager
