@@ -39,6 +39,16 @@ operation; then the proof: with ``citus.multi_task_query_log_level = 'error'`` s
 application login, a multi-shard query raises, and the tenant operations are run again on
 fresh connections, ours and raw.
 
+Going to more machines, rehearsed on the Citus side at the end (``--no-operator-steps``
+skips it): a third worker node started like the others and added (``citus_add_node``), the
+shards rebalanced (``citus_rebalance_start(shard_transfer_mode => 'block_writes')``: the
+default mode moves shards by logical replication, which needs ``wal_level = logical`` on
+every node; without it the rebalance job retries for ever), the benchmark clinic isolated on
+shards of its own (``isolate_tenant_to_new_shard(..., 'CASCADE', shard_transfer_mode =>
+'block_writes')``: it too splits by logical replication otherwise) and a restore point taken
+on every node (``citus_create_restore_point``); each timed, the tenant operations run after
+each step.
+
 Cross-clinic service operations (the service login, every clinic; no-show scoring is the
 ``neonpro noshow score`` job, one tenant transaction per clinic): the median of 3-5 calls
 per side (the audit seal once: it seals what the runs wrote), with the coordinator's single-
@@ -54,6 +64,7 @@ import json
 import os
 import platform
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -61,7 +72,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -490,6 +501,80 @@ def run_fanout(sides: dict[str, Side], checkpoints: Path) -> list[Fanout]:
     return out
 
 
+# ---------------------------------------------------------------- going to more machines
+def add_worker(cluster: citus.LocalCluster) -> int:
+    """A third worker node on the next free port, made like the others (the operator's new
+    machine: PostgreSQL and Citus installed, the database and the extension created)."""
+    port = cluster.workers[-1] + 1
+    while not citus.port_free(port):
+        port += 1
+    citus._init(cluster, port, 8)
+    cluster.workers.append(port)  # in cluster.json before it starts: down() stops it too
+    (Path(cluster.base) / citus.STATE).write_text(json.dumps(asdict(cluster)))
+    citus._start(cluster, port)
+    with psycopg.connect(cluster.url(port, "postgres"), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET fsync = on")
+        conn.execute("SELECT pg_reload_conf()")
+    citus._create_database(cluster, port, cluster.database)
+    return port
+
+
+def placements(conn: psycopg.Connection[Any]) -> str:
+    rows = conn.execute("SELECT nodeport, count(*) FROM citus_shards GROUP BY nodeport "
+                        "ORDER BY nodeport").fetchall()
+    return ", ".join(f"{port}: {n}" for port, n in rows)
+
+
+def operator_steps(cluster: citus.LocalCluster, side: Side, calls: int, start: int) -> list[str]:
+    """Add a worker, rebalance, isolate the benchmark clinic on a shard of its own, take a
+    cluster-wide restore point; the tenant operations run after each step."""
+    lines = ["| step | SQL on the coordinator | ms | shard placements per node port after |",
+             "|---|---|---:|---|"]
+    clinic = side.ds.bench_clinic
+    runs = [0, start]
+
+    def step(what: str, sql: str, params: tuple[Any, ...] = (), shown: str = "") -> None:
+        with psycopg.connect(cluster.url(), autocommit=True) as conn:
+            t0 = time.perf_counter()
+            for k, statement in enumerate(sql.split("; ")):  # each its own transaction
+                conn.execute(statement, params if k == 0 else ())
+            ms = (time.perf_counter() - t0) * 1000
+            lines.append(f"| {what} | `{shown or sql}` | {ms:,.0f} | {placements(conn)} |")
+        for pair in side.ops.values():  # the clinic keeps working after each step
+            for fn in pair:
+                for i in range(runs[1], runs[1] + calls):
+                    fn(i)
+                runs[0] += calls
+        runs[1] += calls
+
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        lines.append(f"| before | | | {placements(conn)} |")
+    t0 = time.perf_counter()
+    port = add_worker(cluster)
+    lines.append(f"| start a node (initdb, start, CREATE EXTENSION citus) | | "
+                 f"{(time.perf_counter() - t0) * 1000:,.0f} | |")
+    step("add the worker", "SELECT citus_add_node('127.0.0.1', %s)", (port,),
+         f"SELECT citus_add_node('127.0.0.1', {port})")
+    step("rebalance (writes to a shard wait while it moves)",
+         "SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes'); "
+         "SELECT citus_rebalance_wait()")
+    step("isolate the benchmark clinic (all its tables)",
+         "SELECT isolate_tenant_to_new_shard('patients', %s, 'CASCADE', "
+         "shard_transfer_mode => 'block_writes')", (clinic,),
+         "SELECT isolate_tenant_to_new_shard('patients', '<clinic id>', 'CASCADE', "
+         "shard_transfer_mode => 'block_writes')")
+    step("restore point on every node", "SELECT citus_create_restore_point('neonpro-bench')")
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT s.shardid, s.shard_minvalue = s.shard_maxvalue FROM pg_dist_shard s "
+            "WHERE s.shardid = get_shard_id_for_distribution_column('patients', %s)",
+            (clinic,)).fetchone()
+    lines.append(f"\nthe benchmark clinic's shard of patients ({row[0] if row else '?'}) holds "
+                 f"that clinic alone: {bool(row and row[1])}; the tenant operations ran "
+                 f"{runs[0]} times between the steps, without an error")
+    return lines
+
+
 # ------------------------------------------------------------------------------ report
 def pct(samples: list[int], p: float) -> float:
     ordered = sorted(samples)
@@ -564,7 +649,8 @@ def measure(sides: dict[str, Side], n: int, rounds: int,
 
 def run(args: argparse.Namespace, cluster: citus.LocalCluster, plain_url: str) -> list[str]:
     n, rounds, warmup = args.ops, args.rounds, args.warmup
-    per_side = warmup + rounds * n + 2 * args.router_calls + 10
+    step_calls = 5  # calls per operation and path after each operator step
+    per_side = warmup + rounds * n + 2 * args.router_calls + 4 * step_calls + 10
     citus_url = cluster.url()
     with psycopg.connect(citus_url, autocommit=True) as conn:
         for setting in ("citus.enable_stat_counters = on",
@@ -598,13 +684,19 @@ def run(args: argparse.Namespace, cluster: citus.LocalCluster, plain_url: str) -
         print("cross-clinic service operations ...", flush=True)
         with tempfile.TemporaryDirectory(prefix="neonpro-bench-checkpoints-") as tmp:
             fan = run_fanout(sides, Path(tmp))
+        steps: list[str] = []
+        if not args.no_operator_steps:
+            print("operator steps on the Citus cluster ...", flush=True)
+            steps = ["going to more machines, rehearsed on this cluster (Citus only):", "",
+                     *operator_steps(cluster, sides["citus"], step_calls,
+                                     start + 2 * args.router_calls)]
     finally:
         for side in sides.values():
             side.close()
     return [*tenant_table(results), "", "statements per call (the client's protocol trace):",
             *trips, "", *router_table(router, failures, args.router_calls),
             f"multi-shard statements in the tenant passes (coordinator log): {len(tenant_multi)}",
-            *[f"  {t}" for t in tenant_multi[:10]], "", *fanout_table(fan)]
+            *[f"  {t}" for t in tenant_multi[:10]], "", *fanout_table(fan), "", *steps]
 
 
 def machine() -> str:
@@ -663,6 +755,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--router-calls", type=int, default=20,
                         help="calls per operation and path counted for the router share")
+    parser.add_argument("--no-operator-steps", action="store_true",
+                        help="skip adding a worker, rebalancing and isolating a clinic")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2,000 patients in 5 clinics, 3 rounds of 10")
     parser.add_argument("--url", default=_setup.DEFAULT_ADMIN_URL,
@@ -672,6 +766,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.patients, args.clinics = min(args.patients, 2_000), min(args.clinics, 5)
         args.ops, args.rounds, args.warmup, args.router_calls = 10, 3, 5, 5
+    # a stopped run still stops and removes its cluster and drops its database
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cores = os.cpu_count()
     started = datetime.now(UTC)
     print(f"neonpro on plain PostgreSQL and on Citus - {started:%Y-%m-%d %H:%M} UTC, load "
