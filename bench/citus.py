@@ -566,7 +566,7 @@ def operator_steps(cluster: citus.LocalCluster, side: Side, calls: int, start: i
     step("restore point on every node", "SELECT citus_create_restore_point('neonpro-bench')")
     with psycopg.connect(cluster.url(), autocommit=True) as conn:
         row = conn.execute(
-            "SELECT s.shardid, s.shard_minvalue = s.shard_maxvalue FROM pg_dist_shard s "
+            "SELECT s.shardid, s.shardminvalue = s.shardmaxvalue FROM pg_dist_shard s "
             "WHERE s.shardid = get_shard_id_for_distribution_column('patients', %s)",
             (clinic,)).fetchone()
     lines.append(f"\nthe benchmark clinic's shard of patients ({row[0] if row else '?'}) holds "
