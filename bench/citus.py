@@ -1,6 +1,6 @@
 """Plain PostgreSQL beside a local Citus cluster, in one run (issue 19, item 7).
 
-    .venv/bin/python bench/citus.py            # 20 clinics, 20,000 patients, ~3 min
+    .venv/bin/python bench/citus.py            # 20 clinics, 20,000 patients, 2.5-5 min
     .venv/bin/python bench/citus.py --quick    # 5 clinics, 2,000 patients, a smoke run
 
 ONE MACHINE: the coordinator and both workers share this machine's cores with the
