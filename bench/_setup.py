@@ -227,39 +227,52 @@ def load(
     t0 = time.perf_counter()
     url = create_scratch_database(admin_url)
     try:
-        migrate.upgrade(url, ROLES)
-        keyring = make_keyring()
-        cipher, blind = FieldCipher(keyring), BlindIndexer(keyring)
-        rng = random.Random(seed)
-        clinic_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(clinics)]
-        sizes = clinic_sizes(patients, clinics)
-        dataset = Dataset(url, keyring, clinic_ids, sizes, clinic_ids[0], next_n=patients)
-        with psycopg.connect(url) as conn:
-            conn.execute(f"SET ROLE {ROLES.service}")
-            # the row-change audit trigger needs an acting user, bound to the transaction:
-            # the import acts as the named demo-seed system actor, one audit event per row
-            conn.execute(
-                "SELECT neonpro_bind_context('', %s, 'system', '', '', '', '')",
-                (str(LOADER_ACTOR),),
-            )
-            with conn.cursor().copy("COPY clinics (id, name, timezone) FROM STDIN") as copy:
-                for i, cid in enumerate(clinic_ids):
-                    copy.write_row((cid, f"Clínica Bench {i + 1:02d}", "America/Sao_Paulo"))
-            columns = ", ".join(COPY_COLUMNS)
-            with conn.cursor().copy(f"COPY patients ({columns}) FROM STDIN") as copy:
-                for i, row in enumerate(_rows(dataset, cipher, blind, patients, rng), 1):
-                    copy.write_row(row)
-                    if log and i % 50_000 == 0:
-                        print(f"  loaded {i:,} patients ({time.perf_counter() - t0:.0f} s)",
-                              flush=True)
-            conn.commit()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM (ANALYZE) clinics")
-            conn.execute("VACUUM (ANALYZE) patients")
-            if conn.execute("SELECT to_regclass('audit_events')").fetchone()[0]:
-                conn.execute("VACUUM (ANALYZE) audit_events")
+        dataset = fill(url, patients, clinics, seed=seed, log=log)
     except BaseException:
         drop_scratch_database(admin_url, url)
         raise
+    dataset.load_seconds = time.perf_counter() - t0
+    return dataset
+
+
+def fill(
+    url: str, patients: int, clinics: int, *, seed: int = 20261127, log: bool = True,
+    keyring: KeyRing | None = None,
+) -> Dataset:
+    """Migrate the empty database ``url`` and fill it: the same ``seed`` and ``keyring``
+    give the same rows, byte for byte (bench/citus.py loads plain PostgreSQL and a Citus
+    coordinator alike)."""
+    t0 = time.perf_counter()
+    migrate.upgrade(url, ROLES)
+    keyring = keyring or make_keyring()
+    cipher, blind = FieldCipher(keyring), BlindIndexer(keyring)
+    rng = random.Random(seed)
+    clinic_ids = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(clinics)]
+    sizes = clinic_sizes(patients, clinics)
+    dataset = Dataset(url, keyring, clinic_ids, sizes, clinic_ids[0], next_n=patients)
+    with psycopg.connect(url) as conn:
+        conn.execute(f"SET ROLE {ROLES.service}")
+        # the row-change audit trigger needs an acting user, bound to the transaction:
+        # the import acts as the named demo-seed system actor, one audit event per row
+        conn.execute(
+            "SELECT neonpro_bind_context('', %s, 'system', '', '', '', '')",
+            (str(LOADER_ACTOR),),
+        )
+        with conn.cursor().copy("COPY clinics (id, name, timezone) FROM STDIN") as copy:
+            for i, cid in enumerate(clinic_ids):
+                copy.write_row((cid, f"Clínica Bench {i + 1:02d}", "America/Sao_Paulo"))
+        columns = ", ".join(COPY_COLUMNS)
+        with conn.cursor().copy(f"COPY patients ({columns}) FROM STDIN") as copy:
+            for i, row in enumerate(_rows(dataset, cipher, blind, patients, rng), 1):
+                copy.write_row(row)
+                if log and i % 50_000 == 0:
+                    print(f"  loaded {i:,} patients ({time.perf_counter() - t0:.0f} s)",
+                          flush=True)
+        conn.commit()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) clinics")
+        conn.execute("VACUUM (ANALYZE) patients")
+        if conn.execute("SELECT to_regclass('audit_events')").fetchone()[0]:
+            conn.execute("VACUUM (ANALYZE) audit_events")
     dataset.load_seconds = time.perf_counter() - t0
     return dataset
