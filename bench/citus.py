@@ -72,7 +72,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -505,17 +505,10 @@ def run_fanout(sides: dict[str, Side], checkpoints: Path) -> list[Fanout]:
 def add_worker(cluster: citus.LocalCluster) -> int:
     """A third worker node on the next free port, made like the others (the operator's new
     machine: PostgreSQL and Citus installed, the database and the extension created)."""
-    port = cluster.workers[-1] + 1
-    while not citus.port_free(port):
-        port += 1
-    citus._init(cluster, port, 8)
-    cluster.workers.append(port)  # in cluster.json before it starts: down() stops it too
-    (Path(cluster.base) / citus.STATE).write_text(json.dumps(asdict(cluster)))
-    citus._start(cluster, port)
+    port = citus.start_worker(cluster)
     with psycopg.connect(cluster.url(port, "postgres"), autocommit=True) as conn:
-        conn.execute("ALTER SYSTEM SET fsync = on")
+        conn.execute("ALTER SYSTEM SET fsync = on")  # like the bench's other nodes
         conn.execute("SELECT pg_reload_conf()")
-    citus._create_database(cluster, port, cluster.database)
     return port
 
 

@@ -166,6 +166,24 @@ def drop_database(cluster: LocalCluster, name: str) -> None:
     citus_nodes.drop_database(cluster.url(database="postgres"), _nodes(cluster), name)
 
 
+def start_worker(cluster: LocalCluster) -> int:
+    """A new worker node on the next free port, made like the others, with the cluster's
+    database and its extension (an operator's new machine); not yet registered: the
+    coordinator adds it (``citus_add_node``). Recorded in the cluster's state first, so
+    ``down`` stops it too. Returns its port."""
+    port = cluster.workers[-1] + 1
+    while not port_free(port):
+        port += 1
+    _init(cluster, port, 8)
+    cluster.workers.append(port)
+    (Path(cluster.base) / STATE).write_text(json.dumps(asdict(cluster)))
+    _start(cluster, port)
+    node = ("127.0.0.1", port)
+    citus_nodes.create_database(cluster.url(database="postgres"),
+                                citus_nodes.Nodes(node, ()), cluster.database)
+    return port
+
+
 def _init(cluster: LocalCluster, port: int, shard_count: int) -> None:
     pgdata = cluster.pgdata(port)
     _as(cluster.user, str(Path(cluster.bin_dir) / "initdb"), "-D", str(pgdata), "-U",
