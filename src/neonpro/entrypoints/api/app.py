@@ -16,6 +16,7 @@ from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
 from neonpro.config import Settings
+from neonpro.entrypoints import console
 from neonpro.entrypoints.api import docs, idempotency, problems, resilience
 from neonpro.entrypoints.api.middleware import BodyLimit, LastResort, RequestContext
 from neonpro.entrypoints.api.routers import (
@@ -57,6 +58,7 @@ def create_app(container: Container) -> FastAPI:
     problems.install(app)
     _include_routers(app)
     docs.install(app)
+    console.install(app)
     _health_routes(app, container, metrics)
     _stop_feed_on_shutdown(app)
     _middleware(app, container.settings, metrics)

@@ -1,0 +1,22 @@
+"""The DPO console: server-rendered pages under ``/console`` for the DPO and the admin
+(docs/console.md). Pages parse a form, call the services and render a template: no SQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from neonpro.entrypoints.console import home
+from neonpro.entrypoints.console.verification import ChainStatus
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    """The console's routes and assets on ``app``."""
+    app.state.console_chain = ChainStatus()
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    for router in (home.router,):
+        app.include_router(router)
