@@ -9,6 +9,7 @@ and every DPO action leaves its audit event; no page loads anything from another
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Iterator
@@ -20,13 +21,15 @@ from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.audit_reports import AuditFilters
 from neonpro.domain.schemas.clinic import ClinicCreate
-from neonpro.domain.vocabulary import ClinicRole
+from neonpro.domain.schemas.patient import PatientCreate
+from neonpro.domain.vocabulary import ClinicRole, DataSubjectRequestKind
 from neonpro.entrypoints.api.app import create_app
-from neonpro.services import audit, clinics
+from neonpro.services import audit, clinics, lgpd_requests, patients
+from neonpro.services.lgpd_requests import RequestOpen
 from tests.e2e.console_helpers import PASSWORD, post_sign_in, sign_in, staff
 
 SYSTEM = SystemActors.CLI
-PAGES = ["/console"]
+PAGES = ["/console", "/console/solicitacoes"]
 
 
 def _client(box: Container, address: str = "198.51.100.20") -> TestClient:
@@ -169,3 +172,101 @@ def test_the_api_docs_work_offline(dpo: tuple[TestClient, str]) -> None:
     assert len(bundle.content) > 1_000_000
     assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
     assert client.get("/redoc").status_code == 404
+
+
+# ------------------------------------------------------------------ data-subject requests
+def _patient(box: Container, clinic: uuid.UUID) -> uuid.UUID:
+    created = patients.register_patient(box.uow(clinic, SYSTEM), PatientCreate(
+        full_name="Titular do Console"))
+    return created.id
+
+
+def _request(box: Container, clinic: uuid.UUID, kind: str = "access") -> uuid.UUID:
+    return lgpd_requests.open_request(box.uow(clinic, SYSTEM), RequestOpen(
+        patient_id=_patient(box, clinic), kind=DataSubjectRequestKind(kind))).id
+
+
+def _trigger_events(box: Container, clinic: uuid.UUID, request_id: uuid.UUID) -> int:
+    page = audit.search_audit(box.uow(clinic, SYSTEM), AuditFilters(
+        resource_id=str(request_id)), 200)
+    return len(page.items)
+
+
+def test_a_request_from_open_to_fulfilled_with_an_export(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    request_id = _request(box, clinic)
+    base = f"/console/solicitacoes/{request_id}"
+    listed = client.get("/console/solicitacoes?situacao=open")
+    assert str(request_id) in listed.text
+    opened = client.get(base)
+    assert opened.status_code == 200
+    assert "Aberta" in opened.text
+    events = _trigger_events(box, clinic, request_id)
+    early = client.post(f"{base}/atender", data={"csrf": csrf, "response": "x"})
+    assert early.status_code == 409
+    assert "Verifique a identidade" in early.text
+    assert client.post(f"{base}/verificar", data={"csrf": csrf}).status_code == 200
+    exported = client.post(f"{base}/exportar", data={"csrf": csrf, "format": "json"})
+    assert exported.status_code == 200
+    assert exported.headers["content-disposition"].startswith("attachment")
+    digest = hashlib.sha256(exported.content).hexdigest()
+    assert exported.headers["x-content-sha256"] == digest
+    done = client.post(f"{base}/atender", data={"csrf": csrf})
+    assert done.status_code == 200
+    assert "Solicitação atendida." in done.text
+    assert digest in done.text
+    stored = lgpd_requests.get_request(box.uow(clinic, SYSTEM), request_id)
+    assert stored.status == "fulfilled"
+    assert stored.response_sha256 == digest
+    # the triggers' UPDATEs (verify, export, fulfil) and the reads: each step audited
+    assert _trigger_events(box, clinic, request_id) >= events + 3
+    exports = [e for e in _events(box, clinic, "EXPORT")
+               if e["details"].get("request_id") == str(request_id)]  # type: ignore[union-attr]
+    assert len(exports) == 1
+    again = client.post(f"{base}/recusar", data={"csrf": csrf, "reason": "tarde"})
+    assert again.status_code == 409  # fulfilled is final
+
+
+def test_refusing_needs_a_reason(box: Container, clinic: uuid.UUID,
+                                 dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    request_id = _request(box, clinic, "deletion")
+    base = f"/console/solicitacoes/{request_id}"
+    blank = client.post(f"{base}/recusar", data={"csrf": csrf, "reason": "  "})
+    assert blank.status_code == 422
+    assert "motivo" in blank.text
+    refused = client.post(f"{base}/recusar", data={
+        "csrf": csrf, "reason": "prontuário sob guarda legal de 20 anos"})
+    assert refused.status_code == 200
+    assert "Recusada" in refused.text
+
+
+def test_bad_input_is_a_portuguese_4xx_never_a_500(dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    assert client.get("/console/solicitacoes/nao-e-um-id").status_code == 422
+    assert client.get(f"/console/solicitacoes/{uuid.uuid4()}").status_code == 404
+    assert client.get("/console/solicitacoes?situacao=talvez").status_code == 422
+    bad = client.post("/console/solicitacoes/nova", data={
+        "csrf": csrf, "patient_id": str(uuid.uuid4()), "kind": "access"})
+    assert bad.status_code == 404
+    assert "Registro não encontrado" in bad.text
+    worse = client.post("/console/solicitacoes/nova", data={
+        "csrf": csrf, "patient_id": "x", "kind": "nada"})
+    assert worse.status_code == 422
+    assert "«paciente»" in worse.text
+
+
+def test_another_clinics_request_is_not_visible(box: Container, clinic: uuid.UUID,
+                                               dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Outra")).id
+    theirs = _request(box, other)
+    assert str(theirs) not in client.get("/console/solicitacoes").text
+    assert str(theirs) not in client.get("/console").text
+    assert client.get(f"/console/solicitacoes/{theirs}").status_code == 404
+    for action in ("verificar", "iniciar", "exportar", "atender", "recusar"):
+        answer = client.post(f"/console/solicitacoes/{theirs}/{action}",
+                             data={"csrf": csrf, "reason": "x", "response": "x"})
+        assert answer.status_code == 404, action
+    assert lgpd_requests.get_request(box.uow(other, SYSTEM), theirs).status == "open"
