@@ -29,7 +29,7 @@ from neonpro.services.lgpd_requests import RequestOpen
 from tests.e2e.console_helpers import PASSWORD, post_sign_in, sign_in, staff
 
 SYSTEM = SystemActors.CLI
-PAGES = ["/console", "/console/solicitacoes"]
+PAGES = ["/console", "/console/solicitacoes", "/console/incidentes"]
 
 
 def _client(box: Container, address: str = "198.51.100.20") -> TestClient:
@@ -270,3 +270,55 @@ def test_another_clinics_request_is_not_visible(box: Container, clinic: uuid.UUI
                              data={"csrf": csrf, "reason": "x", "response": "x"})
         assert answer.status_code == 404, action
     assert lgpd_requests.get_request(box.uow(other, SYSTEM), theirs).status == "open"
+
+
+# ------------------------------------------------------------------------------ incidents
+def test_an_incident_registered_assessed_and_notified(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    before = len(_events(box, clinic, "INCIDENT"))
+    created = client.post("/console/incidentes/novo", data={
+        "csrf": csrf, "detected_at": "2026-04-02T09:30", "learned_at": "2026-04-02T10:00",
+        "risk_level": "low", "affected_patient_count": "3",
+        "categories": ["contact", "clinical"],
+        "description": "credencial de recepção usada fora do expediente"})
+    assert created.status_code == 200, created.text
+    assert "Incidente registrado" in created.text
+    # health data is never below high risk; learned Thursday before Good Friday: due Apr 8
+    assert "Alto" in created.text
+    assert "08/04/2026 23:59" in created.text
+    assert "em atraso" in created.text
+    incident = created.url.path.rsplit("/", 1)[-1]
+    actor = str(uuid.uuid4())
+    assessed = client.post(f"/console/incidentes/{incident}/avaliar",
+                           data={"csrf": csrf, "actor_id": actor})
+    assert assessed.status_code == 200, assessed.text
+    for which in ("anpd", "subjects"):
+        told = client.post(f"/console/incidentes/{incident}/notificar",
+                           data={"csrf": csrf, "which": which})
+        assert told.status_code == 200, told.text
+    assert "em atraso" not in told.text
+    twice = client.post(f"/console/incidentes/{incident}/notificar",
+                        data={"csrf": csrf, "which": "anpd"})
+    assert twice.status_code == 409
+    assert "já foi registrada" in twice.text
+    events = _events(box, clinic, "INCIDENT")
+    assert len(events) >= before + 3  # registered, notified twice
+    assert all("credencial" not in str(e["details"]) for e in events)  # never the text
+    closing = client.post(f"/console/incidentes/{incident}/encerrar",
+                          data={"csrf": csrf, "status": "closed"})
+    assert closing.status_code in {409, 422}  # closing needs a mitigation
+    listed = client.get("/console/incidentes")
+    assert incident in listed.text
+
+
+def test_an_incident_with_bad_dates_is_a_422_page(dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    for data in ({"detected_at": "ontem", "description": "x"},
+                 {"detected_at": "2026-04-02T09:30", "learned_at": "2026-04-01T09:30",
+                  "description": "x"},
+                 {"detected_at": "2026-04-02T09:30", "description": ""},
+                 {"detected_at": "2026-04-02T09:30", "description": "x", "categories": "dna"}):
+        answer = client.post("/console/incidentes/novo", data={"csrf": csrf, **data})
+        assert answer.status_code == 422, (data, answer.text)
+        assert "Valor inválido" in answer.text

@@ -26,13 +26,14 @@ from urllib.parse import parse_qs
 
 from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from neonpro.adapters.auth import Principal, TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.config import Environment
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import DomainError, Forbidden, Unauthenticated
+from neonpro.domain.errors import DomainError, Forbidden, Unauthenticated, ValidationFailed
 from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas.clinic import ClinicRead
 from neonpro.entrypoints.api.deps import OVERSIGHT, actor_of, audit_refusal
@@ -161,7 +162,8 @@ async def read_form(request: Request) -> Form:
             "application/x-www-form-urlencoded"):
         return {}
     body = (await request.body()).decode("utf-8", errors="replace")
-    return {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
+    # a field given more than once (checkboxes) keeps every value, comma-separated
+    return {k: ",".join(v) for k, v in parse_qs(body, keep_blank_values=True).items()}
 
 
 Handler = Callable[[Session, Form], Response]
@@ -182,13 +184,29 @@ def _serve(request: Request, handler: Handler, form: Form) -> Response:
         return render.error(exc)
     if request.method == "POST" and not csrf_ok(form.get("csrf"), session.csrf):
         return refuse_forgery(request, session)
+    return _handle(session, handler, form)
+
+
+def _handle(session: Session, handler: Handler, form: Form) -> Response:
     try:
         return handler(session, form)
     except Unauthenticated:
-        return _signed_out(request)
+        return _signed_out(session.request)
+    except ValidationError as exc:  # a schema the services take, built from the form
+        return _refused(session, invalid(exc))
     except DomainError as exc:
-        return render.error(exc, sessao=session, csrf=session.csrf,
-                            zona=session.clinic.timezone)
+        return _refused(session, exc)
+
+
+def invalid(exc: ValidationError) -> ValidationFailed:
+    """A schema's validation error as the field it names (the value is never repeated)."""
+    errors = exc.errors(include_input=False)
+    location = errors[0].get("loc", ()) if errors else ()
+    return ValidationFailed(str(location[0]) if location else "form", "invalid")
+
+
+def _refused(session: Session, exc: DomainError) -> Response:
+    return render.error(exc, sessao=session, csrf=session.csrf, zona=session.clinic.timezone)
 
 
 def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
