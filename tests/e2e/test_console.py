@@ -29,7 +29,7 @@ from neonpro.services.lgpd_requests import RequestOpen
 from tests.e2e.console_helpers import PASSWORD, post_sign_in, sign_in, staff
 
 SYSTEM = SystemActors.CLI
-PAGES = ["/console", "/console/solicitacoes", "/console/incidentes"]
+PAGES = ["/console", "/console/solicitacoes", "/console/incidentes", "/console/auditoria"]
 
 
 def _client(box: Container, address: str = "198.51.100.20") -> TestClient:
@@ -322,3 +322,26 @@ def test_an_incident_with_bad_dates_is_a_422_page(dpo: tuple[TestClient, str]) -
         answer = client.post("/console/incidentes/novo", data={"csrf": csrf, **data})
         assert answer.status_code == 422, (data, answer.text)
         assert "Valor inválido" in answer.text
+
+
+# ---------------------------------------------------------------------------------- audit
+def test_audit_search_investigation_and_verification(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    found = client.get("/console/auditoria?acao=LOGIN")
+    assert found.status_code == 200
+    assert "Entrada" in found.text
+    by_address = client.get("/console/auditoria?ip=198.51.100.20&investigar=1")
+    assert by_address.status_code == 200
+    assert "Investigação" in by_address.text
+    assert client.get("/console/auditoria?ip=nao-e-ip").status_code == 422
+    assert client.get("/console/auditoria?investigar=1").status_code == 422
+    assert client.get("/console/auditoria?de=2026-05-02&ate=2026-05-01").status_code == 422
+    checked = client.post("/console/auditoria/verificar", data={"csrf": csrf})
+    assert checked.status_code == 200
+    assert "Cadeia verificada agora." in checked.text
+    assert "Íntegra" in checked.text
+    for internal in ("head_seq", "broken_at", "None", "True", "False"):
+        assert internal not in checked.text, internal
+    views = [e for e in _events(box, clinic, "VIEW") if e["resource_type"] == "audit_events"]
+    assert any(e["details"].get("investigation") for e in views)  # type: ignore[union-attr]

@@ -51,6 +51,16 @@ LABELS: dict[str, str] = {
     "RETENTION": "Retenção", "KEY_ROTATION": "Troca de chave", "INCIDENT": "Incidente",
     # audit statuses
     "success": "Sucesso", "failure": "Falha", "blocked": "Bloqueado",
+    # audit resources
+    "patient": "Paciente", "patients": "Paciente", "appointment": "Agendamento",
+    "appointments": "Agendamento", "data_subject_requests": "Solicitação de titular",
+    "security_incident": "Incidente", "security_incidents": "Incidente",
+    "audit_events": "Trilha de auditoria", "consent_records": "Consentimento",
+    "staff_user": "Equipe", "staff_users": "Equipe", "clinic_memberships": "Equipe",
+    "console": "Console do encarregado", "compliance_report": "Relatório de conformidade",
+    "disclosures": "Compartilhamento", "retention_policies": "Política de retenção",
+    "professionals": "Profissional", "lgpd": "LGPD",
+    "audit_checkpoint": "Ponto de verificação", "erasure_ledger": "Registro de eliminações",
     # retention actions
     "anonymize": "Anonimizar", "block": "Bloquear", "delete": "Eliminar", "keep": "Manter",
 }
