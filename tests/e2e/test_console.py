@@ -21,15 +21,22 @@ from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.audit_reports import AuditFilters
 from neonpro.domain.schemas.clinic import ClinicCreate
+from neonpro.domain.schemas.consent import ConsentCreate
 from neonpro.domain.schemas.patient import PatientCreate
-from neonpro.domain.vocabulary import ClinicRole, DataSubjectRequestKind
+from neonpro.domain.vocabulary import (
+    ClinicRole,
+    CollectionMethod,
+    ConsentPurpose,
+    DataSubjectRequestKind,
+)
 from neonpro.entrypoints.api.app import create_app
-from neonpro.services import audit, clinics, lgpd_requests, patients
+from neonpro.services import audit, clinics, consents, lgpd_requests, patients
 from neonpro.services.lgpd_requests import RequestOpen
 from tests.e2e.console_helpers import PASSWORD, post_sign_in, sign_in, staff
 
 SYSTEM = SystemActors.CLI
-PAGES = ["/console", "/console/solicitacoes", "/console/incidentes", "/console/auditoria"]
+PAGES = ["/console", "/console/solicitacoes", "/console/incidentes", "/console/auditoria",
+         "/console/consentimentos"]
 
 
 def _client(box: Container, address: str = "198.51.100.20") -> TestClient:
@@ -345,3 +352,26 @@ def test_audit_search_investigation_and_verification(
         assert internal not in checked.text, internal
     views = [e for e in _events(box, clinic, "VIEW") if e["resource_type"] == "audit_events"]
     assert any(e["details"].get("investigation") for e in views)  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------- consents
+def test_a_patients_consent_history_and_the_clinics_coverage(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    client, _ = dpo
+    patient = _patient(box, clinic)
+    granted = consents.grant_consent(box.uow(clinic, SYSTEM), ConsentCreate(
+        patient_id=patient, purpose=ConsentPurpose.IMAGE_USE, terms_version="img-2026",
+        terms_hash=hashlib.sha256(b"termos").hexdigest(),
+        collection_method=CollectionMethod.WRITTEN, data_categories=["images"]))
+    consents.revoke_consent(box.uow(clinic, SYSTEM), granted.id)
+    page = client.get(f"/console/consentimentos?paciente={patient}")
+    assert page.status_code == 200
+    assert page.text.count("img-2026") >= 3  # the grant, its revocation, the state
+    assert "Uso de imagem" in page.text
+    assert "Revogado" in page.text
+    coverage = client.get("/console/consentimentos")
+    assert "Cobertura por finalidade" in coverage.text
+    assert "Marketing" in coverage.text
+    other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Terceira")).id
+    theirs = _patient(box, other)
+    assert client.get(f"/console/consentimentos?paciente={theirs}").status_code == 404

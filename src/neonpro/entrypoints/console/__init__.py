@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from neonpro.entrypoints.console import audit, home, incidents, requests
+from neonpro.entrypoints.console import audit, consents, home, incidents, requests
 from neonpro.entrypoints.console.verification import ChainStatus
 
 STATIC = Path(__file__).parent / "static"
@@ -18,5 +18,6 @@ def install(app: FastAPI) -> None:
     """The console's routes and assets on ``app``."""
     app.state.console_chain = ChainStatus()
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for router in (home.router, requests.router, incidents.router, audit.router):
+    for router in (home.router, requests.router, incidents.router, audit.router,
+                   consents.router):
         app.include_router(router)

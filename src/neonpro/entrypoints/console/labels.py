@@ -37,6 +37,13 @@ LABELS: dict[str, str] = {
     "insurance_sharing": "Compartilhamento com convênio",
     "given": "Concedido", "withdrawn": "Revogado", "expired": "Expirado",
     "pending": "Pendente", "granted": "Concedido", "revoked": "Revogado",
+    # legal bases and collection channels
+    "legal_obligation": "Obrigação legal", "health_protection": "Tutela da saúde",
+    "rights_exercise": "Exercício de direitos", "life_protection": "Proteção da vida",
+    "fraud_prevention": "Prevenção à fraude", "contract": "Contrato",
+    "legitimate_interest": "Legítimo interesse", "written": "Por escrito",
+    "digital_signature": "Assinatura digital", "online_form": "Formulário on-line",
+    "verbal_recorded": "Verbal gravado",
     # roles
     "admin": "Administração", "dpo": "Encarregado (DPO)", "professional": "Profissional",
     "receptionist": "Recepção", "system": "Sistema", "unknown": "Desconhecido",
