@@ -36,7 +36,7 @@ from tests.e2e.console_helpers import PASSWORD, post_sign_in, sign_in, staff
 
 SYSTEM = SystemActors.CLI
 PAGES = ["/console", "/console/solicitacoes", "/console/incidentes", "/console/auditoria",
-         "/console/consentimentos"]
+         "/console/consentimentos", "/console/relatorio"]
 
 
 def _client(box: Container, address: str = "198.51.100.20") -> TestClient:
@@ -375,3 +375,37 @@ def test_a_patients_consent_history_and_the_clinics_coverage(
     other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Terceira")).id
     theirs = _patient(box, other)
     assert client.get(f"/console/consentimentos?paciente={theirs}").status_code == 404
+
+
+# --------------------------------------------------------------------------------- report
+def test_the_compliance_report_reads_as_a_document(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    client, _ = dpo
+    before = len(_events(box, clinic, "EXPORT"))
+    answer = client.get("/console/relatorio?de=2026-01-01&ate=2026-12-31")
+    assert answer.status_code == 200, answer.text
+    text = answer.text
+    assert "Clínica Console" in text
+    assert "CNPJ" in text
+    assert "de 01/01/2026 00:00 a 01/01/2027 00:00" in text
+    assert "America/Sao_Paulo" in text
+    assert re.search(r"Gerado em</dt><dd>\d\d/\d\d/\d{4} \d\d:\d\d", text)
+    for check in ("Integridade da trilha", "Solicitações de titulares", "O que significa",
+                  "Resultado: Conforme"):
+        assert check in text, check
+    for internal in ("None", "True", "False", "head_seq", "broken_at", "{'", "T00:00"):
+        assert internal not in text, internal
+    assert "data-imprimir" in text
+    css = client.get("/console/static/console.css").text
+    assert "@media print" in css
+    reports = [e for e in _events(box, clinic, "EXPORT")
+               if e["resource_type"] == "compliance_report"]
+    assert len(_events(box, clinic, "EXPORT")) == before + 1
+    assert reports
+
+
+def test_cnpj_is_shown_formatted() -> None:
+    from neonpro.entrypoints.console.report import cnpj  # noqa: PLC0415
+
+    assert cnpj("11222333000181") == "11.222.333/0001-81"
+    assert cnpj(None) == "não informado"

@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from neonpro.entrypoints.console import audit, consents, home, incidents, requests
+from neonpro.entrypoints.console import audit, consents, home, incidents, report, requests
 from neonpro.entrypoints.console.verification import ChainStatus
 
 STATIC = Path(__file__).parent / "static"
@@ -19,5 +19,5 @@ def install(app: FastAPI) -> None:
     app.state.console_chain = ChainStatus()
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     for router in (home.router, requests.router, incidents.router, audit.router,
-                   consents.router):
+                   consents.router, report.router):
         app.include_router(router)
