@@ -387,7 +387,7 @@ def test_the_compliance_report_reads_as_a_document(
     text = answer.text
     assert "Clínica Console" in text
     assert "CNPJ" in text
-    assert "de 01/01/2026 00:00 a 01/01/2027 00:00" in text
+    assert "de 01/01/2026 00:00 a 31/12/2026 23:59" in text
     assert "America/Sao_Paulo" in text
     assert re.search(r"Gerado em</dt><dd>\d\d/\d\d/\d{4} \d\d:\d\d", text)
     for check in ("Integridade da trilha", "Solicitações de titulares", "O que significa",

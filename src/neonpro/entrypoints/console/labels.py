@@ -81,6 +81,14 @@ def label(value: object) -> str:
     return LABELS.get(text, text)
 
 
+INCIDENT_STATUS = {"open": "Aberto", "contained": "Contido", "closed": "Encerrado"}
+
+
+def incident_status(value: object) -> str:
+    """An incident's status (masculine in Portuguese: o incidente)."""
+    return INCIDENT_STATUS.get(str(value), label(value))
+
+
 def yes_no(value: object) -> str:
     if value is None:
         return DASH

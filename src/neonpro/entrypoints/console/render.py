@@ -43,7 +43,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(rotulo=labels.label, simnao=labels.yes_no, data=_local, dia=_day,
-                       numero=labels.number)
+                       numero=labels.number, situacao_incidente=labels.incident_status)
     return env
 
 

@@ -9,7 +9,7 @@ EXPORT of the report)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -49,7 +49,8 @@ def report(session: Session, form: Form) -> Response:
     return session.page(
         "relatorio.html", titulo="Relatório de conformidade LGPD", ativo="relatorio",
         clinica=session.clinic, cnpj=cnpj(session.clinic.cnpj), inicio=since,
-        fim=until, de=first.isoformat(), ate=last.isoformat(), gerado=datetime.now(UTC),
+        fim=until - timedelta(seconds=1), de=first.isoformat(), ate=last.isoformat(),
+        gerado=datetime.now(UTC),
         acessos=sorted(data["accesses_by_role"].items()), exportacoes=int(data["exports"]),
         consentimentos=data["consents"], solicitacoes=_requests(data),
         seguranca=[(level, int(security.get(level, 0)))
