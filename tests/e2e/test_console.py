@@ -409,3 +409,35 @@ def test_cnpj_is_shown_formatted() -> None:
 
     assert cnpj("11222333000181") == "11.222.333/0001-81"
     assert cnpj(None) == "não informado"
+
+
+HOSTILE = ["", "x", "0" * 600, "2026-13-45", "-1", "99999999999999999999", "' OR 1=1 --",
+           "<script>alert(1)</script>", "\u0000", "%", str(uuid.uuid4())]
+FIELDS = ["patient_id", "kind", "received_at", "response", "reason", "format", "which", "at",
+          "actor_id", "ip", "since", "until", "status", "mitigation", "detected_at",
+          "learned_at", "description", "categories", "affected_patient_count", "risk_level",
+          "risk_assessment"]
+QUERY = ["situacao", "atraso", "paciente", "ator", "ip", "acao", "risco", "de", "ate",
+         "investigar", "cursor", "feito"]
+
+
+def test_no_hostile_value_gets_a_500_or_is_echoed_unescaped(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    """Every console route, every field and query parameter, hostile values: a 4xx page or
+    a 2xx/3xx, never a 500; markup is escaped."""
+    client, csrf = dpo
+    request_id, incident_id = _request(box, clinic), uuid.uuid4()
+    paths = [r.path.replace("{request_id}", str(request_id))
+             .replace("{incident_id}", str(incident_id))
+             for r in client.app.routes  # type: ignore[attr-defined]
+             if getattr(r, "path", "").startswith("/console") and r.path != "/console/sair"
+             and "static" not in r.path]
+    assert len(paths) > 15
+    for value in HOSTILE:
+        for path in paths:
+            get = client.get(path, params=dict.fromkeys(QUERY, value))
+            post = client.post(path, data={"csrf": csrf, **dict.fromkeys(FIELDS, value)},
+                               follow_redirects=False)
+            for answer in (get, post):
+                assert answer.status_code < 500, (path, value, answer.text[:300])
+                assert "<script>alert" not in answer.text, path
