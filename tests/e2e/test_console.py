@@ -32,7 +32,7 @@ from neonpro.domain.vocabulary import (
 from neonpro.entrypoints.api.app import create_app
 from neonpro.services import audit, clinics, consents, lgpd_requests, patients
 from neonpro.services.lgpd_requests import RequestOpen
-from tests.e2e.console_helpers import PASSWORD, post_sign_in, sign_in, staff
+from tests.e2e.console_helpers import PASSWORD, csrf_of, post_sign_in, sign_in, staff
 
 SYSTEM = SystemActors.CLI
 PAGES = ["/console", "/console/solicitacoes", "/console/incidentes", "/console/auditoria",
@@ -441,3 +441,22 @@ def test_no_hostile_value_gets_a_500_or_is_echoed_unescaped(
             for answer in (get, post):
                 assert answer.status_code < 500, (path, value, answer.text[:300])
                 assert "<script>alert" not in answer.text, path
+
+
+def test_an_account_of_two_clinics_names_the_clinic(box: Container, clinic: uuid.UUID) -> None:
+    other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Segunda")).id
+    email = staff(box, clinic)
+    with box.service_uow(SYSTEM) as tx:
+        user = tx.logins.find_login(email)
+        assert user is not None
+        tx.clinics.add_membership(other, user.user_id, ClinicRole.DPO)
+        tx.commit()
+    with _client(box, "198.51.100.26") as client:
+        assert post_sign_in(client, email).status_code == 401  # which clinic?
+        for given, status in (("não-é-id", 422), (str(other), 303)):
+            form = client.get("/console/entrar")  # each answer of the form pairs anew
+            answer = client.post("/console/entrar", data={
+                "csrf": csrf_of(form.text), "email": email, "password": PASSWORD,
+                "clinic_id": given}, follow_redirects=False)
+            assert answer.status_code == status, given
+        assert "Segunda" in client.get("/console").text

@@ -14,11 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from neonpro.adapters.auth import TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import TooManyAttempts, Unauthenticated
+from neonpro.domain.errors import TooManyAttempts, Unauthenticated, ValidationFailed
 from neonpro.domain.paging import PageRequest
 from neonpro.domain.vocabulary import DataSubjectRequestStatus, IncidentStatus
 from neonpro.entrypoints.api.deps import OVERSIGHT, actor_of
-from neonpro.entrypoints.console import render
+from neonpro.entrypoints.console import forms, render
 from neonpro.entrypoints.console.session import (
     COOKIE,
     LOGIN_COOKIE,
@@ -70,8 +70,12 @@ def _sign_in(request: Request, box: Container, form: Form) -> Response:
                       user_agent=request.headers.get("user-agent"))
     tokens: TokenCodec = request.app.state.codec
     try:
+        clinic = forms.maybe_id(form, "clinic_id")
+    except ValidationFailed:
+        return _sign_in_page(box, "O identificador da clínica não é válido.", 422)
+    try:
         issued = auth.login(lambda: box.service_uow(anonymous), form.get("email", "")[:320],
-                            form.get("password", "")[:1024], None, address,
+                            form.get("password", "")[:1024], clinic, address,
                             limits=box.signin_limits, mint=tokens.mint,
                             passwords=box.passwords)
     except TooManyAttempts as wait:
