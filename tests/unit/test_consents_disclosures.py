@@ -199,3 +199,23 @@ def test_the_accounting_covers_six_years_newest_first(uow: FakeUnitOfWork,
         disclosures.list_disclosures(uow, patient_id, since=now, until=now)
     with pytest.raises(NotFound):
         disclosures.list_disclosures(uow, uuid.uuid4(), now=now)
+
+
+def test_coverage_counts_each_patients_latest_decision_per_purpose(
+        uow: FakeUnitOfWork, patient_id: uuid.UUID) -> None:
+    other = uow.patients.add(PatientCreate(full_name="Bia")).id
+    uow.patients.add(PatientCreate(full_name="Caio"))  # decided nothing
+    grant(uow, patient_id, ConsentPurpose.MARKETING)
+    withdrawn = grant(uow, other, ConsentPurpose.MARKETING)
+    consents.revoke_consent(uow, withdrawn)
+    grant(uow, other, ConsentPurpose.RESEARCH,
+          expires_at=datetime.now(UTC) + timedelta(seconds=1))
+    later = datetime.now(UTC) + timedelta(days=1)
+    coverage = {c.purpose: c for c in consents.consent_coverage(uow, now=later)}
+    assert set(coverage) == {p.value for p in ConsentPurpose}
+    marketing = coverage["marketing"]
+    assert (marketing.given, marketing.withdrawn, marketing.expired) == (1, 1, 0)
+    assert marketing.patients == 3
+    assert marketing.undecided == 1
+    research = coverage["research"]
+    assert (research.given, research.expired, research.undecided) == (0, 1, 2)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from neonpro.domain.errors import ConsentRequired, NotFound
+from neonpro.domain.paging import PageRequest
 from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas.consent import (
     ConsentCreate,
@@ -131,3 +132,34 @@ def check_compliance(uow: UnitOfWork, now: datetime | None = None,
         if c.given_at is not None and now - c.given_at > max_age:
             add("older_than_policy", RiskLevel.MEDIUM)
     return findings
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One purpose across the clinic: how many patients' latest decision is in force,
+    expired or withdrawn (``neonpro_consent_state``); the others never decided."""
+
+    purpose: str
+    given: int
+    expired: int
+    withdrawn: int
+    patients: int
+
+    @property
+    def undecided(self) -> int:
+        return max(self.patients - self.given - self.expired - self.withdrawn, 0)
+
+
+def consent_coverage(uow: UnitOfWork, now: datetime | None = None) -> list[Coverage]:
+    """Every purpose's coverage over the clinic's patients (counts only, no patient)."""
+    with uow:
+        states = uow.consents.states(at=now or datetime.now(UTC))
+        total = uow.patients.list(page=PageRequest(limit=1, with_total=True)).total or 0
+        uow.commit()
+    counted: dict[tuple[str, str], int] = {}
+    for s in states:
+        counted[s.purpose, s.state] = counted.get((s.purpose, s.state), 0) + 1
+    return [Coverage(p.value, counted.get((p.value, ConsentStatusSummary.GIVEN), 0),
+                     counted.get((p.value, ConsentStatusSummary.EXPIRED), 0),
+                     counted.get((p.value, ConsentStatusSummary.WITHDRAWN), 0), total)
+            for p in ConsentPurpose]

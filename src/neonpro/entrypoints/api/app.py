@@ -16,7 +16,8 @@ from neonpro.adapters.auth import TokenCodec
 from neonpro.adapters.metrics import Metrics
 from neonpro.bootstrap import Container
 from neonpro.config import Settings
-from neonpro.entrypoints.api import idempotency, problems, resilience
+from neonpro.entrypoints import console
+from neonpro.entrypoints.api import docs, idempotency, problems, resilience
 from neonpro.entrypoints.api.middleware import BodyLimit, LastResort, RequestContext
 from neonpro.entrypoints.api.routers import (
     appointments,
@@ -46,7 +47,8 @@ security in the database backs it. Errors are RFC 9457 problem+json documents.
 
 def create_app(container: Container) -> FastAPI:
     """The API over ``container``; the caller owns the container's lifetime."""
-    app = FastAPI(title="neonpro", version=__version__, description=DESCRIPTION)
+    app = FastAPI(title="neonpro", version=__version__, description=DESCRIPTION,
+                  docs_url=None, redoc_url=None)  # /docs: served offline (docs.py)
     metrics = Metrics()
     metrics.watch_pool(container.database)
     app.state.container = container
@@ -55,6 +57,8 @@ def create_app(container: Container) -> FastAPI:
     container.metrics = metrics
     problems.install(app)
     _include_routers(app)
+    docs.install(app)
+    console.install(app)
     _health_routes(app, container, metrics)
     _stop_feed_on_shutdown(app)
     _middleware(app, container.settings, metrics)

@@ -49,7 +49,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 HEADER = "Idempotency-Key"
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE", "PUT"})
-EXEMPT_PREFIXES = ("/auth/",)
+EXEMPT_PREFIXES = ("/auth/", "/console")  # the console's forms: a CSRF token, no key
 # a legal-hold read is a read whose every answer must be audited afresh, and a kept copy of
 # a blocked record would be one outside the hold: no key, nothing kept
 EXEMPT_SUFFIXES = ("/legal-hold/read",)
