@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from neonpro.domain.errors import OperationFailed
+
 
 @dataclass(frozen=True)
 class Revisions:
@@ -53,3 +55,15 @@ class Pruned:
     idempotency_keys: int
     sign_in: int = 0
     feed_outbox: int = 0  # on Citus only (revision 0020)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """What ``neonpro db distribute`` did on a Citus coordinator."""
+
+    tables: int  # tables distributed or made reference tables by this run
+    workers: int
+
+
+class CannotDistribute(OperationFailed):
+    """The database cannot be distributed as it is (the message says why)."""

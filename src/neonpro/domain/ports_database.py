@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from neonpro.domain.operations import DriftReport, LiveReport, Pruned, Revisions
+from neonpro.domain.operations import Distributed, DriftReport, LiveReport, Pruned, Revisions
 
 
 class DatabaseOps(Protocol):
@@ -26,3 +26,6 @@ class DatabaseOps(Protocol):
     def drift(self, *, live: bool) -> tuple[DriftReport, LiveReport | None]: ...
     def health(self, *, drift: bool) -> dict[str, Any]: ...
     def prune(self) -> Pruned: ...
+    def distribute(self) -> Distributed:
+        """On a Citus coordinator: distribute a database already at head (docs/scaling.md)."""
+        ...

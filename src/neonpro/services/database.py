@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from neonpro.domain.operations import DriftReport, LiveReport, Pruned, Revisions
+from neonpro.domain.operations import (
+    Distributed,
+    DriftReport,
+    LiveReport,
+    Pruned,
+    Revisions,
+)
 from neonpro.domain.ports_database import DatabaseOps
 
 
@@ -52,3 +58,9 @@ def health(ops: DatabaseOps, *, drift: bool = False) -> dict[str, Any]:
 def prune(ops: DatabaseOps) -> Pruned:
     """Forget commit tokens, expired idempotency keys and sign-in state past their use."""
     return ops.prune()
+
+
+def distribute(ops: DatabaseOps) -> Distributed:
+    """Distribute a database that already holds data on the Citus coordinator it is on
+    (restored from one server): what revisions 0017-0020 do on Citus, in one transaction."""
+    return ops.distribute()

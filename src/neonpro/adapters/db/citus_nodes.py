@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import psycopg
 from sqlalchemy import make_url
 
+MAINTENANCE = "postgres"  # every node's maintenance database: where databases are made
 HAS_CITUS = "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')"
 _WORKERS = ("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid > 0 "
             "AND noderole = 'primary' AND isactive ORDER BY groupid")
@@ -70,7 +71,7 @@ def create_database(url: str, nodes: Nodes, name: str) -> str:
     """Database ``name`` on every node of ``nodes`` (made where missing), with the
     extension, the coordinator and the workers registered; returns the coordinator's URL."""
     for node in nodes.all:
-        with psycopg.connect(node_url(url, node), autocommit=True) as conn:
+        with psycopg.connect(node_url(url, node, MAINTENANCE), autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                             (name,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{name}"')
@@ -85,7 +86,7 @@ def create_database(url: str, nodes: Nodes, name: str) -> str:
 
 
 def drop_database(url: str, nodes: Nodes, name: str) -> None:
-    """Drop ``name`` from every node (the workers first); never ``url``'s own database."""
+    """Drop ``name`` from every node (the workers first)."""
     for node in reversed(nodes.all):
-        with psycopg.connect(node_url(url, node), autocommit=True) as conn:
+        with psycopg.connect(node_url(url, node, MAINTENANCE), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

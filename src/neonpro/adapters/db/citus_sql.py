@@ -109,6 +109,9 @@ BEGIN
       PERFORM create_distributed_table(t, '{DISTRIBUTION_COLUMN}',
         colocate_with => CASE WHEN t = '{anchor}' THEN 'none' ELSE '{anchor}' END);
     END IF;
+    -- Citus leaves the copied rows in the coordinator's table too, out of every query's
+    -- reach (an erasure would never touch them): gone once they are on the shards
+    PERFORM truncate_local_data_after_distributing_table(t);
     EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
   END LOOP;
   FOREACH t IN ARRAY fks LOOP

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from neonpro.adapters.db import housekeeping, migrate, schema_check
+from neonpro.adapters.db import distribute, housekeeping, migrate, schema_check
 from neonpro.adapters.db.health import check_health
-from neonpro.domain.operations import DriftReport, LiveReport, Pruned, Revisions
+from neonpro.domain.operations import Distributed, DriftReport, LiveReport, Pruned, Revisions
 
 if TYPE_CHECKING:
     from neonpro.adapters.crypto import KeyRing
@@ -57,3 +57,7 @@ class SqlDatabaseOps:
 
     def prune(self) -> Pruned:
         return housekeeping.prune_expired(self._database())
+
+    def distribute(self) -> Distributed:
+        db = self._database()
+        return distribute.distribute(db.owner_url, db.roles)

@@ -143,3 +143,20 @@ def prune(as_json: JsonFlag = False) -> None:
                   f"{pruned.sign_in} sign-in session(s) and counter(s)"
                   + (f"; {pruned.feed_outbox} feed event(s) no relay took (Citus)"
                      if pruned.feed_outbox else ""))
+
+
+@app.command()
+def distribute() -> None:
+    """On a Citus coordinator, distribute a database that already holds data (restored from
+    one server, at the migrations' head): tables sharded by clinic, rows copied to the
+    workers, in one transaction (docs/scaling.md, "Moving there")."""
+    from neonpro.domain.operations import CannotDistribute
+    from neonpro.services import database as svc
+
+    with container() as box:
+        try:
+            done = svc.distribute(box.database_ops)
+        except CannotDistribute as exc:
+            fail(str(exc))
+    out.print(f"distributed: {done.tables} table(s) made distributed or reference tables, "
+              f"{done.workers} worker(s)")
