@@ -5,10 +5,13 @@ where ``NEONPRO_REQUIRE_CITUS`` is set (``.ci/run`` sets it after installing Cit
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from neonpro.adapters.db import migrate
+from neonpro.adapters.db.security import Roles
 from neonpro.devtools import citus
 from tests.conftest import start_citus_cluster
 
@@ -34,3 +37,15 @@ def citus_cluster() -> Iterator[citus.LocalCluster]:
         yield cluster
     finally:
         citus.down(Path(cluster.base))
+
+
+@contextmanager
+def migrated_database(cluster: citus.LocalCluster, roles: Roles, name: str) -> Iterator[str]:
+    """A Citus database of a test module's own on the run's cluster, migrated (the
+    migrations distribute it), dropped from every node afterwards; its coordinator URL."""
+    url = citus.add_database(cluster, name)
+    try:
+        migrate.upgrade(url, roles)
+        yield url
+    finally:
+        citus.drop_database(cluster, name)

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from neonpro.adapters.db import citus_health, migrate, schema_check
+from neonpro.adapters.db import citus_health, schema_check
 from neonpro.adapters.db.database import Database
 from neonpro.adapters.db.health import check_health
 from neonpro.adapters.db.security import Roles
 from neonpro.devtools import citus
+from tests.citus.conftest import migrated_database
 from tests.conftest import make_settings
 
 DATABASE = "neonpro_health"
@@ -25,12 +26,8 @@ DATABASE = "neonpro_health"
 
 @pytest.fixture(scope="module")
 def url(citus_cluster: citus.LocalCluster, roles: Roles) -> Iterator[str]:
-    url = citus.add_database(citus_cluster, DATABASE)
-    migrate.upgrade(url, roles)
-    try:
+    with migrated_database(citus_cluster, roles, DATABASE) as url:
         yield url
-    finally:
-        citus.drop_database(citus_cluster, DATABASE)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +56,7 @@ def _on_worker(cluster: citus.LocalCluster, port: int, *statements: str) -> None
     with psycopg.connect(cluster.url(port, DATABASE), autocommit=True) as conn:
         conn.execute("SET citus.enable_manual_changes_to_shards = on")
         for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement)
 
 
 def test_a_freshly_migrated_cluster_is_healthy_and_matches_the_migrations(db: Database) -> None:

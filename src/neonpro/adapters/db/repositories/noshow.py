@@ -42,7 +42,7 @@ CROSS JOIN LATERAL (  -- an aggregate: always one row (no ON true: Citus refuses
          count(*) FILTER (WHERE p.status = 'no_show') AS past_no_shows,
          max(p.start_time) FILTER (WHERE p.status = 'completed') AS last_visit
   FROM appointments p
-  WHERE p.clinic_id = a.clinic_id AND p.patient_id = a.patient_id
+  WHERE p.clinic_id = :clinic AND p.patient_id = a.patient_id  -- :clinic: one shard on Citus
     AND p.start_time < least(a.start_time, :as_of)
     AND p.status IN ('completed', 'no_show')
 ) h

@@ -45,18 +45,21 @@ IN_FORCE = text(
     "SELECT id, clinic_id, data_category, trigger, period, action, legal_reference "
     "FROM retention_policies WHERE (CAST(:clinic AS uuid) IS NULL OR clinic_id = :clinic) "
     "AND action <> 'keep' AND retired_at IS NULL ORDER BY clinic_id, data_category, trigger")
+# the clinic named as a value in the subqueries too (not joined to the outer row): Citus
+# routes a query to one shard only when every distributed table in it is (bench/citus.py
+# found these fanning out to every shard)
 INACTIVE = text(
     "SELECT p.id FROM patients p WHERE p.clinic_id = :c AND p.anonymized_at IS NULL "
     "AND p.blocked_at IS NULL AND greatest(p.created_at, "
     "  coalesce(p.last_visit_date::timestamptz, p.created_at), "
-    "  coalesce((SELECT max(a.start_time) FROM appointments a WHERE a.clinic_id = p.clinic_id "
+    "  coalesce((SELECT max(a.start_time) FROM appointments a WHERE a.clinic_id = :c "
     "            AND a.patient_id = p.id), p.created_at)) < :cutoff ORDER BY p.id")
 HOLD_EXPIRED = text(
     "SELECT p.id FROM patients p WHERE p.clinic_id = :c AND p.blocked_at IS NOT NULL "
     "AND p.anonymized_at IS NULL AND greatest(p.created_at, "
     "  coalesce(p.last_visit_date::timestamptz, p.created_at), "
     "  coalesce((SELECT max(coalesce(a.actual_end_time, a.start_time)) FROM appointments a "
-    "            WHERE a.clinic_id = p.clinic_id AND a.patient_id = p.id), p.created_at)) "
+    "            WHERE a.clinic_id = :c AND a.patient_id = p.id), p.created_at)) "
     "  < :cutoff ORDER BY p.id")
 REVOKED = text(
     "SELECT c.id FROM consent_records c WHERE c.clinic_id = :c AND c.status = 'revoked' "
