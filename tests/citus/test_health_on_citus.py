@@ -63,7 +63,8 @@ def test_a_freshly_migrated_cluster_is_healthy_and_matches_the_migrations(db: Da
     report = check_health(db, drift=True)
     assert report["checks"]["citus"] == {
         "ok": True, "workers": 2, "links_down": [], "tables_not_as_migrated": [],
-        "shards_unlike_their_table": [], "nodes_with_synchronous_commit_off": []}
+        "shards_unlike_their_table": [], "nodes_with_synchronous_commit_off": [],
+        "nodes_whose_functions_differ": []}
     assert report["checks"]["drift"] == {"ok": True, "checked": True, "differences": []}
     assert report["ok"], report
 
@@ -74,13 +75,78 @@ def test_a_trigger_switched_off_on_a_workers_shard_is_found(
     _on_worker(citus_cluster, port, f"ALTER TABLE {shard} DISABLE TRIGGER USER")
     try:
         found = citus_health.check(db)
-        assert check_health(db)["ok"] is False
+        assert check_health(db, drift=True)["ok"] is False
     finally:
         _on_worker(citus_cluster, port, f"ALTER TABLE {shard} ENABLE TRIGGER USER")
     assert not found["ok"]
     [problem] = found["shards_unlike_their_table"]
     assert problem.startswith(f"patients: shard {shard.rsplit('_', 1)[1]} on 127.0.0.1:{port}")
     assert "triggers disabled: 3 (the table: 0)" in problem
+    assert citus_health.check(db)["ok"]
+
+
+def test_the_readiness_probe_does_not_ask_every_shard(db: Database) -> None:
+    """Readiness answers the load balancer: one flaky worker link must not take every API
+    instance out at once; the operator's `db health` asks the nodes."""
+    assert "citus" not in check_health(db)["checks"]
+    assert "citus" in check_health(db, drift=True)["checks"]
+
+
+def test_a_guard_set_to_fire_on_replicas_only_is_found(
+        db: Database, citus_cluster: citus.LocalCluster) -> None:
+    """A trigger in replica mode never fires in a normal session: as good as disabled."""
+    port, shard = _a_shard(citus_cluster, "consent_records")
+    with psycopg.connect(citus_cluster.url(port, DATABASE), autocommit=True) as conn:
+        conn.execute("SET citus.override_table_visibility = off")
+        guard = conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass "
+                             "AND NOT tgisinternal AND tgenabled = 'A' LIMIT 1",
+                             (shard,)).fetchone()
+    assert guard is not None
+    _on_worker(citus_cluster, port, f'ALTER TABLE {shard} ENABLE REPLICA TRIGGER "{guard[0]}"')
+    try:
+        found = citus_health.check(db)
+    finally:
+        _on_worker(citus_cluster, port, f'ALTER TABLE {shard} ENABLE ALWAYS TRIGGER "{guard[0]}"')
+    [problem] = found["shards_unlike_their_table"]
+    assert "triggers enabled on replicas only: 1 (the table: 0)" in problem
+
+
+def test_a_policy_opened_on_a_workers_shard_is_found(
+        db: Database, citus_cluster: citus.LocalCluster) -> None:
+    port, shard = _a_shard(citus_cluster, "patients")
+    with psycopg.connect(citus_cluster.url(port, DATABASE), autocommit=True) as conn:
+        conn.execute("SET citus.override_table_visibility = off")
+        policy = conn.execute("SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy "
+                              "WHERE polrelid = %s::regclass AND polcmd = 'r'",
+                              (shard,)).fetchone()
+    assert policy is not None
+    _on_worker(citus_cluster, port, f'ALTER POLICY "{policy[0]}" ON {shard} USING (true)')
+    try:
+        found = citus_health.check(db)
+    finally:
+        _on_worker(citus_cluster, port,
+                   f'ALTER POLICY "{policy[0]}" ON {shard} USING ({policy[1]})')
+    [problem] = found["shards_unlike_their_table"]
+    assert "policies (digest)" in problem
+    assert citus_health.check(db)["ok"]
+
+
+def test_a_function_replaced_on_one_worker_is_found(
+        db: Database, citus_cluster: citus.LocalCluster) -> None:
+    worker = citus_cluster.workers[1]
+    with psycopg.connect(citus_cluster.url(worker, DATABASE), autocommit=True) as conn:
+        original = conn.execute("SELECT pg_get_functiondef('neonpro_table_of(oid)'::regprocedure)"
+                                ).fetchone()
+    assert original is not None
+    _on_worker(citus_cluster, worker, "SET citus.enable_ddl_propagation = off",
+               "CREATE OR REPLACE FUNCTION neonpro_table_of(p_rel oid) RETURNS text "
+               "LANGUAGE sql STABLE AS $$ SELECT 'clinics'::text $$")
+    try:
+        found = citus_health.check(db)
+    finally:
+        _on_worker(citus_cluster, worker, "SET citus.enable_ddl_propagation = off",
+                   str(original[0]))
+    assert found["nodes_whose_functions_differ"] == [f"127.0.0.1:{worker}"]
     assert citus_health.check(db)["ok"]
 
 

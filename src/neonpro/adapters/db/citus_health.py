@@ -10,9 +10,11 @@ unseen by the single-server checks. This check asks every node:
 * ``kinds``: each table is a reference table or distributed by ``clinic_id`` in the tenant
   tables' co-location group, as revision 0017 made it;
 * ``shards``: every placement of every table has row-level security enabled and forced,
-  no trigger disabled, and as many triggers and policies as its table on the coordinator;
-* ``commits``: no node runs with ``synchronous_commit = off`` (a transaction raises it to
-  ``on`` on the coordinator only; a worker's part commits under the worker's setting).
+  its triggers in the same states and its policies with the same expressions as its table
+  on the coordinator;
+* ``commits``: no worker runs with ``synchronous_commit = off`` (a transaction raises it to
+  ``on`` on the coordinator only; a worker's part commits under the worker's setting);
+* ``functions``: every node has the same neonpro functions with the same bodies.
 
 Each problem is one line naming the table, the node or the shard, never a row's value.
 """
@@ -30,12 +32,29 @@ from neonpro.adapters.db.models import Base
 if TYPE_CHECKING:
     from neonpro.adapters.db.database import Database
 
-# on a table or one of its shards: "rls forced/disabled triggers/triggers/policies"
+# on a table or one of its shards: row-level security enabled and forced; its triggers by
+# state (enabled, always, replica-only, disabled: a guard set to fire on replicas only never
+# fires); its policies' expressions (a policy rewritten to USING (true) differs)
 _GUARDS = ("SELECT (c.relrowsecurity AND c.relforcerowsecurity)::text || '/' || "
-           "(SELECT count(*) FILTER (WHERE tgenabled = 'D') || '/' || count(*) FROM pg_trigger "
+           "(SELECT count(*) FILTER (WHERE tgenabled = 'O') || '/' || "
+           " count(*) FILTER (WHERE tgenabled = 'A') || '/' || "
+           " count(*) FILTER (WHERE tgenabled = 'R') || '/' || "
+           " count(*) FILTER (WHERE tgenabled = 'D') FROM pg_trigger "
            " WHERE tgrelid = c.oid AND NOT tgisinternal) || '/' || "
-           "(SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) "
+           "(SELECT coalesce(md5(string_agg(e, ',' ORDER BY e)), '') FROM ("
+           " SELECT p.polcmd::text || p.polpermissive::text || "
+           "   coalesce(pg_get_expr(p.polqual, p.polrelid), '') || '|' || "
+           "   coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS e "
+           " FROM pg_policy p WHERE p.polrelid = c.oid) policies) "
            "FROM pg_class c WHERE c.oid = '%s'::regclass")
+# the same functions of ours, with the same bodies, on every node (one replaced on a worker
+# only would run there, where the shards' triggers and policies call it)
+_FUNCTIONS = text(
+    "SELECT n.nodename || ':' || n.nodeport, r.result FROM run_command_on_all_nodes("
+    "$$SELECT md5(string_agg(e, ',' ORDER BY e)) FROM (SELECT p.oid::regprocedure::text "
+    "|| md5(p.prosrc) AS e FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace "
+    "AND p.proname LIKE 'neonpro\\_%') functions$$) r JOIN pg_dist_node n USING (nodeid) "
+    "ORDER BY 1")
 _LINKS = text("SELECT from_nodename, from_nodeport, to_nodename, to_nodeport "
               "FROM citus_check_cluster_node_health() WHERE NOT coalesce(result, false)")
 _KINDS = text(
@@ -45,7 +64,8 @@ _KINDS = text(
 _LAZY_COMMITS = text(
     "SELECT n.nodename || ':' || n.nodeport FROM run_command_on_all_nodes("
     "'SHOW synchronous_commit') r JOIN pg_dist_node n USING (nodeid) "
-    "WHERE NOT r.success OR r.result = 'off' ORDER BY 1")
+    # the coordinator raises it per transaction (DURABLE_COMMIT): the workers do not
+    "WHERE n.groupid > 0 AND (NOT r.success OR r.result = 'off') ORDER BY 1")
 _WORKERS = text("SELECT count(*) FROM pg_dist_node WHERE groupid > 0 AND isactive")
 
 
@@ -63,9 +83,20 @@ def check(db: Database) -> dict[str, Any]:
         wrong_kinds = _wrong_kinds(conn, kinds)
         shards = [problem for table in sorted(kinds) for problem in _shards(conn, table)]
         lazy: list[str] = list(conn.execute(_LAZY_COMMITS).scalars())
-    return {"ok": workers > 0 and not (links or wrong_kinds or shards or lazy),
+        functions = _functions_unlike(conn)
+    return {"ok": workers > 0 and not (links or wrong_kinds or shards or lazy or functions),
             "workers": workers, "links_down": links, "tables_not_as_migrated": wrong_kinds,
-            "shards_unlike_their_table": shards, "nodes_with_synchronous_commit_off": lazy}
+            "shards_unlike_their_table": shards, "nodes_with_synchronous_commit_off": lazy,
+            "nodes_whose_functions_differ": functions}
+
+
+def _functions_unlike(conn: Connection) -> list[str]:
+    """The nodes whose neonpro functions differ from the coordinator's (first row)."""
+    rows = [(str(node), result) for node, result in conn.execute(_FUNCTIONS)]
+    coordinator = conn.execute(text(
+        "SELECT nodename || ':' || nodeport FROM pg_dist_node WHERE groupid = 0")).scalar()
+    want = dict(rows).get(str(coordinator))
+    return [node for node, result in rows if result != want]
 
 
 def _wrong_kinds(conn: Connection, kinds: dict[str, str]) -> list[str]:
@@ -104,8 +135,9 @@ def _shards(conn: Connection, table: str) -> list[str]:
 
 
 def _explain(want: str, have: str) -> str:
-    names = ("row-level security enabled and forced", "triggers disabled", "triggers",
-             "policies")
+    names = ("row-level security enabled and forced", "triggers enabled",
+             "triggers always enabled", "triggers enabled on replicas only", "triggers disabled",
+             "policies (digest)")
     return ", ".join(f"{name}: {h} (the table: {w})"
                      for name, w, h in zip(names, want.split("/"), have.split("/"), strict=False)
                      if w != h)
