@@ -204,7 +204,7 @@ class ChangeFeed:
                             self.publish(note.payload, self._channels.get(note.channel))
                         await self._listen_wanted(conn)
                         if relay is not None:
-                            await relay.maybe_run(conn)
+                            await _relay_or_log(relay, conn)
             except (psycopg.Error, OSError) as exc:
                 delay = backoff.failed(exc)
             self.connected = False
@@ -321,6 +321,16 @@ _RELAY = ("WITH gone AS (DELETE FROM neonpro_feed_outbox RETURNING clinic_id, at
 async def _has_outbox(conn: psycopg.AsyncConnection[Any]) -> bool:
     row = await (await conn.execute(_HAS_OUTBOX)).fetchone()
     return bool(row and row[0])
+
+
+async def _relay_or_log(relay: _Relay, conn: psycopg.AsyncConnection[Any]) -> None:
+    """A failed relay (a worker unreachable, a deadlock with housekeeping) is logged and
+    tried again on the next turn; the LISTEN connection, and every clinic's feed, go on (a
+    broken connection shows on the next read and is reconnected then)."""
+    try:
+        await relay.maybe_run(conn)
+    except psycopg.Error as exc:
+        log.warning("feed_relay_failed", error=type(exc).__name__)
 
 
 class _Relay:

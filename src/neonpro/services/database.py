@@ -62,5 +62,6 @@ def prune(ops: DatabaseOps) -> Pruned:
 
 def distribute(ops: DatabaseOps) -> Distributed:
     """Distribute a database that already holds data on the Citus coordinator it is on
-    (restored from one server): what revisions 0017-0020 do on Citus, in one transaction."""
+    (restored from one server): what revisions 0017-0020 do on Citus, in three transactions
+    (the API stopped meanwhile; run again if one fails)."""
     return ops.distribute()

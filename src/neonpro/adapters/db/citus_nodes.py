@@ -87,6 +87,12 @@ def create_database(url: str, nodes: Nodes, name: str) -> str:
 
 def drop_database(url: str, nodes: Nodes, name: str) -> None:
     """Drop ``name`` from every node (the workers first)."""
-    for node in reversed(nodes.all):
-        with psycopg.connect(node_url(url, node, MAINTENANCE), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    failed: list[psycopg.Error] = []
+    for node in reversed(nodes.all):  # every node tried, whichever fails
+        try:
+            with psycopg.connect(node_url(url, node, MAINTENANCE), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error as exc:
+            failed.append(exc)
+    if failed:
+        raise failed[0]

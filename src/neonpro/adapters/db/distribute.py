@@ -19,6 +19,7 @@ Running it again on a distributed database changes nothing.
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import make_url
 
 from neonpro.adapters.db import migrate
@@ -47,27 +48,29 @@ def distribute(url: str, roles: Roles) -> Distributed:
     with psycopg.connect(plain) as conn:
         _check(conn)
         before = _count(conn, _DISTRIBUTED, (list(kinds),))
-        conn.execute(f'SET LOCAL ROLE "{roles.owner}"')
+        conn.execute(_as_owner(roles))
         # the rows are copied into the shards, where the guards would refuse them (a sealed
         # audit event inserted): the owner switches its triggers off for the copy and puts
         # each back as it was (Citus sends that on to the shards), in this transaction
         states = _triggers(conn, list(kinds)) if before == 0 else []
         for table in {table for table, _name, _state in states}:
-            conn.execute(f'ALTER TABLE "{table}" DISABLE TRIGGER USER')
+            conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(
+                sql.Identifier(table)))
         for statement in tables:
             conn.execute(statement)
         for table, name, state in states:
-            conn.execute(f'ALTER TABLE "{table}" {_ENABLE[state]} "{name}"')
+            conn.execute(sql.SQL("ALTER TABLE {} {} {}").format(
+                sql.Identifier(table), sql.SQL(_ENABLE[state]), sql.Identifier(name)))
         conn.commit()
         # functions made before the extension are on the coordinator only (Citus sends a
         # function to the workers when it is created with Citus there, or when told): the
         # triggers on the shards call them on the workers
-        conn.execute(f'SET LOCAL ROLE "{roles.owner}"')
+        conn.execute(_as_owner(roles))
         conn.execute(_SEND_FUNCTIONS)
         conn.commit()
         # then the functions that differ on Citus: replacing one (which Citus sends to the
         # workers) in the transaction that distributed the tables deadlocked (measured)
-        conn.execute(f'SET LOCAL ROLE "{roles.owner}"')
+        conn.execute(_as_owner(roles))
         conn.execute("SET LOCAL citus.enable_unsafe_triggers = on")
         for statement in functions:
             conn.execute(statement)
@@ -95,6 +98,10 @@ _ENABLE = {"O": "ENABLE TRIGGER", "A": "ENABLE ALWAYS TRIGGER", "R": "ENABLE REP
 def _triggers(conn: psycopg.Connection[tuple[object, ...]],
               tables: list[str]) -> list[tuple[str, str, str]]:
     return [(str(t), str(n), str(e)) for t, n, e in conn.execute(_TRIGGERS, (tables,))]
+
+
+def _as_owner(roles: Roles) -> sql.Composed:
+    return sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(roles.owner))
 
 
 def _check(conn: psycopg.Connection[tuple[object, ...]]) -> None:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
+import psycopg
 from sqlalchemy import Connection, create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
@@ -253,7 +254,12 @@ def _citus_scratch(admin_url: str, nodes: citus_nodes.Nodes) -> Iterator[str]:
         coordinator = citus_nodes.create_database(admin_url, nodes, name)
         yield make_url(coordinator).set(drivername=make_url(admin_url).drivername
                                         ).render_as_string(hide_password=False)
-    finally:
+    except BaseException:
+        # what failed (a worker down, say) is what to report, not the clean-up after it
+        with suppress(psycopg.Error):
+            citus_nodes.drop_database(admin_url, nodes, name)
+        raise
+    else:
         citus_nodes.drop_database(admin_url, nodes, name)
 
 

@@ -149,7 +149,8 @@ def prune(as_json: JsonFlag = False) -> None:
 def distribute() -> None:
     """On a Citus coordinator, distribute a database that already holds data (restored from
     one server, at the migrations' head): tables sharded by clinic, rows copied to the
-    workers, in one transaction (docs/scaling.md, "Moving there")."""
+    workers. Run it with the API stopped: three transactions, and between them the shards
+    run the single-server functions; run it again if one fails (docs/scaling.md)."""
     from neonpro.domain.operations import CannotDistribute
     from neonpro.services import database as svc
 

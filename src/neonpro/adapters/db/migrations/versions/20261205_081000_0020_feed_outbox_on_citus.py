@@ -41,6 +41,10 @@ CITUS_SQL: tuple[str, ...] = (
     'CREATE TRIGGER appointments_feed AFTER INSERT OR UPDATE OR DELETE ON appointments FOR EACH ROW EXECUTE FUNCTION neonpro_appointment_feed()',
 )
 
+# the function as it was before on Citus (0017 dropped its trigger there): what a downgrade
+# puts back
+NOTIFY_FUNCTION = "CREATE OR REPLACE FUNCTION neonpro_appointment_feed() RETURNS trigger\nLANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$\nDECLARE\n  v_row appointments;\n  v_event text;\nBEGIN\n  IF TG_OP = 'DELETE' THEN\n    v_row := OLD;\n    v_event := 'deleted';\n  ELSE\n    v_row := NEW;\n    IF TG_OP = 'INSERT' THEN\n      v_event := CASE WHEN NEW.rescheduled_from_id IS NULL THEN 'booked' ELSE 'rescheduled' END;\n    ELSIF NEW.status IS DISTINCT FROM OLD.status THEN\n      v_event := CASE NEW.status\n        WHEN 'confirmed' THEN 'confirmed' WHEN 'cancelled' THEN 'cancelled'\n        WHEN 'in_progress' THEN 'started' WHEN 'completed' THEN 'completed'\n        WHEN 'no_show' THEN 'no_show' END;\n    ELSIF OLD.check_in_time IS NULL AND NEW.check_in_time IS NOT NULL THEN\n      v_event := 'checked_in';\n    END IF;\n  END IF;\n  IF v_event IS NULL OR v_row.blocked_at IS NOT NULL THEN\n    RETURN NULL;\n  END IF;\n  PERFORM pg_notify(neonpro_feed_channel(v_row.clinic_id), json_build_object(\n    'clinic_id', v_row.clinic_id, 'appointment_id', v_row.id, 'event', v_event,\n    'status', v_row.status, 'version', v_row.version, 'patient_id', v_row.patient_id,\n    'professional_id', v_row.professional_id,\n    'rescheduled_from_id', v_row.rescheduled_from_id)::text);\n  RETURN NULL;\nEND\n$$"
+
 
 def upgrade() -> None:
     if not op.get_bind().execute(text(CITUS)).scalar():
@@ -56,3 +60,4 @@ def downgrade() -> None:
     op.execute("SET LOCAL citus.enable_unsafe_triggers = on")
     op.execute("DROP TRIGGER IF EXISTS appointments_feed ON appointments")
     op.execute("DROP TABLE IF EXISTS neonpro_feed_outbox")
+    op.execute(NOTIFY_FUNCTION)
