@@ -76,6 +76,8 @@ class World:
     request_id: uuid.UUID
     incident_id: uuid.UUID
     patient_id: uuid.UUID
+    patient_cpf: str
+    name_part: str  # the patient's family name: the finder's search by name
     seed_seconds: float
 
 
@@ -134,10 +136,11 @@ def build_world(args: argparse.Namespace, url: str, workdir: Path) -> World:
         seconds = time.perf_counter() - started
         patient = lgpd_requests.get_request(box.uow(clinic, SystemActors.CLI),
                                             request_id).patient_id
+        record = psvc.get_patient(box.uow(clinic, SystemActors.CLI), patient)
     finally:
         box.close()
     return World(url, workdir, settings, clinic, dpo, request_id, incident_id, patient,
-                 seconds)
+                 record.cpf or "", record.full_name.split()[-1], seconds)
 
 
 # ----------------------------------------------------------------------------- server
@@ -226,12 +229,23 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def measure(client: httpx.Client, path: str, n: int) -> tuple[float, float, int]:
-    client.get(path)  # warm: templates compiled, statements prepared
+def searches(world: World, csrf: str) -> list[tuple[str, dict[str, str]]]:
+    """The patient finder's POSTs (the CPF or the name never in a URL)."""
+    return [("pacientes: busca por CPF", {"csrf": csrf, "busca": world.patient_cpf}),
+            ("pacientes: busca por nome", {"csrf": csrf, "busca": world.name_part})]
+
+
+def measure(client: httpx.Client, path: str, n: int,
+            form: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """GET ``path`` (or POST ``form`` to it) once to warm, then ``n`` times, timed."""
+    def ask() -> httpx.Response:
+        return client.post(path, data=form) if form else client.get(path)
+
+    ask()  # warm: templates compiled, statements prepared
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
-        answer = client.get(path)
+        answer = ask()
         times.append((time.perf_counter() - t0) * 1000)
         assert answer.status_code == 200, (path, answer.status_code)
     return statistics.median(times), percentile(times, 95), len(answer.content)
@@ -272,6 +286,12 @@ def screenshots(base: str, world: World, directory: Path, chromium: str) -> list
             taken.append(directory / f"{name}.png")
             # the audit page lists 100 events: its first screen is what it shows
             page.screenshot(path=str(taken[-1]), full_page=name != "auditoria")
+        page.goto("/console/pacientes")
+        page.get_by_label("CPF ou nome").fill(world.name_part)
+        page.get_by_role("button", name="Buscar").click()
+        taken.append(directory / "pacientes.png")
+        page.screenshot(path=str(taken[-1]), full_page=True)
+        page.goto("/console/relatorio")
         page.emulate_media(media="print")
         taken.append(directory / "relatorio-impresso.png")
         page.screenshot(path=str(taken[-1]), full_page=True)
@@ -292,11 +312,14 @@ def run(args: argparse.Namespace, world: World) -> None:
             wait_for_verification(client)
             print(f"\n{'page':<34}{'median ms':>10}{'p95 ms':>9}{'KiB':>7}  goal < 200 ms")
             print("-" * 76)
-            for name, path in pages(world):
-                median, p95, size = measure(client, path, args.requests)
+            csrf = _CSRF.search(client.get("/console/auditoria").text).group(1)  # type: ignore[union-attr]
+            asked: list[tuple[str, str, dict[str, str] | None]] = [
+                (name, path, None) for name, path in pages(world)]
+            asked += [(name, "/console/pacientes", form) for name, form in searches(world, csrf)]
+            for name, path, form in asked:
+                median, p95, size = measure(client, path, args.requests, form)
                 verdict = "met" if p95 < 200 else "NOT met"
                 print(f"{name:<34}{median:>10.1f}{p95:>9.1f}{size / 1024:>7.1f}  {verdict}")
-            csrf = _CSRF.search(client.get("/console/auditoria").text).group(1)  # type: ignore[union-attr]
             t0 = time.perf_counter()
             client.post("/console/auditoria/verificar", data={"csrf": csrf})
             print(f"\n'Verificar agora' (the whole chain recomputed): "

@@ -32,11 +32,12 @@ from neonpro.domain.vocabulary import (
 from neonpro.entrypoints.api.app import create_app
 from neonpro.services import audit, clinics, consents, lgpd_requests, patients
 from neonpro.services.lgpd_requests import RequestOpen
+from tests import valid
 from tests.e2e.console_helpers import PASSWORD, csrf_of, post_sign_in, sign_in, staff
 
 SYSTEM = SystemActors.CLI
 PAGES = ["/console", "/console/solicitacoes", "/console/incidentes", "/console/auditoria",
-         "/console/consentimentos", "/console/relatorio"]
+         "/console/consentimentos", "/console/pacientes", "/console/relatorio"]
 
 
 def _client(box: Container, address: str = "198.51.100.20") -> TestClient:
@@ -257,7 +258,7 @@ def test_bad_input_is_a_portuguese_4xx_never_a_500(dpo: tuple[TestClient, str]) 
     bad = client.post("/console/solicitacoes/nova", data={
         "csrf": csrf, "patient_id": str(uuid.uuid4()), "kind": "access"})
     assert bad.status_code == 404
-    assert "Registro não encontrado" in bad.text
+    assert "Paciente não encontrado nesta clínica" in bad.text
     worse = client.post("/console/solicitacoes/nova", data={
         "csrf": csrf, "patient_id": "x", "kind": "nada"})
     assert worse.status_code == 422
@@ -277,6 +278,82 @@ def test_another_clinics_request_is_not_visible(box: Container, clinic: uuid.UUI
                              data={"csrf": csrf, "reason": "x", "response": "x"})
         assert answer.status_code == 404, action
     assert lgpd_requests.get_request(box.uow(other, SYSTEM), theirs).status == "open"
+
+
+def _cpf_of_nobody(box: Container, clinic: uuid.UUID) -> str:
+    n = 90_000 + uuid.uuid4().int % 1_000_000
+    return valid.cpf(n)
+
+
+def test_a_patient_found_by_cpf_or_name_and_a_request_registered_by_cpf(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    """The DPO is told a CPF or a name, never an id: the finder answers both, shows the CPF
+    only partly, keeps both out of the URL, audits the lookup; a request is registered by
+    CPF; another clinic's patient is never found."""
+    client, csrf = dpo
+    digits = _cpf_of_nobody(box, clinic)
+    formatted = f"{digits[:3]}.{digits[3:6]}.{digits[6:9]}-{digits[9:]}"
+    created = patients.register_patient(box.uow(clinic, SYSTEM), PatientCreate(
+        full_name="Joaquina Estêvão Dias", cpf=digits))
+    other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Vizinha")).id
+    other_cpf = _cpf_of_nobody(box, other)
+    patients.register_patient(box.uow(other, SYSTEM), PatientCreate(
+        full_name="Joaquina Estevão Vizinha", cpf=other_cpf))
+
+    by_cpf = client.post("/console/pacientes", data={"csrf": csrf, "busca": formatted})
+    assert by_cpf.status_code == 200, by_cpf.text
+    assert "Joaquina Estêvão Dias" in by_cpf.text
+    assert f"***.{digits[3:6]}.{digits[6:9]}-**" in by_cpf.text
+    assert digits not in by_cpf.text
+    assert formatted not in by_cpf.text
+    assert f"/console/consentimentos?paciente={created.id}" in by_cpf.text
+    assert not by_cpf.url.query  # nothing of the search in the address
+    views = audit.search_audit(box.uow(clinic, SYSTEM), AuditFilters(
+        patient_id=created.id, action="VIEW"), 50).items
+    assert any((e.details or {}).get("lookup") == "cpf" for e in views)  # audited
+
+    by_name = client.post("/console/pacientes", data={"csrf": csrf, "busca": "estevao"})
+    assert "Joaquina Estêvão Dias" in by_name.text  # accents and case ignored
+    assert "Vizinha" not in by_name.text  # another clinic's namesake
+    theirs = client.post("/console/pacientes", data={"csrf": csrf, "busca": other_cpf})
+    assert theirs.status_code == 200
+    assert "Nenhum paciente" in theirs.text
+    for value, field in (("jo", "CPF ou nome"), (digits[:-1] + str((int(digits[-1]) + 1) % 10),
+                                                 "CPF"), ("", "CPF ou nome")):
+        bad = client.post("/console/pacientes", data={"csrf": csrf, "busca": value})
+        assert bad.status_code == 422, value
+        assert f"«{field}»" in bad.text
+    forged = client.post("/console/pacientes", data={"busca": formatted})
+    assert forged.status_code == 403  # a search is a POST with the session's token
+
+    registered = client.post("/console/solicitacoes/nova", data={
+        "csrf": csrf, "patient_id": formatted, "kind": "access"})
+    assert registered.status_code == 200, registered.text
+    assert "Solicitação registrada" in registered.text
+    assert "Joaquina Estêvão Dias" in registered.text  # whose request it is
+    request_id = uuid.UUID(registered.url.path.rsplit("/", 1)[-1])
+    assert lgpd_requests.get_request(box.uow(clinic, SYSTEM), request_id).patient_id \
+        == created.id
+    nobody = client.post("/console/solicitacoes/nova", data={
+        "csrf": csrf, "patient_id": other_cpf, "kind": "access"})
+    assert nobody.status_code == 404
+    assert "Paciente não encontrado nesta clínica" in nobody.text
+
+
+def test_an_unknown_console_address_is_the_consoles_404_page(
+        box: Container, dpo: tuple[TestClient, str]) -> None:
+    client, csrf = dpo
+    for answer in (client.get("/console/nao-existe"), client.get("/console/solicitacoes/a/b/c"),
+                   client.post("/console/nao-existe", data={"csrf": csrf})):
+        assert answer.status_code == 404
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "Esta página não existe no console." in answer.text
+        assert "Sair" in answer.text  # the signed-in page, with the console's navigation
+    home = client.get("/console/", follow_redirects=False)
+    assert (home.status_code, home.headers["location"]) == (303, "/console")
+    with _client(box, "198.51.100.27") as stranger:
+        answer = stranger.get("/console/nao-existe", follow_redirects=False)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/console/entrar")
 
 
 # ------------------------------------------------------------------------------ incidents
@@ -416,7 +493,7 @@ HOSTILE = ["", "x", "0" * 600, "2026-13-45", "-1", "99999999999999999999", "' OR
 FIELDS = ["patient_id", "kind", "received_at", "response", "reason", "format", "which", "at",
           "actor_id", "ip", "since", "until", "status", "mitigation", "detected_at",
           "learned_at", "description", "categories", "affected_patient_count", "risk_level",
-          "risk_assessment"]
+          "risk_assessment", "busca"]
 QUERY = ["situacao", "atraso", "paciente", "ator", "ip", "acao", "risco", "de", "ate",
          "investigar", "cursor", "feito"]
 

@@ -1,8 +1,9 @@
 """The DPO console in a real browser: Debian's Chromium driven by Playwright, against the
 application served by uvicorn on a free port over the test database.
 
-A DPO signs in, reads the today page, takes a data-subject request from open to fulfilled
-(identity verified, the export downloaded, fulfilled), registers an incident and records
+A DPO signs in, reads the today page, finds the patient who calls by their CPF, registers
+their request and takes it from open to fulfilled (identity verified, the export
+downloaded, fulfilled), registers an incident and records
 both communications, and prints the compliance report to PDF. Every page visited is
 checked for labelled inputs, one h1 and headings in order.
 
@@ -26,10 +27,9 @@ from neonpro.bootstrap import Container
 from neonpro.domain.actors import SystemActors
 from neonpro.domain.schemas.clinic import ClinicCreate
 from neonpro.domain.schemas.patient import PatientCreate
-from neonpro.domain.vocabulary import DataSubjectRequestKind
 from neonpro.entrypoints.api.app import create_app
 from neonpro.services import clinics, incidents, lgpd_requests, patients
-from neonpro.services.lgpd_requests import RequestOpen
+from tests import valid
 from tests.e2e.console_helpers import PASSWORD, staff
 from tests.reliability.harness import ThreadServer
 
@@ -100,10 +100,9 @@ def test_a_dpos_day_in_the_browser(box: Container, page: Any, tmp_path: Path) ->
     clinic = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(
         name="Clínica no Navegador")).id
     email = staff(box, clinic)
+    cpf = valid.cpf(70_000 + uuid.uuid4().int % 1_000_000)
     patient = patients.register_patient(box.uow(clinic, SYSTEM), PatientCreate(
-        full_name="Titular no Navegador")).id
-    request_id = lgpd_requests.open_request(box.uow(clinic, SYSTEM), RequestOpen(
-        patient_id=patient, kind=DataSubjectRequestKind.ACCESS)).id
+        full_name="Titular no Navegador", cpf=cpf)).id
 
     page.goto("/console")  # a stranger is sent to sign in
     assert page.url.endswith("/console/entrar")
@@ -118,9 +117,10 @@ def test_a_dpos_day_in_the_browser(box: Container, page: Any, tmp_path: Path) ->
         assert page.get_by_role("heading", name=heading).is_visible()
     _accessible(page)
 
+    request_id = _find_and_register(page, cpf)
     _fulfil_request(page, request_id, tmp_path)
     stored = lgpd_requests.get_request(box.uow(clinic, SYSTEM), request_id)
-    assert stored.status == "fulfilled"
+    assert (stored.status, stored.patient_id) == ("fulfilled", patient)
 
     _register_and_notify(page)
     listed = incidents.list_incidents(box.uow(clinic, SYSTEM)).items
@@ -129,6 +129,24 @@ def test_a_dpos_day_in_the_browser(box: Container, page: Any, tmp_path: Path) ->
     assert listed[0].notified_subjects_at is not None
 
     _print_report(page, tmp_path)
+
+
+def _find_and_register(page: Any, cpf: str) -> uuid.UUID:
+    """The patient calls with their CPF: found, and their access request registered."""
+    page.get_by_role("link", name="Pacientes").click()
+    _accessible(page)
+    page.get_by_label("CPF ou nome").fill(f"{cpf[:3]}.{cpf[3:6]}.{cpf[6:9]}-{cpf[9:]}")
+    page.get_by_role("button", name="Buscar").click()
+    assert page.get_by_role("cell", name="Titular no Navegador", exact=True).is_visible()
+    assert page.get_by_text(f"***.{cpf[3:6]}.{cpf[6:9]}-**").is_visible()
+    assert "?" not in page.url  # the CPF stays out of the address
+    _accessible(page)
+    page.get_by_role("link", name="Solicitações de Titular no Navegador").click()
+    page.get_by_label("Direito exercido").select_option(label="Acesso aos dados")
+    page.get_by_role("button", name="Registrar").click()
+    assert page.get_by_role("status").inner_text().startswith("Solicitação registrada")
+    assert page.get_by_text("Titular no Navegador").is_visible()
+    return uuid.UUID(page.url.split("?")[0].rsplit("/", 1)[-1])
 
 
 def _fulfil_request(page: Any, request_id: uuid.UUID, tmp_path: Path) -> None:

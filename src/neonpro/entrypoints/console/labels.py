@@ -110,6 +110,16 @@ def day(value: date | datetime | None, zone: str = DEFAULT_ZONE) -> str:
     return value.strftime("%d/%m/%Y")
 
 
+CPF_DIGITS = 11
+
+
+def partial_cpf(cpf: str | None) -> str:
+    """A CPF as lists show it: its middle six digits only (``***.444.777-**``)."""
+    if not cpf or len(cpf) != CPF_DIGITS or not cpf.isdigit():
+        return DASH
+    return f"***.{cpf[3:6]}.{cpf[6:9]}-**"
+
+
 def number(value: Any) -> str:
     """An integer with the Brazilian thousands separator."""
     return f"{int(value):,}".replace(",", ".")

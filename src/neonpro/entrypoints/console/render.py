@@ -43,7 +43,8 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(rotulo=labels.label, simnao=labels.yes_no, data=_local, dia=_day,
-                       numero=labels.number, situacao_incidente=labels.incident_status)
+                       numero=labels.number, cpf_parcial=labels.partial_cpf,
+                       situacao_incidente=labels.incident_status)
     return env
 
 
@@ -71,6 +72,7 @@ FIELDS = {
     "identity_verified_at": "verificação de identidade", "kind": "tipo",
     "affected_patient_count": "titulares afetados", "risk_level": "nível de risco",
     "email": "e-mail", "password": "senha", "closed_at": "encerrado em",
+    "busca": "CPF ou nome", "cpf": "CPF", "paciente": "paciente",
 }
 MESSAGES = {
     e.NotFound: "Registro não encontrado (ou pertence a outra clínica).",
@@ -88,6 +90,10 @@ def message(exc: e.DomainError) -> str:
     field = getattr(exc, "field", None)
     if isinstance(exc, e.ValidationFailed):
         return f"Valor inválido no campo «{FIELDS.get(str(field), 'formulário')}»."
+    if isinstance(exc, e.NotFound) and getattr(exc, "entity", None) == "patient":
+        return "Paciente não encontrado nesta clínica."
+    if isinstance(exc, e.NotFound) and getattr(exc, "entity", None) == "page":
+        return "Esta página não existe no console."
     if isinstance(exc, e.Conflict) and field == "identity_verified_at":
         return "Verifique a identidade do titular antes de concluir a solicitação."
     if isinstance(exc, e.Conflict) and field in {"notified_anpd_at", "notified_subjects_at"}:

@@ -16,7 +16,7 @@ from neonpro.domain.vocabulary import (
     DataSubjectRequestStatus,
     ExportFormat,
 )
-from neonpro.entrypoints.console import forms
+from neonpro.entrypoints.console import forms, patients
 from neonpro.entrypoints.console.labels import label
 from neonpro.entrypoints.console.session import PREFIX, Form, Session, page
 from neonpro.services import lgpd_requests as svc
@@ -49,7 +49,7 @@ def _to(request_id: uuid.UUID, done: str) -> Response:
 
 def register(session: Session, form: Form) -> Response:
     """A request received at the desk, by mail or by phone: due 15 days after receipt."""
-    data = RequestOpen(patient_id=forms.an_id(form, "patient_id"),
+    data = RequestOpen(patient_id=patients.reference(session, form, "patient_id"),
                        kind=forms.choice(form, "kind", DataSubjectRequestKind),
                        received_at=forms.moment(form, "received_at", session.clinic.timezone))
     return _to(svc.open_request(session.uow(), data).id, "nova")
@@ -60,7 +60,8 @@ def detail(session: Session, form: Form) -> Response:
     now = datetime.now(UTC)
     return session.page(
         "solicitacao.html", titulo=f"Solicitação: {label(request.kind)}",
-        ativo="solicitacoes", r=request, pendente=request.status in PENDING,
+        ativo="solicitacoes", r=request, titular=patients.name_of(session, request.patient_id),
+        pendente=request.status in PENDING,
         atrasada=request.status in PENDING and request.due_at < now,
         exportavel=request.kind in svc.EXPORTABLE,
         aviso=DONE.get(forms.text(form, "q:feito")))

@@ -33,7 +33,13 @@ from neonpro.adapters.auth import Principal, TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.config import Environment
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import DomainError, Forbidden, Unauthenticated, ValidationFailed
+from neonpro.domain.errors import (
+    DomainError,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
 from neonpro.domain.ports import UnitOfWork
 from neonpro.domain.schemas.clinic import ClinicRead
 from neonpro.entrypoints.api.deps import OVERSIGHT, actor_of, audit_refusal
@@ -223,3 +229,13 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
     return endpoint
+
+
+def _unknown(session: Session, form: Form) -> Response:
+    """An address the console does not have (``/console/`` is the home page)."""
+    if not form.get("path:rest"):
+        return RedirectResponse(PREFIX, status_code=303)
+    raise NotFound("page")
+
+
+unknown = page(_unknown)
