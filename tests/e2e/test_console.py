@@ -529,7 +529,19 @@ def test_an_account_of_two_clinics_names_the_clinic(box: Container, clinic: uuid
         tx.clinics.add_membership(other, user.user_id, ClinicRole.DPO)
         tx.commit()
     with _client(box, "198.51.100.26") as client:
-        assert post_sign_in(client, email).status_code == 401  # which clinic?
+        assert post_sign_in(client, email, "not the password").status_code == 401
+        assert "<select" not in client.get("/console/entrar").text
+        asked = post_sign_in(client, email)  # the right password: which clinic?
+        assert asked.status_code == 200
+        assert "escolha em qual entrar" in asked.text
+        # the account's two clinics, by name, and no other; its e-mail kept, not the password
+        assert re.findall(r'<option value="([^"]+)">', asked.text) == sorted(
+            [str(clinic), str(other)],
+            key=lambda c: "Clínica Console" if c == str(clinic) else "Segunda")
+        assert "Clínica Console · Encarregado (DPO)" in asked.text
+        assert f'value="{email}"' in asked.text
+        assert PASSWORD not in asked.text
+        assert client.get("/console", follow_redirects=False).status_code == 303  # no session
         for given, status in (("não-é-id", 422), (str(other), 303)):
             form = client.get("/console/entrar")  # each answer of the form pairs anew
             answer = client.post("/console/entrar", data={

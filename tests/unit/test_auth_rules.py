@@ -12,6 +12,7 @@ import pytest
 
 from neonpro.domain.actors import Actor
 from neonpro.domain.errors import (
+    ClinicNotChosen,
     Conflict,
     NotFound,
     TooManyAttempts,
@@ -24,6 +25,7 @@ from neonpro.domain.vocabulary import AuditAction, AuditStatus, ClinicRole
 from neonpro.services import auth
 from tests.unit.fakes import FakeUnitOfWork
 from tests.unit.fakes_auth import FakePasswords
+from tests.unit.fakes_catalog import FakeClinics
 
 CLINIC = uuid.uuid4()
 OTHER = uuid.uuid4()
@@ -100,16 +102,36 @@ def test_every_failure_is_the_same_answer_after_a_password_check(
     elif setup == "elsewhere":
         world.account(memberships={OTHER: ClinicRole.ADMIN, uuid.uuid4(): ClinicRole.DPO})
     elif setup == "wrong":
-        world.account()
+        world.account(memberships={CLINIC: ClinicRole.ADMIN, OTHER: ClinicRole.DPO})
     with pytest.raises(Unauthenticated) as caught:
-        world.login("wrong password" if setup == "wrong" else PASSWORD)
+        world.login("wrong password" if setup == "wrong" else PASSWORD,
+                    CLINIC if setup == "elsewhere" else None)
     assert caught.value.message == auth.FAILED
+    assert not isinstance(caught.value, ClinicNotChosen)  # a stranger learns no clinic
     assert world.passwords.checks == 1  # argon2's work even without an account
     failed = world.events[-1]
     assert (failed["action"], failed["status"]) == (AuditAction.LOGIN_FAILED,
                                                     AuditStatus.FAILURE)
     assert failed["details"] == {"reason": reason}
     assert world.store.get("sessions", {}) == {}
+
+
+def test_the_right_password_of_an_account_of_several_clinics_asks_which(world: World) -> None:
+    """Only whoever gave the right password learns the account's clinics (for the
+    console's picker); no session is opened until one is named."""
+    clinics = FakeClinics(world.open())
+    for clinic, name in ((CLINIC, "Zeta Estética"), (OTHER, "Alfa Saúde")):
+        clinics.seed(clinic)
+        clinics.rows[clinic] = clinics.rows[clinic].model_copy(update={"name": name})
+    world.account(memberships={CLINIC: ClinicRole.ADMIN, OTHER: ClinicRole.DPO})
+    with pytest.raises(ClinicNotChosen) as caught:
+        world.login()
+    assert caught.value.message == auth.FAILED  # the API's 401 is the same
+    assert caught.value.clinics == [(OTHER, "Alfa Saúde", "dpo"),
+                                    (CLINIC, "Zeta Estética", "admin")]
+    assert world.events[-1]["details"] == {"reason": "clinic_not_chosen"}
+    assert world.store.get("sessions", {}) == {}
+    assert world.login(clinic=OTHER).role == ClinicRole.DPO
 
 
 def test_throttling_answers_before_any_password_is_checked(world: World) -> None:

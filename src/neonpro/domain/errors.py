@@ -119,6 +119,16 @@ class Unauthenticated(DomainError):
     code = "unauthenticated"
 
 
+class ClinicNotChosen(Unauthenticated):
+    """The password was right, but the account belongs to several clinics and none was
+    named: no session is opened. ``clinics`` (id, name, role), said only to whoever gave
+    the right password, so a sign-in form can offer them; the API answers the same 401."""
+
+    def __init__(self, message: str, clinics: list[tuple[uuid.UUID, str, str]]) -> None:
+        super().__init__(message)
+        self.clinics = clinics
+
+
 class TooManyAttempts(DomainError):
     """Too many failed sign-ins from this address, for this e-mail, or both: wait
     ``retry_after_s`` seconds. Said before any password is checked, and the same for an

@@ -2,6 +2,9 @@
 
 * Every failed sign-in gets the same 401, whatever failed (no such e-mail, no password, a
   wrong one, an inactive account, no membership in the clinic), after the same argon2 work.
+  The one refusal that says more is said only to whoever gave the right password of an
+  active account: it belongs to several clinics and none was named (``ClinicNotChosen``,
+  with their names, so the console's sign-in can offer them; the API's 401 is the same).
 * Throttling (domain/signin.py) answers 429 *before* any password is checked: the same for
   an e-mail nobody has, so it tells nothing about the account or the password. A pair
   (address, e-mail) that signed in before is held back only by its own attempts.
@@ -23,6 +26,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from neonpro.domain.errors import (
+    ClinicNotChosen,
     Conflict,
     NotFound,
     TooManyAttempts,
@@ -101,8 +105,10 @@ def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | No
     clinic = _chain(claim.memberships, clinic_id)
     reason = ("bad_credentials" if claim.user_id is None or not ok
               else "inactive" if not claim.is_active
+              else "clinic_not_chosen" if clinic_id is None and len(claim.memberships) > 1
               else "no_membership" if clinic is None else None)
     issued: IssuedToken | None = None
+    choices: list[tuple[uuid.UUID, str, str]] = []
     with open_uow() as tx:
         tx.clinic_id = clinic if claim.user_id else None
         if reason is None and claim.user_id is not None and clinic is not None:
@@ -118,7 +124,13 @@ def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | No
             tx.audit.record(AuditAction.LOGIN_FAILED, AuditResource.STAFF_USER, claim.user_id,
                             status=AuditStatus.FAILURE, risk=RiskLevel.MEDIUM,
                             details={"reason": reason or "bad_credentials"})
+            if reason == "clinic_not_chosen":
+                choices = sorted(((c, tx.clinics.get(c).name, role.value)
+                                  for c, role in claim.memberships.items()),
+                                 key=lambda choice: (choice[1], str(choice[0])))
         tx.commit()
+    if choices:
+        raise ClinicNotChosen(FAILED, choices)
     if issued is None:
         raise Unauthenticated(FAILED)
     return issued

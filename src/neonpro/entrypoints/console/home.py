@@ -14,7 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from neonpro.adapters.auth import TokenCodec
 from neonpro.bootstrap import Container
 from neonpro.domain.actors import Actor
-from neonpro.domain.errors import TooManyAttempts, Unauthenticated, ValidationFailed
+from neonpro.domain.errors import (
+    ClinicNotChosen,
+    TooManyAttempts,
+    Unauthenticated,
+    ValidationFailed,
+)
 from neonpro.domain.paging import PageRequest
 from neonpro.domain.vocabulary import DataSubjectRequestStatus, IncidentStatus
 from neonpro.entrypoints.api.deps import OVERSIGHT, actor_of
@@ -40,9 +45,13 @@ PENDING = frozenset({DataSubjectRequestStatus.OPEN, DataSubjectRequestStatus.IN_
 SOON = timedelta(days=5)
 
 
-def _sign_in_page(box: Container, message: str | None = None, status: int = 200) -> Response:
+def _sign_in_page(box: Container, message: str | None = None, status: int = 200,
+                  choose: ClinicNotChosen | None = None, email: str = "") -> Response:
+    """The sign-in form; with ``choose``, the account's clinics to pick from (said only
+    after the right password) and its e-mail filled in; the password is asked again."""
     nonce = login_nonce()
-    answer = render.page("entrar.html", status, titulo="Entrar", csrf=nonce, mensagem=message)
+    answer = render.page("entrar.html", status, titulo="Entrar", csrf=nonce, mensagem=message,
+                         clinicas=choose.clinics if choose else [], email=email)
     set_cookie(answer, box, LOGIN_COOKIE, nonce, max_age=3600)
     return answer
 
@@ -81,6 +90,10 @@ def _sign_in(request: Request, box: Container, form: Form) -> Response:
     except TooManyAttempts as wait:
         return _sign_in_page(box, "Muitas tentativas sem sucesso. Tente de novo em "
                                   f"{wait.retry_after_s} segundos.", 429)
+    except ClinicNotChosen as choose:
+        return _sign_in_page(box, "Sua conta pertence a mais de uma clínica: escolha em qual "
+                                  "entrar e digite a senha de novo.", 200, choose,
+                             form.get("email", "")[:320])
     except Unauthenticated:
         return _sign_in_page(box, "E-mail ou senha incorretos.", 401)
     principal = tokens.decode(issued.token)
