@@ -10,6 +10,7 @@ and every DPO action leaves its audit event; no page loads anything from another
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import uuid
 from collections.abc import Iterator
@@ -248,6 +249,58 @@ def test_refusing_needs_a_reason(box: Container, clinic: uuid.UUID,
         "csrf": csrf, "reason": "prontuário sob guarda legal de 20 anos"})
     assert refused.status_code == 200
     assert "Recusada" in refused.text
+
+
+def test_a_deletion_request_erases_the_patient_as_the_law_allows(
+        box: Container, clinic: uuid.UUID, dpo: tuple[TestClient, str]) -> None:
+    """Art. 18 VI from the console: the plan shown, nothing erased before the identity is
+    verified and the DPO confirms; then the patient erased (audited, in the ledger naming
+    the request) and the request fulfilled with the hash of the Portuguese answer shown."""
+    client, csrf = dpo
+    patient = patients.register_patient(box.uow(clinic, SYSTEM), PatientCreate(
+        full_name="Titular a Eliminar")).id
+    request_id = lgpd_requests.open_request(box.uow(clinic, SYSTEM), RequestOpen(
+        patient_id=patient, kind=DataSubjectRequestKind.DELETION)).id
+    base = f"/console/solicitacoes/{request_id}"
+    shown = client.get(base)
+    assert "Plano de eliminação" in shown.text
+    assert "sem base legal para manter" in shown.text  # the grounds, in Portuguese
+    early = client.post(f"{base}/eliminar", data={"csrf": csrf, "confirmo": "1"})
+    assert early.status_code == 409
+    assert "Verifique a identidade" in early.text
+    client.post(f"{base}/verificar", data={"csrf": csrf})
+    unconfirmed = client.post(f"{base}/eliminar", data={"csrf": csrf})
+    assert unconfirmed.status_code == 422
+    assert "«confirmação da eliminação»" in unconfirmed.text
+    assert patients.get_patient(box.uow(clinic, SYSTEM), patient).full_name \
+        == "Titular a Eliminar"  # nothing erased yet
+
+    done = client.post(f"{base}/eliminar", data={"csrf": csrf, "confirmo": "1"})
+    assert done.status_code == 200, done.text
+    assert "Dados do titular eliminados conforme a lei" in done.text
+    answer = html.unescape(re.search(r'<textarea id="resposta-eliminacao"[^>]*>(.*?)</textarea>',
+                                     done.text, re.DOTALL).group(1))  # type: ignore[union-attr]
+    assert answer.startswith("Atendendo à sua solicitação de eliminação")
+    stored = lgpd_requests.get_request(box.uow(clinic, SYSTEM), request_id)
+    assert stored.status == "fulfilled"
+    assert stored.response_sha256 == hashlib.sha256(answer.encode()).hexdigest()
+    assert patients.get_patient(box.uow(clinic, SYSTEM), patient).full_name \
+        != "Titular a Eliminar"  # anonymized (no clinical record to hold)
+    erased = audit.search_audit(box.uow(clinic, SYSTEM), AuditFilters(
+        patient_id=patient, action="ANONYMIZE"), 50).items
+    assert erased  # each decision audited with its legal reference
+    assert "Titular a Eliminar" not in client.post("/console/pacientes", data={
+        "csrf": csrf, "busca": "Titular a Eliminar"}).text
+    assert client.post(f"{base}/eliminar", data={
+        "csrf": csrf, "confirmo": "1"}).status_code == 409  # fulfilled is final
+    access = f"/console/solicitacoes/{_request(box, clinic)}"
+    client.post(f"{access}/verificar", data={"csrf": csrf})
+    assert client.post(f"{access}/eliminar", data={
+        "csrf": csrf, "confirmo": "1"}).status_code == 422  # an access request erases nothing
+    other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Alheia")).id
+    theirs = _request(box, other, "deletion")
+    assert client.post(f"/console/solicitacoes/{theirs}/eliminar", data={
+        "csrf": csrf, "confirmo": "1"}).status_code == 404
 
 
 def test_bad_input_is_a_portuguese_4xx_never_a_500(dpo: tuple[TestClient, str]) -> None:
@@ -490,7 +543,7 @@ def test_cnpj_is_shown_formatted() -> None:
 
 HOSTILE = ["", "x", "0" * 600, "2026-13-45", "-1", "99999999999999999999", "' OR 1=1 --",
            "<script>alert(1)</script>", "\u0000", "%", str(uuid.uuid4())]
-FIELDS = ["patient_id", "kind", "received_at", "response", "reason", "format", "which", "at",
+FIELDS = ["confirmo", "patient_id", "kind", "received_at", "response", "reason", "format", "which", "at",
           "actor_id", "ip", "since", "until", "status", "mitigation", "detected_at",
           "learned_at", "description", "categories", "affected_patient_count", "risk_level",
           "risk_assessment", "busca"]

@@ -7,6 +7,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from neonpro.domain import erasure
+
 DEFAULT_ZONE = "America/Sao_Paulo"
 DASH = "—"
 
@@ -70,6 +72,18 @@ LABELS: dict[str, str] = {
     "audit_checkpoint": "Ponto de verificação", "erasure_ledger": "Registro de eliminações",
     # retention actions
     "anonymize": "Anonimizar", "block": "Bloquear", "delete": "Eliminar", "keep": "Manter",
+    # the erasure engine's legal grounds (domain/erasure.py)
+    erasure.HOLD: "Lei 13.787/2018, art. 6º; Res. CFM 1.821/2007 e 1.638/2002 (prontuário: "
+                  "guarda de 20 anos)",
+    erasure.UNNEEDED: "LGPD, art. 16 e art. 18, IV e VI (sem base legal para manter)",
+    erasure.ANONYMIZED: "LGPD, art. 12 e art. 16, IV (anonimizado, para uso exclusivo do "
+                        "controlador)",
+    erasure.PROOF: "LGPD, art. 7º, VI e art. 16, I (prova do consentimento guardada para "
+                   "defesa, sem identificadores)",
+    erasure.AUDIT: "LGPD, art. 37 e art. 46 (registro das operações; só referências "
+                   "por chave)",
+    erasure.BILLING: "CTN, arts. 173 e 174, e RN ANS 305/2012 (faturamento guardado com o "
+                     "prontuário)",
 }
 
 

@@ -73,6 +73,7 @@ FIELDS = {
     "affected_patient_count": "titulares afetados", "risk_level": "nível de risco",
     "email": "e-mail", "password": "senha", "closed_at": "encerrado em",
     "busca": "CPF ou nome", "cpf": "CPF", "paciente": "paciente",
+    "confirmo": "confirmação da eliminação",
 }
 MESSAGES = {
     e.NotFound: "Registro não encontrado (ou pertence a outra clínica).",

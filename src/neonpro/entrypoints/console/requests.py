@@ -10,16 +10,20 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Response
 from fastapi.responses import RedirectResponse
 
-from neonpro.domain.errors import ValidationFailed
+from neonpro.domain.erasure import Decision
+from neonpro.domain.errors import Conflict, DomainError, InvalidTransition, ValidationFailed
+from neonpro.domain.schemas.dsr import DataSubjectRequestRead
 from neonpro.domain.vocabulary import (
     DataSubjectRequestKind,
     DataSubjectRequestStatus,
     ExportFormat,
 )
 from neonpro.entrypoints.console import forms, patients
-from neonpro.entrypoints.console.labels import label
+from neonpro.entrypoints.console.labels import label, local
 from neonpro.entrypoints.console.session import PREFIX, Form, Session, page
+from neonpro.services import erasure
 from neonpro.services import lgpd_requests as svc
+from neonpro.services.erasure import ErasureResult
 from neonpro.services.lgpd_requests import RequestFulfil, RequestOpen, RequestRefuse
 
 router = APIRouter(prefix=f"{PREFIX}/solicitacoes", tags=["console"], include_in_schema=False)
@@ -55,16 +59,63 @@ def register(session: Session, form: Form) -> Response:
     return _to(svc.open_request(session.uow(), data).id, "nova")
 
 
-def detail(session: Session, form: Form) -> Response:
-    request = svc.get_request(session.uow(), forms.an_id(form, "path:request_id"))
+def _plan(session: Session, request: DataSubjectRequestRead) -> list[Decision]:
+    """What erasing would do, for a pending deletion request whose patient is still there."""
+    if request.kind != DataSubjectRequestKind.DELETION or request.status not in PENDING:
+        return []
+    try:
+        return erasure.plan_erasure(session.uow(), request.patient_id)
+    except DomainError:  # erased already (or never visible): nothing left to plan
+        return []
+
+
+def _detail_page(session: Session, request: DataSubjectRequestRead, aviso: str | None,
+                 erased: ErasureResult | None = None, answer: str | None = None) -> Response:
     now = datetime.now(UTC)
     return session.page(
         "solicitacao.html", titulo=f"Solicitação: {label(request.kind)}",
         ativo="solicitacoes", r=request, titular=patients.name_of(session, request.patient_id),
         pendente=request.status in PENDING,
         atrasada=request.status in PENDING and request.due_at < now,
-        exportavel=request.kind in svc.EXPORTABLE,
-        aviso=DONE.get(forms.text(form, "q:feito")))
+        exportavel=request.kind in svc.EXPORTABLE, plano=_plan(session, request),
+        eliminacao=erased, resposta_eliminacao=answer, aviso=aviso)
+
+
+def detail(session: Session, form: Form) -> Response:
+    request = svc.get_request(session.uow(), forms.an_id(form, "path:request_id"))
+    return _detail_page(session, request, DONE.get(forms.text(form, "q:feito")))
+
+
+def _erasure_answer(done: ErasureResult, at: datetime, zone: str) -> str:
+    """The answer to the patient, in Portuguese: what was done with each category and why."""
+    lines = [f"Atendendo à sua solicitação de eliminação (LGPD, art. 18, VI), em "
+             f"{local(at, zone)}:"]
+    lines += [f"- {label(d.category)}: {label(d.action).lower()} ({label(d.legal_reference)})"
+              for d in done.decisions]
+    return "\n".join(lines)
+
+
+def erase(session: Session, form: Form) -> Response:
+    """A deletion request answered: the patient erased as the law allows (deleted or
+    anonymized, the medical record blocked under its hold), each decision audited and in
+    the erasure ledger naming this request, then the request fulfilled with the answer's
+    hash. Only after the identity was verified, and with the DPO's explicit confirmation."""
+    request_id = forms.an_id(form, "path:request_id")
+    request = svc.get_request(session.uow(), request_id)
+    if request.kind != DataSubjectRequestKind.DELETION:
+        raise ValidationFailed("kind", "only a deletion request erases the patient")
+    if request.status not in PENDING:
+        raise InvalidTransition("data_subject_request", request.status, "fulfilled")
+    if request.identity_verified_at is None:
+        raise Conflict("verify the requester's identity before erasing",
+                       "identity_verified_at")
+    if forms.text(form, "confirmo") != "1":
+        raise ValidationFailed("confirmo", "the erasure must be confirmed")
+    done = erasure.erase_patient(session.admin_uow(), request.patient_id, request_id)
+    answer = _erasure_answer(done, datetime.now(UTC), session.clinic.timezone)
+    fulfilled = svc.fulfil_request(session.uow(), request_id, RequestFulfil(response=answer))
+    return _detail_page(session, fulfilled, "Dados do titular eliminados conforme a lei; "
+                        "solicitação atendida.", done, answer)
 
 
 def verify(session: Session, form: Form) -> Response:
@@ -114,5 +165,5 @@ router.add_api_route("", page(listing), methods=["GET"])
 router.add_api_route("/nova", page(register), methods=["POST"])
 router.add_api_route("/{request_id}", page(detail), methods=["GET"])
 for _path, _handler in (("verificar", verify), ("iniciar", start), ("exportar", export),
-                        ("atender", fulfil), ("recusar", refuse)):
+                        ("eliminar", erase), ("atender", fulfil), ("recusar", refuse)):
     router.add_api_route(f"/{{request_id}}/{_path}", page(_handler), methods=["POST"])
