@@ -75,6 +75,7 @@ class World:
     dpo: uuid.UUID
     request_id: uuid.UUID
     incident_id: uuid.UUID
+    deletion_id: uuid.UUID  # a pending deletion request: its page shows the erasure plan
     patient_id: uuid.UUID
     patient_cpf: str
     name_part: str  # the patient's family name: the finder's search by name
@@ -82,8 +83,9 @@ class World:
 
 
 def _seed_console_data(box: Container, clinic: uuid.UUID, patients: list[uuid.UUID],
-                       dpo: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
-    """Requests 0-25 days old (a third answered) and three incidents (one notified)."""
+                       dpo: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """Requests 0-25 days old (a third answered) and three incidents (one notified); a
+    request, an incident and a pending deletion request to show."""
     rng = random.Random(20261205)
     actor = Actor(dpo, "dpo")
     now = datetime.now(UTC)
@@ -110,7 +112,7 @@ def _seed_console_data(box: Container, clinic: uuid.UUID, patients: list[uuid.UU
                 incidents.notify(box.uow(clinic, actor), incident.id,
                                  Notification(which=which))  # type: ignore[arg-type]
         found.append(incident.id)
-    return requests[1], found[1]
+    return requests[1], found[1], requests[kinds.index(DataSubjectRequestKind.DELETION)]
 
 
 def build_world(args: argparse.Namespace, url: str, workdir: Path) -> World:
@@ -130,8 +132,8 @@ def build_world(args: argparse.Namespace, url: str, workdir: Path) -> World:
                                        ClinicRole.DPO)[0].id
         listed = psvc.search_patients(box.uow(clinic, SystemActors.CLI),
                                       page=PageRequest(limit=40, with_total=False))
-        request_id, incident_id = _seed_console_data(box, clinic,
-                                                     [p.id for p in listed.items], dpo)
+        request_id, incident_id, deletion_id = _seed_console_data(
+            box, clinic, [p.id for p in listed.items], dpo)
         box.seal_audit()
         seconds = time.perf_counter() - started
         patient = lgpd_requests.get_request(box.uow(clinic, SystemActors.CLI),
@@ -139,8 +141,8 @@ def build_world(args: argparse.Namespace, url: str, workdir: Path) -> World:
         record = psvc.get_patient(box.uow(clinic, SystemActors.CLI), patient)
     finally:
         box.close()
-    return World(url, workdir, settings, clinic, dpo, request_id, incident_id, patient,
-                 record.cpf or "", record.full_name.split()[-1], seconds)
+    return World(url, workdir, settings, clinic, dpo, request_id, incident_id, deletion_id,
+                 patient, record.cpf or "", record.full_name.split()[-1], seconds)
 
 
 # ----------------------------------------------------------------------------- server
@@ -214,6 +216,7 @@ def pages(world: World) -> list[tuple[str, str]]:
         ("solicitações", "/console/solicitacoes"),
         ("solicitações em atraso", "/console/solicitacoes?atraso=1"),
         ("uma solicitação", f"/console/solicitacoes/{world.request_id}"),
+        ("uma eliminação (o plano)", f"/console/solicitacoes/{world.deletion_id}"),
         ("incidentes", "/console/incidentes"),
         ("um incidente", f"/console/incidentes/{world.incident_id}"),
         ("auditoria (30 dias)", "/console/auditoria"),
@@ -253,6 +256,7 @@ def measure(client: httpx.Client, path: str, n: int,
 
 SHOTS = [("entrar", "/console/entrar"), ("hoje", "/console"),
          ("solicitacoes", "/console/solicitacoes"), ("solicitacao", "{request}"),
+         ("solicitacao-eliminacao", "{deletion}"),
          ("incidentes", "/console/incidentes"), ("incidente", "{incident}"),
          ("auditoria", "/console/auditoria?ator={dpo}&investigar=1"),
          ("consentimentos", "/console/consentimentos?paciente={patient}"),
@@ -266,6 +270,7 @@ def screenshots(base: str, world: World, directory: Path, chromium: str) -> list
 
     directory.mkdir(parents=True, exist_ok=True)
     names = {"request": f"/console/solicitacoes/{world.request_id}",
+             "deletion": f"/console/solicitacoes/{world.deletion_id}",
              "incident": f"/console/incidentes/{world.incident_id}",
              "dpo": str(world.dpo), "patient": str(world.patient_id)}
     taken = []
