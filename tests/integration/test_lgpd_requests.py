@@ -265,3 +265,42 @@ def test_confirmation_answers_at_once_from_ledger_and_data(w: World) -> None:
     assert audited == 1
     with pytest.raises(NotFound):
         lgpd.confirm_processing(w.uow(), w.stranger)
+
+
+def test_a_deletion_request_is_erased_and_fulfilled_together_or_not_at_all(w: World) -> None:
+    """fulfil_by_erasure: the adversaries are a failure between the erasure and the answer
+    (nothing is erased under a request left open) and a request that is not grounds (not a
+    deletion, identity not verified, already closed, another clinic's)."""
+    admin = lambda: w.c.admin_uow(w.clinic, DPO)  # noqa: E731
+    deletion = w.open(Kind.DELETION)
+
+    def fails(_: object) -> str:
+        raise RuntimeError("the answer could not be written")
+
+    with pytest.raises(Conflict):  # identity not verified
+        lgpd.fulfil_by_erasure(admin(), deletion.id, lambda _: "x")
+    lgpd.verify_identity(w.uow(), deletion.id)
+    with pytest.raises(RuntimeError):
+        lgpd.fulfil_by_erasure(admin(), deletion.id, fails)
+    assert patients.get_patient(w.uow(), w.patient).full_name == "Titular dos Dados"
+    assert lgpd.get_request(w.uow(), deletion.id).status == Status.OPEN
+
+    access = w.open(Kind.ACCESS)
+    lgpd.verify_identity(w.uow(), access.id)
+    with pytest.raises(ValidationFailed):
+        lgpd.fulfil_by_erasure(admin(), access.id, lambda _: "x")
+    theirs = lgpd.open_request(w.uow(DESK, w.other), RequestOpen(
+        patient_id=w.stranger, kind=Kind.DELETION))
+    with pytest.raises(NotFound):
+        lgpd.fulfil_by_erasure(admin(), theirs.id, lambda _: "x")
+
+    request, result, answer = lgpd.fulfil_by_erasure(
+        admin(), deletion.id, lambda r: f"{r.outcome}: {len(r.decisions)} decisions")
+    assert request.status == Status.FULFILLED
+    assert answer == f"anonymized: {len(result.decisions)} decisions"
+    assert request.response_sha256 == hashlib.sha256(answer.encode()).hexdigest()
+    assert patients.get_patient(w.uow(), w.patient).full_name == "Paciente anonimizado"
+    with pytest.raises(InvalidTransition):  # fulfilled is final: no second erasure
+        lgpd.fulfil_by_erasure(admin(), deletion.id, lambda _: "x")
+    assert patients.get_patient(w.uow(DESK, w.other), w.stranger).full_name \
+        == "Paciente Alheio"

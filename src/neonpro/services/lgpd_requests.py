@@ -40,6 +40,8 @@ from neonpro.domain.vocabulary import (
 )
 from neonpro.queries import export as export_queries
 from neonpro.queries.export import ExportFormat
+from neonpro.services import erasure
+from neonpro.services.erasure import ErasureResult
 
 __all__ = [
     "ANSWER_WITHIN", "Confirmation", "DataSubjectRequestRead", "ExportFormat", "ExportResult",
@@ -200,6 +202,42 @@ def fulfil_request(uow: UnitOfWork, request_id: uuid.UUID,
         request = _move(uow, request_id, S.FULFILLED, values, check)
         uow.commit()
     return request
+
+
+def fulfil_by_erasure(admin_uow: UnitOfWork, request_id: uuid.UUID,
+                      answer: Callable[[ErasureResult], str],
+                      ) -> tuple[DataSubjectRequestRead, ErasureResult, str]:
+    """A deletion request (Art. 18 VI) answered in one transaction: the patient erased as
+    the law allows (``erasure.erase_in``: each decision audited, the ledger naming this
+    request as grounds) and the request fulfilled with the SHA-256 of ``answer(result)``,
+    the text the patient is sent. Either both happen or neither: no patient erased under a
+    request left open, refused or answered by someone else meanwhile.
+
+    ``admin_uow`` is ``container.admin_uow(clinic_id, actor)`` (erasing blocks rows, hidden
+    from the application role). The request must be a deletion request, pending, with the
+    requester's identity verified."""
+    def check(current: DataSubjectRequestRead) -> None:
+        if current.kind != DataSubjectRequestKind.DELETION:
+            raise ValidationFailed("kind", "only a deletion request erases the patient")
+        if current.identity_verified_at is None:
+            raise Conflict("verify the requester's identity before erasing",
+                           "identity_verified_at")
+
+    with admin_uow:
+        repo = _repo(admin_uow)
+        current = repo.get(request_id, for_update=True)  # held until the commit
+        if S.FULFILLED not in TRANSITIONS.get(current.status, frozenset()):
+            raise InvalidTransition(ENTITY, current.status, S.FULFILLED.value)
+        check(current)
+        result = erasure.erase_in(admin_uow, current.patient_id, request_id)
+        text = answer(result)
+        request = repo.change(request_id, current.status, {
+            "status": S.FULFILLED.value, "fulfilled_at": datetime.now(UTC),
+            "response_sha256": hashlib.sha256(text.encode()).hexdigest()})
+        if request is None:  # pragma: no cover - the row lock makes this unreachable
+            raise Conflict(f"{ENTITY} {request_id} changed meanwhile", "status")
+        admin_uow.commit()
+    return request, result, text
 
 
 def refuse_request(uow: UnitOfWork, request_id: uuid.UUID,

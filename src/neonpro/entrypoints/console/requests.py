@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import RedirectResponse
 
 from neonpro.domain.erasure import Decision
-from neonpro.domain.errors import Conflict, DomainError, InvalidTransition, ValidationFailed
+from neonpro.domain.errors import DomainError, ValidationFailed
 from neonpro.domain.schemas.dsr import DataSubjectRequestRead
 from neonpro.domain.vocabulary import (
     DataSubjectRequestKind,
@@ -97,23 +97,17 @@ def _erasure_answer(done: ErasureResult, at: datetime, zone: str) -> str:
 
 def erase(session: Session, form: Form) -> Response:
     """A deletion request answered: the patient erased as the law allows (deleted or
-    anonymized, the medical record blocked under its hold), each decision audited and in
-    the erasure ledger naming this request, then the request fulfilled with the answer's
-    hash. Only after the identity was verified, and with the DPO's explicit confirmation."""
+    anonymized, the medical record blocked under its hold) and the request fulfilled with
+    the hash of the answer shown, in one transaction; only a pending deletion request with
+    the identity verified, and with the DPO's explicit confirmation."""
     request_id = forms.an_id(form, "path:request_id")
-    request = svc.get_request(session.uow(), request_id)
-    if request.kind != DataSubjectRequestKind.DELETION:
-        raise ValidationFailed("kind", "only a deletion request erases the patient")
-    if request.status not in PENDING:
-        raise InvalidTransition("data_subject_request", request.status, "fulfilled")
-    if request.identity_verified_at is None:
-        raise Conflict("verify the requester's identity before erasing",
-                       "identity_verified_at")
     if forms.text(form, "confirmo") != "1":
+        svc.get_request(session.uow(), request_id)  # another clinic's: 404, not 422
         raise ValidationFailed("confirmo", "the erasure must be confirmed")
-    done = erasure.erase_patient(session.admin_uow(), request.patient_id, request_id)
-    answer = _erasure_answer(done, datetime.now(UTC), session.clinic.timezone)
-    fulfilled = svc.fulfil_request(session.uow(), request_id, RequestFulfil(response=answer))
+    zone = session.clinic.timezone
+    fulfilled, done, answer = svc.fulfil_by_erasure(
+        session.admin_uow(), request_id,
+        lambda result: _erasure_answer(result, datetime.now(UTC), zone))
     return _detail_page(session, fulfilled, "Dados do titular eliminados conforme a lei; "
                         "solicitação atendida.", done, answer)
 
