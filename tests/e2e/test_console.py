@@ -265,6 +265,7 @@ def test_a_deletion_request_erases_the_patient_as_the_law_allows(
     shown = client.get(base)
     assert "Plano de eliminação" in shown.text
     assert "sem base legal para manter" in shown.text  # the grounds, in Portuguese
+    assert "Concluir como atendida" not in shown.text  # answered by the erasure only
     early = client.post(f"{base}/eliminar", data={"csrf": csrf, "confirmo": "1"})
     assert early.status_code == 409
     assert "Verifique a identidade" in early.text
@@ -272,6 +273,9 @@ def test_a_deletion_request_erases_the_patient_as_the_law_allows(
     unconfirmed = client.post(f"{base}/eliminar", data={"csrf": csrf})
     assert unconfirmed.status_code == 422
     assert "«confirmação da eliminação»" in unconfirmed.text
+    closed = client.post(f"{base}/atender", data={"csrf": csrf, "response": "apagado"})
+    assert closed.status_code == 409  # a forged "fulfil" cannot close it unerased
+    assert "atendida pela eliminação" in closed.text
     assert patients.get_patient(box.uow(clinic, SYSTEM), patient).full_name \
         == "Titular a Eliminar"  # nothing erased yet
 
@@ -284,6 +288,7 @@ def test_a_deletion_request_erases_the_patient_as_the_law_allows(
     stored = lgpd_requests.get_request(box.uow(clinic, SYSTEM), request_id)
     assert stored.status == "fulfilled"
     assert stored.response_sha256 == hashlib.sha256(answer.encode()).hexdigest()
+    assert answer in html.unescape(client.get(base).text)  # shown again later, the same
     assert patients.get_patient(box.uow(clinic, SYSTEM), patient).full_name \
         != "Titular a Eliminar"  # anonymized (no clinical record to hold)
     erased = audit.search_audit(box.uow(clinic, SYSTEM), AuditFilters(
@@ -333,9 +338,9 @@ def test_another_clinics_request_is_not_visible(box: Container, clinic: uuid.UUI
     assert lgpd_requests.get_request(box.uow(other, SYSTEM), theirs).status == "open"
 
 
-def _cpf_of_nobody(box: Container, clinic: uuid.UUID) -> str:
-    n = 90_000 + uuid.uuid4().int % 1_000_000
-    return valid.cpf(n)
+def _fresh_cpf() -> str:
+    """A valid CPF no other test of the run is likely to have used."""
+    return valid.cpf(90_000 + uuid.uuid4().int % 1_000_000)
 
 
 def test_a_patient_found_by_cpf_or_name_and_a_request_registered_by_cpf(
@@ -344,12 +349,12 @@ def test_a_patient_found_by_cpf_or_name_and_a_request_registered_by_cpf(
     only partly, keeps both out of the URL, audits the lookup; a request is registered by
     CPF; another clinic's patient is never found."""
     client, csrf = dpo
-    digits = _cpf_of_nobody(box, clinic)
+    digits = _fresh_cpf()
     formatted = f"{digits[:3]}.{digits[3:6]}.{digits[6:9]}-{digits[9:]}"
     created = patients.register_patient(box.uow(clinic, SYSTEM), PatientCreate(
         full_name="Joaquina Estêvão Dias", cpf=digits))
     other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Vizinha")).id
-    other_cpf = _cpf_of_nobody(box, other)
+    other_cpf = _fresh_cpf()
     patients.register_patient(box.uow(other, SYSTEM), PatientCreate(
         full_name="Joaquina Estevão Vizinha", cpf=other_cpf))
 
@@ -360,7 +365,10 @@ def test_a_patient_found_by_cpf_or_name_and_a_request_registered_by_cpf(
     assert digits not in by_cpf.text
     assert formatted not in by_cpf.text
     assert f"/console/consentimentos?paciente={created.id}" in by_cpf.text
-    assert not by_cpf.url.query  # nothing of the search in the address
+    # the search is a POST: a CPF put in the address finds nothing and shows no row
+    assert '<form method="post" action="/console/pacientes"' in by_cpf.text
+    in_url = client.get("/console/pacientes", params={"busca": formatted})
+    assert "Joaquina" not in in_url.text
     views = audit.search_audit(box.uow(clinic, SYSTEM), AuditFilters(
         patient_id=created.id, action="VIEW"), 50).items
     assert any((e.details or {}).get("lookup") == "cpf" for e in views)  # audited
@@ -404,6 +412,8 @@ def test_an_unknown_console_address_is_the_consoles_404_page(
         assert "Sair" in answer.text  # the signed-in page, with the console's navigation
     home = client.get("/console/", follow_redirects=False)
     assert (home.status_code, home.headers["location"]) == (303, "/console")
+    slash = client.get("/console/solicitacoes/", follow_redirects=False)
+    assert (slash.status_code, slash.headers["location"]) == (303, "/console/solicitacoes")
     with _client(box, "198.51.100.27") as stranger:
         answer = stranger.get("/console/nao-existe", follow_redirects=False)
         assert (answer.status_code, answer.headers["location"]) == (303, "/console/entrar")
@@ -575,19 +585,24 @@ def test_no_hostile_value_gets_a_500_or_is_echoed_unescaped(
 
 def test_an_account_of_two_clinics_names_the_clinic(box: Container, clinic: uuid.UUID) -> None:
     other = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Segunda")).id
+    desk = clinics.create_clinic(box.service_uow(SYSTEM), ClinicCreate(name="Balcão")).id
     email = staff(box, clinic)
     with box.service_uow(SYSTEM) as tx:
         user = tx.logins.find_login(email)
         assert user is not None
         tx.clinics.add_membership(other, user.user_id, ClinicRole.DPO)
+        tx.clinics.add_membership(desk, user.user_id, ClinicRole.RECEPTIONIST)
         tx.commit()
     with _client(box, "198.51.100.26") as client:
-        assert post_sign_in(client, email, "not the password").status_code == 401
-        assert "<select" not in client.get("/console/entrar").text
+        wrong = post_sign_in(client, email, "not the password")
+        assert wrong.status_code == 401  # a stranger learns no clinic
+        assert "<select" not in wrong.text
+        assert "Segunda" not in wrong.text
         asked = post_sign_in(client, email)  # the right password: which clinic?
         assert asked.status_code == 200
         assert "escolha em qual entrar" in asked.text
-        # the account's two clinics, by name, and no other; its e-mail kept, not the password
+        # the account's two clinics where it may use the console, by name, and no other (not
+        # the one where it is at the desk); its e-mail kept, not the password
         assert re.findall(r'<option value="([^"]+)">', asked.text) == sorted(
             [str(clinic), str(other)],
             key=lambda c: "Clínica Console" if c == str(clinic) else "Segunda")

@@ -25,7 +25,7 @@ from neonpro.domain.vocabulary import (
     DataSubjectRequestKind,
     DataSubjectRequestStatus,
 )
-from neonpro.services import clinics, consents, patients
+from neonpro.services import clinics, consents, erasure, patients
 from neonpro.services import lgpd_requests as lgpd
 from neonpro.services.lgpd_requests import RequestFulfil, RequestOpen, RequestRefuse
 from tests.valid import cpf
@@ -274,11 +274,14 @@ def test_a_deletion_request_is_erased_and_fulfilled_together_or_not_at_all(w: Wo
     admin = lambda: w.c.admin_uow(w.clinic, DPO)  # noqa: E731
     deletion = w.open(Kind.DELETION)
 
-    def fails(_: object) -> str:
+    def fails(*_: object) -> str:
         raise RuntimeError("the answer could not be written")
 
+    def answer(decisions: list[Any], at: datetime) -> str:
+        return f"{len(decisions)} decisions at {at.timestamp()}"
+
     with pytest.raises(Conflict):  # identity not verified
-        lgpd.fulfil_by_erasure(admin(), deletion.id, lambda _: "x")
+        lgpd.fulfil_by_erasure(admin(), deletion.id, lambda *_: "x")
     lgpd.verify_identity(w.uow(), deletion.id)
     with pytest.raises(RuntimeError):
         lgpd.fulfil_by_erasure(admin(), deletion.id, fails)
@@ -288,19 +291,36 @@ def test_a_deletion_request_is_erased_and_fulfilled_together_or_not_at_all(w: Wo
     access = w.open(Kind.ACCESS)
     lgpd.verify_identity(w.uow(), access.id)
     with pytest.raises(ValidationFailed):
-        lgpd.fulfil_by_erasure(admin(), access.id, lambda _: "x")
+        lgpd.fulfil_by_erasure(admin(), access.id, lambda *_: "x")
     theirs = lgpd.open_request(w.uow(DESK, w.other), RequestOpen(
         patient_id=w.stranger, kind=Kind.DELETION))
     with pytest.raises(NotFound):
-        lgpd.fulfil_by_erasure(admin(), theirs.id, lambda _: "x")
+        lgpd.fulfil_by_erasure(admin(), theirs.id, lambda *_: "x")
 
-    request, result, answer = lgpd.fulfil_by_erasure(
-        admin(), deletion.id, lambda r: f"{r.outcome}: {len(r.decisions)} decisions")
+    with pytest.raises(Conflict):  # closing it without the erasure: refused
+        lgpd.fulfil_request(w.uow(), deletion.id, RequestFulfil(response="apagado"))
+    assert lgpd.erasure_of_request(w.uow(), deletion.id) is None
+    request, result, text = lgpd.fulfil_by_erasure(admin(), deletion.id, answer)
     assert request.status == Status.FULFILLED
-    assert answer == f"anonymized: {len(result.decisions)} decisions"
-    assert request.response_sha256 == hashlib.sha256(answer.encode()).hexdigest()
+    assert request.response_sha256 == hashlib.sha256(text.encode()).hexdigest()
+    # the answer can be rebuilt later from the ledger and the request, and checked
+    again = lgpd.erasure_of_request(w.uow(), deletion.id)
+    assert again is not None
+    assert sorted(again, key=str) == sorted(result.decisions, key=str)
+    assert answer(again, request.fulfilled_at) == text
     assert patients.get_patient(w.uow(), w.patient).full_name == "Paciente anonimizado"
     with pytest.raises(InvalidTransition):  # fulfilled is final: no second erasure
-        lgpd.fulfil_by_erasure(admin(), deletion.id, lambda _: "x")
+        lgpd.fulfil_by_erasure(admin(), deletion.id, lambda *_: "x")
     assert patients.get_patient(w.uow(DESK, w.other), w.stranger).full_name \
         == "Paciente Alheio"
+
+
+def test_a_deletion_request_erased_first_through_the_erasure_endpoint_can_be_fulfilled(
+        w: World) -> None:
+    """The API's path (POST .../erasure with the request, then .../fulfil) still closes it."""
+    request = w.open(Kind.DELETION)
+    lgpd.verify_identity(w.uow(), request.id)
+    erasure.erase_patient(w.c.admin_uow(w.clinic, DPO), w.patient, request.id)
+    done = lgpd.fulfil_request(w.uow(), request.id, RequestFulfil(response="Dados eliminados."))
+    assert done.status == Status.FULFILLED
+    assert lgpd.erasure_of_request(w.uow(), request.id) is not None

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from neonpro.domain.actors import Actor
-from neonpro.domain.erasure import Action, Decision, LedgerDecision, PatientFacts
+from neonpro.domain.erasure import Action, Decision, LedgerDecision, PatientFacts, in_order
 from neonpro.domain.errors import NotFound
 from neonpro.domain.schemas.patient import PatientRead
 from neonpro.domain.schemas.retention import PolicyInForce, PolicyRead
@@ -87,6 +87,15 @@ class FakeErasures(TenantRows):
         request = self.uow.store.get("data_subject_requests", {}).get(request_id)
         return (request is not None and request.clinic_id == self.clinic_id
                 and request.patient_id == patient_id)
+
+    def has_entry(self, patient_id: uuid.UUID) -> bool:
+        return any(r.clinic_id == self.clinic_id and r.patient_id == patient_id
+                   for r in self.ledger.values())
+
+    def decisions_for_request(self, request_id: uuid.UUID) -> list[Decision] | None:
+        rows = [r for r in self.ledger.values()
+                if r.clinic_id == self.clinic_id and r.request_id == request_id]
+        return in_order(list(max(rows, key=lambda r: r.decided_at).decisions)) if rows else None
 
     def is_blocked(self, patient_id: uuid.UUID) -> bool | None:
         try:

@@ -131,6 +131,9 @@ def test_the_right_password_of_an_account_of_several_clinics_asks_which(world: W
                                     (CLINIC, "Zeta Estética", "admin")]
     assert world.events[-1]["details"] == {"reason": "clinic_not_chosen"}
     assert world.store.get("sessions", {}) == {}
+    for _ in range(LIMITS.pair + 1):  # not guesses: never throttled
+        with pytest.raises(ClinicNotChosen):
+            world.login()
     assert world.login(clinic=OTHER).role == ClinicRole.DPO
 
 

@@ -71,6 +71,22 @@ def decide(facts: PatientFacts) -> list[Decision]:
     return out
 
 
+ORDER = (Cat.CLINICAL, Cat.IDENTIFICATION, Cat.ADDRESS, Cat.INSURANCE, Cat.FINANCIAL,
+         Cat.CONTACT, Cat.EMERGENCY_CONTACT, Cat.IMAGES, Cat.MARKETING, Cat.AUDIT, Cat.CONSENT)
+
+
+def in_order(decisions: list[Decision]) -> list[Decision]:
+    """``decisions`` in the order :func:`decide` gives them (a ledger row keeps a map)."""
+    rank = {category: i for i, category in enumerate(ORDER)}
+    return sorted(decisions, key=lambda d: rank.get(d.category, len(rank)))
+
+
+def from_ledger(decisions: dict[str, dict[str, str]]) -> list[Decision]:
+    """A ledger row's ``decisions`` (category -> action and legal reference) as decisions."""
+    return in_order([Decision(Cat(category), Action(d["action"]), d["legal_reference"])
+                     for category, d in decisions.items()])
+
+
 def outcome(decisions: list[Decision]) -> str:
     return "blocked" if any(d.action is Action.BLOCK for d in decisions) else "anonymized"
 

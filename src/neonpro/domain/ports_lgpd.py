@@ -46,6 +46,14 @@ class ErasureRepository(Protocol):
     def is_blocked(self, patient_id: uuid.UUID) -> bool | None:
         """Whether the clinic's patient is blocked (None: no such patient)."""
         ...
+    def has_entry(self, patient_id: uuid.UUID) -> bool:
+        """Whether the erasure ledger holds an entry for the clinic's patient (erased, on
+        whatever grounds)."""
+        ...
+    def decisions_for_request(self, request_id: uuid.UUID) -> list[Decision] | None:
+        """The decisions of the ledger entry naming ``request_id`` as its grounds, in the
+        engine's order (None: no erasure was made for that request)."""
+        ...
     def to_reapply(self, since: datetime | None = None,
                    clinic_id: uuid.UUID | None = None) -> list[LedgerDecision]:
         """Each patient's latest ledger decision (made at or after ``since``, in

@@ -121,10 +121,14 @@ def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | No
                             details={"token": issued.token_id})
         else:
             # one answer for every failure; the reason is in the audit trail only
+            chooses = reason == "clinic_not_chosen"
+            if chooses:  # the password was right: the attempt is not a guess
+                tx.logins.attempt_succeeded(claim.keys, now)
             tx.audit.record(AuditAction.LOGIN_FAILED, AuditResource.STAFF_USER, claim.user_id,
-                            status=AuditStatus.FAILURE, risk=RiskLevel.MEDIUM,
+                            status=AuditStatus.FAILURE,
+                            risk=RiskLevel.LOW if chooses else RiskLevel.MEDIUM,
                             details={"reason": reason or "bad_credentials"})
-            if reason == "clinic_not_chosen":
+            if chooses:
                 choices = sorted(((c, tx.clinics.get(c).name, role.value)
                                   for c, role in claim.memberships.items()),
                                  key=lambda choice: (choice[1], str(choice[0])))

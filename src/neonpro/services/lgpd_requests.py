@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from neonpro.domain.erasure import Decision, in_order
 from neonpro.domain.errors import Conflict, InvalidTransition, ValidationFailed
 from neonpro.domain.lgpd import TRANSITIONS
 from neonpro.domain.ports import DsrRepository, UnitOfWork
@@ -194,6 +195,12 @@ def fulfil_request(uow: UnitOfWork, request_id: uuid.UUID,
             raise ValidationFailed("response_sha256",
                                    "give the answer sent (or its SHA-256), or export for the "
                                    "request first")
+        if current.kind == DataSubjectRequestKind.DELETION \
+                and not uow.erasures.has_entry(current.patient_id):
+            # a deletion request is answered by the erasure (fulfil_by_erasure, or the
+            # erasure endpoint first): never closed with the patient's data intact
+            raise Conflict("erase the patient before fulfilling a deletion request",
+                           "erasure")
 
     values: dict[str, Any] = {"fulfilled_at": datetime.now(UTC)}
     if digest is not None:
@@ -205,12 +212,14 @@ def fulfil_request(uow: UnitOfWork, request_id: uuid.UUID,
 
 
 def fulfil_by_erasure(admin_uow: UnitOfWork, request_id: uuid.UUID,
-                      answer: Callable[[ErasureResult], str],
+                      answer: Callable[[list[Decision], datetime], str],
                       ) -> tuple[DataSubjectRequestRead, ErasureResult, str]:
     """A deletion request (Art. 18 VI) answered in one transaction: the patient erased as
     the law allows (``erasure.erase_in``: each decision audited, the ledger naming this
-    request as grounds) and the request fulfilled with the SHA-256 of ``answer(result)``,
-    the text the patient is sent. Either both happen or neither: no patient erased under a
+    request as grounds) and the request fulfilled with the SHA-256 of
+    ``answer(decisions, fulfilled_at)``, the text the patient is sent
+    (:func:`erasure_of_request` gives the decisions back later, so the text can be rebuilt
+    and checked against the hash). Either both happen or neither: no patient erased under a
     request left open, refused or answered by someone else meanwhile.
 
     ``admin_uow`` is ``container.admin_uow(clinic_id, actor)`` (erasing blocks rows, hidden
@@ -230,14 +239,24 @@ def fulfil_by_erasure(admin_uow: UnitOfWork, request_id: uuid.UUID,
             raise InvalidTransition(ENTITY, current.status, S.FULFILLED.value)
         check(current)
         result = erasure.erase_in(admin_uow, current.patient_id, request_id)
-        text = answer(result)
+        now = datetime.now(UTC)
+        text = answer(in_order(result.decisions), now)
         request = repo.change(request_id, current.status, {
-            "status": S.FULFILLED.value, "fulfilled_at": datetime.now(UTC),
+            "status": S.FULFILLED.value, "fulfilled_at": now,
             "response_sha256": hashlib.sha256(text.encode()).hexdigest()})
         if request is None:  # pragma: no cover - the row lock makes this unreachable
             raise Conflict(f"{ENTITY} {request_id} changed meanwhile", "status")
         admin_uow.commit()
     return request, result, text
+
+
+def erasure_of_request(uow: UnitOfWork, request_id: uuid.UUID) -> list[Decision] | None:
+    """What the erasure made for this request decided, per category (None: none was)."""
+    with uow:
+        _repo(uow).get(request_id)  # NotFound for another clinic's
+        decisions = uow.erasures.decisions_for_request(request_id)
+        uow.commit()
+    return decisions
 
 
 def refuse_request(uow: UnitOfWork, request_id: uuid.UUID,

@@ -21,7 +21,7 @@ from neonpro.domain.errors import (
     ValidationFailed,
 )
 from neonpro.domain.paging import PageRequest
-from neonpro.domain.vocabulary import DataSubjectRequestStatus, IncidentStatus
+from neonpro.domain.vocabulary import ClinicRole, DataSubjectRequestStatus, IncidentStatus
 from neonpro.entrypoints.api.deps import OVERSIGHT, actor_of
 from neonpro.entrypoints.console import forms, render
 from neonpro.entrypoints.console.session import (
@@ -46,12 +46,16 @@ SOON = timedelta(days=5)
 
 
 def _sign_in_page(box: Container, message: str | None = None, status: int = 200,
-                  choose: ClinicNotChosen | None = None, email: str = "") -> Response:
+                  choose: list[tuple[uuid.UUID, str, str]] | None = None,
+                  email: str = "") -> Response:
     """The sign-in form; with ``choose``, the account's clinics to pick from (said only
     after the right password) and its e-mail filled in; the password is asked again."""
     nonce = login_nonce()
-    answer = render.page("entrar.html", status, titulo="Entrar", csrf=nonce, mensagem=message,
-                         clinicas=choose.clinics if choose else [], email=email)
+    answer = render.page(
+        "entrar.html", status, titulo="Entrar", csrf=nonce, mensagem=message,
+        clinicas=choose or [], email=email,
+        aviso="Sua conta pertence a mais de uma clínica: escolha em qual entrar e digite a "
+              "senha de novo." if choose else None)
     set_cookie(answer, box, LOGIN_COOKIE, nonce, max_age=3600)
     return answer
 
@@ -69,6 +73,16 @@ async def sign_in(request: Request) -> Response:
         return _sign_in_page(box, "O formulário expirou ou não veio deste console. Tente de "
                                   "novo.", 403)
     return await run_in_threadpool(_sign_in, request, box, form)
+
+
+def _choose_clinic(box: Container, choose: ClinicNotChosen, form: Form) -> Response:
+    """The right password of an account of several clinics: offer those where it may use
+    the console (DPO, admin)."""
+    choices = [c for c in choose.clinics if ClinicRole(c[2]) in OVERSIGHT]
+    if not choices:
+        return _sign_in_page(box, "Sua conta não é do encarregado (DPO) nem da administração "
+                                  "em nenhuma das suas clínicas.", 403)
+    return _sign_in_page(box, None, 200, choices, form.get("email", "")[:320])
 
 
 def _sign_in(request: Request, box: Container, form: Form) -> Response:
@@ -91,9 +105,7 @@ def _sign_in(request: Request, box: Container, form: Form) -> Response:
         return _sign_in_page(box, "Muitas tentativas sem sucesso. Tente de novo em "
                                   f"{wait.retry_after_s} segundos.", 429)
     except ClinicNotChosen as choose:
-        return _sign_in_page(box, "Sua conta pertence a mais de uma clínica: escolha em qual "
-                                  "entrar e digite a senha de novo.", 200, choose,
-                             form.get("email", "")[:320])
+        return _choose_clinic(box, choose, form)
     except Unauthenticated:
         return _sign_in_page(box, "E-mail ou senha incorretos.", 401)
     principal = tokens.decode(issued.token)

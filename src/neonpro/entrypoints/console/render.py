@@ -86,19 +86,29 @@ MESSAGES = {
 }
 
 
+# refusals with a sentence of their own: (class, the field of a Conflict or the entity of
+# a NotFound) -> sentence
+SPECIFIC: dict[tuple[type[e.DomainError], str], str] = {
+    (e.NotFound, "patient"): "Paciente não encontrado nesta clínica.",
+    (e.NotFound, "page"): "Esta página não existe no console.",
+    (e.Conflict, "erasure"): "Uma solicitação de eliminação é atendida pela eliminação dos "
+                             "dados: use «Eliminar os dados, conforme a lei».",
+    (e.Conflict, "identity_verified_at"): "Verifique a identidade do titular antes de "
+                                          "concluir a solicitação.",
+    (e.Conflict, "notified_anpd_at"): "Esta comunicação já foi registrada.",
+    (e.Conflict, "notified_subjects_at"): "Esta comunicação já foi registrada.",
+}
+
+
 def message(exc: e.DomainError) -> str:
     """A Portuguese sentence for a refusal: it names the field, never the value."""
     field = getattr(exc, "field", None)
     if isinstance(exc, e.ValidationFailed):
         return f"Valor inválido no campo «{FIELDS.get(str(field), 'formulário')}»."
-    if isinstance(exc, e.NotFound) and getattr(exc, "entity", None) == "patient":
-        return "Paciente não encontrado nesta clínica."
-    if isinstance(exc, e.NotFound) and getattr(exc, "entity", None) == "page":
-        return "Esta página não existe no console."
-    if isinstance(exc, e.Conflict) and field == "identity_verified_at":
-        return "Verifique a identidade do titular antes de concluir a solicitação."
-    if isinstance(exc, e.Conflict) and field in {"notified_anpd_at", "notified_subjects_at"}:
-        return "Esta comunicação já foi registrada."
+    detail = getattr(exc, "entity", None) if isinstance(exc, e.NotFound) else field
+    for (cls, name), text in SPECIFIC.items():
+        if isinstance(exc, cls) and detail == name:
+            return text
     return next((text for cls, text in MESSAGES.items() if isinstance(exc, cls)),
                 "Não foi possível concluir a ação.")
 

@@ -4,6 +4,7 @@ step is the service the API calls, so the audit trail records it the same way.""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
@@ -23,12 +24,12 @@ from neonpro.entrypoints.console.labels import label, local
 from neonpro.entrypoints.console.session import PREFIX, Form, Session, page
 from neonpro.services import erasure
 from neonpro.services import lgpd_requests as svc
-from neonpro.services.erasure import ErasureResult
 from neonpro.services.lgpd_requests import RequestFulfil, RequestOpen, RequestRefuse
 
 router = APIRouter(prefix=f"{PREFIX}/solicitacoes", tags=["console"], include_in_schema=False)
 PENDING = frozenset({DataSubjectRequestStatus.OPEN, DataSubjectRequestStatus.IN_PROGRESS})
 DONE = {"verificar": "Identidade do titular verificada.", "iniciar": "Atendimento iniciado.",
+        "eliminar": "Dados do titular eliminados conforme a lei; solicitação atendida.",
         "atender": "Solicitação atendida.", "recusar": "Solicitação recusada.",
         "nova": "Solicitação registrada; prazo de 15 dias a partir do recebimento."}
 
@@ -69,16 +70,33 @@ def _plan(session: Session, request: DataSubjectRequestRead) -> list[Decision]:
         return []
 
 
-def _detail_page(session: Session, request: DataSubjectRequestRead, aviso: str | None,
-                 erased: ErasureResult | None = None, answer: str | None = None) -> Response:
+def _done(session: Session, request: DataSubjectRequestRead,
+          ) -> tuple[list[Decision], str | None]:
+    """A fulfilled deletion request's erasure (its decisions, from the ledger) and the
+    answer sent, rebuilt and shown only when it hashes to what the request recorded."""
+    if request.kind != DataSubjectRequestKind.DELETION or request.fulfilled_at is None:
+        return [], None
+    decisions = svc.erasure_of_request(session.uow(), request.id) or []
+    answer = _erasure_answer(decisions, request.fulfilled_at, session.clinic.timezone) \
+        if decisions else None
+    if answer is None or hashlib.sha256(answer.encode()).hexdigest() != request.response_sha256:
+        return decisions, None  # answered otherwise (the API, with a text of its own)
+    return decisions, answer
+
+
+def _detail_page(session: Session, request: DataSubjectRequestRead,
+                 aviso: str | None) -> Response:
     now = datetime.now(UTC)
+    decisions, answer = _done(session, request)
     return session.page(
         "solicitacao.html", titulo=f"Solicitação: {label(request.kind)}",
         ativo="solicitacoes", r=request, titular=patients.name_of(session, request.patient_id),
         pendente=request.status in PENDING,
         atrasada=request.status in PENDING and request.due_at < now,
-        exportavel=request.kind in svc.EXPORTABLE, plano=_plan(session, request),
-        eliminacao=erased, resposta_eliminacao=answer, aviso=aviso)
+        exportavel=request.kind in svc.EXPORTABLE,
+        eliminar=request.kind == DataSubjectRequestKind.DELETION,
+        plano=_plan(session, request), decisoes=decisions, resposta_eliminacao=answer,
+        aviso=aviso)
 
 
 def detail(session: Session, form: Form) -> Response:
@@ -86,12 +104,13 @@ def detail(session: Session, form: Form) -> Response:
     return _detail_page(session, request, DONE.get(forms.text(form, "q:feito")))
 
 
-def _erasure_answer(done: ErasureResult, at: datetime, zone: str) -> str:
-    """The answer to the patient, in Portuguese: what was done with each category and why."""
+def _erasure_answer(decisions: list[Decision], at: datetime, zone: str) -> str:
+    """The answer to the patient, in Portuguese: what was done with each category and why
+    (rebuilt from the ledger and the request's fulfilment time, so it must not change)."""
     lines = [f"Atendendo à sua solicitação de eliminação (LGPD, art. 18, VI), em "
              f"{local(at, zone)}:"]
     lines += [f"- {label(d.category)}: {label(d.action).lower()} ({label(d.legal_reference)})"
-              for d in done.decisions]
+              for d in decisions]
     return "\n".join(lines)
 
 
@@ -105,11 +124,10 @@ def erase(session: Session, form: Form) -> Response:
         svc.get_request(session.uow(), request_id)  # another clinic's: 404, not 422
         raise ValidationFailed("confirmo", "the erasure must be confirmed")
     zone = session.clinic.timezone
-    fulfilled, done, answer = svc.fulfil_by_erasure(
+    fulfilled, _, _ = svc.fulfil_by_erasure(
         session.admin_uow(), request_id,
-        lambda result: _erasure_answer(result, datetime.now(UTC), zone))
-    return _detail_page(session, fulfilled, "Dados do titular eliminados conforme a lei; "
-                        "solicitação atendida.", done, answer)
+        lambda decisions, at: _erasure_answer(decisions, at, zone))
+    return _to(fulfilled.id, "eliminar")
 
 
 def verify(session: Session, form: Form) -> Response:

@@ -233,8 +233,11 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 def _unknown(session: Session, form: Form) -> Response:
     """An address the console does not have (``/console/`` is the home page)."""
-    if not form.get("path:rest"):
+    rest = form.get("path:rest", "")
+    if not rest.strip("/"):
         return RedirectResponse(PREFIX, status_code=303)
+    if rest.endswith("/"):  # /console/solicitacoes/ is the page without the slash
+        return RedirectResponse(f"{PREFIX}/{rest.rstrip('/')}", status_code=303)
     raise NotFound("page")
 
 

@@ -35,7 +35,13 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from neonpro.adapters.db.models import Appointment, ConsentRecord, ErasureLedgerEntry, Patient
 from neonpro.adapters.db.repositories._base import SqlRepository
-from neonpro.domain.erasure import Action, Decision, LedgerDecision, PatientFacts
+from neonpro.domain.erasure import (
+    Action,
+    Decision,
+    LedgerDecision,
+    PatientFacts,
+    from_ledger,
+)
 from neonpro.domain.errors import NotFound
 from neonpro.domain.vocabulary import (
     ACTIVE_APPOINTMENT_STATUSES,
@@ -136,6 +142,10 @@ INSERT_LEDGER = text(
 
 REQUEST_OF_PATIENT = text("SELECT 1 FROM data_subject_requests WHERE clinic_id = :clinic "
                           "AND id = :request AND patient_id = :patient")
+HAS_ENTRY = text("SELECT 1 FROM erasure_ledger WHERE clinic_id = :clinic "
+                 "AND patient_id = :patient LIMIT 1")
+FOR_REQUEST = text("SELECT decisions FROM erasure_ledger WHERE clinic_id = :clinic "
+                   "AND request_id = :request ORDER BY decided_at DESC, id DESC LIMIT 1")
 IS_BLOCKED = text("SELECT blocked_at IS NOT NULL FROM patients "
                   "WHERE clinic_id = :clinic AND id = :patient")
 # each patient's latest decision only (a record blocked, then anonymized when its hold ran
@@ -249,6 +259,15 @@ class SqlErasureRepository(SqlRepository):
         return self._execute(REQUEST_OF_PATIENT, {
             "clinic": self.clinic_id, "request": request_id,
             "patient": patient_id}).first() is not None
+
+    def has_entry(self, patient_id: uuid.UUID) -> bool:
+        return self._execute(HAS_ENTRY, {"clinic": self.clinic_id,
+                                         "patient": patient_id}).first() is not None
+
+    def decisions_for_request(self, request_id: uuid.UUID) -> list[Decision] | None:
+        found = self._execute(FOR_REQUEST, {"clinic": self.clinic_id,
+                                            "request": request_id}).scalar_one_or_none()
+        return from_ledger(found) if found is not None else None
 
     def is_blocked(self, patient_id: uuid.UUID) -> bool | None:
         """Whether the clinic's patient is blocked (None: no such patient); the legal-hold
