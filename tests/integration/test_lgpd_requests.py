@@ -324,3 +324,22 @@ def test_a_deletion_request_erased_first_through_the_erasure_endpoint_can_be_ful
     done = lgpd.fulfil_request(w.uow(), request.id, RequestFulfil(response="Dados eliminados."))
     assert done.status == Status.FULFILLED
     assert lgpd.erasure_of_request(w.uow(), request.id) is not None
+
+
+def test_the_database_refuses_a_ledger_entry_naming_another_clinics_request(
+        w: World) -> None:
+    """The adversary is the erasure engine's own role bound to this clinic, past the
+    service's check: the ledger's trigger refuses another clinic's request as grounds, on
+    one server and on Citus (where it reads the request table from the ledger's shard,
+    revision 0021)."""
+    theirs = lgpd.open_request(w.uow(DESK, w.other), RequestOpen(
+        patient_id=w.stranger, kind=Kind.DELETION))
+    decisions = erasure.plan_erasure(w.uow(), w.patient)
+    with pytest.raises(Exception) as caught, w.c.admin_uow(w.clinic, DPO) as tx:  # noqa: PT011
+        tx.erasures.record_many([(w.patient, decisions, "anonymized")], theirs.id)
+        tx.commit()
+    # one server: the service-level translation; Citus relays the worker's error as it is
+    assert isinstance(caught.value, ValidationFailed) or "grounds" in str(caught.value)
+    assert lgpd.erasure_of_request(w.uow(DESK, w.other), theirs.id) is None
+    with w.c.admin_uow(w.clinic, DPO) as tx:
+        assert not tx.erasures.has_entry(w.patient)

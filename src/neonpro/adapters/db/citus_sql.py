@@ -121,6 +121,11 @@ END
 $distribute$"""  # noqa: S608  (names of our own tables)
 
 
+ERASURE_REQUEST_NESTED = tuple(
+    f"ALTER FUNCTION {f}() SET citus.allow_nested_distributed_execution = on"
+    for f in ("neonpro_erasure_request_check", "neonpro_erasure_request_kept"))
+
+
 def _functions_on_citus() -> list[str]:
     """The functions and triggers that differ on Citus (the module's docstring says why)."""
     return [
@@ -147,6 +152,9 @@ def _functions_on_citus() -> list[str]:
         *(f"ALTER FUNCTION {f} SET citus.allow_nested_distributed_execution = on"
           for f in ("neonpro_patient_ref(uuid)", "neonpro_feed_channel(uuid)",
                     "neonpro_context_mac(" + ", ".join(["text"] * 8) + ")")),
+        # the erasure ledger's reference to its request (erasure_sql.request_ddl), checked
+        # by triggers on the shards that read the other table (revision 0021)
+        *ERASURE_REQUEST_NESTED,
         _consent_state(),
         _consent_summary(),
         # pg_notify on a worker reaches the worker's listeners, never the coordinator's, and

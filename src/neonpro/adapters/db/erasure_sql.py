@@ -116,9 +116,9 @@ def request_ddl() -> list[str]:
         f"""CREATE FUNCTION neonpro_erasure_request_check() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-  IF NOT EXISTS (SELECT FROM data_subject_requests r WHERE r.clinic_id = NEW.clinic_id
+  IF NOT EXISTS (SELECT 1 FROM data_subject_requests r WHERE r.clinic_id = NEW.clinic_id
                  AND r.patient_id = NEW.patient_id AND r.id = NEW.request_id)
-     AND EXISTS (SELECT FROM data_subject_requests r WHERE r.id = NEW.request_id) THEN
+     AND EXISTS (SELECT 1 FROM data_subject_requests r WHERE r.id = NEW.request_id) THEN
     RAISE EXCEPTION 'an erasure names as its grounds a data-subject request of its own '
       'clinic and patient'
       USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{REQUEST_KEY}';
@@ -133,7 +133,7 @@ BEGIN
                           = (OLD.clinic_id, OLD.patient_id, OLD.id) THEN
     RETURN NEW;
   END IF;
-  IF EXISTS (SELECT FROM erasure_ledger e WHERE e.clinic_id = OLD.clinic_id
+  IF EXISTS (SELECT 1 FROM erasure_ledger e WHERE e.clinic_id = OLD.clinic_id
              AND e.request_id = OLD.id) THEN
     RAISE EXCEPTION 'a data-subject request an erasure names keeps its clinic, patient and id'
       USING ERRCODE = 'foreign_key_violation', CONSTRAINT = '{REQUEST_KEY}',
