@@ -1,8 +1,8 @@
 """Distributing a database that already holds data (``neonpro db distribute``).
 
 A database built on one server, restored onto a Citus coordinator, is already at the
-migrations' head: revisions 0017-0021 ran there with their single-server effects (none distributes anything), so
-``neonpro db upgrade`` changes nothing and every table stays on the coordinator. This runs
+migrations' head: revisions 0017-0021 ran there with their single-server effects (none
+distributes anything), so ``neonpro db upgrade`` changes nothing and every table stays on the coordinator. This runs
 what those revisions run on a Citus database, as they are today
 (``citus_sql.distribute_sql``): the tables distributed (their rows copied to the shards in
 the same transaction), the functions that differ on Citus, the evidence grant, the feed's
