@@ -2,8 +2,8 @@
 
 A database built on one server, restored onto a Citus coordinator, is already at the
 migrations' head: revisions 0017-0021 ran there with their single-server effects (none
-distributes anything), so ``neonpro db upgrade`` changes nothing and every table stays on the coordinator. This runs
-what those revisions run on a Citus database, as they are today
+distributes anything), so ``neonpro db upgrade`` changes nothing and every table stays on
+the coordinator. This runs what those revisions run on a Citus database, as they are today
 (``citus_sql.distribute_sql``): the tables distributed (their rows copied to the shards in
 the same transaction), the functions that differ on Citus, the evidence grant, the feed's
 outbox; and the functions made before the extension are sent to the workers. As the
