@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import TextClause
 
+from neonpro.adapters.db.repositories.erasure import FOR_REQUEST, HAS_ENTRY
 from neonpro.adapters.db.repositories.noshow import COMING, LABELLED
 from neonpro.adapters.db.repositories.retention import HOLD_EXPIRED, INACTIVE
 from neonpro.adapters.db.security import Roles
@@ -43,8 +44,10 @@ def _psycopg(statement: TextClause) -> str:
     (HOLD_EXPIRED, {"c": uuid.uuid4(), "cutoff": NOW}),
     (LABELLED, {"clinic": uuid.uuid4(), "as_of": NOW}),
     (COMING, {"clinic": uuid.uuid4(), "as_of": NOW, "until": NOW}),
+    (HAS_ENTRY, {"clinic": uuid.uuid4(), "patient": uuid.uuid4()}),
+    (FOR_REQUEST, {"clinic": uuid.uuid4(), "request": uuid.uuid4()}),
 ], ids=["retention: inactive", "retention: hold expired", "no-show: labelled",
-        "no-show: coming"])
+        "no-show: coming", "erasure: a patient's entry", "erasure: a request's"])
 def test_a_clinics_statement_reaches_one_shard(url: str, statement: TextClause,
                                                params: dict[str, object]) -> None:
     with psycopg.connect(url, autocommit=True) as conn:

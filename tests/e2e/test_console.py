@@ -412,8 +412,10 @@ def test_an_unknown_console_address_is_the_consoles_404_page(
         assert "Sair" in answer.text  # the signed-in page, with the console's navigation
     home = client.get("/console/", follow_redirects=False)
     assert (home.status_code, home.headers["location"]) == (303, "/console")
-    slash = client.get("/console/solicitacoes/", follow_redirects=False)
-    assert (slash.status_code, slash.headers["location"]) == (303, "/console/solicitacoes")
+    slash = client.get("/console/solicitacoes/?situacao=open", follow_redirects=False)
+    assert (slash.status_code, slash.headers["location"]) == (
+        303, "/console/solicitacoes?situacao=open")  # the filter kept
+    assert client.post("/console/solicitacoes/", data={"csrf": csrf}).status_code == 404
     with _client(box, "198.51.100.27") as stranger:
         answer = stranger.get("/console/nao-existe", follow_redirects=False)
         assert (answer.status_code, answer.headers["location"]) == (303, "/console/entrar")

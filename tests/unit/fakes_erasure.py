@@ -95,7 +95,7 @@ class FakeErasures(TenantRows):
     def decisions_for_request(self, request_id: uuid.UUID) -> list[Decision] | None:
         rows = [r for r in self.ledger.values()
                 if r.clinic_id == self.clinic_id and r.request_id == request_id]
-        return in_order(list(max(rows, key=lambda r: r.decided_at).decisions)) if rows else None
+        return in_order(list(min(rows, key=lambda r: r.decided_at).decisions)) if rows else None
 
     def is_blocked(self, patient_id: uuid.UUID) -> bool | None:
         try:

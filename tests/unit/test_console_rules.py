@@ -3,6 +3,7 @@ in the background when stale), form parsing and the Portuguese labels and dates.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
@@ -11,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from neonpro.domain.erasure import PatientFacts, decide, in_order
 from neonpro.domain.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from neonpro.domain.vocabulary import DataSubjectRequestStatus
-from neonpro.entrypoints.console import forms, labels, render, verification
+from neonpro.entrypoints.console import erasure_answer, forms, labels, render, verification
 from neonpro.entrypoints.console.verification import ChainStatus
 
 CLINIC = uuid.uuid4()
@@ -98,3 +100,46 @@ def test_refusals_become_portuguese_sentences() -> None:
     assert "estado atual" in render.message(InvalidTransition("request", "fulfilled", "refused"))
     assert "identidade" in render.message(Conflict("x", "identity_verified_at"))
     assert "«motivo»" in render.message(ValidationFailed("reason", "blank"))
+
+
+# --------------------------------------------------------------- the erasure answer, frozen
+ANSWER_V1_HELD = (
+    "Atendendo à sua solicitação de eliminação (LGPD, art. 18, VI), em 05/12/2026 11:30:\n"
+    "- Dados clínicos: bloquear (Lei 13.787/2018, art. 6º; Res. CFM 1.821/2007 e 1.638/2002 "
+    "(prontuário: guarda de 20 anos))\n"
+    "- Identificação: bloquear (Lei 13.787/2018, art. 6º; Res. CFM 1.821/2007 e 1.638/2002 "
+    "(prontuário: guarda de 20 anos))\n"
+    "- Endereço: bloquear (Lei 13.787/2018, art. 6º; Res. CFM 1.821/2007 e 1.638/2002 "
+    "(prontuário: guarda de 20 anos))\n"
+    "- Convênio: bloquear (CTN, arts. 173 e 174, e RN ANS 305/2012 (faturamento guardado com "
+    "o prontuário))\n"
+    "- Financeiro: bloquear (CTN, arts. 173 e 174, e RN ANS 305/2012 (faturamento guardado "
+    "com o prontuário))\n"
+    "- Contato: eliminar (LGPD, art. 16 e art. 18, IV e VI (sem base legal para manter))\n"
+    "- Contato de emergência: eliminar (LGPD, art. 16 e art. 18, IV e VI (sem base legal para "
+    "manter))\n"
+    "- Imagens: eliminar (LGPD, art. 16 e art. 18, IV e VI (sem base legal para manter))\n"
+    "- Marketing: eliminar (LGPD, art. 16 e art. 18, IV e VI (sem base legal para manter))\n"
+    "- Auditoria: manter (LGPD, art. 37 e art. 46 (registro das operações; só referências "
+    "por chave))\n"
+    "- Consentimento: manter (LGPD, art. 7º, VI e art. 16, I (prova do consentimento "
+    "guardada para defesa, sem identificadores))")
+
+
+@pytest.mark.parametrize(("held", "digest"), [
+    (True, "6b821cb871a8bce8bd949d71144d62ac33e2276cebdec111f1930350c1a6537c"),
+    (False, "fa015f793e9a117df95085349ec1d2b60cd4b24b3be4b3bff3b54934bfe788d3"),
+])
+def test_the_erasure_answers_words_are_frozen(held: bool, digest: str) -> None:
+    """The request keeps only the hash of the answer; its page rebuilds the text from the
+    ledger. Version 1's words must never change (a new wording is a new version), or every
+    answer already sent could no longer be shown: this fails on any edit of them, of the
+    console's labels leaking in, or of the engine's references and their order."""
+    decisions = in_order(decide(PatientFacts(has_clinical_record=held,
+                                             has_consent_records=held)))
+    at = datetime(2026, 12, 5, 14, 30, tzinfo=UTC)
+    text = erasure_answer.VERSIONS[0](decisions, at, "America/Sao_Paulo")
+    if held:
+        assert text == ANSWER_V1_HELD
+    assert hashlib.sha256(text.encode()).hexdigest() == digest
+    assert text in erasure_answer.candidates(decisions, at, "America/Sao_Paulo")

@@ -51,8 +51,8 @@ class ErasureRepository(Protocol):
         whatever grounds)."""
         ...
     def decisions_for_request(self, request_id: uuid.UUID) -> list[Decision] | None:
-        """The decisions of the ledger entry naming ``request_id`` as its grounds, in the
-        engine's order (None: no erasure was made for that request)."""
+        """The decisions of the first ledger entry naming ``request_id`` as its grounds (the
+        one that answered it), in the engine's order (None: no erasure was made for it)."""
         ...
     def to_reapply(self, since: datetime | None = None,
                    clinic_id: uuid.UUID | None = None) -> list[LedgerDecision]:

@@ -19,8 +19,8 @@ from neonpro.domain.vocabulary import (
     DataSubjectRequestStatus,
     ExportFormat,
 )
-from neonpro.entrypoints.console import forms, patients
-from neonpro.entrypoints.console.labels import label, local
+from neonpro.entrypoints.console import erasure_answer, forms, patients
+from neonpro.entrypoints.console.labels import label
 from neonpro.entrypoints.console.session import PREFIX, Form, Session, page
 from neonpro.services import erasure
 from neonpro.services import lgpd_requests as svc
@@ -73,15 +73,19 @@ def _plan(session: Session, request: DataSubjectRequestRead) -> list[Decision]:
 def _done(session: Session, request: DataSubjectRequestRead,
           ) -> tuple[list[Decision], str | None]:
     """A fulfilled deletion request's erasure (its decisions, from the ledger) and the
-    answer sent, rebuilt and shown only when it hashes to what the request recorded."""
+    answer sent, rebuilt (:mod:`erasure_answer`) and shown only when it hashes to what the
+    request recorded."""
     if request.kind != DataSubjectRequestKind.DELETION or request.fulfilled_at is None:
         return [], None
-    decisions = svc.erasure_of_request(session.uow(), request.id) or []
-    answer = _erasure_answer(decisions, request.fulfilled_at, session.clinic.timezone) \
-        if decisions else None
-    if answer is None or hashlib.sha256(answer.encode()).hexdigest() != request.response_sha256:
-        return decisions, None  # answered otherwise (the API, with a text of its own)
-    return decisions, answer
+    try:
+        decisions = svc.erasure_of_request(session.uow(), request.id) or []
+    except (KeyError, ValueError):  # an entry of a vocabulary this code no longer has
+        return [], None
+    for answer in erasure_answer.candidates(decisions, request.fulfilled_at,
+                                            session.clinic.timezone) if decisions else ():
+        if hashlib.sha256(answer.encode()).hexdigest() == request.response_sha256:
+            return decisions, answer
+    return decisions, None  # answered otherwise (the API, with a text of its own)
 
 
 def _detail_page(session: Session, request: DataSubjectRequestRead,
@@ -104,16 +108,6 @@ def detail(session: Session, form: Form) -> Response:
     return _detail_page(session, request, DONE.get(forms.text(form, "q:feito")))
 
 
-def _erasure_answer(decisions: list[Decision], at: datetime, zone: str) -> str:
-    """The answer to the patient, in Portuguese: what was done with each category and why
-    (rebuilt from the ledger and the request's fulfilment time, so it must not change)."""
-    lines = [f"Atendendo à sua solicitação de eliminação (LGPD, art. 18, VI), em "
-             f"{local(at, zone)}:"]
-    lines += [f"- {label(d.category)}: {label(d.action).lower()} ({label(d.legal_reference)})"
-              for d in decisions]
-    return "\n".join(lines)
-
-
 def erase(session: Session, form: Form) -> Response:
     """A deletion request answered: the patient erased as the law allows (deleted or
     anonymized, the medical record blocked under its hold) and the request fulfilled with
@@ -126,7 +120,7 @@ def erase(session: Session, form: Form) -> Response:
     zone = session.clinic.timezone
     fulfilled, _, _ = svc.fulfil_by_erasure(
         session.admin_uow(), request_id,
-        lambda decisions, at: _erasure_answer(decisions, at, zone))
+        lambda decisions, at: erasure_answer.write(decisions, at, zone))
     return _to(fulfilled.id, "eliminar")
 
 

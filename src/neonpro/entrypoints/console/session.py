@@ -236,8 +236,10 @@ def _unknown(session: Session, form: Form) -> Response:
     rest = form.get("path:rest", "")
     if not rest.strip("/"):
         return RedirectResponse(PREFIX, status_code=303)
-    if rest.endswith("/"):  # /console/solicitacoes/ is the page without the slash
-        return RedirectResponse(f"{PREFIX}/{rest.rstrip('/')}", status_code=303)
+    if rest.endswith("/") and session.request.method == "GET":  # the page without the slash
+        query = session.request.url.query
+        return RedirectResponse(f"{PREFIX}/{rest.rstrip('/')}" + (f"?{query}" if query else ""),
+                                status_code=303)
     raise NotFound("page")
 
 

@@ -26,6 +26,10 @@ class ErasureLedgerEntry(Chained, TenantMixin, Base):
     __table_args__ = table_args(
         "tenant",
         Index(None, "clinic_id", "decided_at"),
+        # an erasure's request, a patient's entries (a deletion request is fulfilled only
+        # once its patient has one): revision 0021
+        Index(None, "clinic_id", "request_id", postgresql_where=text("request_id IS NOT NULL")),
+        Index(None, "clinic_id", "patient_id"),
         *chain_args("erasure_ledger", "decided_at"),
     )
 

@@ -145,7 +145,7 @@ REQUEST_OF_PATIENT = text("SELECT 1 FROM data_subject_requests WHERE clinic_id =
 HAS_ENTRY = text("SELECT 1 FROM erasure_ledger WHERE clinic_id = :clinic "
                  "AND patient_id = :patient LIMIT 1")
 FOR_REQUEST = text("SELECT decisions FROM erasure_ledger WHERE clinic_id = :clinic "
-                   "AND request_id = :request ORDER BY decided_at DESC, id DESC LIMIT 1")
+                   "AND request_id = :request ORDER BY decided_at, id LIMIT 1")
 IS_BLOCKED = text("SELECT blocked_at IS NOT NULL FROM patients "
                   "WHERE clinic_id = :clinic AND id = :patient")
 # each patient's latest decision only (a record blocked, then anonymized when its hold ran

@@ -1,4 +1,5 @@
-"""the erasure ledger's check of its request on Citus
+"""the erasure ledger's check of its request on Citus; the ledger's lookups by request
+and by patient indexed
 
 Revision ID: 0021
 Revises: 0020
@@ -12,14 +13,19 @@ on the ledger's shard and reads ``data_subject_requests``, a distributed table; 
 the request's trigger that keeps a named request. Both functions may now run that read
 from a shard (``citus.allow_nested_distributed_execution``, as revision 0017 does for the
 functions reading the owner's keys): the one-clinic part of the check is a read of the
-co-located shard on the same node; the "held at all" part asks every shard. Plain
-PostgreSQL and the embedded default are unchanged.
+co-located shard on the same node; the "held at all" part asks every shard. On every
+server: the functions' ``EXISTS`` select a column (Citus cannot read back a zero-column
+intermediate result), and two indexes serve the ledger's lookups of a request's erasure
+and of a patient's entries (``(clinic_id, request_id)`` where there is one, and
+``(clinic_id, patient_id)``): a deletion request is fulfilled only once its patient has an
+entry, and its page shows the erasure made for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import text
 
@@ -47,6 +53,11 @@ FUNCTIONS = ("neonpro_erasure_request_check", "neonpro_erasure_request_kept")
 def upgrade() -> None:
     for statement in FUNCTIONS_SQL:
         op.execute(statement)
+    op.create_index(op.f("ix_erasure_ledger_clinic_id_request_id"), "erasure_ledger",
+                    ["clinic_id", "request_id"], unique=False,
+                    postgresql_where=sa.text("request_id IS NOT NULL"))
+    op.create_index(op.f("ix_erasure_ledger_clinic_id_patient_id"), "erasure_ledger",
+                    ["clinic_id", "patient_id"], unique=False)
     if not op.get_bind().execute(text(CITUS)).scalar():
         return
     for function in FUNCTIONS:
@@ -61,3 +72,5 @@ def downgrade() -> None:
                        "RESET citus.allow_nested_distributed_execution")
     for statement in BEFORE_SQL:
         op.execute(statement)
+    op.drop_index(op.f("ix_erasure_ledger_clinic_id_patient_id"), table_name="erasure_ledger")
+    op.drop_index(op.f("ix_erasure_ledger_clinic_id_request_id"), table_name="erasure_ledger")
