@@ -237,6 +237,37 @@ def test_a_stranger_cannot_keep_a_user_out(box: Container, clinic: uuid.UUID) ->
                        429, "too_many_attempts")
 
 
+def test_signing_in_to_ones_own_account_between_guesses_does_not_reset_the_address(
+        box: Container, clinic: uuid.UUID) -> None:
+    """The adversary has an account of their own and sprays guesses at other e-mails from
+    one address, signing in to their own account between guesses: the address is still
+    throttled after its limit (a trusted pair's success gives back nothing it was not
+    counted)."""
+    own, _ = _staff(box, clinic)
+    address = f"192.0.2.{200 + uuid.uuid4().int % 50}"
+    anonymous = Actor(uuid.UUID(int=0), "anonymous", ip_address=address)
+    codec = TokenCodec(box.settings, box.keyring)
+    limits = box.signin_limits
+
+    def login(email: str, password: str) -> str:
+        try:
+            auth.login(lambda: box.service_uow(anonymous), email, password, None, address,
+                       limits=limits, mint=codec.mint, passwords=box.passwords)
+        except Unauthenticated:
+            return "checked"
+        except TooManyAttempts:
+            return "throttled"
+        return "signed in"
+
+    assert login(own, PASSWORD) == "signed in"  # the pair is trusted from now on
+    outcomes = []
+    for i in range(limits.address + 1):
+        outcomes.append(login(f"v{i}.{uuid.uuid4().hex[:8]}@clinica.example", "guess"))
+        login(own, PASSWORD)
+    assert outcomes[:limits.address] == ["checked"] * limits.address
+    assert outcomes[-1] == "throttled"
+
+
 def test_the_application_role_cannot_read_revive_or_forge_a_session(
         box: Container, clinic: uuid.UUID, app_client: TestClient) -> None:
     token = headers(box, clinic, "admin")

@@ -91,7 +91,8 @@ class FakeLogins:
         self.throttle[keys.pair] = {"failures": failures, "blocked_until": blocked}
         return blocked
 
-    def attempt_succeeded(self, keys: ThrottleKeys, now: datetime) -> None:
+    def attempt_succeeded(self, keys: ThrottleKeys, now: datetime,
+                          limits: ThrottleLimits) -> None:
         self.throttle[keys.pair] = {"failures": 0, "blocked_until": None}
 
     def login_succeeded(self, user_id: uuid.UUID, now: datetime) -> None:

@@ -112,7 +112,7 @@ def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | No
     with open_uow() as tx:
         tx.clinic_id = clinic if claim.user_id else None
         if reason is None and claim.user_id is not None and clinic is not None:
-            tx.logins.attempt_succeeded(claim.keys, now)
+            tx.logins.attempt_succeeded(claim.keys, now, limits)
             tx.logins.login_succeeded(claim.user_id, now)
             issued = mint(claim.user_id, clinic, claim.memberships[clinic])
             tx.logins.open_session(issued.token_id, issued.user_id, issued.clinic_id,
@@ -123,7 +123,7 @@ def login(open_uow: Opener, email: str, password: str, clinic_id: uuid.UUID | No
             # one answer for every failure; the reason is in the audit trail only
             chooses = reason == "clinic_not_chosen"
             if chooses:  # the password was right: the attempt is not a guess
-                tx.logins.attempt_succeeded(claim.keys, now)
+                tx.logins.attempt_succeeded(claim.keys, now, limits)
             tx.audit.record(AuditAction.LOGIN_FAILED, AuditResource.STAFF_USER, claim.user_id,
                             status=AuditStatus.FAILURE,
                             risk=RiskLevel.LOW if chooses else RiskLevel.MEDIUM,
@@ -185,7 +185,7 @@ def change_password(open_uow: Opener, admin_uow: UnitOfWork, current: str, new: 
             tx.commit()
         raise ValidationFailed("current_password", "is not the account's password")
     with admin_uow as tx:
-        tx.logins.attempt_succeeded(claim.keys, now)
+        tx.logins.attempt_succeeded(claim.keys, now, limits)
         tx.logins.set_password(actor.id, passwords.hash(new))
         ended = tx.logins.revoke_sessions("password_changed", user_id=actor.id)
         issued = mint(actor.id, clinic, claim.memberships[clinic])

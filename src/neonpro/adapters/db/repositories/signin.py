@@ -66,6 +66,11 @@ class SqlStaffLoginRepository(SqlRepository):
             password_hash=password_hash))
 
     # ------------------------------------------------------------------ throttling
+    def _trusted(self, keys: ThrottleKeys, limits: ThrottleLimits, now: datetime) -> bool:
+        return self._execute(select(TRUSTED.c.pair).where(
+            TRUSTED.c.pair == keys.pair,
+            TRUSTED.c.last_success_at > now - limits.trust_for)).first() is not None
+
     def claim_attempt(self, keys: ThrottleKeys, limits: ThrottleLimits,
                       now: datetime) -> datetime | None:
         """Count one attempt against each scope that applies; the time until which the
@@ -74,9 +79,7 @@ class SqlStaffLoginRepository(SqlRepository):
         A pair that signed in successfully within ``trust_for`` is held back by its own
         counter only: strangers throttling the address or the account do not lock it out.
         """
-        trusted = self._execute(select(TRUSTED.c.pair).where(
-            TRUSTED.c.pair == keys.pair,
-            TRUSTED.c.last_success_at > now - limits.trust_for)).first() is not None
+        trusted = self._trusted(keys, limits, now)
         scopes = [("pair", keys.pair)]
         if not trusted:
             scopes.append(("account", keys.account))
@@ -114,19 +117,25 @@ class SqlStaffLoginRepository(SqlRepository):
                      blocked_until=blocked, updated_at=now))
         return max(refused) if refused else None
 
-    def attempt_succeeded(self, keys: ThrottleKeys, now: datetime) -> None:
+    def attempt_succeeded(self, keys: ThrottleKeys, now: datetime,
+                          limits: ThrottleLimits) -> None:
         """The attempt was right: the pair starts over and is trusted from now on; the
-        account and the address get their attempt back, and a block of either stands (a
-        user signing in at the clinic must not lift what strangers elsewhere earned)."""
+        account and the address get back the attempt counted on them, and a block of either
+        stands (a user signing in at the clinic must not lift what strangers elsewhere
+        earned). A trusted pair's attempt was not counted there (:meth:`claim_attempt`), so
+        it gives nothing back: else anyone with an account of their own could sign in
+        between guesses at others' accounts and keep the address's count at zero."""
+        counted_shared = not self._trusted(keys, limits, now)
         self._execute(update(THROTTLE).where(
             THROTTLE.c.scope == "pair", THROTTLE.c.key == keys.pair,
         ).values(failures=0, strikes=0, blocked_until=None, updated_at=now))
         shared = [("account", keys.account)]
         if keys.address is not None:
             shared.append(("address", keys.address))
-        self._execute(update(THROTTLE).where(
-            tuple_(THROTTLE.c.scope, THROTTLE.c.key).in_(shared),
-        ).values(failures=func.greatest(THROTTLE.c.failures - 1, 0), updated_at=now))
+        if counted_shared:
+            self._execute(update(THROTTLE).where(
+                tuple_(THROTTLE.c.scope, THROTTLE.c.key).in_(shared),
+            ).values(failures=func.greatest(THROTTLE.c.failures - 1, 0), updated_at=now))
         stmt = insert(TRUSTED).values(pair=keys.pair, last_success_at=now)
         self._execute(stmt.on_conflict_do_update(
             index_elements=[TRUSTED.c.pair], set_={"last_success_at": now}))
